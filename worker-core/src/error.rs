@@ -1,0 +1,218 @@
+//! The one error type of the crate: every way a registration, a call or a run
+//! can fail, with a predicate for each kind a caller branches on.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::duration::format_duration;
+
+/// `Result<T, worker_core::Error>`, the return type of workers and of every
+/// fallible call in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong. Its `Display` is a sentence a person can act on, naming
+/// the worker, the run or the file involved.
+///
+/// ```
+/// use worker_core::Error;
+///
+/// let err = Error::validation("'to' address required");
+/// assert!(err.is_validation());
+/// assert_eq!(err.to_string(), "'to' address required");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input: a payload that doesn't fit, a field out of range.
+    #[error("{0}")]
+    Validation(String),
+
+    /// A deadline passed: the run's timeout, or one the worker reports.
+    #[error("{0}")]
+    Timeout(String),
+
+    /// The run was cancelled (by id, by its handle, or by shutdown) before it
+    /// finished.
+    #[error("Worker '{worker}' run {run_id} was cancelled")]
+    Cancelled {
+        /// The worker's name.
+        worker: String,
+        /// The cancelled run.
+        run_id: String,
+    },
+
+    /// The worker panicked; the panic was caught and the run failed.
+    #[error("Worker '{worker}' panicked: {message}")]
+    Panic {
+        /// The worker's name.
+        worker: String,
+        /// The panic's message.
+        message: String,
+    },
+
+    /// No worker of that name is registered.
+    #[error("Worker '{0}' not registered")]
+    NotRegistered(String),
+
+    /// A worker of that name is registered already.
+    #[error("Worker '{name}' is already registered{}", .existing.as_deref().map(|at| format!(" (declared at {at})")).unwrap_or_default())]
+    AlreadyRegistered {
+        /// The name.
+        name: String,
+        /// Where the registered one was declared, for a `#[worker]` fn.
+        existing: Option<String>,
+    },
+
+    /// The same worker name is declared by two `#[worker]` fns.
+    #[error("Worker '{name}' is declared twice: at {first} and at {second}; rename one of them")]
+    DuplicateDeclaration {
+        /// The name.
+        name: String,
+        /// `file:line` of one declaration.
+        first: String,
+        /// `file:line` of the other.
+        second: String,
+    },
+
+    /// A worker name that can't be used.
+    #[error("invalid worker name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// `cancel` was given a run id that is not in flight.
+    #[error("Run '{0}' is not running: it is unknown or has already finished")]
+    RunNotFound(String),
+
+    /// The manager is shutting down or shut down; no new runs start.
+    #[error("Worker manager is shut down: no new runs are accepted")]
+    Shutdown,
+
+    /// One or more discovered worker files failed their `install()`.
+    #[error("{} worker file(s) failed to install:{}", .0.len(), .0.iter().map(|f| format!("\n  {}: {}", f.file, f.error)).collect::<String>())]
+    Install(Vec<InstallFailure>),
+
+    /// A configuration file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// The worker's message buffer is full and its reader is not keeping up.
+    #[error("Worker '{worker}' run {run_id}: message buffer full ({capacity} unread messages); read with handle.recv() or use ctx.send(..).await to wait for room")]
+    MessageBufferFull {
+        /// The worker's name.
+        worker: String,
+        /// The run whose buffer is full.
+        run_id: String,
+        /// The buffer's size in messages.
+        capacity: usize,
+    },
+
+    /// An I/O error, e.g. from `tokio::fs` inside a worker.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+
+    /// A JSON error, e.g. from `serde_json::from_value` inside a worker.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+
+    /// Any other error, wrapped with [`Error::other`].
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+/// One file whose `install()` failed, inside [`Error::Install`].
+#[derive(Debug)]
+pub struct InstallFailure {
+    /// The file, as `src/workers/email.rs`.
+    pub file: String,
+    /// What its `install()` returned.
+    pub error: Error,
+}
+
+impl Error {
+    /// Bad input: `Error::validation("'to' address required")`.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Error::Validation(message.into())
+    }
+
+    /// A deadline passed: `Error::timeout("External API timeout")`.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Error::Timeout(message.into())
+    }
+
+    /// Wraps any error, keeping it as the [`source`](std::error::Error::source).
+    ///
+    /// ```
+    /// use worker_core::Error;
+    ///
+    /// let parse = "x".parse::<u32>().unwrap_err();
+    /// let err = Error::other(parse);
+    /// assert_eq!(err.to_string(), "invalid digit found in string");
+    /// ```
+    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Error::Other(error.into())
+    }
+
+    /// An error with only a message, for failures no other kind describes.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Error::Other(message.to_string().into())
+    }
+
+    pub(crate) fn run_timed_out(worker: &str, after: Duration) -> Self {
+        Error::Timeout(format!(
+            "Worker '{worker}' timed out after {}",
+            format_duration(after)
+        ))
+    }
+
+    /// The payload or input was rejected.
+    pub fn is_validation(&self) -> bool {
+        matches!(self, Error::Validation(_))
+    }
+
+    /// A timeout: the run's own, or one the worker returned.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    /// The run was cancelled before it finished.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled { .. })
+    }
+
+    /// The named worker is not registered.
+    pub fn is_not_registered(&self) -> bool {
+        matches!(self, Error::NotRegistered(_))
+    }
+
+    /// The worker panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Error::Panic { .. })
+    }
+
+    /// The manager refused the call because it is shutting down.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, Error::Shutdown)
+    }
+
+    /// `cancel` named a run that is not in flight.
+    pub fn is_run_not_found(&self) -> bool {
+        matches!(self, Error::RunNotFound(_))
+    }
+
+    /// The panic message, for [`Error::Panic`].
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            Error::Panic { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `WORKER::`, the global API: the seed's nine calls on the process-global
+//! manager, usable from anywhere without passing a manager around.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{Result, WorkerContext, WorkerHandle, WorkerManager, WorkerStats};
+
+/// The global worker API. Each call goes to [`WorkerManager::global`], which
+/// already holds every `#[worker]` fn of the program.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> worker_core::Result<()> {
+/// use std::time::Duration;
+/// use worker_core::prelude::*;
+///
+/// WORKER::register("send-welcome", |ctx| async move {
+///     let to = ctx.payload().and_then(|p| p["to"].as_str())
+///         .ok_or_else(|| Error::validation("'to' address required"))?;
+///     ctx.info(&format!("sending to {to}"));
+///     ctx.emit(json!({"status": "sent", "to": to}))?;
+///     Ok(())
+/// }).await?;
+///
+/// // Call and await.
+/// WORKER::run("send-welcome", Some(json!({"to": "a@b.c"}))).await?;
+///
+/// // Call with a handle: stream messages, then the result.
+/// let mut handle = WORKER::call("send-welcome", Some(Duration::from_secs(5)), Some(json!({"to": "x@y.z"}))).await?;
+/// while let Some(message) = handle.recv().await {
+///     assert_eq!(message["status"], "sent");
+/// }
+/// handle.await_result().await?;
+///
+/// // Bad input is turned away with a clear error.
+/// let err = WORKER::run("send-welcome", None).await.unwrap_err();
+/// assert!(err.is_validation());
+/// let err = WORKER::run("no-such-worker", None).await.unwrap_err();
+/// assert_eq!(err.to_string(), "Worker 'no-such-worker' not registered");
+///
+/// let stats = WORKER::stats("send-welcome").await.unwrap();
+/// assert_eq!((stats.runs, stats.errors), (3, 1));
+/// # Ok(()) }
+/// ```
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy)]
+pub struct WORKER;
+
+impl WORKER {
+    /// Registers a worker definition. See [`WorkerManager::register`].
+    pub async fn register<F, Fut>(name: impl Into<String>, handler: F) -> Result<()>
+    where
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        WorkerManager::global().register(name, handler).await
+    }
+
+    /// Starts a run and returns its handle. See [`WorkerManager::call`].
+    pub async fn call(
+        worker_name: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> Result<WorkerHandle> {
+        WorkerManager::global().call(worker_name, timeout, payload).await
+    }
+
+    /// Runs a worker and waits for its result. See [`WorkerManager::run`].
+    pub async fn run(worker_name: &str, payload: Option<Value>) -> Result<()> {
+        WorkerManager::global().run(worker_name, payload).await
+    }
+
+    /// Cancels a run by id. See [`WorkerManager::cancel`].
+    pub async fn cancel(run_id: &str) -> Result<()> {
+        WorkerManager::global().cancel(run_id).await
+    }
+
+    /// Registered worker names, sorted.
+    pub async fn definitions() -> Result<Vec<String>> {
+        WorkerManager::global().definitions().await
+    }
+
+    /// Ids of the runs in flight, oldest first.
+    pub async fn running() -> Result<Vec<String>> {
+        WorkerManager::global().running().await
+    }
+
+    /// Ids of one worker's runs in flight. See [`WorkerManager::running_for`].
+    pub async fn running_for(worker_name: &str) -> Result<Vec<String>> {
+        WorkerManager::global().running_for(worker_name).await
+    }
+
+    /// A worker's statistics; `None` for an unknown name.
+    pub async fn stats(worker_name: &str) -> Option<WorkerStats> {
+        WorkerManager::global().stats(worker_name).await
+    }
+
+    /// Refuses new runs, cancels those in flight and waits for them. See
+    /// [`WorkerManager::shutdown`].
+    pub async fn shutdown() -> Result<()> {
+        WorkerManager::global().shutdown().await
+    }
+}

@@ -1,0 +1,93 @@
+//! On-demand background workers for tokio, declared once and run from
+//! anywhere.
+//!
+//! ```ignore
+//! use worker_core::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Email { to: String, subject: Option<String> }
+//!
+//! #[worker("send-email", timeout = "5s")]
+//! async fn send_email(ctx: WorkerContext, email: Email) -> Result<()> {
+//!     ctx.info(&format!("sending to {}", email.to));
+//!     ctx.emit(json!({"status": "sent", "to": email.to}))?;
+//!     Ok(())
+//! }
+//!
+//! #[auto_discover]   // declares src/workers/** and their install() fns
+//! #[tokio::main]
+//! async fn main() -> Result<()> {
+//!     let manager = Workers::new().auto_load().start().await?;
+//!     WORKER::run("send-email", Some(json!({"to": "a@b.c"}))).await?;
+//!     let mut handle = WORKER::call("generate-report", None, Some(json!({"user_id": 7}))).await?;
+//!     while let Some(progress) = handle.recv().await {
+//!         println!("{progress}");
+//!     }
+//!     handle.await_result().await?;
+//!     manager.shutdown().await
+//! }
+//! ```
+//!
+//! - [`#[worker]`](macro@worker) declares a worker; it is registered at link
+//!   time and present in the global manager before anything can ask for it.
+//!   A typed payload is deserialized before the body runs.
+//! - [`WORKER`] is the global API: `register`, `call`, `run`, `cancel`,
+//!   `definitions`, `running`, `running_for`, `stats`, `shutdown`.
+//! - [`WorkerContext`] is what a worker gets: payload, config, logging,
+//!   per-run state, messages to the caller, cancellation.
+//! - [`WorkerHandle`] is what `call` gives: messages, result, cancel.
+//! - [`Workers`] starts it all; [`auto_workers!`] and
+//!   [`#[auto_discover]`](macro@auto_discover) find `src/workers/`.
+//!
+//! # Guarantees
+//! Every run ends exactly once (succeeded, failed, timed out, panicked or
+//! cancelled), is counted once in [`WorkerStats`], and leaves
+//! [`WORKER::running`] the moment it ends. A panicking worker fails its run
+//! and nothing else. Messages arrive in order, once; `emit` never fails for
+//! lack of a listener, and unread messages are bounded (see
+//! [`WorkerContext::emit`]).
+
+#![warn(missing_docs)]
+
+mod builder;
+mod config;
+mod context;
+mod definition;
+mod duration;
+mod error;
+mod global;
+mod handle;
+mod mailbox;
+mod manager;
+mod run;
+mod running;
+mod signal;
+mod stats;
+
+pub mod build;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub(crate) use crate::__private as private;
+
+pub use builder::Workers;
+pub use config::{AppConfig, DEFAULT_GRACE_PERIOD, DEFAULT_MESSAGE_BUFFER, Environment};
+pub use context::WorkerContext;
+pub use duration::format_duration;
+pub use error::{Error, InstallFailure, Result};
+pub use global::WORKER;
+pub use handle::WorkerHandle;
+pub use manager::WorkerManager;
+pub use stats::WorkerStats;
+
+/// Everything a worker file or an application needs:
+/// `use worker_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        AppConfig, Environment, Error, Result, WORKER, WorkerContext, WorkerHandle, WorkerManager,
+        WorkerStats, Workers,
+    };
+    pub use serde_json::{Value, json};
+}

@@ -1,0 +1,435 @@
+//! The manager: definitions by name, runs in flight, settings, shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::{AppConfig, Environment, Settings};
+use crate::definition::{Definition, Handler};
+use crate::error::InstallFailure;
+use crate::private::{InstallRegistration, WorkerRegistration};
+use crate::run::{CatchUnwind, Run, lock, panic_message};
+use crate::running::RunningSet;
+use crate::{Error, Result, WorkerHandle, WorkerStats};
+
+/// A worker manager: registers definitions, starts runs, lists them, counts
+/// them and shuts them down. A cheap `Clone` handle; clones share one manager.
+///
+/// [`WORKER`](crate::WORKER) is the process-global one
+/// ([`WorkerManager::global`]); [`WorkerManager::new`] makes an independent,
+/// empty one for tests and libraries.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> worker_core::Result<()> {
+/// use worker_core::prelude::*;
+///
+/// let manager = WorkerManager::new();
+/// manager.register("noop", |_ctx| async { Ok(()) }).await?;
+/// manager.run("noop", None).await?;
+/// assert_eq!(manager.definitions().await?, ["noop"]);
+/// assert_eq!(manager.stats("noop").await.unwrap().runs, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WorkerManager {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    definitions: RwLock<HashMap<Box<str>, Arc<Definition>>>,
+    pub(crate) running: RunningSet,
+    settings: RwLock<Arc<Settings>>,
+    shutting_down: AtomicBool,
+    /// Absolute paths of worker files whose `install()` has run.
+    installed: Mutex<HashSet<&'static str>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerManager").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for WorkerManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerManager")
+            .field("running", &self.shared.running.len())
+            .field("shutting_down", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WorkerManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static GLOBAL: OnceLock<WorkerManager> = OnceLock::new();
+
+impl WorkerManager {
+    /// An independent manager with no definitions. Call
+    /// [`register_declared`](Self::register_declared) to load the
+    /// `#[worker]` fns into it.
+    pub fn new() -> Self {
+        WorkerManager {
+            shared: Arc::new(Shared {
+                definitions: RwLock::default(),
+                running: RunningSet::new(),
+                settings: RwLock::new(Arc::new(Settings::default())),
+                shutting_down: AtomicBool::new(false),
+                installed: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The process-global manager behind [`WORKER`](crate::WORKER). Every
+    /// `#[worker]` fn linked into the program is registered in it before it
+    /// is first returned, so a declared worker is never "not registered".
+    /// It holds no task or timer of its own: any tokio runtime can use it,
+    /// one after another or at once.
+    pub fn global() -> &'static WorkerManager {
+        GLOBAL.get_or_init(|| {
+            let manager = WorkerManager::new();
+            if let Err(error) = manager.register_declared() {
+                // `Workers::start` reports this again as its error.
+                log::error!(target: "worker", "{error}");
+            }
+            manager
+        })
+    }
+
+    /// Registers a worker under `name`. Names are non-empty, without
+    /// whitespace or control characters; a name can be registered once.
+    pub async fn register<F, Fut>(&self, name: impl Into<String>, handler: F) -> Result<()>
+    where
+        F: Fn(crate::WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.register_with_timeout(name, None, handler).await
+    }
+
+    /// Like [`register`](Self::register), with a default timeout for runs
+    /// that don't set their own.
+    pub async fn register_with_timeout<F, Fut>(
+        &self,
+        name: impl Into<String>,
+        timeout: Option<Duration>,
+        handler: F,
+    ) -> Result<()>
+    where
+        F: Fn(crate::WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let handler: Handler = Box::new(move |ctx| Box::pin(handler(ctx)));
+        self.insert(Definition::new(name.into(), handler, timeout, None)?)
+    }
+
+    fn insert(&self, definition: Arc<Definition>) -> Result<()> {
+        let mut definitions = self.shared.definitions.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = definitions.get(&definition.name) {
+            return Err(Error::AlreadyRegistered {
+                name: definition.name.to_string(),
+                existing: existing.origin.clone(),
+            });
+        }
+        definitions.insert(definition.name.clone(), definition);
+        Ok(())
+    }
+
+    /// Registers every `#[worker]` fn linked into the program (the global
+    /// manager does this by itself). Calling it again is harmless. Two
+    /// declarations of one name in different places register neither and
+    /// return an error naming both; one file compiled into two modules
+    /// counts once. Returns how many definitions it added.
+    pub fn register_declared(&self) -> Result<usize> {
+        let mut declared: Vec<&'static WorkerRegistration> =
+            inventory::iter::<WorkerRegistration>.into_iter().collect();
+        declared.sort_by_key(|r| (r.name, r.line, r.file));
+        let mut added = 0;
+        let mut first_error = None;
+        for same_name in declared.chunk_by(|a, b| a.name == b.name) {
+            let first = same_name[0];
+            if let Some(other) = same_name.iter().find(|r| !same_place(first, r)) {
+                let error = Error::DuplicateDeclaration {
+                    name: first.name.to_owned(),
+                    first: origin(first),
+                    second: origin(other),
+                };
+                log::error!(target: "worker", "{error}");
+                first_error.get_or_insert(error);
+                continue;
+            }
+            let handler: Handler = Box::new(first.handler);
+            let definition = Definition::new(first.name.to_owned(), handler, first.timeout, Some(origin(first)))?;
+            match self.insert(definition) {
+                Ok(()) => added += 1,
+                Err(Error::AlreadyRegistered { existing: Some(at), .. }) if at == origin(first) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(added), Err)
+    }
+
+    /// Runs each discovered file's `install()` once per manager, in file
+    /// order; a failure doesn't stop the others and all are reported together.
+    pub(crate) async fn install_files(
+        &self,
+        files: impl Iterator<Item = &'static InstallRegistration>,
+    ) -> Result<()> {
+        let mut files: Vec<_> = files.collect();
+        files.sort_by_key(|f| f.file);
+        let mut failures = Vec::new();
+        for file in files {
+            if !lock(&self.shared.installed).insert(file.path) {
+                continue;
+            }
+            let error = match CatchUnwind((file.install)()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error,
+                Err(panic) => Error::msg(format!("install() panicked: {}", panic_message(&*panic))),
+            };
+            failures.push(InstallFailure {
+                file: file.file.to_owned(),
+                error,
+            });
+        }
+        if failures.is_empty() { Ok(()) } else { Err(Error::Install(failures)) }
+    }
+
+    /// Starts a run and returns its handle at once; the run goes on in its
+    /// own tokio task. `timeout` overrides the worker's default timeout.
+    /// The run is listed in [`running`](Self::running) before this returns.
+    pub async fn call(
+        &self,
+        worker_name: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> Result<WorkerHandle> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::msg(format!(
+                "can't start worker '{worker_name}': call() must run inside a tokio runtime"
+            ))
+        })?;
+        let run = self.admit(worker_name, timeout, payload, true)?;
+        runtime.spawn(run.clone().drive());
+        Ok(WorkerHandle::new(run))
+    }
+
+    /// Runs a worker with its default timeout and waits for its result.
+    ///
+    /// The caller is waiting anyway, so the run executes right here in the
+    /// caller's task rather than in a task of its own (no spawn, no
+    /// cross-thread wake-up). It is still listed, counted, cancellable and
+    /// timed like any other run; if the caller stops waiting, the run ends
+    /// as cancelled.
+    pub async fn run(&self, worker_name: &str, payload: Option<Value>) -> Result<()> {
+        let run = self.admit(worker_name, None, payload, false)?;
+        run.clone().drive().await;
+        run.take_outcome()
+    }
+
+    fn admit(
+        &self,
+        worker_name: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+        has_reader: bool,
+    ) -> Result<Arc<Run>> {
+        if self.is_shutting_down() {
+            return Err(Error::Shutdown);
+        }
+        let definition = self
+            .definition(worker_name)
+            .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
+        let timeout = timeout.or(definition.default_timeout);
+        let settings = self.shared.settings.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let run = Run::new(self.shared.clone(), definition, settings, timeout, payload, has_reader);
+        self.shared.running.insert(run.clone());
+        // Shutdown sets its flag, then cancels what it finds listed: a run
+        // listed after that point must see the flag here and step back.
+        if self.is_shutting_down() {
+            run.abandon();
+            return Err(Error::Shutdown);
+        }
+        run.definition.stats.started();
+        Ok(run)
+    }
+
+    fn definition(&self, name: &str) -> Option<Arc<Definition>> {
+        self.shared
+            .definitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Cancels a run by id and waits until it has ended: the worker's
+    /// [`cancelled()`](crate::WorkerContext::cancelled) fires, and if it has
+    /// not returned within the grace period it is dropped. Its handle's
+    /// `await_result` then gives an error with
+    /// [`is_cancelled`](crate::Error::is_cancelled). An unknown or finished
+    /// run is [`Error::RunNotFound`].
+    pub async fn cancel(&self, run_id: &str) -> Result<()> {
+        let run = uuid::Uuid::try_parse(run_id)
+            .ok()
+            .and_then(|id| self.shared.running.get(id.as_u128()))
+            .ok_or_else(|| Error::RunNotFound(run_id.to_owned()))?;
+        run.cancel_and_wait().await
+    }
+
+    /// Registered worker names, sorted.
+    pub async fn definitions(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .shared
+            .definitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .map(|name| name.to_string())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Ids of the runs in flight, oldest first.
+    pub async fn running(&self) -> Result<Vec<String>> {
+        Ok(self.running_runs(|_| true))
+    }
+
+    /// Ids of one worker's runs in flight, oldest first. An unknown worker
+    /// name is [`Error::NotRegistered`].
+    pub async fn running_for(&self, worker_name: &str) -> Result<Vec<String>> {
+        if self.definition(worker_name).is_none() {
+            return Err(Error::NotRegistered(worker_name.to_owned()));
+        }
+        Ok(self.running_runs(|run| run.worker_name() == worker_name))
+    }
+
+    fn running_runs(&self, keep: impl Fn(&Run) -> bool) -> Vec<String> {
+        self.shared
+            .running
+            .snapshot()
+            .iter()
+            .filter(|run| keep(run))
+            .map(|run| run.id_str().to_owned())
+            .collect()
+    }
+
+    /// A worker's statistics; `None` only if no such worker is registered.
+    pub async fn stats(&self, worker_name: &str) -> Option<WorkerStats> {
+        self.definition(worker_name).map(|d| d.stats.snapshot())
+    }
+
+    /// The default timeout of a registered worker (from
+    /// `#[worker(timeout = "…")]` or `register_with_timeout`).
+    pub fn default_timeout(&self, worker_name: &str) -> Option<Duration> {
+        self.definition(worker_name).and_then(|d| d.default_timeout)
+    }
+
+    /// Stops the manager: from this moment new calls are refused with
+    /// [`Error::Shutdown`], runs in flight are cancelled (each gets the
+    /// grace period), and it returns once all of them have ended. Calling it
+    /// again is harmless.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.shared.shutting_down.store(true, SeqCst);
+        let runs = self.shared.running.snapshot();
+        for run in &runs {
+            run.cancel.fire();
+        }
+        for run in runs {
+            run.ended.wait().await;
+        }
+        Ok(())
+    }
+
+    /// Waits for Ctrl+C (or SIGTERM on Unix), then [`shutdown`](Self::shutdown).
+    pub async fn shutdown_on_signal(&self) -> Result<()> {
+        wait_for_signal().await?;
+        log::info!(target: "worker", "signal received: shutting down workers");
+        self.shutdown().await
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(SeqCst)
+    }
+
+    /// How many runs are in flight: `0` means no run of this manager holds
+    /// a task, a timer or a buffer.
+    pub fn in_flight(&self) -> usize {
+        self.shared.running.len()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Settings)) {
+        let mut settings = self.shared.settings.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = Settings::clone(&settings);
+        change(&mut next);
+        *settings = Arc::new(next);
+    }
+
+    /// Replaces the configuration runs see from now on.
+    pub fn set_config(&self, config: AppConfig) {
+        self.update(|s| s.config = Arc::new(config));
+    }
+
+    /// Overrides the environment read from `RUSTF_ENV`/`NODE_ENV`.
+    pub fn set_environment(&self, environment: Environment) {
+        self.update(|s| s.environment = environment);
+    }
+
+    /// How long a cancelled run may go on before it is dropped (default
+    /// [`DEFAULT_GRACE_PERIOD`](crate::DEFAULT_GRACE_PERIOD)).
+    pub fn set_grace_period(&self, grace_period: Duration) {
+        self.update(|s| s.grace_period = grace_period);
+    }
+
+    /// How many unread messages one run may hold for its handle (default
+    /// [`DEFAULT_MESSAGE_BUFFER`](crate::DEFAULT_MESSAGE_BUFFER), at least 1).
+    pub fn set_message_buffer(&self, messages: usize) {
+        self.update(|s| s.message_buffer = messages.max(1));
+    }
+
+    /// The configuration runs see.
+    pub fn config(&self) -> Arc<AppConfig> {
+        self.shared.settings.read().unwrap_or_else(|p| p.into_inner()).config.clone()
+    }
+}
+
+fn origin(registration: &WorkerRegistration) -> String {
+    format!("{}:{}", registration.file, registration.line)
+}
+
+/// One declaration reached through two module paths: `file!()` is the same
+/// file, possibly spelled once relative and once absolute.
+fn same_place(a: &WorkerRegistration, b: &WorkerRegistration) -> bool {
+    let ends_with = |long: &str, short: &str| {
+        long.strip_suffix(short)
+            .is_some_and(|head| head.ends_with('/') || head.ends_with('\\'))
+    };
+    a.line == b.line && (a.file == b.file || ends_with(a.file, b.file) || ends_with(b.file, a.file))
+}
+
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

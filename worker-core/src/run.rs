@@ -1,0 +1,255 @@
+//! One run: its shared record, and the one place it moves from running to
+//! exactly one ending (succeeded, failed, timed out, panicked, cancelled).
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::config::Settings;
+use crate::definition::Definition;
+use crate::duration::format_duration;
+use crate::mailbox::Mailbox;
+use crate::manager::Shared;
+use crate::private::BoxFuture;
+use crate::signal::Signal;
+use crate::stats::Ending;
+use crate::{Error, Result, WorkerContext};
+
+/// Everything one run's context, handle and manager share.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) id: u128,
+    id_text: [u8; 36],
+    pub(crate) definition: Arc<Definition>,
+    pub(crate) settings: Arc<Settings>,
+    manager: Arc<Shared>,
+    pub(crate) payload: Option<Value>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) started: Instant,
+    pub(crate) cancel: Signal,
+    pub(crate) ended: Signal,
+    outcome: Mutex<Option<Result<()>>>,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) state: Mutex<HashMap<String, Value>>,
+}
+
+impl Run {
+    pub(crate) fn new(
+        manager: Arc<Shared>,
+        definition: Arc<Definition>,
+        settings: Arc<Settings>,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+        has_reader: bool,
+    ) -> Arc<Self> {
+        // A thread-local ChaCha generator (uuid's `fast-rng`): unguessable
+        // ids without a system call per run.
+        let uuid = uuid::Uuid::new_v4();
+        let mut id_text = [0u8; 36];
+        uuid.hyphenated().encode_lower(&mut id_text);
+        Arc::new(Run {
+            id: uuid.as_u128(),
+            id_text,
+            mailbox: Mailbox::new(settings.message_buffer, has_reader),
+            definition,
+            settings,
+            manager,
+            payload,
+            timeout,
+            started: Instant::now(),
+            cancel: Signal::default(),
+            ended: Signal::default(),
+            outcome: Mutex::new(None),
+            state: Mutex::default(),
+        })
+    }
+
+    pub(crate) fn id_str(&self) -> &str {
+        std::str::from_utf8(&self.id_text).unwrap_or_default()
+    }
+
+    pub(crate) fn worker_name(&self) -> &str {
+        &self.definition.name
+    }
+
+    /// The prefix of every log line of this run: `[Worker:NAME run:XXXXXXXX] `.
+    pub(crate) fn log(&self, level: log::Level, message: &str) {
+        log::log!(
+            target: "worker",
+            level,
+            "[Worker:{} run:{}] {message}",
+            self.worker_name(),
+            &self.id_str()[..8]
+        );
+    }
+
+    /// Executes the run to its end and records that end. Whoever awaits this
+    /// (the run's task after `call`, the caller itself in `run`) drives the
+    /// worker; if this future is dropped first (its runtime shut down, its
+    /// caller gave up), the run still ends, as cancelled.
+    pub(crate) async fn drive(self: Arc<Self>) {
+        let mut guard = EndOnDrop(Some(&self));
+        let (outcome, ending) = self.execute().await;
+        guard.0 = None;
+        self.finish(outcome, ending);
+    }
+
+    async fn execute(self: &Arc<Self>) -> (Result<()>, Ending) {
+        if self.cancel.is_fired() {
+            return (Err(self.cancelled_error()), Ending::Cancelled);
+        }
+        let ctx = WorkerContext::new(self.clone());
+        let handler = &self.definition.handler;
+        let mut work = match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
+            Ok(future) => CatchUnwind(future),
+            Err(panic) => return self.panicked(panic),
+        };
+        let deadline = async {
+            match self.timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            result = &mut work => return match result {
+                Ok(Ok(())) => (Ok(()), Ending::Succeeded),
+                Ok(Err(error)) => (Err(error), Ending::Failed),
+                Err(panic) => self.panicked(panic),
+            },
+            () = self.cancel.wait() => {}
+            () = deadline => {
+                let timeout = self.timeout.unwrap_or_default();
+                return (Err(Error::run_timed_out(self.worker_name(), timeout)), Ending::TimedOut);
+            }
+        }
+        // Cancelled: the worker saw `ctx.cancelled()` fire; give it the grace
+        // period to clean up, then drop it wherever it is.
+        let grace = self.settings.grace_period;
+        tokio::select! {
+            biased;
+            _ = &mut work => {}
+            () = tokio::time::sleep(grace) => {
+                self.log(log::Level::Warn, &format!(
+                    "did not stop within the {} grace period after cancellation; dropped",
+                    format_duration(grace)
+                ));
+            }
+        }
+        (Err(self.cancelled_error()), Ending::Cancelled)
+    }
+
+    fn panicked(&self, panic: Box<dyn Any + Send>) -> (Result<()>, Ending) {
+        let message = panic_message(&*panic);
+        let error = Error::Panic {
+            worker: self.worker_name().to_owned(),
+            message,
+        };
+        (Err(error), Ending::Panicked)
+    }
+
+    pub(crate) fn cancelled_error(&self) -> Error {
+        Error::Cancelled {
+            worker: self.worker_name().to_owned(),
+            run_id: self.id_str().to_owned(),
+        }
+    }
+
+    /// The one transition to "ended": counted, unlisted, stream closed, then
+    /// the outcome published, in that order, so that whoever sees the
+    /// outcome also sees the stats and the running list up to date.
+    fn finish(&self, outcome: Result<()>, ending: Ending) {
+        let took = self.started.elapsed();
+        self.definition.stats.ended(ending, took);
+        self.manager.running.remove(self.id);
+        self.mailbox.close();
+        lock(&self.state).clear();
+        match &outcome {
+            Ok(()) => self.log(log::Level::Debug, &format!("finished in {}", format_duration(took))),
+            Err(error) if ending == Ending::Cancelled => self.log(log::Level::Info, &error.to_string()),
+            Err(error) => self.log(log::Level::Error, &format!("failed after {}: {error}", format_duration(took))),
+        }
+        *lock(&self.outcome) = Some(outcome);
+        self.ended.fire();
+    }
+
+    /// Ends a run that was admitted but refused before it started (shutdown
+    /// began in between): not counted, since it never ran.
+    pub(crate) fn abandon(&self) {
+        self.manager.running.remove(self.id);
+        self.mailbox.close();
+        *lock(&self.outcome) = Some(Err(Error::Shutdown));
+        self.ended.fire();
+    }
+
+    /// The run's result, once: the caller of `run` or the handle's owner.
+    pub(crate) fn take_outcome(&self) -> Result<()> {
+        lock(&self.outcome)
+            .take()
+            .unwrap_or_else(|| Err(Error::msg("the run's result was already taken")))
+    }
+
+    /// Signals the run to stop and waits until it has ended (at most the
+    /// grace period for a worker that ignores the signal).
+    pub(crate) async fn cancel_and_wait(&self) -> Result<()> {
+        if self.ended.is_fired() {
+            return Err(Error::RunNotFound(self.id_str().to_owned()));
+        }
+        self.cancel.fire();
+        self.ended.wait().await;
+        Ok(())
+    }
+}
+
+/// Ends the run as cancelled if `drive` is dropped before it finished.
+struct EndOnDrop<'a>(Option<&'a Arc<Run>>);
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            run.log(
+                log::Level::Warn,
+                "dropped before it ended (its runtime shut down or its caller stopped waiting)",
+            );
+            run.finish(Err(run.cancelled_error()), Ending::Cancelled);
+        }
+    }
+}
+
+/// Polls a boxed future, turning a panic into an `Err` with its payload.
+pub(crate) struct CatchUnwind(pub(crate) BoxFuture);
+
+impl Future for CatchUnwind {
+    type Output = std::thread::Result<Result<()>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section in this crate is a single read or write that a
+    // panic can't leave half-done, so a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}

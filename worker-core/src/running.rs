@@ -1,0 +1,83 @@
+//! The runs in flight, sharded by run id so that unrelated runs starting and
+//! ending on different cores rarely meet on one lock.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::run::Run;
+
+/// Run ids are random (UUIDv4): their low bits are already a good hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, id: u128) {
+        self.0 = id as u64;
+    }
+}
+
+type Shard = HashMap<u128, Arc<Run>, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug)]
+pub(crate) struct RunningSet {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl RunningSet {
+    pub(crate) fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let count = (cores * 4).next_power_of_two().max(8);
+        RunningSet {
+            shards: (0..count).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self, id: u128) -> MutexGuard<'_, Shard> {
+        // High bits pick the shard; the map hashes the low bits.
+        let index = (id >> 64) as usize & (self.shards.len() - 1);
+        lock(&self.shards[index])
+    }
+
+    pub(crate) fn insert(&self, run: Arc<Run>) {
+        self.shard(run.id).insert(run.id, run);
+    }
+
+    pub(crate) fn remove(&self, id: u128) {
+        // The entry is dropped after the shard's lock is released.
+        let removed = self.shard(id).remove(&id);
+        drop(removed);
+    }
+
+    pub(crate) fn get(&self, id: u128) -> Option<Arc<Run>> {
+        self.shard(id).get(&id).cloned()
+    }
+
+    /// Every run in flight, oldest first.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Run>> {
+        let mut runs: Vec<Arc<Run>> = self
+            .shards
+            .iter()
+            .flat_map(|shard| lock(shard).values().cloned().collect::<Vec<_>>())
+            .collect();
+        runs.sort_by_key(|run| run.started);
+        runs
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // Critical sections are single map operations: poison carries no meaning.
+    shard.lock().unwrap_or_else(|poison| poison.into_inner())
+}
