@@ -13,6 +13,8 @@
 //!
 //! with `worker-core` also under `[build-dependencies]` in your `Cargo.toml`.
 
+#![allow(clippy::needless_doctest_main)]
+
 /// Tells cargo to rebuild when anything under `src/workers/` changes (a file
 /// added, removed, renamed or edited), and when `build.rs` changes.
 pub fn watch_workers() {

@@ -105,7 +105,8 @@ impl Workers {
         F: FnOnce(WorkerManager) -> Fut + Send + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
-        self.setups.push(Box::new(move |manager| Box::pin(setup(manager))));
+        self.setups
+            .push(Box::new(move |manager| Box::pin(setup(manager))));
         self
     }
 

@@ -59,11 +59,12 @@ impl AppConfig {
         if path.is_empty() {
             return Some(&self.root);
         }
-        path.split('.').try_fold(&self.root, |value, key| match value {
-            Value::Object(map) => map.get(key),
-            Value::Array(items) => items.get(key.parse::<usize>().ok()?),
-            _ => None,
-        })
+        path.split('.')
+            .try_fold(&self.root, |value, key| match value {
+                Value::Object(map) => map.get(key),
+                Value::Array(items) => items.get(key.parse::<usize>().ok()?),
+                _ => None,
+            })
     }
 
     /// The whole document.
@@ -88,10 +89,24 @@ impl Environment {
     /// means [`Production`](Environment::Production), anything else or unset
     /// [`Development`](Environment::Development).
     pub fn from_env() -> Self {
-        let var = std::env::var("RUSTF_ENV")
-            .or_else(|_| std::env::var("NODE_ENV"))
-            .unwrap_or_default();
-        Self::from_name(&var)
+        Self::from_vars(
+            std::env::var("RUSTF_ENV").ok().as_deref(),
+            std::env::var("NODE_ENV").ok().as_deref(),
+        )
+    }
+
+    /// [`from_env`](Self::from_env) given the two variables' values.
+    ///
+    /// ```
+    /// use worker_core::Environment;
+    ///
+    /// assert_eq!(Environment::from_vars(None, None), Environment::Development);
+    /// assert_eq!(Environment::from_vars(None, Some("production")), Environment::Production);
+    /// // RUSTF_ENV wins over NODE_ENV.
+    /// assert_eq!(Environment::from_vars(Some("development"), Some("prod")), Environment::Development);
+    /// ```
+    pub fn from_vars(rustf_env: Option<&str>, node_env: Option<&str>) -> Self {
+        Self::from_name(rustf_env.or(node_env).unwrap_or_default())
     }
 
     /// `production`/`prod` (any case) → production; anything else → development.
@@ -123,7 +138,10 @@ mod tests {
         let bad = dir.join("bad.json");
         std::fs::write(&bad, "{ not json").unwrap();
         let err = AppConfig::from_file(&bad).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("config file {}", bad.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("config file {}", bad.display())),
+            "{err}"
+        );
 
         let good = dir.join("good.json");
         std::fs::write(&good, r#"{"api": {"base_url": "x"}}"#).unwrap();
@@ -137,7 +155,10 @@ mod tests {
 
     #[test]
     fn environment_names() {
-        assert_eq!(Environment::from_name("production"), Environment::Production);
+        assert_eq!(
+            Environment::from_name("production"),
+            Environment::Production
+        );
         assert_eq!(Environment::from_name("PROD"), Environment::Production);
         assert_eq!(Environment::from_name(""), Environment::Development);
         assert_eq!(Environment::from_name("staging"), Environment::Development);

@@ -74,7 +74,15 @@ mod tests {
         for good in ["send-email", "a", "notify.sms", "ré-essai", "x_1"] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in ["", " ", "send email", "tab\there", "nl\n", "bell\u{7}", "nbsp\u{a0}x"] {
+        for bad in [
+            "",
+            " ",
+            "send email",
+            "tab\there",
+            "nl\n",
+            "bell\u{7}",
+            "nbsp\u{a0}x",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -105,7 +105,9 @@ pub enum Error {
     },
 
     /// The worker's message buffer is full and its reader is not keeping up.
-    #[error("Worker '{worker}' run {run_id}: message buffer full ({capacity} unread messages); read with handle.recv() or use ctx.send(..).await to wait for room")]
+    #[error(
+        "Worker '{worker}' run {run_id}: message buffer full ({capacity} unread messages); read with handle.recv() or use ctx.send(..).await to wait for room"
+    )]
     MessageBufferFull {
         /// The worker's name.
         worker: String,

@@ -65,7 +65,9 @@ impl WORKER {
         timeout: Option<Duration>,
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
-        WorkerManager::global().call(worker_name, timeout, payload).await
+        WorkerManager::global()
+            .call(worker_name, timeout, payload)
+            .await
     }
 
     /// Runs a worker and waits for its result. See [`WorkerManager::run`].

@@ -51,7 +51,9 @@ impl Mailbox {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock can't leave the queue half-updated
         // (every critical section is a single push/swap), so poison is moot.
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -95,7 +97,11 @@ impl Mailbox {
     /// Moves every queued message into `inbox` (which must be empty), or
     /// registers the reader's waker. `Ready(false)` means the run is over
     /// and nothing is left.
-    pub(crate) fn poll_take_all(&self, inbox: &mut VecDeque<Value>, cx: &mut Context<'_>) -> Poll<bool> {
+    pub(crate) fn poll_take_all(
+        &self,
+        inbox: &mut VecDeque<Value>,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
         let mut state = self.lock();
         if !state.queue.is_empty() {
             std::mem::swap(&mut state.queue, inbox);

@@ -132,7 +132,11 @@ impl WorkerManager {
     }
 
     fn insert(&self, definition: Arc<Definition>) -> Result<()> {
-        let mut definitions = self.shared.definitions.write().unwrap_or_else(|p| p.into_inner());
+        let mut definitions = self
+            .shared
+            .definitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = definitions.get(&definition.name) {
             return Err(Error::AlreadyRegistered {
                 name: definition.name.to_string(),
@@ -167,10 +171,17 @@ impl WorkerManager {
                 continue;
             }
             let handler: Handler = Box::new(first.handler);
-            let definition = Definition::new(first.name.to_owned(), handler, first.timeout, Some(origin(first)))?;
+            let definition = Definition::new(
+                first.name.to_owned(),
+                handler,
+                first.timeout,
+                Some(origin(first)),
+            )?;
             match self.insert(definition) {
                 Ok(()) => added += 1,
-                Err(Error::AlreadyRegistered { existing: Some(at), .. }) if at == origin(first) => {}
+                Err(Error::AlreadyRegistered {
+                    existing: Some(at), ..
+                }) if at == origin(first) => {}
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
@@ -202,7 +213,11 @@ impl WorkerManager {
                 error,
             });
         }
-        if failures.is_empty() { Ok(()) } else { Err(Error::Install(failures)) }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Install(failures))
+        }
     }
 
     /// Starts a run and returns its handle at once; the run goes on in its
@@ -251,8 +266,20 @@ impl WorkerManager {
             .definition(worker_name)
             .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
         let timeout = timeout.or(definition.default_timeout);
-        let settings = self.shared.settings.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let run = Run::new(self.shared.clone(), definition, settings, timeout, payload, has_reader);
+        let settings = self
+            .shared
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let run = Run::new(
+            self.shared.clone(),
+            definition,
+            settings,
+            timeout,
+            payload,
+            has_reader,
+        );
         self.shared.running.insert(run.clone());
         // Shutdown sets its flag, then cancels what it finds listed: a run
         // listed after that point must see the flag here and step back.
@@ -371,7 +398,11 @@ impl WorkerManager {
     }
 
     fn update(&self, change: impl FnOnce(&mut Settings)) {
-        let mut settings = self.shared.settings.write().unwrap_or_else(|p| p.into_inner());
+        let mut settings = self
+            .shared
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let mut next = Settings::clone(&settings);
         change(&mut next);
         *settings = Arc::new(next);
@@ -401,7 +432,12 @@ impl WorkerManager {
 
     /// The configuration runs see.
     pub fn config(&self) -> Arc<AppConfig> {
-        self.shared.settings.read().unwrap_or_else(|p| p.into_inner()).config.clone()
+        self.shared
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .config
+            .clone()
     }
 }
 

@@ -59,9 +59,9 @@ pub fn decode_payload<T: serde::de::DeserializeOwned>(ctx: &WorkerContext) -> Re
 
 /// Runs the `install()` fns that `auto_workers!()` found, each file once per
 /// process, and reports every failure together.
-pub fn run_installs(
+pub async fn run_installs(
     manager: WorkerManager,
     installs: &'static [InstallRegistration],
-) -> impl Future<Output = Result<()>> + Send + 'static {
-    async move { manager.install_files(installs.iter()).await }
+) -> Result<()> {
+    manager.install_files(installs.iter()).await
 }

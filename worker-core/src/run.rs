@@ -94,11 +94,17 @@ impl Run {
     /// (the run's task after `call`, the caller itself in `run`) drives the
     /// worker; if this future is dropped first (its runtime shut down, its
     /// caller gave up), the run still ends, as cancelled.
-    pub(crate) async fn drive(self: Arc<Self>) {
-        let mut guard = EndOnDrop(Some(&self));
-        let (outcome, ending) = self.execute().await;
-        guard.0 = None;
-        self.finish(outcome, ending);
+    pub(crate) fn drive(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        // Made before the future is first polled, so that a task dropped
+        // unpolled (its runtime shut down first) still ends the run.
+        let guard = EndOnDrop(Some(self));
+        async move {
+            let mut guard = guard;
+            let Some(run) = guard.0.clone() else { return };
+            let (outcome, ending) = run.execute().await;
+            guard.0 = None;
+            run.finish(outcome, ending);
+        }
     }
 
     async fn execute(self: &Arc<Self>) -> (Result<()>, Ending) {
@@ -119,11 +125,18 @@ impl Run {
         };
         tokio::select! {
             biased;
-            result = &mut work => return match result {
-                Ok(Ok(())) => (Ok(()), Ending::Succeeded),
-                Ok(Err(error)) => (Err(error), Ending::Failed),
-                Err(panic) => self.panicked(panic),
-            },
+            result = &mut work => {
+                // A run asked to stop ends cancelled, even if the worker,
+                // told by `ctx.cancelled()`, wound down and returned itself.
+                if self.cancel.is_fired() {
+                    return (Err(self.cancelled_error()), Ending::Cancelled);
+                }
+                return match result {
+                    Ok(Ok(())) => (Ok(()), Ending::Succeeded),
+                    Ok(Err(error)) => (Err(error), Ending::Failed),
+                    Err(panic) => self.panicked(panic),
+                };
+            }
             () = self.cancel.wait() => {}
             () = deadline => {
                 let timeout = self.timeout.unwrap_or_default();
@@ -172,9 +185,17 @@ impl Run {
         self.mailbox.close();
         lock(&self.state).clear();
         match &outcome {
-            Ok(()) => self.log(log::Level::Debug, &format!("finished in {}", format_duration(took))),
-            Err(error) if ending == Ending::Cancelled => self.log(log::Level::Info, &error.to_string()),
-            Err(error) => self.log(log::Level::Error, &format!("failed after {}: {error}", format_duration(took))),
+            Ok(()) => self.log(
+                log::Level::Debug,
+                &format!("finished in {}", format_duration(took)),
+            ),
+            Err(error) if ending == Ending::Cancelled => {
+                self.log(log::Level::Info, &error.to_string())
+            }
+            Err(error) => self.log(
+                log::Level::Error,
+                &format!("failed after {}: {error}", format_duration(took)),
+            ),
         }
         *lock(&self.outcome) = Some(outcome);
         self.ended.fire();
@@ -209,9 +230,9 @@ impl Run {
 }
 
 /// Ends the run as cancelled if `drive` is dropped before it finished.
-struct EndOnDrop<'a>(Option<&'a Arc<Run>>);
+struct EndOnDrop(Option<Arc<Run>>);
 
-impl Drop for EndOnDrop<'_> {
+impl Drop for EndOnDrop {
     fn drop(&mut self) {
         if let Some(run) = self.0.take() {
             run.log(
