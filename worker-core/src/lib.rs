@@ -81,6 +81,7 @@ pub use global::WORKER;
 pub use handle::WorkerHandle;
 pub use manager::WorkerManager;
 pub use stats::WorkerStats;
+pub use worker_derive::{auto_discover, auto_workers, worker};
 
 /// Everything a worker file or an application needs:
 /// `use worker_core::prelude::*;`.
@@ -90,4 +91,5 @@ pub mod prelude {
         WorkerStats, Workers,
     };
     pub use serde_json::{Value, json};
+    pub use worker_derive::{auto_discover, auto_workers, worker};
 }

@@ -1,0 +1,2 @@
+//! Skipped by auto_workers!(): if this were compiled, the build would fail.
+compile_error!("src/workers/x.inc.rs must not be declared by auto_workers!()");

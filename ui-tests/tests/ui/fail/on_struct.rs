@@ -1,0 +1,6 @@
+use worker_core::prelude::*;
+
+#[worker("mailer")]
+struct Mailer;
+
+fn main() {}

@@ -1,0 +1,164 @@
+//! Procedural macros for [`worker-core`](https://docs.rs/worker-core):
+//! `#[worker]`, `auto_workers!()` and `#[auto_discover]`.
+//!
+//! Use them through `worker_core` (`use worker_core::prelude::*;` and
+//! `worker_core::{worker, auto_workers, auto_discover}`), never from this
+//! crate directly: the generated code names `::worker_core` and its hidden
+//! `__private` module, and this crate is pinned to worker-core's exact
+//! version so the two can't drift apart.
+//!
+//! The examples below are marked `ignore`: they need `worker_core`, which
+//! depends on this crate, so they can't be doctests here. The same forms are
+//! compiled and run by the workspace's `ui-tests` crate.
+
+mod ctxt;
+mod discover;
+mod duration;
+mod fn_item;
+mod worker;
+
+use proc_macro::TokenStream;
+
+/// Declares an `async fn` as a worker, registered before `main` runs.
+///
+/// ```ignore
+/// use worker_core::prelude::*;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Email {
+///     to: String,
+/// }
+///
+/// // Named explicitly, with a default timeout; the payload is deserialized
+/// // from the run's JSON before the body runs.
+/// #[worker("send-email", timeout = "5s")]
+/// async fn send_email(ctx: WorkerContext, email: Email) -> Result<()> {
+///     ctx.info(&format!("sending to {}", email.to));
+///     Ok(())
+/// }
+///
+/// // Named after the function: "cleanup-temp-files". No payload.
+/// #[worker]
+/// async fn cleanup_temp_files(ctx: WorkerContext) -> Result<()> {
+///     Ok(())
+/// }
+///
+/// # async fn run() -> Result<()> {
+/// WORKER::run("send-email", Some(json!({"to": "a@b.c"}))).await?;
+/// WORKER::run("cleanup-temp-files", None).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # The function
+/// `async fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`: `async`,
+/// not `const`/`unsafe`/`extern`, no generics, no `self`, and `T:
+/// DeserializeOwned`. A run without a payload deserializes from `null`, so
+/// `Option<T>` accepts none. The function itself is left exactly as written
+/// and can still be called directly.
+///
+/// # Arguments
+/// - A string literal first: the worker's name. Without one, the name is the
+///   function's in kebab-case (`send_email` → `"send-email"`, leading and
+///   trailing `_` dropped). `name = "…"` says the same as an option.
+///   Names are non-empty, without whitespace or control characters.
+/// - `timeout = "…"`: the default timeout of a run, parsed at compile time:
+///   one or more `<integer><unit>` with units `h`, `m`, `s`, `ms`, `us`
+///   (or `µs`), `ns`, largest first, no spaces: `"500ms"`, `"5s"`,
+///   `"1m30s"`. Must be greater than zero.
+///
+/// Each option may be given once. Every mistake in one attribute is reported
+/// in the same compile, at the token that caused it.
+///
+/// # Limits
+/// Registration uses the `inventory` crate (link-time collection), so it
+/// works where `inventory` does: Linux, macOS, Windows, most BSDs, and wasm
+/// with a constructor-running host; not on targets without static
+/// constructors. Registration order is unspecified; two workers with one
+/// name are reported when the manager starts. The crate using `#[worker]`
+/// must depend on `worker_core` under that name.
+#[proc_macro_attribute]
+pub fn worker(attr: TokenStream, item: TokenStream) -> TokenStream {
+    worker::expand(attr.into(), item.into()).into()
+}
+
+/// Declares every worker file under `src/workers/` and evaluates to the
+/// setup that runs their `install()` fns, for `Workers::workers_from`.
+///
+/// ```ignore
+/// use worker_core::prelude::*;
+///
+/// #[tokio::main]
+/// async fn main() -> Result<()> {
+///     let manager = Workers::new()
+///         .workers_from(auto_workers!()) // or auto_workers!("src/jobs")
+///         .start()
+///         .await?;
+///     WORKER::run("send-email", Some(json!({"to": "a@b.c"}))).await?;
+///     manager.shutdown().await
+/// }
+/// ```
+///
+/// ```text
+/// src/workers/
+///     email.rs              -> module `email`
+///     notifications/sms.rs  -> module `notifications__sms`
+///     send-email.rs         -> module `send_email` (names made valid identifiers)
+///     mod.rs, _helpers.rs, shared.inc.rs, .hidden.rs  (skipped)
+/// ```
+///
+/// # What it does
+/// When the macro expands it lists the directory (recursively, down to
+/// `src/workers/a/b/c.rs`), in sorted order, and declares each `.rs` file as
+/// a module, so its `#[worker]` fns are compiled and registered. A file may
+/// also define `pub async fn install() -> Result<()>` to register workers
+/// by hand; the returned setup runs each file's `install()` once, and a
+/// failure in one doesn't stop the others: all are reported together.
+///
+/// The directory is `src/workers` under the package root, or
+/// `$WORKER_CORE_WORKERS_DIR` (absolute, or relative to the package root)
+/// if that is set, or the string literal given to the macro, which wins.
+///
+/// # Things to know
+/// - The files become modules of a hidden module inside the expression:
+///   reach the rest of your crate with `crate::…`, and don't also declare
+///   them with `mod workers;` (that would compile them twice).
+/// - Cargo doesn't know the macro lists a directory, so a new file is only
+///   picked up on the next rebuild of the crate; call
+///   `worker_core::build::watch_workers()` from `build.rs` to make adding a
+///   file trigger one.
+/// - `install` is found by reading the file: it must be a top-level
+///   `pub async fn install()` (a re-export isn't seen). A top-level `fn
+///   install` of another shape is a compile error naming the file.
+/// - A missing or empty directory is a compile error that says where the
+///   macro looked.
+#[proc_macro]
+pub fn auto_workers(input: TokenStream) -> TokenStream {
+    discover::auto_workers(input.into()).into()
+}
+
+/// Declares every worker file under `src/workers/` next to the annotated fn
+/// (usually `main`) and submits their `install()` fns for
+/// `Workers::auto_load`.
+///
+/// ```ignore
+/// use worker_core::prelude::*;
+///
+/// #[auto_discover] // or #[auto_discover("src/jobs")]
+/// #[tokio::main]
+/// async fn main() -> Result<()> {
+///     let manager = Workers::new().auto_load().start().await?;
+///     WORKER::run("send-email", Some(json!({"to": "a@b.c"}))).await?;
+///     manager.shutdown().await
+/// }
+/// ```
+///
+/// It finds files exactly like [`auto_workers!`], reads the same
+/// directory settings, and reports the same errors. The fn is left unchanged,
+/// so it works above or below `#[tokio::main]`. The files become modules of
+/// a hidden module beside the fn. If both macros name the same files in one
+/// crate, each `install()` still runs once: the manager recognizes a file by
+/// its absolute path.
+#[proc_macro_attribute]
+pub fn auto_discover(attr: TokenStream, item: TokenStream) -> TokenStream {
+    discover::auto_discover(attr.into(), item.into()).into()
+}

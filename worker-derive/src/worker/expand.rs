@@ -1,0 +1,105 @@
+//! Output: the function unchanged, then a hidden shim and its registration.
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::validate::Worker;
+
+/// `item` (the function exactly as written) followed by
+///
+/// ```text
+/// const _: () = {
+///     fn __worker_core_shim(ctx: ::worker_core::WorkerContext) -> ::worker_core::__private::BoxFuture {
+///         ::std::boxed::Box::pin(async move {
+///             let payload = ::worker_core::__private::decode_payload::<Payload>(&ctx)?;
+///             let output: ::worker_core::Result<()> = user_fn(ctx, payload).await;
+///             output
+///         })
+///     }
+///     ::worker_core::__private::inventory::submit! {
+///         ::worker_core::__private::WorkerRegistration { name, timeout, handler: __worker_core_shim, module_path, file, line }
+///     }
+/// };
+/// ```
+///
+/// Pieces carry the span of the user's token they stand for, so the
+/// compiler's type errors land there: a payload that isn't
+/// `DeserializeOwned` on the payload type, a wrong `Result` on the return
+/// type, a future that isn't `Send` on the function name.
+pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
+    // Mixed-site locals can't collide with the user's function, even one
+    // named `ctx` or `payload`.
+    let ctx = Ident::new("ctx", Span::mixed_site());
+    let payload = Ident::new("payload", Span::mixed_site());
+    let output = Ident::new("output", Span::mixed_site());
+    let user_fn = worker.ident;
+
+    // The argument sits at the user's context type, so "expected
+    // `worker_core::WorkerContext`" points there if it is some other type.
+    let context_arg = Ident::new("ctx", Span::mixed_site().located_at(worker.context.span()));
+
+    let (decode, args) = match worker.payload {
+        Some(payload_ty) => {
+            let decode = quote_spanned! {payload_ty.span()=>
+                let #payload = ::worker_core::__private::decode_payload::<#payload_ty>(&#ctx)?;
+            };
+            (decode, quote!(#context_arg, #payload))
+        }
+        None => (TokenStream::new(), quote!(#context_arg)),
+    };
+
+    // The whole call sits at the return type (the name too, or the span
+    // would run from the name to the type), so "expected `Result<(),
+    // Error>`, found `Result<u32, Error>`" underlines just `Result<u32>`.
+    // The name keeps its own hygiene and only borrows the location.
+    let output_span = worker.output.span();
+    let mut callee = user_fn.clone();
+    callee.set_span(user_fn.span().located_at(output_span));
+    let call = quote_spanned! {output_span=>
+        let #output: ::worker_core::Result<()> = #callee(#args).await;
+    };
+    let boxed = quote_spanned! {user_fn.span()=>
+        ::std::boxed::Box::pin(async move {
+            #decode
+            #call
+            #output
+        })
+    };
+
+    let name = &worker.name;
+    let timeout = match worker.timeout {
+        Some(timeout) => {
+            let secs = Literal::u64_unsuffixed(timeout.as_secs());
+            let nanos = Literal::u32_unsuffixed(timeout.subsec_nanos());
+            quote! {
+                ::core::option::Option::Some(::worker_core::__private::Duration::new(#secs, #nanos))
+            }
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    // `file!()` and `line!()` at the function's name report where the worker
+    // is defined rather than where the attribute starts.
+    let location = quote_spanned! {user_fn.span()=>
+        module_path: ::core::module_path!(),
+        file: ::core::file!(),
+        line: ::core::line!(),
+    };
+
+    quote! {
+        #item
+        const _: () = {
+            fn __worker_core_shim(#ctx: ::worker_core::WorkerContext) -> ::worker_core::__private::BoxFuture {
+                #boxed
+            }
+            ::worker_core::__private::inventory::submit! {
+                ::worker_core::__private::WorkerRegistration {
+                    name: #name,
+                    timeout: #timeout,
+                    handler: __worker_core_shim,
+                    #location
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,616 @@
+//! `#[worker]`: parse the arguments and the function, validate them together,
+//! expand into the function plus its registration.
+
+mod expand;
+mod parse;
+mod validate;
+
+use proc_macro2::TokenStream;
+
+use crate::ctxt::Ctxt;
+
+/// The whole attribute, on `proc_macro2` tokens so it runs without a compiler.
+///
+/// On error the function is still emitted unchanged next to the
+/// `compile_error!`s, so the rest of the crate (and rust-analyzer) keeps
+/// seeing it.
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match try_expand(attr, item.clone()) {
+        Ok(expanded) => expanded,
+        Err(err) => {
+            let errors = err.to_compile_error();
+            quote::quote!(#item #errors)
+        }
+    }
+}
+
+fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut cx = Ctxt::new();
+    let args = parse::args(attr, &mut cx);
+    let signature = parse::item(item.clone(), &mut cx);
+    let worker = signature
+        .as_ref()
+        .and_then(|signature| validate::worker(args, signature, &mut cx));
+    cx.check()?;
+    match worker {
+        Some(worker) => Ok(expand::worker(item, &worker)),
+        // `validate` only returns `None` after reporting an error, so this is
+        // unreachable; if it ever isn't, say so instead of silently dropping
+        // the registration.
+        None => Err(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "#[worker] rejected this function without saying why; please report this bug",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(source: &str) -> TokenStream {
+        match source.parse() {
+            Ok(tokens) => tokens,
+            Err(err) => panic!("bad test input {source:?}: {err}"),
+        }
+    }
+
+    /// Every error of `#[worker(attr)] item`, as (message, the source text
+    /// it points at).
+    fn errors(attr: &str, item: &str) -> Vec<(String, String)> {
+        match try_expand(tokens(attr), tokens(item)) {
+            Ok(expanded) => panic!("expected errors, got:\n{expanded}"),
+            Err(err) => err
+                .into_iter()
+                .map(|err| {
+                    let at = err.span().source_text().unwrap_or_default();
+                    (err.to_string(), at)
+                })
+                .collect(),
+        }
+    }
+
+    /// The one error of `#[worker(attr)] item`.
+    fn error(attr: &str, item: &str) -> (String, String) {
+        let mut errors = errors(attr, item);
+        assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+        errors.remove(0)
+    }
+
+    fn expanded(attr: &str, item: &str) -> String {
+        match try_expand(tokens(attr), tokens(item)) {
+            Ok(expanded) => expanded.to_string(),
+            Err(err) => panic!("expected an expansion, got: {err}"),
+        }
+    }
+
+    fn pair(message: impl Into<String>, at: &str) -> (String, String) {
+        (message.into(), at.to_owned())
+    }
+
+    const SIGNATURE: &str =
+        "expected `async fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`";
+
+    const OK_FN: &str =
+        "async fn send_email(ctx: WorkerContext, email: Email) -> Result<()> { Ok(()) }";
+
+    const NAME_LITERAL: &str =
+        r#"the worker name must be a string literal, like #[worker("send-email")]"#;
+
+    // --- what a valid worker expands to ---
+
+    #[test]
+    fn a_named_worker_with_payload_and_timeout_registers_a_shim() {
+        let out = expanded(r#""send-email", timeout = "1m30s""#, OK_FN);
+        // The function comes first, unchanged.
+        assert!(out.starts_with(&tokens(OK_FN).to_string()), "{out}");
+        for part in [
+            "const _ : () = {",
+            "fn __worker_core_shim (ctx : :: worker_core :: WorkerContext) -> :: worker_core :: __private :: BoxFuture",
+            ":: std :: boxed :: Box :: pin (async move {",
+            "let payload = :: worker_core :: __private :: decode_payload :: < Email > (& ctx) ? ;",
+            "let output : :: worker_core :: Result < () > = send_email (ctx , payload) . await ; output",
+            ":: worker_core :: __private :: inventory :: submit !",
+            ":: worker_core :: __private :: WorkerRegistration {",
+            r#"name : "send-email" ,"#,
+            "timeout : :: core :: option :: Option :: Some (:: worker_core :: __private :: Duration :: new (90 , 0)) ,",
+            "handler : __worker_core_shim ,",
+            "module_path : :: core :: module_path ! () ,",
+            "file : :: core :: file ! () ,",
+            "line : :: core :: line ! () ,",
+        ] {
+            assert!(out.contains(part), "missing `{part}` in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn an_unnamed_worker_is_named_after_its_function_in_kebab_case() {
+        let out = expanded(
+            "",
+            "async fn cleanup_temp_files(ctx: WorkerContext) -> Result<()> { Ok(()) }",
+        );
+        assert!(out.contains(r#"name : "cleanup-temp-files""#), "{out}");
+        assert!(
+            out.contains("timeout : :: core :: option :: Option :: None"),
+            "{out}"
+        );
+        assert!(out.contains("cleanup_temp_files (ctx) . await"), "{out}");
+        assert!(
+            !out.contains("decode_payload"),
+            "no payload, no decoding: {out}"
+        );
+    }
+
+    #[test]
+    fn the_name_option_names_the_worker() {
+        let out = expanded(r#"name = "mailer", timeout = "500ms""#, OK_FN);
+        assert!(out.contains(r#"name : "mailer""#), "{out}");
+        assert!(out.contains("Duration :: new (0 , 500000000)"), "{out}");
+    }
+
+    #[test]
+    fn paths_to_the_context_and_result_types_are_accepted() {
+        let out = expanded(
+            "",
+            "pub(crate) async fn r#type(mut ctx: worker_core::WorkerContext, (a, b): (u8, u8)) -> worker_core::Result<()> { Ok(()) }",
+        );
+        assert!(out.contains(r#"name : "type""#), "{out}");
+        assert!(out.contains("decode_payload :: < (u8 , u8) >"), "{out}");
+        assert!(out.contains("r#type (ctx , payload)"), "{out}");
+    }
+
+    #[test]
+    fn an_option_payload_is_just_a_payload_type() {
+        let out = expanded(
+            "",
+            "async fn job(ctx: WorkerContext, p: Option<Email>) -> Result<()> { Ok(()) }",
+        );
+        assert!(
+            out.contains("decode_payload :: < Option < Email > >"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_trailing_comma_is_fine() {
+        let out = expanded(r#""a", timeout = "5s","#, OK_FN);
+        assert!(out.contains(r#"name : "a""#), "{out}");
+    }
+
+    #[test]
+    fn other_attributes_and_doc_comments_stay_on_the_function() {
+        let item = "/// Sends.\n#[inline] pub async fn send_email(ctx: WorkerContext) -> Result<()> { Ok(()) }";
+        let out = expanded("", item);
+        assert!(out.starts_with(&tokens(item).to_string()), "{out}");
+    }
+
+    #[test]
+    fn a_body_syn_cant_parse_is_left_to_rustc() {
+        let out = expanded(
+            "",
+            "async fn job(ctx: WorkerContext) -> Result<()> { let = ; }",
+        );
+        assert!(out.contains("WorkerRegistration"), "{out}");
+    }
+
+    // --- on error, the item is kept ---
+
+    #[test]
+    fn on_error_the_function_is_emitted_unchanged_next_to_the_errors() {
+        let item = "fn send_email(ctx: WorkerContext) -> Result<()> { Ok(()) }";
+        let out = expand(tokens(r#"timeout = "5x""#), tokens(item)).to_string();
+        assert!(out.starts_with(&tokens(item).to_string()), "{out}");
+        assert_eq!(out.matches("compile_error").count(), 2, "{out}");
+        assert!(!out.contains("inventory"), "{out}");
+    }
+
+    // --- the function's shape ---
+
+    #[test]
+    fn a_sync_fn_is_rejected_at_fn() {
+        assert_eq!(
+            error("", "fn job(ctx: WorkerContext) -> Result<()> { Ok(()) }"),
+            pair("#[worker] functions must be `async fn`", "fn")
+        );
+    }
+
+    #[test]
+    fn const_unsafe_and_extern_are_rejected_each_at_its_keyword() {
+        assert_eq!(
+            errors(
+                "",
+                r#"const async unsafe extern "C" fn job(ctx: WorkerContext) -> Result<()> { Ok(()) }"#
+            ),
+            [
+                pair("#[worker] functions can't be `const`", "const"),
+                pair("#[worker] functions can't be `unsafe`", "unsafe"),
+                pair("#[worker] functions can't be `extern`", r#"extern "C""#),
+            ]
+        );
+    }
+
+    #[test]
+    fn generics_and_where_clauses_are_rejected() {
+        assert_eq!(
+            errors(
+                "",
+                "async fn job<T>(ctx: WorkerContext, t: T) -> Result<()> where T: Send { Ok(()) }"
+            ),
+            [
+                pair(
+                    "#[worker] functions can't be generic; the runtime calls them with concrete types",
+                    "<T>"
+                ),
+                pair(
+                    "#[worker] functions can't have a `where` clause",
+                    "where T: Send"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn impl_trait_parameters_are_rejected_at_impl_even_when_nested() {
+        let message = "#[worker] parameters can't be `impl Trait`, which makes the function generic; name a concrete type";
+        assert_eq!(
+            error(
+                "",
+                "async fn job(ctx: WorkerContext, t: impl Send) -> Result<()> { Ok(()) }"
+            ),
+            pair(message, "impl")
+        );
+        assert_eq!(
+            error(
+                "",
+                "async fn job(ctx: WorkerContext, t: Vec<impl Send>) -> Result<()> { Ok(()) }"
+            ),
+            pair(message, "impl")
+        );
+    }
+
+    #[test]
+    fn a_self_receiver_is_rejected_at_self() {
+        assert_eq!(
+            error(
+                "",
+                "async fn job(&self, ctx: WorkerContext) -> Result<()> { Ok(()) }"
+            ),
+            pair(
+                format!(
+                    "#[worker] functions can't take `self`; a worker is a free function, {SIGNATURE}"
+                ),
+                "self"
+            )
+        );
+    }
+
+    #[test]
+    fn no_parameters_is_rejected_at_the_parentheses() {
+        assert_eq!(
+            error("", "async fn job() -> Result<()> { Ok(()) }"),
+            pair(
+                format!("#[worker] functions take a `WorkerContext` parameter; {SIGNATURE}"),
+                "()"
+            )
+        );
+    }
+
+    #[test]
+    fn extra_parameters_are_rejected_where_they_start() {
+        assert_eq!(
+            error(
+                "",
+                "async fn job(ctx: WorkerContext, a: A, b: B, c: C) -> Result<()> { Ok(()) }"
+            ),
+            pair(
+                format!(
+                    "too many parameters: a worker takes the `WorkerContext` and at most one payload; {SIGNATURE}"
+                ),
+                "b: B, c: C"
+            )
+        );
+    }
+
+    #[test]
+    fn the_context_must_come_first_and_by_value() {
+        assert_eq!(
+            error(
+                "",
+                "async fn job(ctx: &WorkerContext) -> Result<()> { Ok(()) }"
+            ),
+            pair(
+                format!("take the `WorkerContext` by value, not by reference; {SIGNATURE}"),
+                "&WorkerContext"
+            )
+        );
+        assert_eq!(
+            error(
+                "",
+                "async fn job(email: String, ctx: WorkerContext) -> Result<()> { Ok(()) }"
+            ),
+            pair(
+                format!("the first parameter must be the `WorkerContext`; {SIGNATURE}"),
+                "String"
+            )
+        );
+        assert_eq!(
+            error(
+                "",
+                "async fn job(ctx: WorkerContext<'static>) -> Result<()> { Ok(()) }"
+            )
+            .1,
+            "WorkerContext<'static>"
+        );
+    }
+
+    #[test]
+    fn a_missing_return_type_is_rejected_after_the_parameters() {
+        assert_eq!(
+            error("", "async fn job(ctx: WorkerContext) { }"),
+            pair(
+                format!("#[worker] functions must return `Result<()>`; {SIGNATURE}"),
+                ")"
+            )
+        );
+    }
+
+    #[test]
+    fn a_non_result_return_type_is_rejected_at_the_type() {
+        assert_eq!(
+            error("", "async fn job(ctx: WorkerContext) -> () { }"),
+            pair(
+                format!("#[worker] functions must return `Result<()>`; {SIGNATURE}"),
+                "()"
+            )
+        );
+    }
+
+    #[test]
+    fn every_problem_of_one_attribute_is_reported_at_once() {
+        let found = errors(
+            r#"NAME, timeout = "0s", retries = 3"#,
+            "unsafe fn job<T>(&self, ctx: &WorkerContext, a: u8, b: u8) { }",
+        );
+        let at: Vec<&str> = found.iter().map(|(_, at)| at.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "NAME",
+                r#""0s""#,
+                "retries",
+                "fn",
+                "unsafe",
+                "<T>",
+                "self",
+                "&WorkerContext",
+                "b: u8",
+                ")"
+            ],
+            "{found:#?}"
+        );
+    }
+
+    // --- where it goes ---
+
+    #[test]
+    fn other_items_are_rejected_at_their_keyword() {
+        let message = "#[worker] can only be applied to an `async fn`";
+        assert_eq!(error("", "struct Job;"), pair(message, "struct"));
+        assert_eq!(error("", "pub enum Job { A }"), pair(message, "enum"));
+        assert_eq!(error("", "impl Job { }"), pair(message, "impl"));
+        assert_eq!(error("", "mod jobs { }"), pair(message, "mod"));
+        assert_eq!(error("", "const X: u8 = 1;"), pair(message, "const"));
+        assert_eq!(
+            error("", "async fn job(ctx: WorkerContext) -> Result<()>;").0,
+            message
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_in_the_signature_is_syns_own() {
+        let (message, at) = error("", "async fn job(ctx WorkerContext) -> Result<()> { }");
+        assert_eq!(
+            (message.as_str(), at.as_str()),
+            ("expected `:`", "WorkerContext")
+        );
+    }
+
+    // --- names ---
+
+    #[test]
+    fn the_name_must_be_a_string_literal() {
+        assert_eq!(error("send_email", OK_FN), pair(NAME_LITERAL, "send_email"));
+        assert_eq!(error("NAME", OK_FN), pair(NAME_LITERAL, "NAME"));
+        assert_eq!(
+            error("crate::NAME", OK_FN),
+            pair(NAME_LITERAL, "crate::NAME")
+        );
+        assert_eq!(error("42", OK_FN), pair(NAME_LITERAL, "42"));
+        assert_eq!(error("name = NAME", OK_FN), pair(NAME_LITERAL, "NAME"));
+        assert_eq!(error("name = 42", OK_FN), pair(NAME_LITERAL, "42"));
+    }
+
+    #[test]
+    fn empty_whitespace_and_control_names_are_rejected_at_the_literal() {
+        assert_eq!(
+            error(r#""""#, OK_FN),
+            pair("the worker name can't be empty", r#""""#)
+        );
+        assert_eq!(
+            error(r#""send email""#, OK_FN),
+            pair(
+                r#"the worker name can't contain whitespace; use dashes, like "send-email""#,
+                r#""send email""#
+            )
+        );
+        assert_eq!(
+            error(r#"name = "tab\there""#, OK_FN).0,
+            r#"the worker name can't contain whitespace; use dashes, like "send-email""#
+        );
+        assert_eq!(
+            error(r#""bell\u{7}""#, OK_FN).0,
+            "the worker name can't contain control characters"
+        );
+    }
+
+    #[test]
+    fn a_name_that_is_all_underscores_cant_be_derived() {
+        assert_eq!(
+            error(
+                "",
+                "async fn __(ctx: WorkerContext) -> Result<()> { Ok(()) }"
+            ),
+            pair(
+                r#"can't derive a worker name from `__`; give one, like #[worker("send-email")]"#,
+                "__"
+            )
+        );
+    }
+
+    #[test]
+    fn the_name_given_twice_is_reported_at_the_second() {
+        assert_eq!(
+            error(r#""a", name = "b""#, OK_FN),
+            pair("name given twice", "name")
+        );
+        assert_eq!(
+            error(r#"name = "a", name = "b""#, OK_FN),
+            pair("name given twice", "name")
+        );
+    }
+
+    #[test]
+    fn the_name_goes_first() {
+        assert_eq!(
+            error(r#"timeout = "5s", "send-email""#, OK_FN),
+            pair(
+                r#"the worker name must be the first argument, like #[worker("send-email", timeout = "5s")]"#,
+                r#""send-email""#
+            )
+        );
+    }
+
+    // --- options ---
+
+    #[test]
+    fn an_unknown_option_lists_the_known_ones() {
+        assert_eq!(
+            error(r#""a", foo = 1"#, OK_FN),
+            pair(
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`",
+                "foo"
+            )
+        );
+        assert_eq!(
+            error("retries = 3", OK_FN).0,
+            "unknown option `retries` for #[worker]; expected one of: `name`, `timeout`"
+        );
+        assert_eq!(
+            error(r#""a", blocking"#, OK_FN).0,
+            "unknown option `blocking` for #[worker]; expected one of: `name`, `timeout`"
+        );
+    }
+
+    #[test]
+    fn an_option_given_twice_is_reported_at_the_second() {
+        let attr = r#"timeout = "5s", timeout = "6s""#;
+        assert_eq!(error(attr, OK_FN), pair("timeout given twice", "timeout"));
+        // The second `timeout`, not the first.
+        let second = tokens(attr).into_iter().nth(4).map(|t| t.span().start());
+        let reported = try_expand(tokens(attr), tokens(OK_FN))
+            .err()
+            .map(|err| err.span().start());
+        assert_eq!(
+            reported.map(|at| at.column),
+            second.map(|at| at.column),
+            "reported at the wrong `timeout`"
+        );
+    }
+
+    #[test]
+    fn an_option_given_twice_is_reported_even_if_the_first_was_invalid() {
+        let found = errors(r#"timeout = "0s", timeout = "0s""#, OK_FN);
+        let messages: Vec<&str> = found.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["timeout must be greater than zero", "timeout given twice"]
+        );
+    }
+
+    #[test]
+    fn an_option_needs_a_value() {
+        assert_eq!(
+            error("timeout", OK_FN),
+            pair(r#"`timeout` needs a value, like timeout = "5s""#, "timeout")
+        );
+        assert_eq!(
+            error(r#""a", timeout ="#, OK_FN),
+            pair(r#"expected a value after `=`, like timeout = "5s""#, "=")
+        );
+    }
+
+    #[test]
+    fn empty_arguments_are_rejected_at_the_comma() {
+        assert_eq!(
+            error(r#""a",, timeout = "5s""#, OK_FN),
+            pair("expected an argument before `,`", ",")
+        );
+    }
+
+    #[test]
+    fn a_stray_expression_is_not_an_option() {
+        assert_eq!(
+            error(r#""a", 5"#, OK_FN),
+            pair(
+                r#"expected an option written `key = value`, like `timeout = "5s"`"#,
+                "5"
+            )
+        );
+    }
+
+    // --- timeouts ---
+
+    #[test]
+    fn a_malformed_timeout_is_explained_at_the_literal() {
+        assert_eq!(
+            error(r#"timeout = "5x""#, OK_FN),
+            pair(
+                r#"invalid timeout "5x": unknown unit `x`; write a number and a unit (h, m, s, ms, us, ns), like "500ms", "5s" or "1m30s""#,
+                r#""5x""#
+            )
+        );
+        for (bad, reason) in [
+            ("", "it is empty"),
+            ("5", "missing unit after `5`"),
+            (
+                "30s1m",
+                "`m` comes after `s`; write units from largest to smallest",
+            ),
+            ("1s1s", "unit `s` is given twice"),
+            ("5 s", "spaces are not allowed"),
+            ("99999999999999999999h", "it is too large"),
+        ] {
+            let (message, _) = error(&format!("timeout = {bad:?}"), OK_FN);
+            let expected = format!("invalid timeout {bad:?}: {reason}; write a number");
+            assert!(message.starts_with(&expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_zero_timeout_is_rejected() {
+        assert_eq!(
+            error(r#"timeout = "0ms""#, OK_FN),
+            pair("timeout must be greater than zero", r#""0ms""#)
+        );
+    }
+
+    #[test]
+    fn a_timeout_must_be_a_string() {
+        let message = r#"timeout must be a string literal, like timeout = "5s""#;
+        assert_eq!(error("timeout = 5", OK_FN), pair(message, "5"));
+        assert_eq!(
+            error("timeout = Duration::from_secs(5)", OK_FN),
+            pair(message, "Duration::from_secs(5)")
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Syntax: the attribute's arguments into [`Args`], the annotated item into a
+//! [`Signature`]. Values are checked as far as their syntax goes (a timeout is
+//! a well-formed positive duration); how they fit together is `validate`'s job.
+
+use std::time::Duration;
+
+use proc_macro2::{Delimiter, Ident, Span, TokenStream, TokenTree};
+use syn::{LitStr, Signature};
+
+use crate::ctxt::Ctxt;
+use crate::{duration, fn_item};
+
+pub(super) const NAME_MUST_BE_LITERAL: &str =
+    "the worker name must be a string literal, like #[worker(\"send-email\")]";
+
+pub(super) const NOT_A_FN: &str = "#[worker] can only be applied to an `async fn`";
+
+/// What the attribute said, each value at most once.
+#[derive(Default)]
+pub(super) struct Args {
+    pub(super) name: Attr<LitStr>,
+    pub(super) timeout: Attr<Duration>,
+}
+
+/// One option's value plus whether it was given at all, so the second
+/// occurrence is reported even when the first one's value was invalid.
+pub(super) struct Attr<T> {
+    seen: bool,
+    value: Option<T>,
+}
+
+impl<T> Default for Attr<T> {
+    fn default() -> Self {
+        Attr {
+            seen: false,
+            value: None,
+        }
+    }
+}
+
+impl<T> Attr<T> {
+    /// Marks `key` as given; on its second occurrence reports an error at
+    /// `span` and returns `false`, so the setter stops there.
+    fn first(&mut self, cx: &mut Ctxt, key: &str, span: Span) -> bool {
+        if self.seen {
+            cx.error(span, format!("{key} given twice"));
+            return false;
+        }
+        self.seen = true;
+        true
+    }
+
+    fn set(&mut self, value: T) {
+        self.value = Some(value);
+    }
+
+    pub(super) fn get(self) -> Option<T> {
+        self.value
+    }
+}
+
+/// One `key` or `key = value` argument.
+struct Setting {
+    key: Ident,
+    /// The `=` and the tokens after it, up to the next comma.
+    value: Option<(Span, TokenStream)>,
+}
+
+/// An option's parser: reads `setting` into `args`, reporting problems to `cx`.
+type Setter = fn(&mut Args, &mut Ctxt, Setting);
+
+/// Every `key = value` option `#[worker]` understands. To add one (say
+/// `retries = 3`), add a field to [`Args`], a setter below, and a row here;
+/// the unknown-option message lists the keys from this table.
+const OPTIONS: &[(&str, Setter)] = &[("name", set_name), ("timeout", set_timeout)];
+
+pub(super) fn unknown_option_message(key: &Ident) -> String {
+    let expected: Vec<String> = OPTIONS.iter().map(|(k, _)| format!("`{k}`")).collect();
+    format!(
+        "unknown option `{key}` for #[worker]; expected one of: {}",
+        expected.join(", ")
+    )
+}
+
+/// Parses `"send-email", timeout = "5s"`. A bad argument is reported and
+/// skipped, so one typo doesn't hide the errors after it.
+pub(super) fn args(attr: TokenStream, cx: &mut Ctxt) -> Args {
+    let mut args = Args::default();
+    for (index, tokens) in split_on_commas(attr, cx).into_iter().enumerate() {
+        let tokens = ungroup(tokens);
+        if let Some(setting) = as_setting(&tokens, index) {
+            let key = setting.key.to_string();
+            match OPTIONS.iter().find(|(k, _)| *k == key) {
+                Some((_, setter)) => setter(&mut args, cx, setting),
+                None => cx.error(setting.key.span(), unknown_option_message(&setting.key)),
+            }
+        } else if index == 0 {
+            positional_name(&mut args, cx, tokens);
+        } else if string_literal(&tokens).is_some() {
+            cx.error_spanned_by(
+                tokens_of(tokens),
+                "the worker name must be the first argument, like #[worker(\"send-email\", timeout = \"5s\")]",
+            );
+        } else {
+            cx.error_spanned_by(
+                tokens_of(tokens),
+                "expected an option written `key = value`, like `timeout = \"5s\"`",
+            );
+        }
+    }
+    args
+}
+
+/// Splits the arguments at top-level commas (commas inside groups belong to
+/// the value). A trailing comma is fine; an empty argument is an error.
+fn split_on_commas(attr: TokenStream, cx: &mut Ctxt) -> Vec<Vec<TokenTree>> {
+    let mut arguments = Vec::new();
+    let mut current = Vec::new();
+    for token in attr {
+        match &token {
+            TokenTree::Punct(punct) if punct.as_char() == ',' => {
+                if current.is_empty() {
+                    cx.error(punct.span(), "expected an argument before `,`");
+                } else {
+                    arguments.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(token),
+        }
+    }
+    if !current.is_empty() {
+        arguments.push(current);
+    }
+    arguments
+}
+
+/// Looks through the invisible group a `macro_rules!` fragment arrives in.
+fn ungroup(tokens: Vec<TokenTree>) -> Vec<TokenTree> {
+    match tokens.as_slice() {
+        [TokenTree::Group(group)] if group.delimiter() == Delimiter::None => {
+            group.stream().into_iter().collect()
+        }
+        _ => tokens,
+    }
+}
+
+fn tokens_of(tokens: Vec<TokenTree>) -> TokenStream {
+    tokens.into_iter().collect()
+}
+
+/// `key = value`, or a bare `key`. A bare identifier in first position is
+/// only an option if it names one: `#[worker(send_email)]` is a mistaken
+/// name, not an unknown option.
+fn as_setting(tokens: &[TokenTree], index: usize) -> Option<Setting> {
+    let (TokenTree::Ident(key), rest) = tokens.split_first()? else {
+        return None;
+    };
+    match rest.split_first() {
+        Some((TokenTree::Punct(eq), value)) if eq.as_char() == '=' => Some(Setting {
+            key: key.clone(),
+            value: Some((eq.span(), value.iter().cloned().collect())),
+        }),
+        None if index > 0 || OPTIONS.iter().any(|(k, _)| key == k) => Some(Setting {
+            key: key.clone(),
+            value: None,
+        }),
+        _ => None,
+    }
+}
+
+fn string_literal(tokens: &[TokenTree]) -> Option<LitStr> {
+    match tokens {
+        [TokenTree::Literal(_)] => syn::parse2(tokens.iter().cloned().collect()).ok(),
+        _ => None,
+    }
+}
+
+fn positional_name(args: &mut Args, cx: &mut Ctxt, tokens: Vec<TokenTree>) {
+    match string_literal(&tokens) {
+        Some(lit) => {
+            if args.name.first(cx, "name", lit.span()) {
+                args.name.set(lit);
+            }
+        }
+        None => cx.error_spanned_by(tokens_of(tokens), NAME_MUST_BE_LITERAL),
+    }
+}
+
+/// The value of `setting`, or an error saying what it should look like.
+fn value_of(cx: &mut Ctxt, setting: &Setting, example: &str) -> Option<Vec<TokenTree>> {
+    let key = &setting.key;
+    match &setting.value {
+        None => {
+            cx.error(key.span(), format!("`{key}` needs a value, like {example}"));
+            None
+        }
+        Some((eq, value)) if value.is_empty() => {
+            cx.error(*eq, format!("expected a value after `=`, like {example}"));
+            None
+        }
+        Some((_, value)) => Some(ungroup(value.clone().into_iter().collect())),
+    }
+}
+
+fn set_name(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    if !args.name.first(cx, "name", setting.key.span()) {
+        return;
+    }
+    let Some(value) = value_of(cx, &setting, "name = \"send-email\"") else {
+        return;
+    };
+    match string_literal(&value) {
+        Some(lit) => args.name.set(lit),
+        None => cx.error_spanned_by(tokens_of(value), NAME_MUST_BE_LITERAL),
+    }
+}
+
+fn set_timeout(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    if !args.timeout.first(cx, "timeout", setting.key.span()) {
+        return;
+    }
+    let Some(value) = value_of(cx, &setting, "timeout = \"5s\"") else {
+        return;
+    };
+    let Some(lit) = string_literal(&value) else {
+        cx.error_spanned_by(
+            tokens_of(value),
+            "timeout must be a string literal, like timeout = \"5s\"",
+        );
+        return;
+    };
+    let text = lit.value();
+    match duration::parse(&text) {
+        Ok(timeout) if timeout.is_zero() => {
+            cx.error(lit.span(), "timeout must be greater than zero");
+        }
+        Ok(timeout) => args.timeout.set(timeout),
+        Err(err) => cx.error(
+            lit.span(),
+            format!("invalid timeout {text:?}: {err}; {}", duration::HINT),
+        ),
+    }
+}
+
+/// The annotated function's signature, or an error if it isn't a function.
+pub(super) fn item(item: TokenStream, cx: &mut Ctxt) -> Option<Signature> {
+    fn_item::signature(item, cx, NOT_A_FN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(attr: &str) -> (Args, Vec<String>) {
+        let tokens: TokenStream = match attr.parse() {
+            Ok(tokens) => tokens,
+            Err(err) => panic!("bad test input {attr:?}: {err}"),
+        };
+        let mut cx = Ctxt::new();
+        let args = args(tokens, &mut cx);
+        let errors = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (args, errors)
+    }
+
+    #[test]
+    fn the_table_has_one_row_per_key() {
+        let mut keys: Vec<&str> = OPTIONS.iter().map(|(key, _)| *key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), OPTIONS.len());
+    }
+
+    #[test]
+    fn the_unknown_option_message_lists_every_key_in_table_order() {
+        let key = Ident::new("foo", Span::call_site());
+        assert_eq!(
+            unknown_option_message(&key),
+            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`"
+        );
+    }
+
+    #[test]
+    fn no_arguments_set_nothing() {
+        let (args, errors) = parsed("");
+        assert!(errors.is_empty());
+        assert!(args.name.get().is_none());
+        assert!(args.timeout.get().is_none());
+    }
+
+    #[test]
+    fn the_positional_name_and_options_are_read() {
+        let (args, errors) = parsed(r#""send-email", timeout = "1s500ms""#);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            args.name.get().map(|lit| lit.value()).as_deref(),
+            Some("send-email")
+        );
+        assert_eq!(args.timeout.get(), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn options_may_come_in_any_order() {
+        let (args, errors) = parsed(r#"timeout = "2m", name = "report""#);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            args.name.get().map(|lit| lit.value()).as_deref(),
+            Some("report")
+        );
+        assert_eq!(args.timeout.get(), Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn a_bad_option_does_not_hide_the_next_one() {
+        let (args, errors) = parsed(r#"foo = 1, timeout = "5s", bar = (1, 2), name = "x""#);
+        assert_eq!(
+            errors,
+            [
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`",
+                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`",
+            ]
+        );
+        assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));
+        assert_eq!(args.name.get().map(|lit| lit.value()).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_value_inside_an_invisible_group_is_read() {
+        // What a `macro_rules!` `$timeout:literal` fragment can look like.
+        let literal: TokenStream = r#""5s""#.parse().unwrap_or_default();
+        let grouped = proc_macro2::Group::new(Delimiter::None, literal);
+        let mut attr: TokenStream = "timeout =".parse().unwrap_or_default();
+        attr.extend([TokenTree::Group(grouped)]);
+        let mut cx = Ctxt::new();
+        let args = args(attr, &mut cx);
+        assert!(cx.check().is_ok());
+        assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));
+    }
+}

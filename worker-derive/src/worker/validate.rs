@@ -1,0 +1,329 @@
+//! Checks that the annotated function can be a worker and builds the
+//! [`Worker`] that expansion works from. Every problem is reported to the
+//! context at the token that caused it; nothing stops at the first one.
+
+use std::time::Duration;
+
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::punctuated::Punctuated;
+use syn::token::Comma;
+use syn::{FnArg, LitStr, PatType, ReturnType, Safety, Signature, Type};
+
+use super::parse::Args;
+use crate::ctxt::Ctxt;
+
+/// The signature every message points to.
+pub(super) const EXPECTED: &str =
+    "expected `async fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`";
+
+/// A function that passed every check: all expansion needs.
+pub(super) struct Worker<'a> {
+    pub(super) name: LitStr,
+    pub(super) timeout: Option<Duration>,
+    pub(super) ident: &'a Ident,
+    pub(super) context: &'a Type,
+    pub(super) payload: Option<&'a Type>,
+    pub(super) output: &'a Type,
+}
+
+/// Checks `signature` and `args`; `None` exactly when the context holds an
+/// error (including ones the argument parser reported before).
+pub(super) fn worker<'a>(
+    args: Args,
+    signature: &'a Signature,
+    cx: &mut Ctxt,
+) -> Option<Worker<'a>> {
+    // Every check runs before any result is looked at, so all problems are
+    // reported together.
+    modifiers(signature, cx);
+    generics(signature, cx);
+    let params = params(signature, cx);
+    let output = output(signature, cx);
+    let name = name(args.name.get(), &signature.ident, cx);
+    let ((context, payload), output, name) = (params?, output?, name?);
+    if cx.has_errors() {
+        return None;
+    }
+    Some(Worker {
+        name,
+        timeout: args.timeout.get(),
+        ident: &signature.ident,
+        context,
+        payload,
+        output,
+    })
+}
+
+fn modifiers(signature: &Signature, cx: &mut Ctxt) {
+    if signature.asyncness.is_none() {
+        cx.error(
+            signature.fn_token.span,
+            "#[worker] functions must be `async fn`",
+        );
+    }
+    if let Some(constness) = &signature.constness {
+        cx.error(constness.span, "#[worker] functions can't be `const`");
+    }
+    if let Safety::Unsafe(unsafety) = &signature.safety {
+        cx.error(unsafety.span, "#[worker] functions can't be `unsafe`");
+    }
+    if let Some(abi) = &signature.abi {
+        cx.error_spanned_by(abi, "#[worker] functions can't be `extern`");
+    }
+    if let Some(variadic) = &signature.variadic {
+        cx.error(
+            variadic.dots.spans[0],
+            "#[worker] functions can't be variadic",
+        );
+    }
+}
+
+fn generics(signature: &Signature, cx: &mut Ctxt) {
+    let generics = &signature.generics;
+    if !generics.params.is_empty() {
+        cx.error_spanned_by(
+            generics,
+            "#[worker] functions can't be generic; the runtime calls them with concrete types",
+        );
+    }
+    if let Some(where_clause) = &generics.where_clause {
+        cx.error_spanned_by(
+            where_clause,
+            "#[worker] functions can't have a `where` clause",
+        );
+    }
+    for arg in &signature.inputs {
+        if let FnArg::Typed(arg) = arg {
+            if let Some(impl_token) = find_impl(arg.ty.to_token_stream()) {
+                cx.error(
+                    impl_token,
+                    "#[worker] parameters can't be `impl Trait`, which makes the function generic; name a concrete type",
+                );
+            }
+        }
+    }
+}
+
+/// The first `impl` keyword anywhere in a type, including inside generic
+/// arguments (`Vec<impl Trait>`).
+fn find_impl(tokens: TokenStream) -> Option<Span> {
+    tokens.into_iter().find_map(|token| match token {
+        TokenTree::Ident(ident) if ident == "impl" => Some(ident.span()),
+        TokenTree::Group(group) => find_impl(group.stream()),
+        _ => None,
+    })
+}
+
+/// The context type and the optional payload type.
+fn params<'a>(signature: &'a Signature, cx: &mut Ctxt) -> Option<(&'a Type, Option<&'a Type>)> {
+    if let Some(receiver) = signature.receiver() {
+        cx.error(
+            receiver.self_token.span,
+            format!(
+                "#[worker] functions can't take `self`; a worker is a free function, {EXPECTED}"
+            ),
+        );
+    }
+    let typed: Vec<&PatType> = typed_params(&signature.inputs);
+    let Some((context, rest)) = typed.split_first() else {
+        cx.error(
+            signature.paren_token.span.join(),
+            format!("#[worker] functions take a `WorkerContext` parameter; {EXPECTED}"),
+        );
+        return None;
+    };
+    let context_ok = is_worker_context(&context.ty, cx);
+    let payload = match rest {
+        [] => None,
+        [payload] => Some(&*payload.ty),
+        [_, extra @ ..] => {
+            let extra: TokenStream = extra.iter().map(|arg| arg.to_token_stream()).collect();
+            cx.error_spanned_by(
+                extra,
+                format!(
+                    "too many parameters: a worker takes the `WorkerContext` and at most one payload; {EXPECTED}"
+                ),
+            );
+            return None;
+        }
+    };
+    context_ok.then_some((&*context.ty, payload))
+}
+
+fn typed_params(inputs: &Punctuated<FnArg, Comma>) -> Vec<&PatType> {
+    inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(arg) => Some(arg),
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
+/// Accepts `WorkerContext` and any path ending in it
+/// (`worker_core::WorkerContext`); whether it's the right type is left to the
+/// compiler, which the expansion points at this type.
+fn is_worker_context(ty: &Type, cx: &mut Ctxt) -> bool {
+    match ungroup(ty) {
+        Type::Reference(reference) => {
+            cx.error_spanned_by(
+                reference,
+                format!("take the `WorkerContext` by value, not by reference; {EXPECTED}"),
+            );
+            false
+        }
+        Type::Path(path)
+            if path.qself.is_none()
+                && path.path.segments.last().is_some_and(|last| {
+                    last.ident == "WorkerContext" && last.arguments.is_none()
+                }) =>
+        {
+            true
+        }
+        other => {
+            cx.error_spanned_by(
+                other,
+                format!("the first parameter must be the `WorkerContext`; {EXPECTED}"),
+            );
+            false
+        }
+    }
+}
+
+fn ungroup(mut ty: &Type) -> &Type {
+    while let Type::Group(group) = ty {
+        ty = &group.elem;
+    }
+    ty
+}
+
+/// The return type, which must be spelled `Result<…>`; whether it is
+/// `worker_core::Result<()>` is left to the compiler.
+fn output<'a>(signature: &'a Signature, cx: &mut Ctxt) -> Option<&'a Type> {
+    match &signature.output {
+        ReturnType::Default => {
+            cx.error(
+                signature.paren_token.span.close(),
+                format!("#[worker] functions must return `Result<()>`; {EXPECTED}"),
+            );
+            None
+        }
+        ReturnType::Type(_, ty) => match ungroup(ty) {
+            Type::Path(path)
+                if path.qself.is_none()
+                    && path
+                        .path
+                        .segments
+                        .last()
+                        .is_some_and(|last| last.ident == "Result") =>
+            {
+                Some(ty)
+            }
+            other => {
+                cx.error_spanned_by(
+                    other,
+                    format!("#[worker] functions must return `Result<()>`; {EXPECTED}"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// The given name if it is valid, else the function's name in kebab-case.
+fn name(given: Option<LitStr>, ident: &Ident, cx: &mut Ctxt) -> Option<LitStr> {
+    match given {
+        Some(lit) => match name_problem(&lit.value()) {
+            None => Some(lit),
+            Some(problem) => {
+                cx.error(lit.span(), problem);
+                None
+            }
+        },
+        None => {
+            let derived = name_from_ident(&ident.to_string());
+            if derived.is_empty() {
+                cx.error(
+                    ident.span(),
+                    format!(
+                        "can't derive a worker name from `{ident}`; give one, like #[worker(\"send-email\")]"
+                    ),
+                );
+                return None;
+            }
+            Some(LitStr::new(&derived, ident.span()))
+        }
+    }
+}
+
+/// The runtime's rule for names: non-empty, no whitespace, no control
+/// characters. Checked here so a bad literal fails the build, not the start.
+pub(super) fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the worker name can't be empty")
+    } else if name.chars().any(char::is_whitespace) {
+        Some("the worker name can't contain whitespace; use dashes, like \"send-email\"")
+    } else if name.chars().any(char::is_control) {
+        Some("the worker name can't contain control characters")
+    } else {
+        None
+    }
+}
+
+/// `cleanup_temp_files` → `cleanup-temp-files`; `r#type` → `type`;
+/// leading and trailing underscores dropped (`_private_job` → `private-job`).
+pub(super) fn name_from_ident(ident: &str) -> String {
+    let ident = ident.strip_prefix("r#").unwrap_or(ident);
+    ident.trim_matches('_').replace('_', "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_becomes_kebab_case() {
+        assert_eq!(name_from_ident("cleanup_temp_files"), "cleanup-temp-files");
+        assert_eq!(name_from_ident("send_email"), "send-email");
+        assert_eq!(name_from_ident("report"), "report");
+    }
+
+    #[test]
+    fn raw_identifiers_lose_their_prefix() {
+        assert_eq!(name_from_ident("r#type"), "type");
+        assert_eq!(name_from_ident("r#async_job"), "async-job");
+    }
+
+    #[test]
+    fn leading_and_trailing_underscores_are_dropped() {
+        assert_eq!(name_from_ident("_private_job"), "private-job");
+        assert_eq!(name_from_ident("__job__"), "job");
+        assert_eq!(name_from_ident("__"), "");
+    }
+
+    #[test]
+    fn other_characters_are_kept() {
+        assert_eq!(name_from_ident("SendEmail"), "SendEmail");
+        assert_eq!(name_from_ident("a__b"), "a--b");
+        assert_eq!(name_from_ident("café_au_lait"), "café-au-lait");
+    }
+
+    #[test]
+    fn names_follow_the_runtime_rule() {
+        for good in ["send-email", "a", "notify.sms", "ré-essai", "x_1"] {
+            assert_eq!(name_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            " ",
+            "send email",
+            "tab\there",
+            "nl\n",
+            "bell\u{7}",
+            "nbsp\u{a0}x",
+        ] {
+            assert!(name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+}
