@@ -40,6 +40,17 @@ pub fn format_duration(duration: Duration) -> String {
     out
 }
 
+/// How long something took, for a log line: whole milliseconds from 1ms up
+/// (`201ms`, `1s250ms`), whole microseconds below (`22us`).
+pub(crate) fn format_elapsed(elapsed: Duration) -> String {
+    let rounded = if elapsed >= Duration::from_millis(1) {
+        Duration::from_millis(elapsed.as_millis() as u64)
+    } else {
+        Duration::from_micros(elapsed.as_micros() as u64)
+    };
+    format_duration(rounded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +62,16 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
         assert_eq!(format_duration(Duration::from_nanos(7)), "7ns");
         assert_eq!(format_duration(Duration::from_secs(7200 + 59)), "2h59s");
+    }
+
+    #[test]
+    fn elapsed_times_are_rounded_for_people() {
+        assert_eq!(format_elapsed(Duration::from_nanos(201_928_224)), "201ms");
+        assert_eq!(format_elapsed(Duration::from_nanos(22_313)), "22us");
+        assert_eq!(
+            format_elapsed(Duration::from_nanos(1_250_400_000)),
+            "1s250ms"
+        );
+        assert_eq!(format_elapsed(Duration::from_nanos(300)), "0s");
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::definition::Definition;
-use crate::duration::format_duration;
+use crate::duration::{format_duration, format_elapsed};
 use crate::mailbox::Mailbox;
 use crate::manager::Shared;
 use crate::private::BoxFuture;
@@ -184,18 +184,13 @@ impl Run {
         self.manager.running.remove(self.id);
         self.mailbox.close();
         lock(&self.state).clear();
+        let took = format_elapsed(took);
         match &outcome {
-            Ok(()) => self.log(
-                log::Level::Debug,
-                &format!("finished in {}", format_duration(took)),
-            ),
-            Err(error) if ending == Ending::Cancelled => {
-                self.log(log::Level::Info, &error.to_string())
+            Ok(()) => self.log(log::Level::Debug, &format!("finished in {took}")),
+            Err(_) if ending == Ending::Cancelled => {
+                self.log(log::Level::Info, &format!("cancelled after {took}"))
             }
-            Err(error) => self.log(
-                log::Level::Error,
-                &format!("failed after {}: {error}", format_duration(took)),
-            ),
+            Err(error) => self.log(log::Level::Error, &format!("failed after {took}: {error}")),
         }
         *lock(&self.outcome) = Some(outcome);
         self.ended.fire();
