@@ -65,3 +65,25 @@ pub async fn run_installs(
 ) -> Result<()> {
     manager.install_files(installs.iter()).await
 }
+
+/// Runs a `#[worker(blocking)]` fn on tokio's blocking pool. The run's
+/// timeout and cancellation still end the run on time, but the thread can't
+/// be stopped: the fn runs to its end in the background, its result ignored.
+pub async fn run_blocking<F>(ctx: WorkerContext, work: F) -> Result<()>
+where
+    F: FnOnce(WorkerContext) -> Result<()> + Send + 'static,
+{
+    let worker = ctx.worker_name().to_owned();
+    match tokio::task::spawn_blocking(move || work(ctx)).await {
+        Ok(result) => result,
+        Err(join_error) => Err(match join_error.try_into_panic() {
+            Ok(panic) => Error::Panic {
+                worker,
+                message: crate::run::panic_message(&*panic),
+            },
+            Err(other) => Error::msg(format!(
+                "blocking worker '{worker}' did not finish: {other}"
+            )),
+        }),
+    }
+}
