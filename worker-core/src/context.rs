@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::config::{AppConfig, Environment};
 use crate::run::{Run, lock};
+use crate::signal::Signal;
 use crate::{Error, Result};
 
 /// A run's view of itself, handed to the worker when the run starts.
@@ -93,7 +94,7 @@ impl WorkerContext {
     /// Logs through the `log` crate (target `worker`), prefixed
     /// `[Worker:NAME run:XXXXXXXX] ` with the first 8 characters of the run id.
     pub fn log(&self, level: log::Level, message: &str) {
-        self.run.log(level, message);
+        self.run.log(level, format_args!("{message}"));
     }
 
     /// Logs at info level.
@@ -120,18 +121,20 @@ impl WorkerContext {
 
     /// Stores a value in this run's private state.
     pub async fn set_state(&self, key: impl Into<String>, value: Value) -> Result<()> {
-        lock(&self.run.state).insert(key.into(), value);
+        lock(&self.run.state)
+            .get_or_insert_default()
+            .insert(key.into(), value);
         Ok(())
     }
 
     /// A value from this run's state; other runs' state is never visible.
     pub async fn get_state(&self, key: &str) -> Option<Value> {
-        lock(&self.run.state).get(key).cloned()
+        lock(&self.run.state).as_ref()?.get(key).cloned()
     }
 
     /// Forgets all of this run's state.
     pub async fn clear_state(&self) -> Result<()> {
-        lock(&self.run.state).clear();
+        lock(&self.run.state).take();
         Ok(())
     }
 
@@ -145,12 +148,11 @@ impl WorkerContext {
     /// [`send`](Self::send) to wait for the reader instead.
     pub fn emit(&self, message: Value) -> Result<()> {
         self.run
-            .mailbox
-            .try_push(message)
+            .emit(message)
             .map_err(|_| Error::MessageBufferFull {
                 worker: self.worker_name().to_owned(),
                 run_id: self.run_id().to_owned(),
-                capacity: self.run.mailbox.capacity(),
+                capacity: self.run.message_buffer(),
             })
     }
 
@@ -158,7 +160,7 @@ impl WorkerContext {
     /// the reader makes room (or goes away, or the run is cancelled).
     pub async fn send(&self, message: Value) -> Result<()> {
         tokio::select! {
-            () = self.run.mailbox.push_waiting(message) => Ok(()),
+            () = self.run.emit_waiting(message) => Ok(()),
             () = self.cancelled() => Err(self.run.cancelled_error()),
         }
     }
@@ -173,13 +175,13 @@ impl WorkerContext {
 
     /// Whether the run has been asked to stop.
     pub fn is_cancelled(&self) -> bool {
-        self.run.cancel.is_fired()
+        self.run.signals.is_fired(Signal::Cancel)
     }
 
     /// Resolves when the run is asked to stop (by `cancel`, its handle or
     /// shutdown). The worker then has the grace period to return.
     pub async fn cancelled(&self) {
-        self.run.cancel.wait().await;
+        self.run.signals.wait(Signal::Cancel).await;
     }
 
     /// Time since the run started.

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::Result;
 use crate::run::Run;
+use crate::signal::Signal;
 
 /// Returned by [`WORKER::call`](crate::WORKER::call): read the run's
 /// messages, await its result or cancel it.
@@ -88,8 +89,7 @@ impl WorkerHandle {
                 return Poll::Ready(Some(message));
             }
             self.run
-                .mailbox
-                .poll_take_all(&mut self.inbox, cx)
+                .poll_messages(&mut self.inbox, cx)
                 .map(|_| self.inbox.pop_front())
         })
         .await
@@ -98,14 +98,14 @@ impl WorkerHandle {
     /// The next message if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Value> {
         if self.inbox.is_empty() {
-            self.run.mailbox.take_all(&mut self.inbox);
+            self.run.take_messages(&mut self.inbox);
         }
         self.inbox.pop_front()
     }
 
     /// Whether the run has ended (its messages may still be unread).
     pub fn is_finished(&self) -> bool {
-        self.run.ended.is_fired()
+        self.run.signals.is_fired(Signal::Ended)
     }
 
     /// Waits for the run to end and returns its result: `Ok(())`, the
@@ -115,14 +115,14 @@ impl WorkerHandle {
     /// ([`is_cancelled`](crate::Error::is_cancelled)). Unread messages are
     /// discarded. Stats are up to date when it returns.
     pub async fn await_result(self) -> Result<()> {
-        self.run.mailbox.detach_reader();
-        self.run.ended.wait().await;
+        self.run.detach_reader();
+        self.run.signals.wait(Signal::Ended).await;
         self.run.take_outcome()
     }
 }
 
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
-        self.run.mailbox.detach_reader();
+        self.run.detach_reader();
     }
 }

@@ -6,21 +6,26 @@
 //! told, nothing is dropped silently) and `send(..).await` waits for room.
 //! With no reader (the caller used `run()`, dropped its handle or is in
 //! `await_result`), messages are discarded at once, so they cost nothing and
-//! `emit` never fails for lack of a listener. Nothing is allocated until the
-//! first message, and the reader takes the whole backlog per lock.
+//! `emit` never fails for lack of a listener. A run allocates its mailbox on
+//! the first message or the first `recv`, and the reader takes the whole
+//! backlog per lock.
+//!
+//! Wake-ups for "room appeared" go through the run's [`Signals`], and a
+//! reader that finds the buffer empty re-checks the run's end, so a mailbox
+//! made after the run ended can't leave its reader waiting.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use serde_json::Value;
-use tokio::sync::Notify;
+
+use crate::run::lock;
+use crate::signal::{Signal, Signals};
 
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     state: Mutex<State>,
-    /// Woken when room appears, the reader leaves or the run ends.
-    room: Notify,
 }
 
 #[derive(Debug)]
@@ -32,39 +37,33 @@ struct State {
     /// Nobody will read: messages are discarded.
     unread: bool,
     reader: Option<Waker>,
+    /// Senders in `push_waiting`: only then is "room appeared" announced.
+    waiting_senders: usize,
 }
 
 impl Mailbox {
-    pub(crate) fn new(capacity: usize, has_reader: bool) -> Self {
+    pub(crate) fn new(capacity: usize, closed: bool) -> Self {
         Mailbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 capacity: capacity.max(1),
-                closed: false,
-                unread: !has_reader,
+                closed,
+                unread: false,
                 reader: None,
+                waiting_senders: 0,
             }),
-            room: Notify::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding this lock can't leave the queue half-updated
-        // (every critical section is a single push/swap), so poison is moot.
-        self.state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
     pub(crate) fn capacity(&self) -> usize {
-        self.lock().capacity
+        lock(&self.state).capacity
     }
 
     /// Queues a message for the reader, or discards it if there is none.
     /// A full buffer hands the message back.
     pub(crate) fn try_push(&self, message: Value) -> Result<(), Value> {
         let waker = {
-            let mut state = self.lock();
+            let mut state = lock(&self.state);
             if state.unread || state.closed {
                 return Ok(());
             }
@@ -81,17 +80,21 @@ impl Mailbox {
     }
 
     /// Like [`try_push`](Self::try_push), but waits for room instead.
-    pub(crate) async fn push_waiting(&self, mut message: Value) {
-        loop {
-            let room = self.room.notified();
-            let mut room = std::pin::pin!(room);
-            room.as_mut().enable();
-            match self.try_push(message) {
-                Ok(()) => return,
-                Err(back) => message = back,
-            }
-            room.await;
-        }
+    pub(crate) async fn push_waiting(&self, message: Value, signals: &Signals) {
+        let mut message = match self.try_push(message) {
+            Ok(()) => return,
+            Err(back) => Some(back),
+        };
+        let _waiting = WaitingSender::enter(self);
+        signals
+            .wait_until(|| match message.take().map(|m| self.try_push(m)) {
+                Some(Err(back)) => {
+                    message = Some(back);
+                    false
+                }
+                _ => true,
+            })
+            .await;
     }
 
     /// Moves every queued message into `inbox` (which must be empty), or
@@ -101,15 +104,13 @@ impl Mailbox {
         &self,
         inbox: &mut VecDeque<Value>,
         cx: &mut Context<'_>,
+        signals: &Signals,
     ) -> Poll<bool> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         if !state.queue.is_empty() {
-            std::mem::swap(&mut state.queue, inbox);
-            drop(state);
-            self.room.notify_waiters();
-            return Poll::Ready(true);
+            return Poll::Ready(self.hand_over(state, inbox, signals));
         }
-        if state.closed {
+        if state.closed || signals.is_fired(Signal::Ended) {
             return Poll::Ready(false);
         }
         match &state.reader {
@@ -120,38 +121,68 @@ impl Mailbox {
     }
 
     /// Takes what is queued without waiting.
-    pub(crate) fn take_all(&self, inbox: &mut VecDeque<Value>) {
-        let mut state = self.lock();
+    pub(crate) fn take_all(&self, inbox: &mut VecDeque<Value>, signals: &Signals) {
+        let state = lock(&self.state);
         if !state.queue.is_empty() {
-            std::mem::swap(&mut state.queue, inbox);
-            drop(state);
-            self.room.notify_waiters();
+            self.hand_over(state, inbox, signals);
         }
     }
 
+    fn hand_over(
+        &self,
+        mut state: std::sync::MutexGuard<'_, State>,
+        inbox: &mut VecDeque<Value>,
+        signals: &Signals,
+    ) -> bool {
+        std::mem::swap(&mut state.queue, inbox);
+        let senders_wait = state.waiting_senders > 0;
+        drop(state);
+        if senders_wait {
+            signals.wake_all();
+        }
+        true
+    }
+
     /// The reader is gone: free the backlog and discard what comes later.
-    pub(crate) fn detach_reader(&self) {
-        let backlog = {
-            let mut state = self.lock();
+    pub(crate) fn detach_reader(&self, signals: &Signals) {
+        let (backlog, senders_wait) = {
+            let mut state = lock(&self.state);
             state.unread = true;
             state.reader = None;
-            std::mem::take(&mut state.queue)
+            (std::mem::take(&mut state.queue), state.waiting_senders > 0)
         };
         drop(backlog);
-        self.room.notify_waiters();
+        if senders_wait {
+            signals.wake_all();
+        }
     }
 
     /// The run is over: the reader drains what is queued, then sees the end.
     pub(crate) fn close(&self) {
         let waker = {
-            let mut state = self.lock();
+            let mut state = lock(&self.state);
             state.closed = true;
             state.reader.take()
         };
         if let Some(waker) = waker {
             waker.wake();
         }
-        self.room.notify_waiters();
+    }
+}
+
+/// Counts a sender in `push_waiting`, also if its future is dropped.
+struct WaitingSender<'a>(&'a Mailbox);
+
+impl<'a> WaitingSender<'a> {
+    fn enter(mailbox: &'a Mailbox) -> Self {
+        lock(&mailbox.state).waiting_senders += 1;
+        WaitingSender(mailbox)
+    }
+}
+
+impl Drop for WaitingSender<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).waiting_senders -= 1;
     }
 }
 
@@ -162,22 +193,13 @@ mod tests {
 
     fn drain(mailbox: &Mailbox) -> Vec<Value> {
         let mut inbox = VecDeque::new();
-        mailbox.take_all(&mut inbox);
+        mailbox.take_all(&mut inbox, &Signals::default());
         inbox.into_iter().collect()
     }
 
     #[test]
-    fn without_a_reader_messages_cost_nothing_and_never_fail() {
-        let mailbox = Mailbox::new(2, false);
-        for i in 0..10 {
-            assert_eq!(mailbox.try_push(json!(i)), Ok(()));
-        }
-        assert!(drain(&mailbox).is_empty());
-    }
-
-    #[test]
     fn a_full_buffer_is_reported_not_dropped() {
-        let mailbox = Mailbox::new(2, true);
+        let mailbox = Mailbox::new(2, false);
         mailbox.try_push(json!(1)).unwrap();
         mailbox.try_push(json!(2)).unwrap();
         assert_eq!(mailbox.try_push(json!(3)), Err(json!(3)));
@@ -188,24 +210,27 @@ mod tests {
 
     #[test]
     fn detaching_the_reader_frees_the_backlog() {
-        let mailbox = Mailbox::new(8, true);
+        let mailbox = Mailbox::new(8, false);
         mailbox.try_push(json!("a")).unwrap();
-        mailbox.detach_reader();
+        mailbox.detach_reader(&Signals::default());
         mailbox.try_push(json!("b")).unwrap();
         assert!(drain(&mailbox).is_empty());
     }
 
     #[tokio::test]
     async fn a_waiting_sender_resumes_when_the_reader_takes() {
-        let mailbox = std::sync::Arc::new(Mailbox::new(1, true));
+        let mailbox = std::sync::Arc::new(Mailbox::new(1, false));
+        let signals = std::sync::Arc::new(Signals::default());
         mailbox.try_push(json!(1)).unwrap();
         let sender = tokio::spawn({
-            let mailbox = mailbox.clone();
-            async move { mailbox.push_waiting(json!(2)).await }
+            let (mailbox, signals) = (mailbox.clone(), signals.clone());
+            async move { mailbox.push_waiting(json!(2), &signals).await }
         });
         tokio::task::yield_now().await;
         assert!(!sender.is_finished());
-        assert_eq!(drain(&mailbox), vec![json!(1)]);
+        let mut inbox = VecDeque::new();
+        mailbox.take_all(&mut inbox, &signals);
+        assert_eq!(inbox, [json!(1)]);
         sender.await.unwrap();
         assert_eq!(drain(&mailbox), vec![json!(2)]);
     }

@@ -15,6 +15,7 @@ use crate::error::InstallFailure;
 use crate::private::{InstallRegistration, WorkerRegistration};
 use crate::run::{CatchUnwind, Run, lock, panic_message};
 use crate::running::RunningSet;
+use crate::signal::Signal;
 use crate::{Error, Result, WorkerHandle, WorkerStats};
 
 /// A worker manager: registers definitions, starts runs, lists them, counts
@@ -371,10 +372,10 @@ impl WorkerManager {
         self.shared.shutting_down.store(true, SeqCst);
         let runs = self.shared.running.snapshot();
         for run in &runs {
-            run.cancel.fire();
+            run.signals.fire(Signal::Cancel);
         }
         for run in runs {
-            run.ended.wait().await;
+            run.signals.wait(Signal::Ended).await;
         }
         Ok(())
     }

@@ -2,11 +2,13 @@
 //! exactly one ending (succeeded, failed, timed out, panicked, cancelled).
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -18,12 +20,13 @@ use crate::duration::{format_duration, format_elapsed};
 use crate::mailbox::Mailbox;
 use crate::manager::Shared;
 use crate::private::BoxFuture;
-use crate::signal::Signal;
+use crate::signal::{Signal, Signals};
 use crate::stats::Ending;
 use crate::{Error, Result, WorkerContext};
 
-/// Everything one run's context, handle and manager share.
-#[derive(Debug)]
+/// Everything one run's context, handle and manager share. Kept small: many
+/// thousands may be in flight, and what only some runs use (messages, state)
+/// is allocated on first use.
 pub(crate) struct Run {
     pub(crate) id: u128,
     id_text: [u8; 36],
@@ -33,11 +36,21 @@ pub(crate) struct Run {
     pub(crate) payload: Option<Value>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) started: Instant,
-    pub(crate) cancel: Signal,
-    pub(crate) ended: Signal,
-    outcome: Mutex<Option<Result<()>>>,
-    pub(crate) mailbox: Mailbox,
-    pub(crate) state: Mutex<HashMap<String, Value>>,
+    pub(crate) signals: Signals,
+    outcome: Mutex<Option<Result<(), Box<Error>>>>,
+    /// Whether a handle may still read messages; if not, they are discarded.
+    reader: AtomicBool,
+    mailbox: OnceLock<Box<Mailbox>>,
+    pub(crate) state: Mutex<Option<Box<HashMap<String, Value>>>>,
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("worker", &self.worker_name())
+            .field("id", &self.id_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Run {
@@ -57,17 +70,17 @@ impl Run {
         Arc::new(Run {
             id: uuid.as_u128(),
             id_text,
-            mailbox: Mailbox::new(settings.message_buffer, has_reader),
             definition,
             settings,
             manager,
             payload,
             timeout,
             started: Instant::now(),
-            cancel: Signal::default(),
-            ended: Signal::default(),
+            signals: Signals::default(),
             outcome: Mutex::new(None),
-            state: Mutex::default(),
+            reader: AtomicBool::new(has_reader),
+            mailbox: OnceLock::new(),
+            state: Mutex::new(None),
         })
     }
 
@@ -79,15 +92,18 @@ impl Run {
         &self.definition.name
     }
 
-    /// The prefix of every log line of this run: `[Worker:NAME run:XXXXXXXX] `.
-    pub(crate) fn log(&self, level: log::Level, message: &str) {
-        log::log!(
-            target: "worker",
-            level,
-            "[Worker:{} run:{}] {message}",
-            self.worker_name(),
-            &self.id_str()[..8]
-        );
+    /// Logs with the run's prefix, `[Worker:NAME run:XXXXXXXX] `; formats
+    /// nothing when the level is off.
+    pub(crate) fn log(&self, level: log::Level, message: fmt::Arguments<'_>) {
+        if log::log_enabled!(target: "worker", level) {
+            log::log!(
+                target: "worker",
+                level,
+                "[Worker:{} run:{}] {message}",
+                self.worker_name(),
+                &self.id_str()[..8]
+            );
+        }
     }
 
     /// Executes the run to its end and records that end. Whoever awaits this
@@ -108,7 +124,7 @@ impl Run {
     }
 
     async fn execute(self: &Arc<Self>) -> (Result<()>, Ending) {
-        if self.cancel.is_fired() {
+        if self.signals.is_fired(Signal::Cancel) {
             return (Err(self.cancelled_error()), Ending::Cancelled);
         }
         let ctx = WorkerContext::new(self.clone());
@@ -117,9 +133,14 @@ impl Run {
             Ok(future) => CatchUnwind(future),
             Err(panic) => return self.panicked(panic),
         };
+        // Boxed, and only when there is a timeout: most runs have none, and
+        // a `Sleep` would double the size of every run's task.
+        let mut deadline = self
+            .timeout
+            .map(|timeout| Box::pin(tokio::time::sleep(timeout)));
         let deadline = async {
-            match self.timeout {
-                Some(timeout) => tokio::time::sleep(timeout).await,
+            match deadline.as_mut() {
+                Some(sleep) => sleep.await,
                 None => std::future::pending().await,
             }
         };
@@ -128,7 +149,7 @@ impl Run {
             result = &mut work => {
                 // A run asked to stop ends cancelled, even if the worker,
                 // told by `ctx.cancelled()`, wound down and returned itself.
-                if self.cancel.is_fired() {
+                if self.signals.is_fired(Signal::Cancel) {
                     return (Err(self.cancelled_error()), Ending::Cancelled);
                 }
                 return match result {
@@ -137,7 +158,7 @@ impl Run {
                     Err(panic) => self.panicked(panic),
                 };
             }
-            () = self.cancel.wait() => {}
+            () = self.signals.wait(Signal::Cancel) => {}
             () = deadline => {
                 let timeout = self.timeout.unwrap_or_default();
                 return (Err(Error::run_timed_out(self.worker_name(), timeout)), Ending::TimedOut);
@@ -146,15 +167,14 @@ impl Run {
         // Cancelled: the worker saw `ctx.cancelled()` fire; give it the grace
         // period to clean up, then drop it wherever it is.
         let grace = self.settings.grace_period;
+        let expired = Box::pin(tokio::time::sleep(grace));
         tokio::select! {
             biased;
             _ = &mut work => {}
-            () = tokio::time::sleep(grace) => {
-                self.log(log::Level::Warn, &format!(
-                    "did not stop within the {} grace period after cancellation; dropped",
-                    format_duration(grace)
-                ));
-            }
+            () = expired => self.log(log::Level::Warn, format_args!(
+                "did not stop within the {} grace period after cancellation; dropped",
+                format_duration(grace)
+            )),
         }
         (Err(self.cancelled_error()), Ending::Cancelled)
     }
@@ -175,52 +195,125 @@ impl Run {
         }
     }
 
-    /// The one transition to "ended": counted, unlisted, stream closed, then
-    /// the outcome published, in that order, so that whoever sees the
-    /// outcome also sees the stats and the running list up to date.
+    /// The one transition to "ended": counted, unlisted, outcome stored and
+    /// message stream closed, then the end signalled, in that order, so that
+    /// whoever sees the end also sees the stats and the running list up to
+    /// date.
     fn finish(&self, outcome: Result<()>, ending: Ending) {
         let took = self.started.elapsed();
         self.definition.stats.ended(ending, took);
         self.manager.running.remove(self.id);
-        self.mailbox.close();
-        lock(&self.state).clear();
-        let took = format_elapsed(took);
-        match &outcome {
-            Ok(()) => self.log(log::Level::Debug, &format!("finished in {took}")),
-            Err(_) if ending == Ending::Cancelled => {
-                self.log(log::Level::Info, &format!("cancelled after {took}"))
-            }
-            Err(error) => self.log(log::Level::Error, &format!("failed after {took}: {error}")),
+        self.log_ending(&outcome, ending, took);
+        lock(&self.state).take();
+        *lock(&self.outcome) = Some(outcome.map_err(Box::new));
+        self.end_messages();
+        self.signals.fire(Signal::Ended);
+    }
+
+    fn log_ending(&self, outcome: &Result<()>, ending: Ending, took: Duration) {
+        match outcome {
+            Ok(()) => self.log(
+                log::Level::Debug,
+                format_args!("finished in {}", format_elapsed(took)),
+            ),
+            Err(_) if ending == Ending::Cancelled => self.log(
+                log::Level::Info,
+                format_args!("cancelled after {}", format_elapsed(took)),
+            ),
+            Err(error) => self.log(
+                log::Level::Error,
+                format_args!("failed after {}: {error}", format_elapsed(took)),
+            ),
         }
-        *lock(&self.outcome) = Some(outcome);
-        self.ended.fire();
     }
 
     /// Ends a run that was admitted but refused before it started (shutdown
     /// began in between): not counted, since it never ran.
     pub(crate) fn abandon(&self) {
         self.manager.running.remove(self.id);
-        self.mailbox.close();
-        *lock(&self.outcome) = Some(Err(Error::Shutdown));
-        self.ended.fire();
+        *lock(&self.outcome) = Some(Err(Box::new(Error::Shutdown)));
+        self.end_messages();
+        self.signals.fire(Signal::Ended);
     }
 
     /// The run's result, once: the caller of `run` or the handle's owner.
     pub(crate) fn take_outcome(&self) -> Result<()> {
-        lock(&self.outcome)
-            .take()
-            .unwrap_or_else(|| Err(Error::msg("the run's result was already taken")))
+        match lock(&self.outcome).take() {
+            Some(outcome) => outcome.map_err(|error| *error),
+            None => Err(Error::msg("the run's result was already taken")),
+        }
     }
 
     /// Signals the run to stop and waits until it has ended (at most the
     /// grace period for a worker that ignores the signal).
     pub(crate) async fn cancel_and_wait(&self) -> Result<()> {
-        if self.ended.is_fired() {
+        if self.signals.is_fired(Signal::Ended) {
             return Err(Error::RunNotFound(self.id_str().to_owned()));
         }
-        self.cancel.fire();
-        self.ended.wait().await;
+        self.signals.fire(Signal::Cancel);
+        self.signals.wait(Signal::Ended).await;
         Ok(())
+    }
+
+    // ── messages ────────────────────────────────────────────────────────
+
+    fn mailbox(&self) -> &Mailbox {
+        self.mailbox.get_or_init(|| {
+            let ended = self.signals.is_fired(Signal::Ended);
+            Box::new(Mailbox::new(self.settings.message_buffer, ended))
+        })
+    }
+
+    /// Queues a message for the handle, or drops it if nobody will read it.
+    /// A full buffer hands the message back.
+    pub(crate) fn emit(&self, message: Value) -> Result<(), Value> {
+        if !self.reader.load(SeqCst) {
+            return Ok(());
+        }
+        self.mailbox().try_push(message)
+    }
+
+    /// Like [`emit`](Self::emit), waiting for room instead of failing.
+    pub(crate) async fn emit_waiting(&self, message: Value) {
+        if self.reader.load(SeqCst) {
+            self.mailbox().push_waiting(message, &self.signals).await;
+        }
+    }
+
+    pub(crate) fn message_buffer(&self) -> usize {
+        self.mailbox
+            .get()
+            .map_or(self.settings.message_buffer, |m| m.capacity())
+    }
+
+    pub(crate) fn poll_messages(
+        &self,
+        inbox: &mut VecDeque<Value>,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
+        self.mailbox().poll_take_all(inbox, cx, &self.signals)
+    }
+
+    pub(crate) fn take_messages(&self, inbox: &mut VecDeque<Value>) {
+        if let Some(mailbox) = self.mailbox.get() {
+            mailbox.take_all(inbox, &self.signals);
+        }
+    }
+
+    /// The handle is gone or awaiting the result: unread messages are freed
+    /// and later ones discarded.
+    pub(crate) fn detach_reader(&self) {
+        if self.reader.swap(false, SeqCst) {
+            if let Some(mailbox) = self.mailbox.get() {
+                mailbox.detach_reader(&self.signals);
+            }
+        }
+    }
+
+    fn end_messages(&self) {
+        if let Some(mailbox) = self.mailbox.get() {
+            mailbox.close();
+        }
     }
 }
 
@@ -232,7 +325,9 @@ impl Drop for EndOnDrop {
         if let Some(run) = self.0.take() {
             run.log(
                 log::Level::Warn,
-                "dropped before it ended (its runtime shut down or its caller stopped waiting)",
+                format_args!(
+                    "dropped before it ended (its runtime shut down or its caller stopped waiting)"
+                ),
             );
             run.finish(Err(run.cancelled_error()), Ending::Cancelled);
         }

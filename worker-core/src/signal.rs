@@ -1,41 +1,66 @@
-//! A one-shot, many-waiter flag: fired once, observed by any number of
-//! waiters, from any runtime. A run has two: "cancel requested" and "ended".
+//! A run's one-shot signals ("cancel requested", "ended"): each fired once,
+//! observed by any number of waiters, from any runtime. They share one
+//! `Notify` (a run is mostly waited on for one thing at a time, and a
+//! spurious wake-up only costs a re-check), which keeps a run small.
 
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
 
 use tokio::sync::Notify;
 
+/// One of a run's signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Signal {
+    Cancel = 1,
+    Ended = 2,
+}
+
 #[derive(Debug, Default)]
-pub(crate) struct Signal {
-    fired: AtomicBool,
+pub(crate) struct Signals {
+    fired: AtomicU8,
     notify: Notify,
 }
 
-impl Signal {
-    /// Fires the signal; `true` if this call was the one that fired it.
-    pub(crate) fn fire(&self) -> bool {
-        let first = !self.fired.swap(true, SeqCst);
+impl Signals {
+    /// Fires `signal`; `true` if this call was the one that fired it.
+    pub(crate) fn fire(&self, signal: Signal) -> bool {
+        let before = self.fired.fetch_or(signal as u8, SeqCst);
+        let first = before & signal as u8 == 0;
         if first {
             self.notify.notify_waiters();
         }
         first
     }
 
-    pub(crate) fn is_fired(&self) -> bool {
-        self.fired.load(SeqCst)
+    pub(crate) fn is_fired(&self, signal: Signal) -> bool {
+        self.fired.load(SeqCst) & signal as u8 != 0
     }
 
-    /// Resolves once the signal has fired (at once if it already has).
-    pub(crate) async fn wait(&self) {
-        let notified = self.notify.notified();
-        let mut notified = std::pin::pin!(notified);
-        // Register before checking the flag: a `fire` between the check and
-        // the await would otherwise be missed.
-        notified.as_mut().enable();
-        if self.is_fired() {
-            return;
+    /// Resolves once `signal` has fired (at once if it already has).
+    pub(crate) async fn wait(&self, signal: Signal) {
+        if !self.is_fired(signal) {
+            self.wait_until(|| self.is_fired(signal)).await;
         }
-        notified.await;
+    }
+
+    /// Wakes every waiter so it re-checks its condition (used for "room in
+    /// the message buffer", which is not a one-shot signal).
+    pub(crate) fn wake_all(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// Waits for the next `wake_all` or `fire`, registered before `check`
+    /// runs so none is missed; returns at once if `check` says done.
+    pub(crate) async fn wait_until(&self, mut check: impl FnMut() -> bool) {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if check() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -46,15 +71,19 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_before_and_after_firing_all_resolve() {
-        let signal = Arc::new(Signal::default());
+        let signals = Arc::new(Signals::default());
         let early = tokio::spawn({
-            let signal = signal.clone();
-            async move { signal.wait().await }
+            let signals = signals.clone();
+            async move { signals.wait(Signal::Ended).await }
         });
         tokio::task::yield_now().await;
-        assert!(signal.fire());
-        assert!(!signal.fire(), "a signal fires once");
+        assert!(signals.fire(Signal::Cancel));
+        tokio::task::yield_now().await;
+        assert!(!early.is_finished(), "another signal does not end the wait");
+        assert!(signals.fire(Signal::Ended));
+        assert!(!signals.fire(Signal::Ended), "a signal fires once");
         early.await.unwrap();
-        signal.wait().await;
+        signals.wait(Signal::Ended).await;
+        signals.wait(Signal::Cancel).await;
     }
 }
