@@ -7,9 +7,11 @@ use std::task::Poll;
 
 use serde_json::Value;
 
-use crate::Result;
+use tokio::task::JoinHandle;
+
 use crate::run::Run;
 use crate::signal::Signal;
+use crate::{Error, Result};
 
 /// Returned by [`WORKER::call`](crate::WORKER::call): read the run's
 /// messages, await its result or cancel it.
@@ -41,8 +43,11 @@ use crate::signal::Signal;
 /// ```
 pub struct WorkerHandle {
     run: Arc<Run>,
-    /// Messages already taken from the run, in order; refilled a batch at a time.
-    inbox: VecDeque<Value>,
+    /// The run's task; its output is the run's outcome.
+    task: Option<JoinHandle<Result<()>>>,
+    /// Messages already taken from the run, in order; refilled a batch at a
+    /// time. Boxed on the first `recv`: most handles never read.
+    inbox: Option<Box<VecDeque<Value>>>,
 }
 
 impl fmt::Debug for WorkerHandle {
@@ -56,10 +61,11 @@ impl fmt::Debug for WorkerHandle {
 }
 
 impl WorkerHandle {
-    pub(crate) fn new(run: Arc<Run>) -> Self {
+    pub(crate) fn new(run: Arc<Run>, task: JoinHandle<Result<()>>) -> Self {
         WorkerHandle {
             run,
-            inbox: VecDeque::new(),
+            task: Some(task),
+            inbox: None,
         }
     }
 
@@ -85,22 +91,22 @@ impl WorkerHandle {
     /// the first `recv` (even before the run ended) wait for it.
     pub async fn recv(&mut self) -> Option<Value> {
         std::future::poll_fn(|cx| {
-            if let Some(message) = self.inbox.pop_front() {
+            let inbox = self.inbox.get_or_insert_default();
+            if let Some(message) = inbox.pop_front() {
                 return Poll::Ready(Some(message));
             }
-            self.run
-                .poll_messages(&mut self.inbox, cx)
-                .map(|_| self.inbox.pop_front())
+            self.run.poll_messages(inbox, cx).map(|_| inbox.pop_front())
         })
         .await
     }
 
     /// The next message if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Value> {
-        if self.inbox.is_empty() {
-            self.run.take_messages(&mut self.inbox);
+        let inbox = self.inbox.get_or_insert_default();
+        if inbox.is_empty() {
+            self.run.take_messages(inbox);
         }
-        self.inbox.pop_front()
+        inbox.pop_front()
     }
 
     /// Whether the run has ended (its messages may still be unread).
@@ -114,10 +120,17 @@ impl WorkerHandle {
     /// ([`is_panic`](crate::Error::is_panic)) or a cancellation
     /// ([`is_cancelled`](crate::Error::is_cancelled)). Unread messages are
     /// discarded. Stats are up to date when it returns.
-    pub async fn await_result(self) -> Result<()> {
+    pub async fn await_result(mut self) -> Result<()> {
         self.run.detach_reader();
-        self.run.signals.wait(Signal::Ended).await;
-        self.run.take_outcome()
+        let Some(task) = self.task.take() else {
+            return Err(Error::msg("the run's result was already taken"));
+        };
+        match task.await {
+            Ok(outcome) => outcome,
+            // The task can only fail to deliver if its runtime dropped it;
+            // the run then ended as cancelled.
+            Err(_) => Err(self.run.cancelled_error()),
+        }
     }
 }
 

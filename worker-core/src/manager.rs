@@ -236,8 +236,8 @@ impl WorkerManager {
             ))
         })?;
         let run = self.admit(worker_name, timeout, payload, true)?;
-        runtime.spawn(run.clone().drive());
-        Ok(WorkerHandle::new(run))
+        let task = runtime.spawn(run.clone().drive());
+        Ok(WorkerHandle::new(run, task))
     }
 
     /// Runs a worker with its default timeout and waits for its result.
@@ -248,9 +248,7 @@ impl WorkerManager {
     /// timed like any other run; if the caller stops waiting, the run ends
     /// as cancelled.
     pub async fn run(&self, worker_name: &str, payload: Option<Value>) -> Result<()> {
-        let run = self.admit(worker_name, None, payload, false)?;
-        run.clone().drive().await;
-        run.take_outcome()
+        self.admit(worker_name, None, payload, false)?.drive().await
     }
 
     fn admit(

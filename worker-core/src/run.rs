@@ -37,7 +37,6 @@ pub(crate) struct Run {
     pub(crate) timeout: Option<Duration>,
     pub(crate) started: Instant,
     pub(crate) signals: Signals,
-    outcome: Mutex<Option<Result<(), Box<Error>>>>,
     /// Whether a handle may still read messages; if not, they are discarded.
     reader: AtomicBool,
     mailbox: OnceLock<Box<Mailbox>>,
@@ -77,7 +76,6 @@ impl Run {
             timeout,
             started: Instant::now(),
             signals: Signals::default(),
-            outcome: Mutex::new(None),
             reader: AtomicBool::new(has_reader),
             mailbox: OnceLock::new(),
             state: Mutex::new(None),
@@ -106,20 +104,24 @@ impl Run {
         }
     }
 
-    /// Executes the run to its end and records that end. Whoever awaits this
-    /// (the run's task after `call`, the caller itself in `run`) drives the
-    /// worker; if this future is dropped first (its runtime shut down, its
-    /// caller gave up), the run still ends, as cancelled.
-    pub(crate) fn drive(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+    /// Executes the run to its end, records that end and returns the
+    /// outcome. Whoever awaits this (the run's task after `call`, the caller
+    /// itself in `run`) drives the worker; if this future is dropped first
+    /// (its runtime shut down, its caller gave up), the run still ends, as
+    /// cancelled.
+    pub(crate) fn drive(self: Arc<Self>) -> impl Future<Output = Result<()>> + Send + 'static {
         // Made before the future is first polled, so that a task dropped
         // unpolled (its runtime shut down first) still ends the run.
-        let guard = EndOnDrop(Some(self));
+        let driving = Driving {
+            run: self,
+            ended: false,
+        };
         async move {
-            let mut guard = guard;
-            let Some(run) = guard.0.clone() else { return };
-            let (outcome, ending) = run.execute().await;
-            guard.0 = None;
-            run.finish(outcome, ending);
+            let mut driving = driving;
+            let (outcome, ending) = driving.run.execute().await;
+            driving.ended = true;
+            driving.run.finish(&outcome, ending);
+            outcome
         }
     }
 
@@ -129,54 +131,21 @@ impl Run {
         }
         let ctx = WorkerContext::new(self.clone());
         let handler = &self.definition.handler;
-        let mut work = match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
+        let work = match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
             Ok(future) => CatchUnwind(future),
             Err(panic) => return self.panicked(panic),
         };
-        // Boxed, and only when there is a timeout: most runs have none, and
-        // a `Sleep` would double the size of every run's task.
-        let mut deadline = self
-            .timeout
-            .map(|timeout| Box::pin(tokio::time::sleep(timeout)));
-        let deadline = async {
-            match deadline.as_mut() {
-                Some(sleep) => sleep.await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            result = &mut work => {
-                // A run asked to stop ends cancelled, even if the worker,
-                // told by `ctx.cancelled()`, wound down and returned itself.
-                if self.signals.is_fired(Signal::Cancel) {
-                    return (Err(self.cancelled_error()), Ending::Cancelled);
-                }
-                return match result {
-                    Ok(Ok(())) => (Ok(()), Ending::Succeeded),
-                    Ok(Err(error)) => (Err(error), Ending::Failed),
-                    Err(panic) => self.panicked(panic),
-                };
-            }
-            () = self.signals.wait(Signal::Cancel) => {}
-            () = deadline => {
-                let timeout = self.timeout.unwrap_or_default();
-                return (Err(Error::run_timed_out(self.worker_name(), timeout)), Ending::TimedOut);
-            }
+        Supervise {
+            run: self,
+            work,
+            // Boxed, and only when there is a timeout: a `Sleep` would
+            // double the size of every run's task.
+            deadline: self
+                .timeout
+                .map(|timeout| Box::pin(tokio::time::sleep(timeout))),
+            grace: None,
         }
-        // Cancelled: the worker saw `ctx.cancelled()` fire; give it the grace
-        // period to clean up, then drop it wherever it is.
-        let grace = self.settings.grace_period;
-        let expired = Box::pin(tokio::time::sleep(grace));
-        tokio::select! {
-            biased;
-            _ = &mut work => {}
-            () = expired => self.log(log::Level::Warn, format_args!(
-                "did not stop within the {} grace period after cancellation; dropped",
-                format_duration(grace)
-            )),
-        }
-        (Err(self.cancelled_error()), Ending::Cancelled)
+        .await
     }
 
     fn panicked(&self, panic: Box<dyn Any + Send>) -> (Result<()>, Ending) {
@@ -195,17 +164,17 @@ impl Run {
         }
     }
 
-    /// The one transition to "ended": counted, unlisted, outcome stored and
-    /// message stream closed, then the end signalled, in that order, so that
-    /// whoever sees the end also sees the stats and the running list up to
-    /// date.
-    fn finish(&self, outcome: Result<()>, ending: Ending) {
-        let took = self.started.elapsed();
-        self.definition.stats.ended(ending, took);
+    /// The one transition to "ended": counted, unlisted, message stream
+    /// closed, then the end signalled, in that order, so that whoever sees
+    /// the end (or the outcome) also sees the stats and the running list up
+    /// to date.
+    fn finish(&self, outcome: &Result<()>, ending: Ending) {
+        let now = Instant::now();
+        self.definition.stats.ended(ending, self.started, now);
+        let took = now.saturating_duration_since(self.started);
         self.manager.running.remove(self.id);
-        self.log_ending(&outcome, ending, took);
+        self.log_ending(outcome, ending, took);
         lock(&self.state).take();
-        *lock(&self.outcome) = Some(outcome.map_err(Box::new));
         self.end_messages();
         self.signals.fire(Signal::Ended);
     }
@@ -231,17 +200,8 @@ impl Run {
     /// began in between): not counted, since it never ran.
     pub(crate) fn abandon(&self) {
         self.manager.running.remove(self.id);
-        *lock(&self.outcome) = Some(Err(Box::new(Error::Shutdown)));
         self.end_messages();
         self.signals.fire(Signal::Ended);
-    }
-
-    /// The run's result, once: the caller of `run` or the handle's owner.
-    pub(crate) fn take_outcome(&self) -> Result<()> {
-        match lock(&self.outcome).take() {
-            Some(outcome) => outcome.map_err(|error| *error),
-            None => Err(Error::msg("the run's result was already taken")),
-        }
     }
 
     /// Signals the run to stop and waits until it has ended (at most the
@@ -317,20 +277,94 @@ impl Run {
     }
 }
 
-/// Ends the run as cancelled if `drive` is dropped before it finished.
-struct EndOnDrop(Option<Arc<Run>>);
+/// The run being driven; ends it as cancelled if dropped before it ended.
+struct Driving {
+    run: Arc<Run>,
+    ended: bool,
+}
 
-impl Drop for EndOnDrop {
+impl Drop for Driving {
     fn drop(&mut self) {
-        if let Some(run) = self.0.take() {
-            run.log(
+        if !self.ended {
+            self.run.log(
                 log::Level::Warn,
                 format_args!(
                     "dropped before it ended (its runtime shut down or its caller stopped waiting)"
                 ),
             );
-            run.finish(Err(run.cancelled_error()), Ending::Cancelled);
+            self.run
+                .finish(&Err(self.run.cancelled_error()), Ending::Cancelled);
         }
+    }
+}
+
+/// Polls the worker against its deadline and, once the run is cancelled,
+/// against the grace period. Written by hand rather than with `select!` so
+/// that a run's task holds no `Notified`: cancellation wakes it directly.
+struct Supervise<'a> {
+    run: &'a Arc<Run>,
+    work: CatchUnwind,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set once the run is cancelled: when the worker will be dropped.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Future for Supervise<'_> {
+    type Output = (Result<()>, Ending);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let run = this.run;
+        if this.grace.is_none() && run.signals.is_fired(Signal::Cancel) {
+            this.grace = Some(Box::pin(tokio::time::sleep(run.settings.grace_period)));
+        }
+        let worked = Pin::new(&mut this.work).poll(cx);
+        if let Some(grace) = &mut this.grace {
+            // Cancelled: the worker saw `ctx.cancelled()` fire and may clean
+            // up until the grace period ends; then it is dropped.
+            if worked.is_pending() {
+                if grace.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                run.log(
+                    log::Level::Warn,
+                    format_args!(
+                        "did not stop within the {} grace period after cancellation; dropped",
+                        format_duration(run.settings.grace_period)
+                    ),
+                );
+            }
+            return Poll::Ready((Err(run.cancelled_error()), Ending::Cancelled));
+        }
+        if let Poll::Ready(result) = worked {
+            // A cancel that arrived while the worker was finishing wins.
+            if run.signals.is_fired(Signal::Cancel) {
+                return Poll::Ready((Err(run.cancelled_error()), Ending::Cancelled));
+            }
+            return Poll::Ready(match result {
+                Ok(Ok(())) => (Ok(()), Ending::Succeeded),
+                Ok(Err(error)) => (Err(error), Ending::Failed),
+                Err(panic) => run.panicked(panic),
+            });
+        }
+        let expired = this
+            .deadline
+            .as_mut()
+            .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+        if expired {
+            let error = Error::run_timed_out(run.worker_name(), run.timeout.unwrap_or_default());
+            return Poll::Ready((Err(error), Ending::TimedOut));
+        }
+        if this.grace.is_none() {
+            // Only a run that waits needs waking on cancel (a quick run ends
+            // in its first poll). Register, then look again, so that a
+            // cancel in between is not missed.
+            run.signals.set_driver(cx.waker());
+            if run.signals.is_fired(Signal::Cancel) {
+                cx.waker().wake_by_ref();
+            }
+        }
+        Poll::Pending
     }
 }
 

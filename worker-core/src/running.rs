@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::run::lock;
+
 use crate::run::Run;
 
 /// Run ids are random (UUIDv4): their low bits are already a good hash.
@@ -29,22 +31,27 @@ type Shard = HashMap<u128, Arc<Run>, BuildHasherDefault<IdHasher>>;
 
 #[derive(Debug)]
 pub(crate) struct RunningSet {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
 }
+
+/// A shard on cache lines of its own, so neighbours don't falsely share.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
 
 impl RunningSet {
     pub(crate) fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
         let count = (cores * 4).next_power_of_two().max(8);
         RunningSet {
-            shards: (0..count).map(|_| Mutex::default()).collect(),
+            shards: (0..count).map(|_| Padded::default()).collect(),
         }
     }
 
     fn shard(&self, id: u128) -> MutexGuard<'_, Shard> {
         // High bits pick the shard; the map hashes the low bits.
         let index = (id >> 64) as usize & (self.shards.len() - 1);
-        lock(&self.shards[index])
+        lock(&self.shards[index].0)
     }
 
     pub(crate) fn insert(&self, run: Arc<Run>) {
@@ -66,18 +73,13 @@ impl RunningSet {
         let mut runs: Vec<Arc<Run>> = self
             .shards
             .iter()
-            .flat_map(|shard| lock(shard).values().cloned().collect::<Vec<_>>())
+            .flat_map(|shard| lock(&shard.0).values().cloned().collect::<Vec<_>>())
             .collect();
         runs.sort_by_key(|run| run.started);
         runs
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).len()).sum()
+        self.shards.iter().map(|shard| lock(&shard.0).len()).sum()
     }
-}
-
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    // Critical sections are single map operations: poison carries no meaning.
-    shard.lock().unwrap_or_else(|poison| poison.into_inner())
 }

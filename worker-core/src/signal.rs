@@ -3,9 +3,13 @@
 //! `Notify` (a run is mostly waited on for one thing at a time, and a
 //! spurious wake-up only costs a re-check), which keeps a run small.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use std::task::Waker;
 
 use tokio::sync::Notify;
+
+use crate::run::lock;
 
 /// One of a run's signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +23,9 @@ pub(crate) enum Signal {
 pub(crate) struct Signals {
     fired: AtomicU8,
     notify: Notify,
+    /// The future driving the run: woken directly by `Cancel`, so it needs
+    /// no `Notified` of its own (that would make every run's task bigger).
+    driver: Mutex<Option<Waker>>,
 }
 
 impl Signals {
@@ -28,8 +35,22 @@ impl Signals {
         let first = before & signal as u8 == 0;
         if first {
             self.notify.notify_waiters();
+            if signal == Signal::Cancel {
+                if let Some(driver) = lock(&self.driver).take() {
+                    driver.wake();
+                }
+            }
         }
         first
+    }
+
+    /// Registers the driving future's waker for `Cancel`.
+    pub(crate) fn set_driver(&self, waker: &Waker) {
+        let mut driver = lock(&self.driver);
+        match driver.as_ref() {
+            Some(current) if current.will_wake(waker) => {}
+            _ => *driver = Some(waker.clone()),
+        }
     }
 
     pub(crate) fn is_fired(&self, signal: Signal) -> bool {

@@ -1,8 +1,8 @@
 //! Per-worker statistics: lock-free counters updated once as each run ends,
 //! read as a consistent-enough [`WorkerStats`] snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -84,76 +84,114 @@ pub(crate) enum Ending {
     Cancelled,
 }
 
-const NO_RUN: u64 = u64::MAX;
-
-/// The live counters behind [`WorkerStats`]. Writers bump `runs` before
-/// `errors` before `timeouts`/`panics`, and readers load them in the
-/// opposite order, so a snapshot never shows more errors than runs.
+/// The live counters behind [`WorkerStats`], striped by thread: a run is
+/// admitted on its caller's thread and ends on a worker thread, and with one
+/// shared set of counters every run would bounce that cache line between
+/// cores. A snapshot sums the stripes.
+///
+/// Writers bump `runs` before `errors` before `timeouts`/`panics`; readers
+/// load every stripe's `timeouts`/`panics`, then every `errors`, then every
+/// `runs`, so a snapshot never shows more errors than runs, and every
+/// finished count before any `started`, so `running` never underflows.
 #[derive(Debug)]
 pub(crate) struct StatsCell {
+    stripes: Box<[Stripe]>,
+    /// `Stripe::last_at` counts from here, to find the latest last run.
+    epoch: Instant,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))] // a cache line (two, for adjacent-line prefetch) each
+struct Stripe {
     started: AtomicU64,
     runs: AtomicU64,
     errors: AtomicU64,
     cancelled: AtomicU64,
     timeouts: AtomicU64,
     panics: AtomicU64,
-    last_run_us: AtomicU64,
     total_runtime_us: AtomicU64,
+    last_run_us: AtomicU64,
+    /// When this stripe's last run ended, in µs since `epoch`; 0 = never.
+    last_at: AtomicU64,
 }
 
 impl Default for StatsCell {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
         StatsCell {
-            started: AtomicU64::new(0),
-            runs: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
-            panics: AtomicU64::new(0),
-            last_run_us: AtomicU64::new(NO_RUN),
-            total_runtime_us: AtomicU64::new(0),
+            stripes: (0..(cores * 2).next_power_of_two())
+                .map(|_| Stripe::default())
+                .collect(),
+            epoch: Instant::now(),
         }
     }
 }
 
+fn thread_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed);
+    }
+    INDEX.with(|index| *index)
+}
+
 impl StatsCell {
-    pub(crate) fn started(&self) {
-        self.started.fetch_add(1, SeqCst);
+    fn stripe(&self) -> &Stripe {
+        &self.stripes[thread_index() & (self.stripes.len() - 1)]
     }
 
-    pub(crate) fn ended(&self, ending: Ending, took: Duration) {
+    pub(crate) fn started(&self) {
+        self.stripe().started.fetch_add(1, SeqCst);
+    }
+
+    /// Counts a run that began at `began` and ended at `now`.
+    pub(crate) fn ended(&self, ending: Ending, began: Instant, now: Instant) {
+        let stripe = self.stripe();
         if ending == Ending::Cancelled {
-            self.cancelled.fetch_add(1, SeqCst);
+            stripe.cancelled.fetch_add(1, SeqCst);
             return;
         }
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX - 1);
-        self.total_runtime_us.fetch_add(us, SeqCst);
-        self.last_run_us.store(us, SeqCst);
-        self.runs.fetch_add(1, SeqCst);
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let took = us(now.saturating_duration_since(began));
+        stripe.total_runtime_us.fetch_add(took, SeqCst);
+        stripe.last_run_us.store(took, SeqCst);
+        stripe
+            .last_at
+            .store(us(now.saturating_duration_since(self.epoch)).max(1), SeqCst);
+        stripe.runs.fetch_add(1, SeqCst);
         match ending {
             Ending::Succeeded | Ending::Cancelled => {}
             Ending::Failed => {
-                self.errors.fetch_add(1, SeqCst);
+                stripe.errors.fetch_add(1, SeqCst);
             }
             Ending::TimedOut => {
-                self.errors.fetch_add(1, SeqCst);
-                self.timeouts.fetch_add(1, SeqCst);
+                stripe.errors.fetch_add(1, SeqCst);
+                stripe.timeouts.fetch_add(1, SeqCst);
             }
             Ending::Panicked => {
-                self.errors.fetch_add(1, SeqCst);
-                self.panics.fetch_add(1, SeqCst);
+                stripe.errors.fetch_add(1, SeqCst);
+                stripe.panics.fetch_add(1, SeqCst);
             }
         }
     }
 
     pub(crate) fn snapshot(&self) -> WorkerStats {
-        let timeouts = self.timeouts.load(SeqCst);
-        let panics = self.panics.load(SeqCst);
-        let errors = self.errors.load(SeqCst);
-        let runs = self.runs.load(SeqCst);
-        let cancelled = self.cancelled.load(SeqCst);
-        let started = self.started.load(SeqCst);
-        let last = self.last_run_us.load(SeqCst);
+        let sum = |counter: fn(&Stripe) -> &AtomicU64| -> u64 {
+            self.stripes.iter().map(|s| counter(s).load(SeqCst)).sum()
+        };
+        let timeouts = sum(|s| &s.timeouts);
+        let panics = sum(|s| &s.panics);
+        let errors = sum(|s| &s.errors);
+        let runs = sum(|s| &s.runs);
+        let cancelled = sum(|s| &s.cancelled);
+        let started = sum(|s| &s.started);
+        let last_run_ms = self
+            .stripes
+            .iter()
+            .map(|s| (s.last_at.load(SeqCst), s.last_run_us.load(SeqCst)))
+            .filter(|&(at, _)| at != 0)
+            .max_by_key(|&(at, _)| at)
+            .map(|(_, us)| us / 1000);
         WorkerStats {
             runs,
             errors,
@@ -161,8 +199,8 @@ impl StatsCell {
             timeouts,
             panics,
             running: started.saturating_sub(runs + cancelled),
-            last_run_ms: (last != NO_RUN).then_some(last / 1000),
-            total_runtime_ms: self.total_runtime_us.load(SeqCst) / 1000,
+            last_run_ms,
+            total_runtime_ms: sum(|s| &s.total_runtime_us) / 1000,
         }
     }
 }
@@ -177,9 +215,10 @@ mod tests {
         for _ in 0..4 {
             cell.started();
         }
-        cell.ended(Ending::Succeeded, Duration::from_millis(3));
-        cell.ended(Ending::TimedOut, Duration::from_millis(5));
-        cell.ended(Ending::Cancelled, Duration::from_millis(100));
+        let t0 = Instant::now();
+        cell.ended(Ending::Succeeded, t0, t0 + Duration::from_millis(3));
+        cell.ended(Ending::TimedOut, t0, t0 + Duration::from_millis(5));
+        cell.ended(Ending::Cancelled, t0, t0 + Duration::from_millis(100));
         let stats = cell.snapshot();
         assert_eq!(stats.runs, 2);
         assert_eq!(stats.errors, 1);
@@ -193,13 +232,39 @@ mod tests {
     #[test]
     fn sub_millisecond_runs_still_add_up() {
         let cell = StatsCell::default();
+        let t0 = Instant::now();
         for _ in 0..10 {
             cell.started();
-            cell.ended(Ending::Succeeded, Duration::from_micros(300));
+            cell.ended(Ending::Succeeded, t0, t0 + Duration::from_micros(300));
         }
         let stats = cell.snapshot();
         assert_eq!(stats.total_runtime_ms, 3);
         assert_eq!(stats.last_run_ms, Some(0));
+    }
+
+    #[test]
+    fn stripes_add_up_and_the_latest_last_run_wins() {
+        let cell = std::sync::Arc::new(StatsCell::default());
+        let t0 = Instant::now();
+        let threads: Vec<_> = (0..4u64)
+            .map(|i| {
+                let cell = cell.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        cell.started();
+                        cell.ended(Ending::Failed, t0, t0 + Duration::from_millis(i + 1));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let later = t0 + Duration::from_secs(1);
+        cell.ended(Ending::Succeeded, later - Duration::from_millis(42), later);
+        let stats = cell.snapshot();
+        assert_eq!((stats.runs, stats.errors, stats.running), (4001, 4000, 0));
+        assert_eq!(stats.last_run_ms, Some(42));
     }
 
     #[test]
