@@ -4,7 +4,7 @@
 //! spurious wake-up only costs a re-check), which keeps a run small.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::SeqCst};
 use std::task::Waker;
 
 use tokio::sync::Notify;
@@ -22,6 +22,9 @@ pub(crate) enum Signal {
 #[derive(Debug, Default)]
 pub(crate) struct Signals {
     fired: AtomicU8,
+    /// How many are in `wait_until`: with none, firing skips the `Notify`
+    /// (whose `notify_waiters` always takes a lock).
+    waiting: AtomicU32,
     notify: Notify,
     /// The future driving the run: woken directly by `Cancel`, so it needs
     /// no `Notified` of its own (that would make every run's task bigger).
@@ -34,7 +37,7 @@ impl Signals {
         let before = self.fired.fetch_or(signal as u8, SeqCst);
         let first = before & signal as u8 == 0;
         if first {
-            self.notify.notify_waiters();
+            self.wake_all();
             if signal == Signal::Cancel {
                 if let Some(driver) = lock(&self.driver).take() {
                     driver.wake();
@@ -67,12 +70,18 @@ impl Signals {
     /// Wakes every waiter so it re-checks its condition (used for "room in
     /// the message buffer", which is not a one-shot signal).
     pub(crate) fn wake_all(&self) {
-        self.notify.notify_waiters();
+        // A waiter counts itself before it checks its condition, and this
+        // reads the count after the condition changed (both SeqCst): either
+        // the waiter sees the change, or this sees the waiter.
+        if self.waiting.load(SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
     }
 
     /// Waits for the next `wake_all` or `fire`, registered before `check`
     /// runs so none is missed; returns at once if `check` says done.
     pub(crate) async fn wait_until(&self, mut check: impl FnMut() -> bool) {
+        let _counted = Waiting::enter(&self.waiting);
         loop {
             let notified = self.notify.notified();
             let mut notified = std::pin::pin!(notified);
@@ -82,6 +91,22 @@ impl Signals {
             }
             notified.await;
         }
+    }
+}
+
+/// Counts a waiter for as long as it waits, also if its future is dropped.
+struct Waiting<'a>(&'a AtomicU32);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicU32) -> Self {
+        count.fetch_add(1, SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 
