@@ -173,13 +173,17 @@ impl WorkerContext {
         }
     }
 
-    /// Whether the run has been asked to stop.
+    /// Whether the run has been asked to stop: cancelled (by id, by handle or
+    /// by shutdown), or timed out. A blocking worker, or a task holding a
+    /// clone of this context, checks it to know the run is over.
     pub fn is_cancelled(&self) -> bool {
         self.run.signals.is_fired(Signal::Cancel)
     }
 
     /// Resolves when the run is asked to stop (by `cancel`, its handle or
-    /// shutdown). The worker then has the grace period to return.
+    /// shutdown; then the worker has the grace period to return) or has
+    /// timed out (then the worker's future is already dropped, and only
+    /// what outlives it, like a spawned task, sees this).
     pub async fn cancelled(&self) {
         self.run.signals.wait(Signal::Cancel).await;
     }

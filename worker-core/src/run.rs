@@ -40,6 +40,10 @@ pub(crate) struct Run {
     /// Whether a handle may still read messages; if not, they are discarded.
     reader: AtomicBool,
     mailbox: OnceLock<Box<Mailbox>>,
+    #[expect(
+        clippy::box_collection,
+        reason = "8 bytes for the runs that keep no state (bench B5)"
+    )]
     pub(crate) state: Mutex<Option<Box<HashMap<String, Value>>>>,
 }
 
@@ -292,6 +296,7 @@ impl Drop for Driving {
                     "dropped before it ended (its runtime shut down or its caller stopped waiting)"
                 ),
             );
+            self.run.signals.fire(Signal::Cancel);
             self.run
                 .finish(&Err(self.run.cancelled_error()), Ending::Cancelled);
         }
@@ -352,6 +357,9 @@ impl Future for Supervise<'_> {
             .as_mut()
             .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
         if expired {
+            // Whatever outlives the run (a blocking fn's thread, a task the
+            // worker spawned with a clone of its context) is told to stop.
+            run.signals.fire(Signal::Cancel);
             let error = Error::run_timed_out(run.worker_name(), run.timeout.unwrap_or_default());
             return Poll::Ready((Err(error), Ending::TimedOut));
         }

@@ -59,8 +59,19 @@ impl RunningSet {
     }
 
     pub(crate) fn remove(&self, id: u128) {
-        // The entry is dropped after the shard's lock is released.
-        let removed = self.shard(id).remove(&id);
+        let removed = {
+            let mut shard = self.shard(id);
+            let removed = shard.remove(&id);
+            // A burst of runs must not leave its peak capacity behind: give
+            // memory back once a shard is mostly empty (amortized: it only
+            // happens after the map has shrunk to a quarter).
+            if shard.capacity() > 64 && shard.len() < shard.capacity() / 4 {
+                let keep = shard.len() * 2;
+                shard.shrink_to(keep);
+            }
+            removed
+        };
+        // The run is dropped after the shard's lock is released.
         drop(removed);
     }
 
