@@ -163,6 +163,8 @@ pub(crate) fn parse(text: &str) -> Result<Duration, DurationError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn ok(text: &str) -> Duration {
@@ -274,5 +276,95 @@ mod tests {
         assert_eq!(err("18446744073709551615h"), "it is too large");
         assert_eq!(err("18446744073709551615s1000ms"), "it is too large");
         assert_eq!(ok("18446744073709551615ns"), Duration::from_nanos(u64::MAX));
+    }
+
+    /// `worker_core::format_duration`'s documented notation: each non-zero
+    /// unit from hours down to nanoseconds, `0s` for zero. Written here
+    /// again since the runtime crate depends on this one, not the reverse.
+    fn format(duration: Duration, micro: &str) -> String {
+        if duration.is_zero() {
+            return "0s".to_owned();
+        }
+        let units: [(u128, &str); 6] = [
+            (3_600_000_000_000, "h"),
+            (60_000_000_000, "m"),
+            (1_000_000_000, "s"),
+            (1_000_000, "ms"),
+            (1_000, micro),
+            (1, "ns"),
+        ];
+        let mut rest = duration.as_nanos();
+        let mut out = String::new();
+        for (size, unit) in units {
+            if rest >= size {
+                out.push_str(&format!("{}{unit}", rest / size));
+                rest %= size;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_formatter_matches_the_documented_examples() {
+        for (duration, text) in [
+            (Duration::from_millis(50), "50ms"),
+            (Duration::from_secs(5), "5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_millis(1500), "1s500ms"),
+            (Duration::from_micros(1500), "1ms500us"),
+            (Duration::from_nanos(7), "7ns"),
+            (Duration::ZERO, "0s"),
+        ] {
+            assert_eq!(format(duration, "us"), text);
+        }
+    }
+
+    /// Durations of every size: whole units, sub-second parts, and the
+    /// extremes up to `Duration::MAX`.
+    fn duration() -> impl Strategy<Value = Duration> {
+        let secs = prop_oneof![
+            Just(0_u64),
+            0..10_u64,
+            0..100_000_u64,
+            any::<u64>(),
+            Just(u64::MAX),
+        ];
+        let nanos = prop_oneof![
+            Just(0_u32),
+            (0..1000_u32).prop_map(|ms| ms * 1_000_000),
+            (0..1_000_000_u32).prop_map(|us| us * 1_000),
+            0..1_000_000_000_u32,
+        ];
+        (secs, nanos).prop_map(|(secs, nanos)| Duration::new(secs, nanos))
+    }
+
+    /// Strings made of what durations are made of, and anything else.
+    fn duration_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9hmsun\u{b5}\u{3bc}., -]{0,24}",
+            "([0-9]{1,22}(h|m|s|ms|us|ns|\u{b5}s|x)){1,4}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::testing::config(1024))]
+
+        #[test]
+        fn any_formatted_duration_parses_back(duration in duration(), micro in prop::sample::select(&["us", "\u{b5}s", "\u{3bc}s"][..])) {
+            let text = format(duration, micro);
+            prop_assert_eq!(parse(&text), Ok(duration), "{}", text);
+        }
+
+        #[test]
+        fn no_string_panics_the_parser(text in duration_like()) {
+            let parsed = std::panic::catch_unwind(|| parse(&text));
+            prop_assert!(parsed.is_ok(), "parse({:?}) panicked", text);
+            // What parses is a duration the formatter can write, and that
+            // reads back the same.
+            if let Ok(Ok(duration)) = parsed {
+                prop_assert_eq!(parse(&format(duration, "us")), Ok(duration));
+            }
+        }
     }
 }

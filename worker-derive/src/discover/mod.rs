@@ -3,6 +3,8 @@
 //! and run the `install()` fns the files define.
 
 mod expand;
+#[cfg(test)]
+mod properties;
 mod scan;
 
 use std::ffi::OsString;

@@ -351,6 +351,8 @@ pub(super) mod temp {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::temp::TempDir;
     use super::*;
 
@@ -721,5 +723,61 @@ mod tests {
         }
         let files = scanned(&dir);
         assert_eq!(files.first().map(|f| f.install), Some(Install::Absent));
+    }
+
+    /// Every keyword of every edition, written out independently of
+    /// `is_keyword`; syn's own list lacks the 2024 edition's `gen`.
+    const KEYWORDS: &[&str] = &[
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move",
+        "mut", "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait",
+        "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do",
+        "final", "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual",
+        "yield",
+    ];
+
+    /// A file or directory name: awkward ASCII, keywords, near-collisions,
+    /// unicode, anything (but never `/`, which separates them).
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[a-z0-9_. -]{1,6}",
+            2 => prop::sample::select(KEYWORDS).prop_map(str::to_owned),
+            2 => prop::sample::select(&["a", "a_", "a-", "_a", "a__b", "a_2", "1", "_1", "x__2", "type_", "é", "日本", "_", "-"][..])
+                .prop_map(str::to_owned),
+            1 => "[^/\\x00]{1,5}",
+        ]
+    }
+
+    /// A relative path of one to three segments, ending in `.rs`.
+    fn path() -> impl Strategy<Value = String> {
+        prop::collection::vec(segment(), 1..=3)
+            .prop_map(|segments| format!("{}.rs", segments.join("/")))
+    }
+
+    proptest! {
+        #![proptest_config(crate::testing::config(512))]
+
+        #[test]
+        fn module_names_are_distinct_identifiers_whatever_the_paths(
+            paths in prop::collection::btree_set(path(), 1..=50),
+        ) {
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let names = module_names(&paths);
+            prop_assert_eq!(names.len(), paths.len());
+            let unique: HashSet<&String> = names.iter().collect();
+            prop_assert_eq!(unique.len(), names.len(), "not injective: {:?}", paths.iter().zip(&names).collect::<Vec<_>>());
+            for name in &names {
+                prop_assert!(syn::parse_str::<syn::Ident>(name).is_ok(), "`{}` is not an identifier", name);
+                prop_assert!(!KEYWORDS.contains(&name.as_str()), "`{}` is a keyword", name);
+            }
+
+            // Deterministic, and a file's name doesn't depend on the order
+            // the paths were listed in.
+            prop_assert_eq!(&module_names(&paths), &names);
+            let reversed: Vec<&str> = paths.iter().rev().copied().collect();
+            let mut names_reversed = module_names(&reversed);
+            names_reversed.reverse();
+            prop_assert_eq!(names_reversed, names);
+        }
     }
 }

@@ -23,10 +23,25 @@ use super::validate::Worker;
 /// };
 /// ```
 ///
+/// A `blocking` worker's shim decodes the payload the same way, then hands
+/// the call to the blocking pool:
+///
+/// ```text
+///         ::std::boxed::Box::pin(async move {
+///             let payload = ::worker_core::__private::decode_payload::<Payload>(&ctx)?;
+///             ::worker_core::__private::run_blocking(ctx, move |ctx| {
+///                 let output: ::worker_core::Result<()> = user_fn(ctx, payload);
+///                 output
+///             })
+///             .await
+///         })
+/// ```
+///
 /// Pieces carry the span of the user's token they stand for, so the
 /// compiler's type errors land there: a payload that isn't
 /// `DeserializeOwned` on the payload type, a wrong `Result` on the return
-/// type, a future that isn't `Send` on the function name.
+/// type, a future (or, for `blocking`, a payload) that isn't `Send` on the
+/// function name.
 pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
     // Mixed-site locals can't collide with the user's function, even one
     // named `ctx` or `payload`.
@@ -56,15 +71,33 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
     let output_span = worker.output.span();
     let mut callee = user_fn.clone();
     callee.set_span(user_fn.span().located_at(output_span));
-    let call = quote_spanned! {output_span=>
-        let #output: ::worker_core::Result<()> = #callee(#args).await;
-    };
-    let boxed = quote_spanned! {user_fn.span()=>
-        ::std::boxed::Box::pin(async move {
-            #decode
-            #call
-            #output
-        })
+    let boxed = if worker.blocking {
+        // The closure's `ctx` is the one `run_blocking` passes back on the
+        // blocking thread; it shadows the shim's, which has moved by then.
+        let call = quote_spanned! {output_span=>
+            let #output: ::worker_core::Result<()> = #callee(#args);
+        };
+        quote_spanned! {user_fn.span()=>
+            ::std::boxed::Box::pin(async move {
+                #decode
+                ::worker_core::__private::run_blocking(#ctx, move |#ctx| {
+                    #call
+                    #output
+                })
+                .await
+            })
+        }
+    } else {
+        let call = quote_spanned! {output_span=>
+            let #output: ::worker_core::Result<()> = #callee(#args).await;
+        };
+        quote_spanned! {user_fn.span()=>
+            ::std::boxed::Box::pin(async move {
+                #decode
+                #call
+                #output
+            })
+        }
     };
 
     let name = &worker.name;

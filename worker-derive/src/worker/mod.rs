@@ -3,6 +3,8 @@
 
 mod expand;
 mod parse;
+#[cfg(test)]
+mod properties;
 mod validate;
 
 use proc_macro2::TokenStream;
@@ -27,7 +29,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut cx = Ctxt::new();
     let args = parse::args(attr, &mut cx);
-    let signature = parse::item(item.clone(), &mut cx);
+    let signature = parse::item(item.clone(), args.blocking.is_on(), &mut cx);
     let worker = signature
         .as_ref()
         .and_then(|signature| validate::worker(args, signature, &mut cx));
@@ -160,6 +162,16 @@ mod tests {
     }
 
     #[test]
+    fn parenthesized_types_are_the_types_inside() {
+        // Found by the property tests: `(WorkerContext)` is `WorkerContext`.
+        let out = expanded(
+            "",
+            "async fn job(ctx: (WorkerContext)) -> (Result<()>) { Ok(()) }",
+        );
+        assert!(out.contains("job (ctx) . await"), "{out}");
+    }
+
+    #[test]
     fn an_option_payload_is_just_a_payload_type() {
         let out = expanded(
             "",
@@ -207,10 +219,21 @@ mod tests {
     // --- the function's shape ---
 
     #[test]
-    fn a_sync_fn_is_rejected_at_fn() {
+    fn a_sync_fn_is_rejected_at_fn_and_pointed_to_blocking() {
         assert_eq!(
             error("", "fn job(ctx: WorkerContext) -> Result<()> { Ok(()) }"),
-            pair("#[worker] functions must be `async fn`", "fn")
+            pair(
+                "#[worker] functions must be `async fn`; for synchronous code, #[worker(blocking)] runs a plain `fn` on tokio's blocking pool",
+                "fn"
+            )
+        );
+        assert_eq!(
+            error(
+                "blocking = false",
+                "fn job(ctx: WorkerContext) -> Result<()> { Ok(()) }"
+            )
+            .1,
+            "fn"
         );
     }
 
@@ -415,6 +438,113 @@ mod tests {
         );
     }
 
+    // --- blocking ---
+
+    const BLOCKING_FN: &str = "fn resize(ctx: WorkerContext, job: Job) -> Result<()> { Ok(()) }";
+
+    #[test]
+    fn a_blocking_worker_runs_its_fn_through_run_blocking() {
+        let out = expanded(r#""resize-image", blocking, timeout = "2s""#, BLOCKING_FN);
+        assert!(out.starts_with(&tokens(BLOCKING_FN).to_string()), "{out}");
+        for part in [
+            ":: std :: boxed :: Box :: pin (async move {",
+            "let payload = :: worker_core :: __private :: decode_payload :: < Job > (& ctx) ? ;",
+            ":: worker_core :: __private :: run_blocking (ctx , move | ctx | { \
+             let output : :: worker_core :: Result < () > = resize (ctx , payload) ; output \
+             }) . await })",
+            r#"name : "resize-image" ,"#,
+            "Duration :: new (2 , 0)",
+            "handler : __worker_core_shim ,",
+        ] {
+            assert!(out.contains(part), "missing `{part}` in:\n{out}");
+        }
+        // The plain fn is called, never awaited.
+        assert!(!out.contains("payload) . await"), "{out}");
+    }
+
+    #[test]
+    fn a_blocking_worker_without_payload_decodes_nothing() {
+        let out = expanded(
+            "blocking = true",
+            "fn tidy_up(ctx: WorkerContext) -> Result<()> { Ok(()) }",
+        );
+        assert!(out.contains(r#"name : "tidy-up""#), "{out}");
+        assert!(
+            out.contains(":: worker_core :: __private :: run_blocking (ctx , move | ctx | { let output : :: worker_core :: Result < () > = tidy_up (ctx) ; output }) . await"),
+            "{out}"
+        );
+        assert!(!out.contains("decode_payload"), "{out}");
+    }
+
+    #[test]
+    fn blocking_false_is_an_ordinary_async_worker() {
+        let out = expanded("blocking = false", OK_FN);
+        assert!(out.contains("send_email (ctx , payload) . await"), "{out}");
+        assert!(!out.contains("run_blocking"), "{out}");
+    }
+
+    #[test]
+    fn a_blocking_async_fn_is_rejected_at_async() {
+        assert_eq!(
+            error("blocking", OK_FN),
+            pair(
+                "#[worker(blocking)] runs a plain `fn` on tokio's blocking pool; remove `async`",
+                "async"
+            )
+        );
+    }
+
+    #[test]
+    fn a_blocking_worker_is_told_the_plain_signature() {
+        assert_eq!(
+            errors("blocking", "fn resize(ctx: &WorkerContext) {}"),
+            [
+                pair(
+                    "take the `WorkerContext` by value, not by reference; expected `fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`",
+                    "&WorkerContext"
+                ),
+                pair(
+                    "#[worker] functions must return `Result<()>`; expected `fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`",
+                    ")"
+                ),
+            ]
+        );
+        assert_eq!(
+            error("blocking", "struct Resize;"),
+            pair(
+                "#[worker(blocking)] can only be applied to a `fn`",
+                "struct"
+            )
+        );
+    }
+
+    #[test]
+    fn a_blocking_worker_is_checked_like_any_other() {
+        assert_eq!(
+            errors(
+                r#"blocking, blocking, timeout = "0s""#,
+                "const unsafe fn job<T>(ctx: WorkerContext, t: T) -> Result<()> { Ok(()) }"
+            ),
+            [
+                pair("blocking given twice", "blocking"),
+                pair("timeout must be greater than zero", r#""0s""#),
+                pair("#[worker] functions can't be `const`", "const"),
+                pair("#[worker] functions can't be `unsafe`", "unsafe"),
+                pair(
+                    "#[worker] functions can't be generic; the runtime calls them with concrete types",
+                    "<T>"
+                ),
+            ]
+        );
+        assert_eq!(
+            error(r#"blocking = "yes""#, BLOCKING_FN),
+            pair(
+                "`blocking` is a flag, set or not; write #[worker(blocking)] (or `blocking = true`) to run a plain `fn` on tokio's blocking pool",
+                r#""yes""#
+            )
+        );
+    }
+
     // --- names ---
 
     #[test]
@@ -497,17 +627,17 @@ mod tests {
         assert_eq!(
             error(r#""a", foo = 1"#, OK_FN),
             pair(
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `blocking`",
                 "foo"
             )
         );
         assert_eq!(
             error("retries = 3", OK_FN).0,
-            "unknown option `retries` for #[worker]; expected one of: `name`, `timeout`"
+            "unknown option `retries` for #[worker]; expected one of: `name`, `timeout`, `blocking`"
         );
         assert_eq!(
-            error(r#""a", blocking"#, OK_FN).0,
-            "unknown option `blocking` for #[worker]; expected one of: `name`, `timeout`"
+            error(r#""a", threads"#, OK_FN).0,
+            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `blocking`"
         );
     }
 

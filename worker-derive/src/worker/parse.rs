@@ -15,11 +15,15 @@ pub(super) const NAME_MUST_BE_LITERAL: &str =
 
 pub(super) const NOT_A_FN: &str = "#[worker] can only be applied to an `async fn`";
 
+pub(super) const NOT_A_BLOCKING_FN: &str = "#[worker(blocking)] can only be applied to a `fn`";
+
 /// What the attribute said, each value at most once.
 #[derive(Default)]
 pub(super) struct Args {
     pub(super) name: Attr<LitStr>,
     pub(super) timeout: Attr<Duration>,
+    /// `blocking` or `blocking = true`: a plain `fn` for tokio's blocking pool.
+    pub(super) blocking: Attr<bool>,
 }
 
 /// One option's value plus whether it was given at all, so the second
@@ -59,6 +63,22 @@ impl<T> Attr<T> {
     }
 }
 
+impl Attr<bool> {
+    /// A flag: set means its value, unset (or invalid) means off.
+    pub(super) fn is_on(&self) -> bool {
+        self.value == Some(true)
+    }
+
+    /// The flag's value, off if not given; `None` if it was given with a
+    /// value that was reported as invalid, so nobody can tell what was meant.
+    pub(super) fn given(&self) -> Option<bool> {
+        match (self.seen, self.value) {
+            (true, None) => None,
+            (_, value) => Some(value.unwrap_or(false)),
+        }
+    }
+}
+
 /// One `key` or `key = value` argument.
 struct Setting {
     key: Ident,
@@ -69,10 +89,15 @@ struct Setting {
 /// An option's parser: reads `setting` into `args`, reporting problems to `cx`.
 type Setter = fn(&mut Args, &mut Ctxt, Setting);
 
-/// Every `key = value` option `#[worker]` understands. To add one (say
-/// `retries = 3`), add a field to [`Args`], a setter below, and a row here;
-/// the unknown-option message lists the keys from this table.
-const OPTIONS: &[(&str, Setter)] = &[("name", set_name), ("timeout", set_timeout)];
+/// Every option `#[worker]` understands, `key = value` or a bare flag. To add
+/// one (say `retries = 3`), add a field to [`Args`], a setter below, and a
+/// row here; the unknown-option message lists the keys from this table, and
+/// a bare key in first position is read as an option only if it is here.
+const OPTIONS: &[(&str, Setter)] = &[
+    ("name", set_name),
+    ("timeout", set_timeout),
+    ("blocking", set_blocking),
+];
 
 pub(super) fn unknown_option_message(key: &Ident) -> String {
     let expected: Vec<String> = OPTIONS.iter().map(|(k, _)| format!("`{k}`")).collect();
@@ -242,9 +267,45 @@ fn set_timeout(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     }
 }
 
+/// `blocking`, `blocking = true` or `blocking = false`. Anything else is
+/// most likely a misunderstanding of what the flag is, so say what it does.
+fn set_blocking(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    if !args.blocking.first(cx, "blocking", setting.key.span()) {
+        return;
+    }
+    let Some((eq, value)) = setting.value else {
+        args.blocking.set(true);
+        return;
+    };
+    let value = ungroup(value.into_iter().collect());
+    if value.is_empty() {
+        cx.error(
+            eq,
+            format!("expected `true` or `false` after `=`; {BLOCKING_FLAG}"),
+        );
+        return;
+    }
+    match value.as_slice() {
+        [TokenTree::Ident(word)] if word == "true" => args.blocking.set(true),
+        [TokenTree::Ident(word)] if word == "false" => args.blocking.set(false),
+        _ => cx.error_spanned_by(
+            tokens_of(value),
+            format!("`blocking` is a flag, set or not; {BLOCKING_FLAG}"),
+        ),
+    }
+}
+
+const BLOCKING_FLAG: &str =
+    "write #[worker(blocking)] (or `blocking = true`) to run a plain `fn` on tokio's blocking pool";
+
 /// The annotated function's signature, or an error if it isn't a function.
-pub(super) fn item(item: TokenStream, cx: &mut Ctxt) -> Option<Signature> {
-    fn_item::signature(item, cx, NOT_A_FN)
+pub(super) fn item(item: TokenStream, blocking: bool, cx: &mut Ctxt) -> Option<Signature> {
+    let not_a_fn = if blocking {
+        NOT_A_BLOCKING_FN
+    } else {
+        NOT_A_FN
+    };
+    fn_item::signature(item, cx, not_a_fn)
 }
 
 #[cfg(test)]
@@ -278,7 +339,7 @@ mod tests {
         let key = Ident::new("foo", Span::call_site());
         assert_eq!(
             unknown_option_message(&key),
-            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`"
+            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `blocking`"
         );
     }
 
@@ -286,6 +347,7 @@ mod tests {
     fn no_arguments_set_nothing() {
         let (args, errors) = parsed("");
         assert!(errors.is_empty());
+        assert!(!args.blocking.is_on());
         assert!(args.name.get().is_none());
         assert!(args.timeout.get().is_none());
     }
@@ -318,8 +380,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`",
-                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `blocking`",
+                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `blocking`",
             ]
         );
         assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));
@@ -337,5 +399,45 @@ mod tests {
         let args = args(attr, &mut cx);
         assert!(cx.check().is_ok());
         assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn blocking_is_a_flag() {
+        for (attr, on) in [
+            ("blocking", true),
+            (r#""resize-image", blocking, timeout = "2s""#, true),
+            ("blocking = true", true),
+            ("blocking = false", false),
+        ] {
+            let (args, errors) = parsed(attr);
+            assert!(errors.is_empty(), "{attr}: {errors:?}");
+            assert_eq!(args.blocking.is_on(), on, "{attr}");
+        }
+    }
+
+    #[test]
+    fn blocking_takes_no_other_value() {
+        let flag = "write #[worker(blocking)] (or `blocking = true`) to run a plain `fn` on tokio's blocking pool";
+        for attr in [
+            r#"blocking = "yes""#,
+            "blocking = 1",
+            "blocking = yes",
+            "blocking = !false",
+        ] {
+            let (args, errors) = parsed(attr);
+            assert_eq!(
+                errors,
+                [format!("`blocking` is a flag, set or not; {flag}")],
+                "{attr}"
+            );
+            assert!(!args.blocking.is_on(), "{attr}");
+        }
+        let (_, errors) = parsed("blocking =");
+        assert_eq!(
+            errors,
+            [format!("expected `true` or `false` after `=`; {flag}")]
+        );
+        let (_, errors) = parsed("blocking, blocking = false");
+        assert_eq!(errors, ["blocking given twice"]);
     }
 }

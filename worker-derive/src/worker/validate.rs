@@ -17,10 +17,21 @@ use crate::ctxt::Ctxt;
 pub(super) const EXPECTED: &str =
     "expected `async fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`";
 
+/// The same for `#[worker(blocking)]`, which takes a plain `fn`.
+pub(super) const EXPECTED_BLOCKING: &str =
+    "expected `fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`";
+
+pub(super) const MUST_BE_ASYNC: &str = "#[worker] functions must be `async fn`; for synchronous code, #[worker(blocking)] runs a plain `fn` on tokio's blocking pool";
+
+pub(super) const BLOCKING_IS_NOT_ASYNC: &str =
+    "#[worker(blocking)] runs a plain `fn` on tokio's blocking pool; remove `async`";
+
 /// A function that passed every check: all expansion needs.
 pub(super) struct Worker<'a> {
     pub(super) name: LitStr,
     pub(super) timeout: Option<Duration>,
+    /// Run on tokio's blocking pool: the function is a plain `fn`.
+    pub(super) blocking: bool,
     pub(super) ident: &'a Ident,
     pub(super) context: &'a Type,
     pub(super) payload: Option<&'a Type>,
@@ -36,10 +47,19 @@ pub(super) fn worker<'a>(
 ) -> Option<Worker<'a>> {
     // Every check runs before any result is looked at, so all problems are
     // reported together.
-    modifiers(signature, cx);
+    // An unreadable `blocking = …` was already reported; judge the function
+    // by the mode its `async` (or lack of it) says was meant.
+    let given = args.blocking.given();
+    let blocking = given.unwrap_or(signature.asyncness.is_none());
+    let expected = if blocking {
+        EXPECTED_BLOCKING
+    } else {
+        EXPECTED
+    };
+    modifiers(signature, given, cx);
     generics(signature, cx);
-    let params = params(signature, cx);
-    let output = output(signature, cx);
+    let params = params(signature, expected, cx);
+    let output = output(signature, expected, cx);
     let name = name(args.name.get(), &signature.ident, cx);
     let ((context, payload), output, name) = (params?, output?, name?);
     if cx.has_errors() {
@@ -48,6 +68,7 @@ pub(super) fn worker<'a>(
     Some(Worker {
         name,
         timeout: args.timeout.get(),
+        blocking,
         ident: &signature.ident,
         context,
         payload,
@@ -55,12 +76,13 @@ pub(super) fn worker<'a>(
     })
 }
 
-fn modifiers(signature: &Signature, cx: &mut Ctxt) {
-    if signature.asyncness.is_none() {
-        cx.error(
-            signature.fn_token.span,
-            "#[worker] functions must be `async fn`",
-        );
+/// `async` exactly when not `blocking` (unchecked if `blocking` is unknown);
+/// none of the other modifiers.
+fn modifiers(signature: &Signature, blocking: Option<bool>, cx: &mut Ctxt) {
+    match (&signature.asyncness, blocking) {
+        (Some(asyncness), Some(true)) => cx.error(asyncness.span, BLOCKING_IS_NOT_ASYNC),
+        (None, Some(false)) => cx.error(signature.fn_token.span, MUST_BE_ASYNC),
+        _ => {}
     }
     if let Some(constness) = &signature.constness {
         cx.error(constness.span, "#[worker] functions can't be `const`");
@@ -116,12 +138,16 @@ fn find_impl(tokens: TokenStream) -> Option<Span> {
 }
 
 /// The context type and the optional payload type.
-fn params<'a>(signature: &'a Signature, cx: &mut Ctxt) -> Option<(&'a Type, Option<&'a Type>)> {
+fn params<'a>(
+    signature: &'a Signature,
+    expected: &str,
+    cx: &mut Ctxt,
+) -> Option<(&'a Type, Option<&'a Type>)> {
     if let Some(receiver) = signature.receiver() {
         cx.error(
             receiver.self_token.span,
             format!(
-                "#[worker] functions can't take `self`; a worker is a free function, {EXPECTED}"
+                "#[worker] functions can't take `self`; a worker is a free function, {expected}"
             ),
         );
     }
@@ -129,11 +155,11 @@ fn params<'a>(signature: &'a Signature, cx: &mut Ctxt) -> Option<(&'a Type, Opti
     let Some((context, rest)) = typed.split_first() else {
         cx.error(
             signature.paren_token.span.join(),
-            format!("#[worker] functions take a `WorkerContext` parameter; {EXPECTED}"),
+            format!("#[worker] functions take a `WorkerContext` parameter; {expected}"),
         );
         return None;
     };
-    let context_ok = is_worker_context(&context.ty, cx);
+    let context_ok = is_worker_context(&context.ty, expected, cx);
     let payload = match rest {
         [] => None,
         [payload] => Some(&*payload.ty),
@@ -142,7 +168,7 @@ fn params<'a>(signature: &'a Signature, cx: &mut Ctxt) -> Option<(&'a Type, Opti
             cx.error_spanned_by(
                 extra,
                 format!(
-                    "too many parameters: a worker takes the `WorkerContext` and at most one payload; {EXPECTED}"
+                    "too many parameters: a worker takes the `WorkerContext` and at most one payload; {expected}"
                 ),
             );
             return None;
@@ -164,12 +190,12 @@ fn typed_params(inputs: &Punctuated<FnArg, Comma>) -> Vec<&PatType> {
 /// Accepts `WorkerContext` and any path ending in it
 /// (`worker_core::WorkerContext`); whether it's the right type is left to the
 /// compiler, which the expansion points at this type.
-fn is_worker_context(ty: &Type, cx: &mut Ctxt) -> bool {
+fn is_worker_context(ty: &Type, expected: &str, cx: &mut Ctxt) -> bool {
     match ungroup(ty) {
         Type::Reference(reference) => {
             cx.error_spanned_by(
                 reference,
-                format!("take the `WorkerContext` by value, not by reference; {EXPECTED}"),
+                format!("take the `WorkerContext` by value, not by reference; {expected}"),
             );
             false
         }
@@ -184,28 +210,33 @@ fn is_worker_context(ty: &Type, cx: &mut Ctxt) -> bool {
         other => {
             cx.error_spanned_by(
                 other,
-                format!("the first parameter must be the `WorkerContext`; {EXPECTED}"),
+                format!("the first parameter must be the `WorkerContext`; {expected}"),
             );
             false
         }
     }
 }
 
+/// Looks through invisible groups (a `macro_rules!` `$ty`) and parentheses:
+/// `(WorkerContext)` is the same type as `WorkerContext`.
 fn ungroup(mut ty: &Type) -> &Type {
-    while let Type::Group(group) = ty {
-        ty = &group.elem;
+    loop {
+        ty = match ty {
+            Type::Group(group) => &group.elem,
+            Type::Paren(paren) => &paren.elem,
+            _ => return ty,
+        };
     }
-    ty
 }
 
 /// The return type, which must be spelled `Result<…>`; whether it is
 /// `worker_core::Result<()>` is left to the compiler.
-fn output<'a>(signature: &'a Signature, cx: &mut Ctxt) -> Option<&'a Type> {
+fn output<'a>(signature: &'a Signature, expected: &str, cx: &mut Ctxt) -> Option<&'a Type> {
     match &signature.output {
         ReturnType::Default => {
             cx.error(
                 signature.paren_token.span.close(),
-                format!("#[worker] functions must return `Result<()>`; {EXPECTED}"),
+                format!("#[worker] functions must return `Result<()>`; {expected}"),
             );
             None
         }
@@ -223,7 +254,7 @@ fn output<'a>(signature: &'a Signature, cx: &mut Ctxt) -> Option<&'a Type> {
             other => {
                 cx.error_spanned_by(
                     other,
-                    format!("#[worker] functions must return `Result<()>`; {EXPECTED}"),
+                    format!("#[worker] functions must return `Result<()>`; {expected}"),
                 );
                 None
             }
@@ -280,6 +311,8 @@ pub(super) fn name_from_ident(ident: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -324,6 +357,44 @@ mod tests {
             "nbsp\u{a0}x",
         ] {
             assert!(name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    /// The documented rule, written out independently of `name_problem`.
+    fn documented(name: &str) -> bool {
+        !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+
+    fn names() -> impl Strategy<Value = String> {
+        let c = prop_oneof![
+            4 => prop::char::range('!', '~'),
+            2 => prop::sample::select(&[
+                ' ', '\t', '\n', '\r', '\u{b}', '\u{c}', '\u{85}', '\u{a0}', '\u{1680}',
+                '\u{2000}', '\u{200a}', '\u{2028}', '\u{2029}', '\u{202f}', '\u{205f}',
+                '\u{3000}', '\u{200b}', '\u{feff}', '\0', '\u{7f}', '\u{9f}',
+            ][..]),
+            2 => any::<char>(),
+        ];
+        prop_oneof![
+            prop::collection::vec(c, 0..8).prop_map(|chars| chars.into_iter().collect()),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::testing::config(1024))]
+
+        #[test]
+        fn names_are_accepted_exactly_when_documented(name in names()) {
+            prop_assert_eq!(name_problem(&name).is_none(), documented(&name), "{:?}", name);
+        }
+
+        #[test]
+        fn a_derived_name_is_valid_unless_nothing_is_left(ident in "(r#)?[a-zA-Z_\u{e9}][a-zA-Z0-9_\u{e9}]{0,10}") {
+            let derived = name_from_ident(&ident);
+            let nothing_left = ident.trim_start_matches("r#").trim_matches('_').is_empty();
+            prop_assert_eq!(derived.is_empty(), nothing_left);
+            prop_assert!(nothing_left || name_problem(&derived).is_none(), "{:?}", derived);
         }
     }
 }
