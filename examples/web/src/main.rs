@@ -1,0 +1,184 @@
+//! The web example's binary: workers behind HTTP.
+//!
+//! ```text
+//! cargo run -p web                            # http://127.0.0.1:3000
+//! cargo run -p web -- --addr 0.0.0.0:8080     # or WEB_ADDR=0.0.0.0:8080
+//! ```
+//!
+//! Serves until Ctrl+C or SIGTERM, then stops accepting connections,
+//! cancels the runs in flight and exits once they and the requests in
+//! flight have ended.
+
+use std::process::ExitCode;
+
+use web::{AppState, Config};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+const USAGE: &str = "\
+usage: web [--addr HOST:PORT]
+
+Serves worker-core's workers over HTTP, with a dashboard at /.
+
+  --addr HOST:PORT   where to listen (default 127.0.0.1:3000, or $WEB_ADDR)
+  -h, --help         this help";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let addr = match parse_args(std::env::args().skip(1), std::env::var("WEB_ADDR").ok()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    logger::init();
+
+    let manager = match web::start_workers().await {
+        Ok(manager) => manager,
+        Err(err) => {
+            eprintln!("error: the workers did not start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("error: can't listen on {addr}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let names = manager.definitions().await.unwrap_or_default();
+    log::info!(target: "web", "{} workers: {}", names.len(), names.join(", "));
+    match listener.local_addr() {
+        Ok(local) => log::info!(target: "web", "listening on http://{local}/ (Ctrl+C to stop)"),
+        Err(_) => log::info!(target: "web", "listening on http://{addr}/ (Ctrl+C to stop)"),
+    }
+
+    let state = AppState::with_manager(manager, Config::default());
+    match web::serve(listener, state, shutdown_signal()).await {
+        Ok(()) => {
+            log::info!(target: "web", "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: the server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Ok(None)` for `--help`; else the address from `--addr`, `$WEB_ADDR` or
+/// the default, in that order.
+fn parse_args(
+    args: impl IntoIterator<Item = String>,
+    env_addr: Option<String>,
+) -> Result<Option<String>, String> {
+    let mut addr = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--addr" => match args.next() {
+                Some(value) => addr = Some(value),
+                None => return Err("--addr needs a value, like 127.0.0.1:3000".to_owned()),
+            },
+            _ => match arg.strip_prefix("--addr=") {
+                Some(value) => addr = Some(value.to_owned()),
+                None => return Err(format!("unknown argument {arg:?}")),
+            },
+        }
+    }
+    let addr = addr
+        .or(env_addr.filter(|value| !value.trim().is_empty()))
+        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+    Ok(Some(addr))
+}
+
+/// Resolves on Ctrl+C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            log::error!(target: "web", "can't listen for Ctrl+C: {err}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(err) => {
+                log::error!(target: "web", "can't listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    log::info!(target: "web", "signal received");
+}
+
+/// A small `log` backend: `LEVEL message` on stderr, info and above.
+mod logger {
+    struct Logger;
+
+    impl log::Log for Logger {
+        fn enabled(&self, metadata: &log::Metadata) -> bool {
+            metadata.level() <= log::Level::Info
+        }
+
+        fn log(&self, record: &log::Record) {
+            if self.enabled(record.metadata()) {
+                eprintln!("{:<5} {}", record.level(), record.args());
+            }
+        }
+
+        fn flush(&self) {}
+    }
+
+    pub fn init() {
+        if log::set_logger(&Logger).is_ok() {
+            log::set_max_level(log::LevelFilter::Info);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    fn parse(args: &[&str], env: Option<&str>) -> Result<Option<String>, String> {
+        parse_args(
+            args.iter().map(|arg| arg.to_string()),
+            env.map(str::to_owned),
+        )
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_environment_which_wins_over_the_default() {
+        assert_eq!(parse(&[], None), Ok(Some("127.0.0.1:3000".into())));
+        assert_eq!(
+            parse(&[], Some("0.0.0.0:80")),
+            Ok(Some("0.0.0.0:80".into()))
+        );
+        assert_eq!(
+            parse(&["--addr", "[::1]:9"], Some("0.0.0.0:80")),
+            Ok(Some("[::1]:9".into()))
+        );
+        assert_eq!(parse(&["--addr=h:1"], None), Ok(Some("h:1".into())));
+        assert_eq!(parse(&["--help"], None), Ok(None));
+        assert!(parse(&["--addr"], None).is_err());
+        assert!(parse(&["--port", "1"], None).is_err());
+    }
+}
