@@ -159,6 +159,12 @@ impl WorkerContext {
     /// Like [`emit`](Self::emit), but when the buffer is full waits until
     /// the reader makes room (or goes away, or the run is cancelled).
     pub async fn send(&self, message: Value) -> Result<()> {
+        // With room in the buffer (the common case) nothing waits, so
+        // nothing registers a waker.
+        let message = match self.run.emit(message) {
+            Ok(()) => return Ok(()),
+            Err(full) => full,
+        };
         tokio::select! {
             () = self.run.emit_waiting(message) => Ok(()),
             () = self.cancelled() => Err(self.run.cancelled_error()),

@@ -1,11 +1,14 @@
 //! On-demand background workers for tokio, declared once and run from
 //! anywhere.
 //!
-//! ```ignore
+//! ```
+//! use std::time::Duration;
 //! use worker_core::prelude::*;
 //!
 //! #[derive(serde::Deserialize)]
-//! struct Email { to: String, subject: Option<String> }
+//! struct Email {
+//!     to: String,
+//! }
 //!
 //! #[worker("send-email", timeout = "5s")]
 //! async fn send_email(ctx: WorkerContext, email: Email) -> Result<()> {
@@ -14,19 +17,37 @@
 //!     Ok(())
 //! }
 //!
-//! #[auto_discover]   // declares src/workers/** and their install() fns
+//! #[worker] // named after the fn: "generate-report"
+//! async fn generate_report(ctx: WorkerContext) -> Result<()> {
+//!     for progress in [25, 50, 75, 100] {
+//!         ctx.emit(json!({"progress": progress}))?;
+//!         ctx.sleep(Duration::from_millis(1)).await;
+//!     }
+//!     Ok(())
+//! }
+//!
 //! #[tokio::main]
 //! async fn main() -> Result<()> {
-//!     let manager = Workers::new().auto_load().start().await?;
+//!     let manager = Workers::new().start().await?; // #[worker] fns are already registered
+//!
 //!     WORKER::run("send-email", Some(json!({"to": "a@b.c"}))).await?;
-//!     let mut handle = WORKER::call("generate-report", None, Some(json!({"user_id": 7}))).await?;
+//!
+//!     let mut handle = WORKER::call("generate-report", None, None).await?;
 //!     while let Some(progress) = handle.recv().await {
 //!         println!("{progress}");
 //!     }
 //!     handle.await_result().await?;
+//!
+//!     let err = WORKER::run("send-email", Some(json!({"subject": "hi"}))).await.unwrap_err();
+//!     assert_eq!(err.to_string(), "invalid payload for worker 'send-email': missing field `to`");
+//!
 //!     manager.shutdown().await
 //! }
 //! ```
+//!
+//! In an application, `#[auto_discover]` on `main` also declares every file
+//! of `src/workers/`, and `Workers::new().auto_load()` runs their
+//! `install()` fns (see the README).
 //!
 //! - [`#[worker]`](macro@worker) declares a worker; it is registered at link
 //!   time and present in the global manager before anything can ask for it.
