@@ -41,7 +41,7 @@ struct Padded(Mutex<Shard>);
 
 impl RunningSet {
     pub(crate) fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let cores = cores();
         let count = (cores * 4).next_power_of_two().max(8);
         RunningSet {
             shards: (0..count).map(|_| Padded::default()).collect(),
@@ -93,4 +93,12 @@ impl RunningSet {
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(&shard.0).len()).sum()
     }
+}
+
+/// The machine's parallelism, read once: `available_parallelism` reads
+/// cgroup files on every call (tens of µs), and every definition and
+/// manager sizes its stripes and shards by it.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()))
 }

@@ -117,7 +117,7 @@ struct Stripe {
 
 impl Default for StatsCell {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let cores = crate::running::cores();
         StatsCell {
             stripes: (0..(cores * 2).next_power_of_two())
                 .map(|_| Stripe::default())
