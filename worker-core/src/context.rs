@@ -67,7 +67,7 @@ impl WorkerContext {
 
     /// The manager's configuration when the run started.
     pub fn config(&self) -> &Arc<AppConfig> {
-        &self.run.settings.config
+        &self.run.settings().config
     }
 
     /// The JSON the caller passed, if any.
@@ -77,7 +77,7 @@ impl WorkerContext {
 
     /// The environment the manager runs in.
     pub fn environment(&self) -> Environment {
-        self.run.settings.environment
+        self.run.settings().environment
     }
 
     /// `true` unless `RUSTF_ENV`/`NODE_ENV` (or the builder) say production.

@@ -1,9 +1,10 @@
 //! The manager: definitions by name, runs in flight, settings, shutdown.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ pub(crate) struct Shared {
     definitions: RwLock<HashMap<Box<str>, Arc<Definition>>>,
     pub(crate) running: RunningSet,
     settings: RwLock<Arc<Settings>>,
+    /// Bumped after every change to `definitions` or `settings`: a thread's
+    /// [`View`] of an older generation is rebuilt before it is used.
+    generation: AtomicU64,
     shutting_down: AtomicBool,
     /// Absolute paths of worker files whose `install()` has run.
     installed: Mutex<HashSet<&'static str>>,
@@ -78,12 +82,18 @@ impl WorkerManager {
     /// An independent manager with no definitions. Call
     /// [`register_declared`](Self::register_declared) to load the
     /// `#[worker]` fns into it.
+    ///
+    /// Each thread that starts runs keeps a small copy of the definitions
+    /// and settings of the manager it used last, so that runs on different
+    /// cores share no counters. So a dropped manager is freed once every
+    /// thread that used it has used another one, or has ended.
     pub fn new() -> Self {
         WorkerManager {
             shared: Arc::new(Shared {
                 definitions: RwLock::default(),
                 running: RunningSet::new(),
                 settings: RwLock::new(Arc::new(Settings::default())),
+                generation: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
                 installed: Mutex::default(),
             }),
@@ -145,6 +155,7 @@ impl WorkerManager {
             });
         }
         definitions.insert(definition.name.clone(), definition);
+        self.shared.generation.fetch_add(1, SeqCst);
         Ok(())
     }
 
@@ -261,24 +272,12 @@ impl WorkerManager {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
-        let definition = self
-            .definition(worker_name)
-            .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
-        let timeout = timeout.or(definition.default_timeout);
-        let settings = self
-            .shared
-            .settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let run = Run::new(
-            self.shared.clone(),
-            definition,
-            settings,
-            timeout,
-            payload,
-            has_reader,
-        );
+        let view = self.view();
+        let Some(&index) = view.by_name.get(worker_name) else {
+            return Err(Error::NotRegistered(worker_name.to_owned()));
+        };
+        let timeout = timeout.or(view.definitions[index as usize].default_timeout);
+        let run = Run::new(view, index, timeout, payload, has_reader);
         self.shared.running.insert(run.clone());
         // Shutdown sets its flag, then cancels what it finds listed: a run
         // listed after that point must see the flag here and step back.
@@ -286,7 +285,7 @@ impl WorkerManager {
             run.abandon();
             return Err(Error::Shutdown);
         }
-        run.definition.stats.started();
+        run.definition().stats.started();
         Ok(run)
     }
 
@@ -405,6 +404,7 @@ impl WorkerManager {
         let mut next = Settings::clone(&settings);
         change(&mut next);
         *settings = Arc::new(next);
+        self.shared.generation.fetch_add(1, SeqCst);
     }
 
     /// Replaces the configuration runs see from now on.
@@ -437,6 +437,89 @@ impl WorkerManager {
             .unwrap_or_else(|p| p.into_inner())
             .config
             .clone()
+    }
+}
+
+/// One thread's copy of what runs read from their manager: the definitions
+/// (by index, so a run stores a number, not a counted reference) and the
+/// settings. A run holds one `Arc` to the view of the thread that started
+/// it; runs on other cores hold their own, so the hot path writes to no
+/// cache line another core's runs write to.
+pub(crate) struct View {
+    pub(crate) manager: Arc<Shared>,
+    generation: u64,
+    pub(crate) definitions: Vec<Arc<Definition>>,
+    by_name: HashMap<Box<str>, u32>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl fmt::Debug for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("View")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// The view of the manager this thread used last. It keeps that manager
+    /// alive until the thread uses another one or ends.
+    static VIEW: RefCell<Option<Arc<View>>> = const { RefCell::new(None) };
+}
+
+impl WorkerManager {
+    /// This thread's view of the manager, rebuilt if the manager changed.
+    fn view(&self) -> Arc<View> {
+        // Read before building: a change after this read bumps the
+        // generation again, so the view is rebuilt on the next call.
+        let generation = self.shared.generation.load(SeqCst);
+        let cached = VIEW.try_with(|cell| {
+            let mut cell = cell.borrow_mut();
+            match &*cell {
+                Some(view)
+                    if view.generation == generation
+                        && Arc::ptr_eq(&view.manager, &self.shared) =>
+                {
+                    view.clone()
+                }
+                _ => {
+                    let view = self.build_view(generation);
+                    *cell = Some(view.clone());
+                    view
+                }
+            }
+        });
+        // While the thread is being torn down there is no cache to use.
+        cached.unwrap_or_else(|_| self.build_view(generation))
+    }
+
+    fn build_view(&self, generation: u64) -> Arc<View> {
+        let definitions: Vec<Arc<Definition>> = self
+            .shared
+            .definitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let by_name = definitions
+            .iter()
+            .enumerate()
+            .map(|(index, d)| (d.name.clone(), index as u32))
+            .collect();
+        let settings = self
+            .shared
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Arc::new(View {
+            manager: self.shared.clone(),
+            generation,
+            definitions,
+            by_name,
+            settings,
+        })
     }
 }
 

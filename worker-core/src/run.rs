@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::definition::Definition;
 use crate::duration::{format_duration, format_elapsed};
 use crate::mailbox::Mailbox;
-use crate::manager::Shared;
+use crate::manager::View;
 use crate::private::BoxFuture;
 use crate::signal::{Signal, Signals};
 use crate::stats::Ending;
@@ -30,9 +30,12 @@ use crate::{Error, Result, WorkerContext};
 pub(crate) struct Run {
     pub(crate) id: u128,
     id_text: [u8; 36],
-    pub(crate) definition: Arc<Definition>,
-    pub(crate) settings: Arc<Settings>,
-    manager: Arc<Shared>,
+    /// The manager as the thread that started the run sees it: the run's
+    /// definition and settings are read through it. One reference count,
+    /// and one that runs on other cores don't touch.
+    view: Arc<View>,
+    /// The run's definition, an index into `view`.
+    definition: u32,
     pub(crate) payload: Option<Value>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) started: Instant,
@@ -58,9 +61,8 @@ impl fmt::Debug for Run {
 
 impl Run {
     pub(crate) fn new(
-        manager: Arc<Shared>,
-        definition: Arc<Definition>,
-        settings: Arc<Settings>,
+        view: Arc<View>,
+        definition: u32,
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
@@ -73,9 +75,8 @@ impl Run {
         Arc::new(Run {
             id: uuid.as_u128(),
             id_text,
+            view,
             definition,
-            settings,
-            manager,
             payload,
             timeout,
             started: Instant::now(),
@@ -86,12 +87,20 @@ impl Run {
         })
     }
 
+    pub(crate) fn definition(&self) -> &Definition {
+        &self.view.definitions[self.definition as usize]
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.view.settings
+    }
+
     pub(crate) fn id_str(&self) -> &str {
         std::str::from_utf8(&self.id_text).unwrap_or_default()
     }
 
     pub(crate) fn worker_name(&self) -> &str {
-        &self.definition.name
+        &self.definition().name
     }
 
     /// Logs with the run's prefix, `[Worker:NAME run:XXXXXXXX] `; formats
@@ -134,7 +143,7 @@ impl Run {
             return (Err(self.cancelled_error()), Ending::Cancelled);
         }
         let ctx = WorkerContext::new(self.clone());
-        let handler = &self.definition.handler;
+        let handler = &self.definition().handler;
         let work = match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
             Ok(future) => CatchUnwind(future),
             Err(panic) => return self.panicked(panic),
@@ -174,9 +183,9 @@ impl Run {
     /// to date.
     fn finish(&self, outcome: &Result<()>, ending: Ending) {
         let now = Instant::now();
-        self.definition.stats.ended(ending, self.started, now);
+        self.definition().stats.ended(ending, self.started, now);
         let took = now.saturating_duration_since(self.started);
-        self.manager.running.remove(self.id);
+        self.view.manager.running.remove(self.id);
         self.log_ending(outcome, ending, took);
         lock(&self.state).take();
         self.end_messages();
@@ -203,7 +212,7 @@ impl Run {
     /// Ends a run that was admitted but refused before it started (shutdown
     /// began in between): not counted, since it never ran.
     pub(crate) fn abandon(&self) {
-        self.manager.running.remove(self.id);
+        self.view.manager.running.remove(self.id);
         self.end_messages();
         self.signals.fire(Signal::Ended);
     }
@@ -224,7 +233,7 @@ impl Run {
     fn mailbox(&self) -> &Mailbox {
         self.mailbox.get_or_init(|| {
             let ended = self.signals.is_fired(Signal::Ended);
-            Box::new(Mailbox::new(self.settings.message_buffer, ended))
+            Box::new(Mailbox::new(self.settings().message_buffer, ended))
         })
     }
 
@@ -247,7 +256,7 @@ impl Run {
     pub(crate) fn message_buffer(&self) -> usize {
         self.mailbox
             .get()
-            .map_or(self.settings.message_buffer, |m| m.capacity())
+            .map_or(self.settings().message_buffer, |m| m.capacity())
     }
 
     pub(crate) fn poll_messages(
@@ -321,7 +330,7 @@ impl Future for Supervise<'_> {
         let this = &mut *self;
         let run = this.run;
         if this.grace.is_none() && run.signals.is_fired(Signal::Cancel) {
-            this.grace = Some(Box::pin(tokio::time::sleep(run.settings.grace_period)));
+            this.grace = Some(Box::pin(tokio::time::sleep(run.settings().grace_period)));
         }
         let worked = Pin::new(&mut this.work).poll(cx);
         if let Some(grace) = &mut this.grace {
@@ -335,7 +344,7 @@ impl Future for Supervise<'_> {
                     log::Level::Warn,
                     format_args!(
                         "did not stop within the {} grace period after cancellation; dropped",
-                        format_duration(run.settings.grace_period)
+                        format_duration(run.settings().grace_period)
                     ),
                 );
             }

@@ -583,3 +583,58 @@ async fn dropping_a_run_future_still_ends_the_run_once() {
     assert_eq!(manager.stats("gated").await.unwrap().cancelled, 1);
     drop(gate);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_workers_and_settings_reach_every_thread_at_once() {
+    let manager = WorkerManager::new();
+    manager
+        .register("config-reader", |ctx| async move {
+            let expected = ctx.payload().cloned();
+            let seen = ctx.config().get::<Value>("version");
+            if seen == expected {
+                Ok(())
+            } else {
+                Err(Error::validation(format!(
+                    "saw {seen:?}, expected {expected:?}"
+                )))
+            }
+        })
+        .await
+        .unwrap();
+    // Every thread runs something first, so each holds a view of the manager.
+    let everywhere = |version: Value| {
+        let manager = manager.clone();
+        async move {
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let (manager, version) = (manager.clone(), version.clone());
+                    tokio::spawn(async move { manager.run("config-reader", Some(version)).await })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+        }
+    };
+    manager.set_config(AppConfig::from_value(json!({"version": 1})));
+    everywhere(json!(1)).await;
+
+    manager.set_config(AppConfig::from_value(json!({"version": 2})));
+    everywhere(json!(2)).await;
+
+    // A worker registered now is found at once from every thread.
+    manager
+        .register("late", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.run("late", None).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(manager.stats("late").await.unwrap().runs, 8);
+}
