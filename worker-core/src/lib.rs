@@ -100,7 +100,7 @@ pub use duration::format_duration;
 pub use error::{Error, InstallFailure, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
-pub use manager::WorkerManager;
+pub use manager::{WorkerManager, shutdown_signal};
 pub use stats::WorkerStats;
 pub use worker_derive::{auto_discover, auto_workers, worker};
 

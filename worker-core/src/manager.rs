@@ -379,7 +379,7 @@ impl WorkerManager {
 
     /// Waits for Ctrl+C (or SIGTERM on Unix), then [`shutdown`](Self::shutdown).
     pub async fn shutdown_on_signal(&self) -> Result<()> {
-        wait_for_signal().await?;
+        shutdown_signal().await?;
         log::info!(target: "worker", "signal received: shutting down workers");
         self.shutdown().await
     }
@@ -537,7 +537,22 @@ fn same_place(a: &WorkerRegistration, b: &WorkerRegistration) -> bool {
     a.line == b.line && (a.file == b.file || ends_with(a.file, b.file) || ends_with(b.file, a.file))
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// Resolves when the process is asked to stop: Ctrl+C, or SIGTERM on Unix
+/// (what `docker stop`, systemd and Kubernetes send). An error means the
+/// signal handlers could not be installed.
+///
+/// [`WorkerManager::shutdown_on_signal`] is this plus `shutdown()`; use this
+/// one to stop a server and the workers together:
+///
+/// ```no_run
+/// # async fn serve(stop: impl std::future::Future<Output = ()>) {}
+/// # #[tokio::main] async fn main() -> worker_core::Result<()> {
+/// let manager = worker_core::Workers::new().start().await?;
+/// serve(async { let _ = worker_core::shutdown_signal().await; }).await; // e.g. axum's with_graceful_shutdown
+/// manager.shutdown().await
+/// # }
+/// ```
+pub async fn shutdown_signal() -> Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -101,32 +101,15 @@ fn parse_args(
 
 /// Resolves on Ctrl+C, or SIGTERM on Unix.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            log::error!(target: "web", "can't listen for Ctrl+C: {err}");
+    match worker_core::shutdown_signal().await {
+        Ok(()) => log::info!(target: "web", "signal received"),
+        Err(err) => {
+            // Without handlers, only a kill stops the server: say so, and
+            // serve on rather than stop at once.
+            log::error!(target: "web", "can't listen for Ctrl+C/SIGTERM: {err}");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                terminate.recv().await;
-            }
-            Err(err) => {
-                log::error!(target: "web", "can't listen for SIGTERM: {err}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
-    log::info!(target: "web", "signal received");
 }
 
 /// A small `log` backend: `LEVEL message` on stderr, info and above.
