@@ -29,7 +29,8 @@ use crate::{Error, Result, WorkerContext};
 /// is allocated on first use.
 pub(crate) struct Run {
     pub(crate) id: u128,
-    id_text: [u8; 36],
+    /// The id as text, made on first use: most runs are never asked.
+    id_text: OnceLock<Box<str>>,
     /// The manager as the thread that started the run sees it: the run's
     /// definition and settings are read through it. One reference count,
     /// and one that runs on other cores don't touch.
@@ -70,11 +71,9 @@ impl Run {
         // A thread-local ChaCha generator (uuid's `fast-rng`): unguessable
         // ids without a system call per run.
         let uuid = uuid::Uuid::new_v4();
-        let mut id_text = [0u8; 36];
-        uuid.hyphenated().encode_lower(&mut id_text);
         Arc::new(Run {
             id: uuid.as_u128(),
-            id_text,
+            id_text: OnceLock::new(),
             view,
             definition,
             payload,
@@ -96,7 +95,12 @@ impl Run {
     }
 
     pub(crate) fn id_str(&self) -> &str {
-        std::str::from_utf8(&self.id_text).unwrap_or_default()
+        self.id_text.get_or_init(|| {
+            uuid::Uuid::from_u128(self.id)
+                .hyphenated()
+                .to_string()
+                .into_boxed_str()
+        })
     }
 
     pub(crate) fn worker_name(&self) -> &str {

@@ -3,8 +3,8 @@
 //! `Notify` (a run is mostly waited on for one thing at a time, and a
 //! spurious wake-up only costs a re-check), which keeps a run small.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::SeqCst};
+use std::sync::{Mutex, OnceLock};
 use std::task::Waker;
 
 use tokio::sync::Notify;
@@ -25,7 +25,8 @@ pub(crate) struct Signals {
     /// How many are in `wait_until`: with none, firing skips the `Notify`
     /// (whose `notify_waiters` always takes a lock).
     waiting: AtomicU32,
-    notify: Notify,
+    /// Made by the first waiter: most runs are never waited on.
+    notify: OnceLock<Box<Notify>>,
     /// The future driving the run: woken directly by `Cancel`, so it needs
     /// no `Notified` of its own (that would make every run's task bigger).
     driver: Mutex<Option<Waker>>,
@@ -74,7 +75,11 @@ impl Signals {
         // reads the count after the condition changed (both SeqCst): either
         // the waiter sees the change, or this sees the waiter.
         if self.waiting.load(SeqCst) > 0 {
-            self.notify.notify_waiters();
+            // A waiter counts itself before it makes the Notify, so one
+            // that is not here yet will see the condition itself.
+            if let Some(notify) = self.notify.get() {
+                notify.notify_waiters();
+            }
         }
     }
 
@@ -83,7 +88,7 @@ impl Signals {
     pub(crate) async fn wait_until(&self, mut check: impl FnMut() -> bool) {
         let _counted = Waiting::enter(&self.waiting);
         loop {
-            let notified = self.notify.notified();
+            let notified = self.notify.get_or_init(Box::default).notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if check() {
