@@ -117,22 +117,54 @@ struct Stripe {
 
 impl Default for StatsCell {
     fn default() -> Self {
-        let cores = crate::running::cores();
         StatsCell {
-            stripes: (0..(cores * 2).next_power_of_two())
-                .map(|_| Stripe::default())
-                .collect(),
+            stripes: (0..stripe_count()).map(|_| Stripe::default()).collect(),
             epoch: Instant::now(),
         }
     }
 }
 
-fn thread_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Relaxed);
+/// How many stripes every definition has: enough for each core's threads
+/// to have one of their own.
+fn stripe_count() -> usize {
+    (crate::running::cores() * 2)
+        .next_power_of_two()
+        .min(MAX_STRIPES)
+}
+
+const MAX_STRIPES: usize = 64;
+
+/// Live threads per stripe slot, to give a new thread the emptiest slot: a
+/// plain counter (thread 5 and thread 9 on slot 1 of 4) would often put a
+/// runtime's two workers on one stripe, and they would fight over it.
+static OCCUPANCY: [AtomicUsize; MAX_STRIPES] = [const { AtomicUsize::new(0) }; MAX_STRIPES];
+
+/// This thread's stripe slot, taken on first use, given back at thread exit.
+struct Slot(usize);
+
+impl Slot {
+    fn take() -> Self {
+        let count = stripe_count();
+        let emptiest = (0..count)
+            .min_by_key(|&slot| OCCUPANCY[slot].load(Relaxed))
+            .unwrap_or(0);
+        OCCUPANCY[emptiest].fetch_add(1, Relaxed);
+        Slot(emptiest)
     }
-    INDEX.with(|index| *index)
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        OCCUPANCY[self.0].fetch_sub(1, Relaxed);
+    }
+}
+
+fn thread_index() -> usize {
+    thread_local! {
+        static SLOT: Slot = Slot::take();
+    }
+    // While the thread is being torn down its slot is gone; any will do.
+    SLOT.try_with(|slot| slot.0).unwrap_or(0)
 }
 
 impl StatsCell {
