@@ -50,6 +50,8 @@ impl Caller {
 /// expansion time, not with `env!`, so the value is the crate's own).
 struct Env {
     manifest_dir: Option<PathBuf>,
+    /// `CARGO_PKG_NAME`, to name the crate in messages.
+    package: Option<String>,
     workers_dir: Option<OsString>,
 }
 
@@ -57,7 +59,18 @@ impl Env {
     fn of_process() -> Self {
         Env {
             manifest_dir: std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+            package: std::env::var("CARGO_PKG_NAME")
+                .ok()
+                .filter(|name| !name.is_empty()),
             workers_dir: std::env::var_os(DIR_ENV).filter(|dir| !dir.is_empty()),
+        }
+    }
+
+    /// "crate `name`", for messages.
+    fn crate_name(&self) -> String {
+        match &self.package {
+            Some(name) => format!("crate `{name}`"),
+            None => "the crate".to_owned(),
         }
     }
 }
@@ -166,6 +179,11 @@ fn dir_arg(caller: Caller, input: TokenStream, cx: &mut Ctxt) -> Option<Option<L
 /// Resolves the directory, scans it, and turns the result into [`Found`]s,
 /// reporting every problem (missing directory, no files, each malformed
 /// `install`) to `cx`.
+///
+/// Messages show paths relative to the manifest directory, never absolute:
+/// the crate may be built anywhere (trybuild builds its test crates under
+/// the target directory, which `CARGO_TARGET_DIR` can put anywhere), and
+/// `src/workers` is what the user wrote or would write.
 fn discover(caller: Caller, arg: Option<&LitStr>, env: &Env, cx: &mut Ctxt) -> Option<Vec<Found>> {
     let label = caller.label();
     let span = arg.map_or_else(Span::call_site, LitStr::span);
@@ -182,25 +200,27 @@ fn discover(caller: Caller, arg: Option<&LitStr>, env: &Env, cx: &mut Ctxt) -> O
         (None, None) => (manifest_dir.join(DEFAULT_DIR), String::new()),
     };
     let shown_dir = display_relative(manifest_dir, &dir);
+    let krate = env.crate_name();
 
     let files = match scan::scan(&dir) {
         Ok(files) => files,
         Err(err) => {
+            let shown = |path: &Path| display_scanned(path, &dir, &shown_dir, manifest_dir);
             let message = match err {
-                ScanError::Missing(dir) => format!(
-                    "{label}: no worker directory at `{}`{origin}; create it and add a worker file such as `{shown_dir}/email.rs`",
-                    dir.display()
+                ScanError::Missing(path) => format!(
+                    "{label}: {krate} has no worker directory `{}`{origin}; create it and add a worker file such as `{shown_dir}/email.rs`",
+                    shown(&path)
                 ),
                 ScanError::NotADirectory(path) => format!(
-                    "{label}: `{}`{origin} is not a directory; the worker files go in a directory such as `{DEFAULT_DIR}`",
-                    path.display()
+                    "{label}: {krate}'s worker path `{}`{origin} is not a directory; the worker files go in a directory such as `{DEFAULT_DIR}`",
+                    shown(&path)
                 ),
                 ScanError::NotUtf8(path) => format!(
                     "{label}: `{}` has a name that isn't UTF-8, so it can't be declared as a module; rename it",
-                    path.display()
+                    shown(&path)
                 ),
                 ScanError::Io { path, error } => {
-                    format!("{label}: can't read `{}`: {error}", path.display())
+                    format!("{label}: can't read `{}`: {error}", shown(&path))
                 }
             };
             cx.error(span, message);
@@ -211,8 +231,7 @@ fn discover(caller: Caller, arg: Option<&LitStr>, env: &Env, cx: &mut Ctxt) -> O
         cx.error(
             span,
             format!(
-                "{label}: no worker files in `{}`{origin}; add one such as `{shown_dir}/email.rs` (`mod.rs`, `_*.rs`, `*.inc.rs` and hidden files don't count)",
-                dir.display()
+                "{label}: {krate} has no worker files in `{shown_dir}`{origin}; add one such as `{shown_dir}/email.rs` (`mod.rs`, `_*.rs`, `*.inc.rs` and hidden files don't count)"
             ),
         );
         return None;
@@ -229,6 +248,9 @@ fn discover(caller: Caller, arg: Option<&LitStr>, env: &Env, cx: &mut Ctxt) -> O
                 false
             }
         };
+        // The one message with an absolute path, on purpose: the names below
+        // the worker directory are UTF-8 (the scan checked), so the bytes
+        // that aren't are above it, where only the full path shows them.
         let Some(path) = file.path.to_str() else {
             cx.error(
                 span,
@@ -284,6 +306,24 @@ fn display_relative(manifest_dir: &Path, dir: &Path) -> String {
     }
 }
 
+/// `path`, which the scan of `dir` reported, as the user would write it:
+/// below `shown_dir` (how `dir` is shown) if it is `dir` or inside it,
+/// either as spelled or canonical (the scan reports canonical paths), else
+/// relative to the manifest directory if inside that, else as given.
+fn display_scanned(path: &Path, dir: &Path, shown_dir: &str, manifest_dir: &Path) -> String {
+    let canonical_dir = std::fs::canonicalize(dir).ok();
+    for base in std::iter::once(dir).chain(canonical_dir.as_deref()) {
+        if path.starts_with(base) {
+            return match display_relative(base, path).as_str() {
+                "." => shown_dir.to_owned(),
+                rest if shown_dir == "." => rest.to_owned(),
+                rest => format!("{shown_dir}/{rest}"),
+            };
+        }
+    }
+    display_relative(manifest_dir, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::scan::temp::TempDir;
@@ -302,6 +342,7 @@ mod tests {
     fn env(manifest: &TempDir) -> Env {
         Env {
             manifest_dir: Some(manifest.path().to_owned()),
+            package: Some("app".to_owned()),
             workers_dir: None,
         }
     }
@@ -387,16 +428,16 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_says_where_it_looked_and_what_to_do() {
+    fn a_missing_directory_names_the_crate_and_the_directory_and_says_what_to_do() {
         let manifest = TempDir::new("missing");
         let out = auto_workers("", &env(&manifest));
-        let looked = manifest.path().join("src/workers");
+        // Relative, not absolute: the message (and a trybuild `.stderr`
+        // holding it) mustn't depend on where the crate is built.
         assert_eq!(
             compile_errors(&out),
-            [format!(
-                "auto_workers!(): no worker directory at `{}`; create it and add a worker file such as `src/workers/email.rs`",
-                looked.display()
-            )]
+            [
+                "auto_workers!(): crate `app` has no worker directory `src/workers`; create it and add a worker file such as `src/workers/email.rs`"
+            ]
         );
         // The expression still has the closure's type.
         assert!(
@@ -414,9 +455,76 @@ mod tests {
         let errors = compile_errors(&auto_workers("", &env(&manifest)));
         assert_eq!(
             errors,
+            [
+                "auto_workers!(): crate `app` has no worker files in `src/workers`; add one such as `src/workers/email.rs` (`mod.rs`, `_*.rs`, `*.inc.rs` and hidden files don't count)"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_package_name_the_message_says_the_crate() {
+        let manifest = TempDir::new("no-package");
+        let env = Env {
+            package: None,
+            ..env(&manifest)
+        };
+        assert_eq!(
+            compile_errors(&auto_workers(r#""src/jobs""#, &env)),
+            [
+                "auto_workers!(): the crate has no worker directory `src/jobs`; create it and add a worker file such as `src/jobs/email.rs`"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_where_the_directory_should_be_is_shown_relative() {
+        let manifest = TempDir::new("not-a-dir");
+        manifest.file("src/workers", "");
+        assert_eq!(
+            compile_errors(&auto_workers("", &env(&manifest))),
+            [
+                "auto_workers!(): crate `app`'s worker path `src/workers` is not a directory; the worker files go in a directory such as `src/workers`"
+            ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_utf8_is_shown_relative() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+
+        let manifest = TempDir::new("not-utf8-name");
+        manifest.file("src/workers/ok.rs", INSTALL);
+        let bad = manifest
+            .path()
+            .join("src/workers")
+            .join(OsStr::from_bytes(b"n\xffo"));
+        if let Err(err) = std::fs::create_dir(&bad) {
+            panic!("can't create {}: {err}", bad.display());
+        }
+        assert_eq!(
+            compile_errors(&auto_workers("", &env(&manifest))),
+            [
+                "auto_workers!(): `src/workers/n\u{fffd}o` has a name that isn't UTF-8, so it can't be declared as a module; rename it"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_outside_the_package_is_shown_absolute() {
+        let manifest = TempDir::new("manifest-outside");
+        let elsewhere = TempDir::new("elsewhere-missing");
+        let missing = elsewhere.path().join("jobs");
+        let env = Env {
+            workers_dir: Some(missing.as_os_str().to_owned()),
+            ..env(&manifest)
+        };
+        assert_eq!(
+            compile_errors(&auto_workers("", &env)),
             [format!(
-                "auto_workers!(): no worker files in `{}`; add one such as `src/workers/email.rs` (`mod.rs`, `_*.rs`, `*.inc.rs` and hidden files don't count)",
-                manifest.path().join("src/workers").display()
+                "auto_workers!(): crate `app` has no worker directory `{0}` (from WORKER_CORE_WORKERS_DIR); create it and add a worker file such as `{0}/email.rs`",
+                missing.display()
             )]
         );
     }
@@ -523,6 +631,7 @@ mod tests {
     fn without_cargo_there_is_no_package_to_look_in() {
         let env = Env {
             manifest_dir: None,
+            package: None,
             workers_dir: None,
         };
         assert_eq!(
@@ -586,7 +695,8 @@ mod tests {
         let errors = compile_errors(&out);
         assert_eq!(errors.len(), 1);
         assert!(
-            errors[0].starts_with("#[auto_discover]: no worker directory at `"),
+            errors[0]
+                .starts_with("#[auto_discover]: crate `app` has no worker directory `src/jobs`;"),
             "{errors:?}"
         );
         assert!(
@@ -608,5 +718,30 @@ mod tests {
         );
         assert_eq!(display_relative(root, Path::new("/p")), ".");
         assert_eq!(display_relative(root, Path::new("/q/jobs")), "/q/jobs");
+    }
+
+    #[test]
+    fn scanned_paths_display_below_the_directory_as_shown() {
+        let manifest = TempDir::new("scanned");
+        manifest.file("src/workers/a/b.rs", "");
+        let dir = manifest.path().join("./src/workers");
+        let shown = |path: &Path| display_scanned(path, &dir, "src/workers", manifest.path());
+        assert_eq!(shown(&dir), "src/workers");
+        assert_eq!(shown(&dir.join("a/b.rs")), "src/workers/a/b.rs");
+        // The scan reports canonical paths.
+        let canonical = match std::fs::canonicalize(&dir) {
+            Ok(canonical) => canonical,
+            Err(err) => panic!("{err}"),
+        };
+        assert_eq!(shown(&canonical), "src/workers");
+        assert_eq!(shown(&canonical.join("a/b.rs")), "src/workers/a/b.rs");
+        // Outside the directory: relative to the manifest, else absolute.
+        assert_eq!(shown(&manifest.path().join("Cargo.toml")), "Cargo.toml");
+        assert_eq!(shown(Path::new("/q/x.rs")), "/q/x.rs");
+        // The directory is the manifest's: no `./` in front.
+        assert_eq!(
+            display_scanned(&dir.join("a/b.rs"), &dir, ".", manifest.path()),
+            "a/b.rs"
+        );
     }
 }

@@ -97,6 +97,7 @@ fn the_discovery_macros_always_return_their_shape_of_tokens() {
     let result = runner.run(&strategy, |(args, workers_dir, item)| {
         let env = Env {
             manifest_dir: Some(manifest.path().to_owned()),
+            package: Some("app".to_owned()),
             workers_dir: workers_dir.filter(|dir| !dir.is_empty()).map(Into::into),
         };
 
