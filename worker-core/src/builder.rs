@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::private::{BoxFuture, InstallRegistration};
+use crate::launch::BoxFuture;
+use crate::registration::InstallRegistration;
 use crate::{AppConfig, Environment, Error, Result, WorkerManager};
 
 type Setup = Box<dyn FnOnce(WorkerManager) -> BoxFuture + Send>;

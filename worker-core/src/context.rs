@@ -2,15 +2,19 @@
 //! per-run state, messages to the caller and cancellation.
 
 use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::config::{AppConfig, Environment};
-use crate::run::{Run, lock};
+use crate::error::Result;
+use crate::run::Run;
 use crate::signal::Signal;
-use crate::{Error, Result};
+use crate::sync::lock;
 
 /// A run's view of itself, handed to the worker when the run starts.
 ///
@@ -140,43 +144,49 @@ impl WorkerContext {
 
     /// Sends a message to the caller's [`WorkerHandle::recv`](crate::WorkerHandle::recv).
     ///
-    /// Never fails for lack of a listener: with no handle (the caller used
-    /// `run`, dropped its handle or is awaiting the result) the message is
-    /// discarded. While a handle is attached, at most the manager's message
-    /// buffer (1024 by default) may wait unread; past that `emit` returns
-    /// [`Error::MessageBufferFull`] rather than drop anything silently. Use
-    /// [`send`](Self::send) to wait for the reader instead.
+    /// Never fails, and never drops a message a reader will read: it
+    /// returns `Ok(())` always, and the `Result` is there so that the
+    /// seed's `ctx.emit(..)?` reads naturally. With no handle (the caller
+    /// used `run`, dropped its handle or is awaiting the result) the message
+    /// is discarded. While a handle is attached and the manager's message
+    /// buffer (1024 by default) is full of unread messages, the run is held
+    /// at its next `.await` that waits, until the reader catches up: a slow
+    /// reader slows the worker down. So unread messages take at most the
+    /// buffer plus what the worker emits between two of its own waits.
+    ///
+    /// The hold applies to the run's own task. A task the worker spawned
+    /// with a clone of this context is not held; it should use
+    /// [`send`](Self::send), which waits for room itself.
     pub fn emit(&self, message: Value) -> Result<()> {
-        self.run
-            .emit(message)
-            .map_err(|_| Error::MessageBufferFull {
-                worker: self.worker_name().to_owned(),
-                run_id: self.run_id().to_owned(),
-                capacity: self.run.message_buffer(),
-            })
+        self.run.emit(message);
+        Ok(())
     }
 
-    /// Like [`emit`](Self::emit), but when the buffer is full waits until
-    /// the reader makes room (or goes away, or the run is cancelled).
+    /// Like [`emit`](Self::emit), but first waits until the buffer has room
+    /// (or the reader goes away). Returns an error only if the run is
+    /// cancelled while it waits.
     pub async fn send(&self, message: Value) -> Result<()> {
-        // With room in the buffer (the common case) nothing waits, so
-        // nothing registers a waker.
-        let message = match self.run.emit(message) {
-            Ok(()) => return Ok(()),
-            Err(full) => full,
-        };
         tokio::select! {
+            biased;
             () = self.run.emit_waiting(message) => Ok(()),
             () = self.cancelled() => Err(self.run.cancelled_error()),
         }
     }
 
     /// Sleeps, returning early if the run is cancelled.
+    ///
+    /// Awaited in the run's own task (the usual case), it costs a timer and
+    /// nothing else: the run's driver is woken by a cancel anyway.
     pub async fn sleep(&self, duration: Duration) {
-        tokio::select! {
-            () = tokio::time::sleep(duration) => {}
-            () = self.cancelled() => {}
-        }
+        let mut sleep = pin!(tokio::time::sleep(duration));
+        let mut cancel = CancelWait::default();
+        poll_fn(|cx| {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            cancel.poll(&self.run, cx)
+        })
+        .await;
     }
 
     /// Whether the run has been asked to stop: cancelled (by id, by handle or
@@ -191,7 +201,8 @@ impl WorkerContext {
     /// timed out (then the worker's future is already dropped, and only
     /// what outlives it, like a spawned task, sees this).
     pub async fn cancelled(&self) {
-        self.run.signals.wait(Signal::Cancel).await;
+        let mut cancel = CancelWait::default();
+        poll_fn(|cx| cancel.poll(&self.run, cx)).await;
     }
 
     /// Time since the run started.
@@ -202,5 +213,33 @@ impl WorkerContext {
     /// The timeout this run was started with, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.run.timeout
+    }
+}
+
+/// Waits for a run's `Cancel` signal. Polled by the run's own driver with
+/// the driver's waker, it registers nothing: the driver is woken on cancel.
+/// Anywhere else (a spawned task, a combinator with wakers of its own) it
+/// falls back to the run's `Notify`, boxed so that the common case keeps
+/// the future small.
+#[derive(Default)]
+struct CancelWait<'a> {
+    waiter: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+}
+
+impl<'a> CancelWait<'a> {
+    fn poll(&mut self, run: &'a Run, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(waiter) = &mut self.waiter {
+            return waiter.as_mut().poll(cx);
+        }
+        if run.signals.is_fired(Signal::Cancel) {
+            return Poll::Ready(());
+        }
+        if run.is_driven_by(cx.waker()) {
+            return Poll::Pending;
+        }
+        self.waiter
+            .insert(Box::pin(run.signals.wait(Signal::Cancel)))
+            .as_mut()
+            .poll(cx)
     }
 }

@@ -1,18 +1,17 @@
-//! A definition: what `register` stores under a worker's name.
+//! A definition: what a run reads about its worker (name, default
+//! timeout, counters, where it was declared). The code that runs it, the
+//! [`Launcher`](crate::launch::Launcher), sits a layer up beside it in the
+//! manager's registry, so that this layer needs no run or context.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::private::BoxFuture;
+use crate::error::{Error, Result};
 use crate::stats::StatsCell;
-use crate::{Error, Result, WorkerContext};
-
-pub(crate) type Handler = Box<dyn Fn(WorkerContext) -> BoxFuture + Send + Sync>;
 
 pub(crate) struct Definition {
     pub(crate) name: Box<str>,
-    pub(crate) handler: Handler,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) stats: StatsCell,
     /// `file:line` of a `#[worker]` declaration; `None` for `register`.
@@ -32,14 +31,12 @@ impl fmt::Debug for Definition {
 impl Definition {
     pub(crate) fn new(
         name: String,
-        handler: Handler,
         default_timeout: Option<Duration>,
         origin: Option<String>,
     ) -> Result<Arc<Self>> {
         validate_name(&name)?;
         Ok(Arc::new(Definition {
             name: name.into_boxed_str(),
-            handler,
             default_timeout,
             stats: StatsCell::default(),
             origin,

@@ -104,19 +104,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// The worker's message buffer is full and its reader is not keeping up.
-    #[error(
-        "Worker '{worker}' run {run_id}: message buffer full ({capacity} unread messages); read with handle.recv() or use ctx.send(..).await to wait for room"
-    )]
-    MessageBufferFull {
-        /// The worker's name.
-        worker: String,
-        /// The run whose buffer is full.
-        run_id: String,
-        /// The buffer's size in messages.
-        capacity: usize,
-    },
-
     /// An I/O error, e.g. from `tokio::fs` inside a worker.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -128,6 +115,17 @@ pub enum Error {
     /// Any other error, wrapped with [`Error::other`].
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+/// A caught panic's message.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
 }
 
 /// One file whose `install()` failed, inside [`Error::Install`].
@@ -166,6 +164,14 @@ impl Error {
     /// An error with only a message, for failures no other kind describes.
     pub fn msg(message: impl fmt::Display) -> Self {
         Error::Other(message.to_string().into())
+    }
+
+    /// A caught panic, as the error of the run it ended.
+    pub(crate) fn from_panic(worker: &str, panic: &(dyn std::any::Any + Send)) -> Self {
+        Error::Panic {
+            worker: worker.to_owned(),
+            message: panic_text(panic),
+        }
     }
 
     pub(crate) fn run_timed_out(worker: &str, after: Duration) -> Self {

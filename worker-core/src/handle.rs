@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use tokio::task::JoinHandle;
 
+use crate::error::{Error, Result};
 use crate::run::Run;
 use crate::signal::Signal;
-use crate::{Error, Result};
 
 /// Returned by [`WORKER::call`](crate::WORKER::call): read the run's
 /// messages, await its result or cancel it.

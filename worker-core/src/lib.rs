@@ -67,31 +67,64 @@
 //! and nothing else. Messages arrive in order, once; `emit` never fails for
 //! lack of a listener, and unread messages are bounded (see
 //! [`WorkerContext::emit`]).
+//!
+//! # Inside
+//! The modules form layers; each imports only from the layers below it, and
+//! the test `tests/layers.rs` fails on any import that goes up or round in
+//! a circle. A call's data path reads top to bottom: the manager finds the
+//! name's definition and launcher, the launcher makes the run's context and
+//! spawns its driver, the driver ends the run, which counts it in the stats
+//! and closes its handle's messages.
+//!
+//! ```text
+//!  facade      global (WORKER)   builder (Workers)   private (for the macros)
+//!                 │                  │                  │
+//!  manager     manager: registry of definitions + launchers, per-thread views,
+//!                 │     admission, cancel, shutdown
+//!  lifecycle   registration ─ launch ─ drive       handle
+//!                 (link-time)  (typed)   (deadline, cancel, hold, ending)
+//!                                 │
+//!  context     context (WorkerContext)
+//!                 │
+//!  run         run: the record a context, handle and driver share; its scope
+//!                 │
+//!  worker      definition (name, default timeout, stats, origin)
+//!                 │
+//!  foundation  signal  mailbox  stats  config  error  duration  running  sync
+//! ```
 
 #![warn(missing_docs)]
 
-mod builder;
+// Foundation: no imports from any other layer.
 mod config;
-mod context;
-mod definition;
 mod duration;
 mod error;
-mod global;
-mod handle;
 mod mailbox;
-mod manager;
-mod run;
 mod running;
 mod signal;
 mod stats;
+mod sync;
+// A worker as runs see it.
+mod definition;
+// One run's record and its ending.
+mod run;
+// What a worker is handed.
+mod context;
+// Executing runs, and the caller's side of them.
+mod drive;
+mod handle;
+mod launch;
+mod registration;
+// The manager and its faces.
+mod builder;
+mod global;
+mod manager;
 
 pub mod build;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-
-pub(crate) use crate::__private as private;
 
 pub use builder::Workers;
 pub use config::{AppConfig, DEFAULT_GRACE_PERIOD, DEFAULT_MESSAGE_BUFFER, Environment};

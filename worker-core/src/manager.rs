@@ -11,13 +11,18 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::{AppConfig, Environment, Settings};
-use crate::definition::{Definition, Handler};
-use crate::error::InstallFailure;
-use crate::private::{InstallRegistration, WorkerRegistration};
-use crate::run::{CatchUnwind, Run, lock, panic_message};
+use crate::context::WorkerContext;
+use crate::definition::Definition;
+use crate::drive::catch_panic;
+use crate::error::{Error, InstallFailure, Result, panic_text};
+use crate::handle::WorkerHandle;
+use crate::launch::Launcher;
+use crate::registration::{InstallRegistration, WorkerRegistration};
+use crate::run::{Run, Scope};
 use crate::running::RunningSet;
 use crate::signal::Signal;
-use crate::{Error, Result, WorkerHandle, WorkerStats};
+use crate::stats::WorkerStats;
+use crate::sync::lock;
 
 /// A worker manager: registers definitions, starts runs, lists them, counts
 /// them and shuts them down. A cheap `Clone` handle; clones share one manager.
@@ -43,9 +48,9 @@ pub struct WorkerManager {
     shared: Arc<Shared>,
 }
 
-pub(crate) struct Shared {
-    definitions: RwLock<HashMap<Box<str>, Arc<Definition>>>,
-    pub(crate) running: RunningSet,
+struct Shared {
+    definitions: RwLock<HashMap<Box<str>, Entry>>,
+    running: Arc<RunningSet<Run>>,
     settings: RwLock<Arc<Settings>>,
     /// Bumped after every change to `definitions` or `settings`: a thread's
     /// [`View`] of an older generation is rebuilt before it is used.
@@ -53,6 +58,12 @@ pub(crate) struct Shared {
     shutting_down: AtomicBool,
     /// Absolute paths of worker files whose `install()` has run.
     installed: Mutex<HashSet<&'static str>>,
+}
+
+/// One registered worker: what its runs read, and the code that runs it.
+struct Entry {
+    definition: Arc<Definition>,
+    launcher: Launcher,
 }
 
 impl fmt::Debug for Shared {
@@ -91,7 +102,7 @@ impl WorkerManager {
         WorkerManager {
             shared: Arc::new(Shared {
                 definitions: RwLock::default(),
-                running: RunningSet::new(),
+                running: Arc::new(RunningSet::new()),
                 settings: RwLock::new(Arc::new(Settings::default())),
                 generation: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
@@ -120,7 +131,7 @@ impl WorkerManager {
     /// whitespace or control characters; a name can be registered once.
     pub async fn register<F, Fut>(&self, name: impl Into<String>, handler: F) -> Result<()>
     where
-        F: Fn(crate::WorkerContext) -> Fut + Send + Sync + 'static,
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         self.register_with_timeout(name, None, handler).await
@@ -135,14 +146,14 @@ impl WorkerManager {
         handler: F,
     ) -> Result<()>
     where
-        F: Fn(crate::WorkerContext) -> Fut + Send + Sync + 'static,
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
-        let handler: Handler = Box::new(move |ctx| Box::pin(handler(ctx)));
-        self.insert(Definition::new(name.into(), handler, timeout, None)?)
+        let definition = Definition::new(name.into(), timeout, None)?;
+        self.insert(definition, Launcher::new(handler))
     }
 
-    fn insert(&self, definition: Arc<Definition>) -> Result<()> {
+    fn insert(&self, definition: Arc<Definition>, launcher: Launcher) -> Result<()> {
         let mut definitions = self
             .shared
             .definitions
@@ -151,10 +162,14 @@ impl WorkerManager {
         if let Some(existing) = definitions.get(&definition.name) {
             return Err(Error::AlreadyRegistered {
                 name: definition.name.to_string(),
-                existing: existing.origin.clone(),
+                existing: existing.definition.origin.clone(),
             });
         }
-        definitions.insert(definition.name.clone(), definition);
+        let entry = Entry {
+            definition,
+            launcher,
+        };
+        definitions.insert(entry.definition.name.clone(), entry);
         self.shared.generation.fetch_add(1, SeqCst);
         Ok(())
     }
@@ -182,14 +197,9 @@ impl WorkerManager {
                 first_error.get_or_insert(error);
                 continue;
             }
-            let handler: Handler = Box::new(first.handler);
-            let definition = Definition::new(
-                first.name.to_owned(),
-                handler,
-                first.timeout,
-                Some(origin(first)),
-            )?;
-            match self.insert(definition) {
+            let definition =
+                Definition::new(first.name.to_owned(), first.timeout, Some(origin(first)))?;
+            match self.insert(definition, (first.launcher)()) {
                 Ok(()) => added += 1,
                 Err(Error::AlreadyRegistered {
                     existing: Some(at), ..
@@ -215,10 +225,10 @@ impl WorkerManager {
             if !lock(&self.shared.installed).insert(file.path) {
                 continue;
             }
-            let error = match CatchUnwind((file.install)()).await {
+            let error = match catch_panic((file.install)()).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => error,
-                Err(panic) => Error::msg(format!("install() panicked: {}", panic_message(&*panic))),
+                Err(panic) => Error::msg(format!("install() panicked: {}", panic_text(&*panic))),
             };
             failures.push(InstallFailure {
                 file: file.file.to_owned(),
@@ -246,8 +256,8 @@ impl WorkerManager {
                 "can't start worker '{worker_name}': call() must run inside a tokio runtime"
             ))
         })?;
-        let run = self.admit(worker_name, timeout, payload, true)?;
-        let task = runtime.spawn(run.clone().drive());
+        let (view, index, run) = self.admit(worker_name, timeout, payload, true)?;
+        let task = view.launchers[index as usize].spawn(run.clone(), &runtime);
         Ok(WorkerHandle::new(run, task))
     }
 
@@ -259,7 +269,10 @@ impl WorkerManager {
     /// timed like any other run; if the caller stops waiting, the run ends
     /// as cancelled.
     pub async fn run(&self, worker_name: &str, payload: Option<Value>) -> Result<()> {
-        self.admit(worker_name, None, payload, false)?.drive().await
+        let (view, index, run) = self.admit(worker_name, None, payload, false)?;
+        let run = view.launchers[index as usize].inline(run);
+        drop(view);
+        run.await
     }
 
     fn admit(
@@ -268,7 +281,7 @@ impl WorkerManager {
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
-    ) -> Result<Arc<Run>> {
+    ) -> Result<(Arc<View>, u32, Arc<Run>)> {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
@@ -276,9 +289,9 @@ impl WorkerManager {
         let Some(&index) = view.by_name.get(worker_name) else {
             return Err(Error::NotRegistered(worker_name.to_owned()));
         };
-        let timeout = timeout.or(view.definitions[index as usize].default_timeout);
-        let run = Run::new(view, index, timeout, payload, has_reader);
-        self.shared.running.insert(run.clone());
+        let timeout = timeout.or(view.scope.definitions[index as usize].default_timeout);
+        let run = Run::new(view.scope.clone(), index, timeout, payload, has_reader);
+        run.list();
         // Shutdown sets its flag, then cancels what it finds listed: a run
         // listed after that point must see the flag here and step back.
         if self.is_shutting_down() {
@@ -286,7 +299,7 @@ impl WorkerManager {
             return Err(Error::Shutdown);
         }
         run.definition().stats.started();
-        Ok(run)
+        Ok((view, index, run))
     }
 
     fn definition(&self, name: &str) -> Option<Arc<Definition>> {
@@ -295,7 +308,7 @@ impl WorkerManager {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .cloned()
+            .map(|entry| entry.definition.clone())
     }
 
     /// Cancels a run by id and waits until it has ended: the worker's
@@ -440,17 +453,16 @@ impl WorkerManager {
     }
 }
 
-/// One thread's copy of what runs read from their manager: the definitions
-/// (by index, so a run stores a number, not a counted reference) and the
-/// settings. A run holds one `Arc` to the view of the thread that started
-/// it; runs on other cores hold their own, so the hot path writes to no
-/// cache line another core's runs write to.
-pub(crate) struct View {
-    pub(crate) manager: Arc<Shared>,
+/// One thread's copy of the registry: the [`Scope`] its runs read (one
+/// `Arc` per run, to the scope of the thread that started it, so the hot
+/// path writes to no cache line another core's runs write to), the
+/// launchers by the same index, and the index by name.
+struct View {
+    manager: Arc<Shared>,
     generation: u64,
-    pub(crate) definitions: Vec<Arc<Definition>>,
+    scope: Arc<Scope>,
+    launchers: Vec<Launcher>,
     by_name: HashMap<Box<str>, u32>,
-    pub(crate) settings: Arc<Settings>,
 }
 
 impl fmt::Debug for View {
@@ -494,14 +506,14 @@ impl WorkerManager {
     }
 
     fn build_view(&self, generation: u64) -> Arc<View> {
-        let definitions: Vec<Arc<Definition>> = self
+        let (definitions, launchers): (Vec<Arc<Definition>>, Vec<Launcher>) = self
             .shared
             .definitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .cloned()
-            .collect();
+            .map(|entry| (entry.definition.clone(), entry.launcher.clone()))
+            .unzip();
         let by_name = definitions
             .iter()
             .enumerate()
@@ -516,9 +528,13 @@ impl WorkerManager {
         Arc::new(View {
             manager: self.shared.clone(),
             generation,
-            definitions,
+            scope: Arc::new(Scope {
+                definitions,
+                settings,
+                running: self.shared.running.clone(),
+            }),
+            launchers,
             by_name,
-            settings,
         })
     }
 }

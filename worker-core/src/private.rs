@@ -2,47 +2,14 @@
 //! here may change in any release, which is why `worker-derive` is pinned to
 //! this crate's exact version.
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use core::time::Duration;
 pub use inventory;
 
-use crate::{Error, Result, WorkerContext, WorkerManager};
+pub use crate::launch::{BoxFuture, Launcher};
+pub use crate::registration::{InstallFn, InstallRegistration, WorkerRegistration};
 
-/// The future a worker or an `install()` shim returns.
-pub type BoxFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
-
-/// A non-generic shim around a `#[worker]` fn: decodes the payload, calls it.
-pub type HandlerFn = fn(WorkerContext) -> BoxFuture;
-
-/// A shim that calls one discovered file's `install()`.
-pub type InstallFn = fn() -> BoxFuture;
-
-/// One `#[worker]` fn, submitted at link time with `inventory::submit!`.
-#[derive(Debug)]
-pub struct WorkerRegistration {
-    pub name: &'static str,
-    pub timeout: Option<Duration>,
-    pub handler: HandlerFn,
-    pub module_path: &'static str,
-    pub file: &'static str,
-    pub line: u32,
-}
-
-inventory::collect!(WorkerRegistration);
-
-/// One discovered worker file that has an `install()` fn.
-#[derive(Debug)]
-pub struct InstallRegistration {
-    /// The file as a person reads it: `src/workers/notifications/email.rs`.
-    pub file: &'static str,
-    /// The absolute path: identifies the file when two macros declare it.
-    pub path: &'static str,
-    pub install: InstallFn,
-}
-
-inventory::collect!(InstallRegistration);
+use crate::error::{Error, Result};
+use crate::{WorkerContext, WorkerManager};
 
 /// Deserializes the run's payload into the worker's parameter type. No
 /// payload deserializes from `null`, so `Option<T>` accepts none.
@@ -77,10 +44,7 @@ where
     match tokio::task::spawn_blocking(move || work(ctx)).await {
         Ok(result) => result,
         Err(join_error) => Err(match join_error.try_into_panic() {
-            Ok(panic) => Error::Panic {
-                worker,
-                message: crate::run::panic_message(&*panic),
-            },
+            Ok(panic) => Error::from_panic(&worker, &*panic),
             Err(other) => Error::msg(format!(
                 "blocking worker '{worker}' did not finish: {other}"
             )),

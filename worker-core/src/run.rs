@@ -1,41 +1,60 @@
-//! One run: its shared record, and the one place it moves from running to
-//! exactly one ending (succeeded, failed, timed out, panicked, cancelled).
+//! One run's record: what its context, its handle, its driver and the
+//! running set share, and the one place it moves from running to exactly
+//! one ending (succeeded, failed, timed out, panicked, cancelled).
+//!
+//! This layer knows nothing of how a run is executed (see `drive`) or who
+//! started it (the manager): a run reads its worker's definition and its
+//! settings through a [`Scope`], and leaves the scope's running set itself.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::config::Settings;
 use crate::definition::Definition;
-use crate::duration::{format_duration, format_elapsed};
+use crate::duration::format_elapsed;
+use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
-use crate::manager::View;
-use crate::private::BoxFuture;
+use crate::running::{Listed, RunningSet};
 use crate::signal::{Signal, Signals};
 use crate::stats::Ending;
-use crate::{Error, Result, WorkerContext};
+use crate::sync::lock;
 
-/// Everything one run's context, handle and manager share. Kept small: many
+/// What runs read from their manager: the definitions (by index, so a run
+/// stores a number, not a counted reference), the settings, and the set
+/// that lists them while they are in flight. The manager keeps one scope
+/// per thread that starts runs, so runs on different cores share no
+/// reference count.
+pub(crate) struct Scope {
+    pub(crate) definitions: Vec<Arc<Definition>>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) running: Arc<RunningSet<Run>>,
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("definitions", &self.definitions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one run's context, handle and driver share. Kept small: many
 /// thousands may be in flight, and what only some runs use (messages, state)
 /// is allocated on first use.
 pub(crate) struct Run {
     pub(crate) id: u128,
     /// The id as text, made on first use: most runs are never asked.
     id_text: OnceLock<Box<str>>,
-    /// The manager as the thread that started the run sees it: the run's
-    /// definition and settings are read through it. One reference count,
-    /// and one that runs on other cores don't touch.
-    view: Arc<View>,
-    /// The run's definition, an index into `view`.
+    scope: Arc<Scope>,
+    /// The run's definition, an index into `scope`.
     definition: u32,
     pub(crate) payload: Option<Value>,
     pub(crate) timeout: Option<Duration>,
@@ -60,9 +79,18 @@ impl fmt::Debug for Run {
     }
 }
 
+impl Listed for Run {
+    fn id(&self) -> u128 {
+        self.id
+    }
+    fn started(&self) -> Instant {
+        self.started
+    }
+}
+
 impl Run {
     pub(crate) fn new(
-        view: Arc<View>,
+        scope: Arc<Scope>,
         definition: u32,
         timeout: Option<Duration>,
         payload: Option<Value>,
@@ -74,7 +102,7 @@ impl Run {
         Arc::new(Run {
             id: uuid.as_u128(),
             id_text: OnceLock::new(),
-            view,
+            scope,
             definition,
             payload,
             timeout,
@@ -87,11 +115,11 @@ impl Run {
     }
 
     pub(crate) fn definition(&self) -> &Definition {
-        &self.view.definitions[self.definition as usize]
+        &self.scope.definitions[self.definition as usize]
     }
 
     pub(crate) fn settings(&self) -> &Settings {
-        &self.view.settings
+        &self.scope.settings
     }
 
     pub(crate) fn id_str(&self) -> &str {
@@ -121,57 +149,11 @@ impl Run {
         }
     }
 
-    /// Executes the run to its end, records that end and returns the
-    /// outcome. Whoever awaits this (the run's task after `call`, the caller
-    /// itself in `run`) drives the worker; if this future is dropped first
-    /// (its runtime shut down, its caller gave up), the run still ends, as
-    /// cancelled.
-    pub(crate) fn drive(self: Arc<Self>) -> impl Future<Output = Result<()>> + Send + 'static {
-        // Made before the future is first polled, so that a task dropped
-        // unpolled (its runtime shut down first) still ends the run.
-        let driving = Driving {
-            run: self,
-            ended: false,
-        };
-        async move {
-            let mut driving = driving;
-            let (outcome, ending) = driving.run.execute().await;
-            driving.ended = true;
-            driving.run.finish(&outcome, ending);
-            outcome
-        }
-    }
-
-    async fn execute(self: &Arc<Self>) -> (Result<()>, Ending) {
-        if self.signals.is_fired(Signal::Cancel) {
-            return (Err(self.cancelled_error()), Ending::Cancelled);
-        }
-        let ctx = WorkerContext::new(self.clone());
-        let handler = &self.definition().handler;
-        let work = match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
-            Ok(future) => CatchUnwind(future),
-            Err(panic) => return self.panicked(panic),
-        };
-        Supervise {
-            run: self,
-            work,
-            // Boxed, and only when there is a timeout: a `Sleep` would
-            // double the size of every run's task.
-            deadline: self
-                .timeout
-                .map(|timeout| Box::pin(tokio::time::sleep(timeout))),
-            grace: None,
-        }
-        .await
-    }
-
-    fn panicked(&self, panic: Box<dyn Any + Send>) -> (Result<()>, Ending) {
-        let message = panic_message(&*panic);
-        let error = Error::Panic {
-            worker: self.worker_name().to_owned(),
-            message,
-        };
-        (Err(error), Ending::Panicked)
+    pub(crate) fn panicked(&self, panic: &(dyn Any + Send)) -> (Result<()>, Ending) {
+        (
+            Err(Error::from_panic(self.worker_name(), panic)),
+            Ending::Panicked,
+        )
     }
 
     pub(crate) fn cancelled_error(&self) -> Error {
@@ -185,11 +167,11 @@ impl Run {
     /// closed, then the end signalled, in that order, so that whoever sees
     /// the end (or the outcome) also sees the stats and the running list up
     /// to date.
-    fn finish(&self, outcome: &Result<()>, ending: Ending) {
+    pub(crate) fn finish(&self, outcome: &Result<()>, ending: Ending) {
         let now = Instant::now();
         self.definition().stats.ended(ending, self.started, now);
         let took = now.saturating_duration_since(self.started);
-        self.view.manager.running.remove(self.id);
+        self.scope.running.remove(self.id);
         self.log_ending(outcome, ending, took);
         lock(&self.state).take();
         self.end_messages();
@@ -213,10 +195,15 @@ impl Run {
         }
     }
 
-    /// Ends a run that was admitted but refused before it started (shutdown
+    /// Lists the run in its scope's running set.
+    pub(crate) fn list(self: &Arc<Self>) {
+        self.scope.running.insert(self.clone());
+    }
+
+    /// Ends a run that was listed but refused before it started (shutdown
     /// began in between): not counted, since it never ran.
     pub(crate) fn abandon(&self) {
-        self.view.manager.running.remove(self.id);
+        self.scope.running.remove(self.id);
         self.end_messages();
         self.signals.fire(Signal::Ended);
     }
@@ -232,6 +219,38 @@ impl Run {
         Ok(())
     }
 
+    // ── the driver ──────────────────────────────────────────────────────
+
+    /// Marks this thread as polling this run's worker with `waker` until the
+    /// guard drops: the driver registers that waker for `Cancel` right
+    /// after the poll, so a cancellation wait polled with it needs no
+    /// waiter of its own (see [`is_driven_by`](Self::is_driven_by)).
+    pub(crate) fn enter_driver(&self, waker: &Waker) -> DriverGuard {
+        let entered = (
+            self as *const Run as *const (),
+            waker.data(),
+            waker.vtable() as *const _ as *const (),
+        );
+        DriverGuard {
+            previous: DRIVING.replace(entered),
+        }
+    }
+
+    /// Whether `waker` is the one the run's driver is polling the worker
+    /// with, on this thread, right now: then a cancel wakes it.
+    pub(crate) fn is_driven_by(&self, waker: &Waker) -> bool {
+        let (run, data, vtable) = DRIVING.get();
+        run == self as *const Run as *const ()
+            && data == waker.data()
+            && vtable == waker.vtable() as *const _ as *const ()
+    }
+
+    /// `true` if the handle has fallen a full buffer behind: the driver
+    /// must not poll the worker until `waker` is woken.
+    pub(crate) fn hold_for_reader(&self, waker: &Waker) -> bool {
+        self.reader.load(SeqCst) && self.mailbox.get().is_some_and(|m| m.hold_driver(waker))
+    }
+
     // ── messages ────────────────────────────────────────────────────────
 
     fn mailbox(&self) -> &Mailbox {
@@ -242,25 +261,17 @@ impl Run {
     }
 
     /// Queues a message for the handle, or drops it if nobody will read it.
-    /// A full buffer hands the message back.
-    pub(crate) fn emit(&self, message: Value) -> Result<(), Value> {
-        if !self.reader.load(SeqCst) {
-            return Ok(());
+    pub(crate) fn emit(&self, message: Value) {
+        if self.reader.load(SeqCst) {
+            self.mailbox().push(message);
         }
-        self.mailbox().try_push(message)
     }
 
-    /// Like [`emit`](Self::emit), waiting for room instead of failing.
+    /// Like [`emit`](Self::emit), waiting for room in the buffer first.
     pub(crate) async fn emit_waiting(&self, message: Value) {
         if self.reader.load(SeqCst) {
             self.mailbox().push_waiting(message, &self.signals).await;
         }
-    }
-
-    pub(crate) fn message_buffer(&self) -> usize {
-        self.mailbox
-            .get()
-            .map_or(self.settings().message_buffer, |m| m.capacity())
     }
 
     pub(crate) fn poll_messages(
@@ -294,128 +305,24 @@ impl Run {
     }
 }
 
-/// The run being driven; ends it as cancelled if dropped before it ended.
-struct Driving {
-    run: Arc<Run>,
-    ended: bool,
+type Driving = (*const (), *const (), *const ());
+
+thread_local! {
+    /// The run whose worker this thread is polling, and the waker it polls
+    /// with; nulls when none. Compared, never dereferenced.
+    static DRIVING: Cell<Driving> = const {
+        Cell::new((std::ptr::null(), std::ptr::null(), std::ptr::null()))
+    };
 }
 
-impl Drop for Driving {
+/// Restores the previous driver on drop: a `run()` inside a worker drives
+/// a nested run in the same task.
+pub(crate) struct DriverGuard {
+    previous: Driving,
+}
+
+impl Drop for DriverGuard {
     fn drop(&mut self) {
-        if !self.ended {
-            self.run.log(
-                log::Level::Warn,
-                format_args!(
-                    "dropped before it ended (its runtime shut down or its caller stopped waiting)"
-                ),
-            );
-            self.run.signals.fire(Signal::Cancel);
-            self.run
-                .finish(&Err(self.run.cancelled_error()), Ending::Cancelled);
-        }
+        DRIVING.set(self.previous);
     }
-}
-
-/// Polls the worker against its deadline and, once the run is cancelled,
-/// against the grace period. Written by hand rather than with `select!` so
-/// that a run's task holds no `Notified`: cancellation wakes it directly.
-struct Supervise<'a> {
-    run: &'a Arc<Run>,
-    work: CatchUnwind,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Set once the run is cancelled: when the worker will be dropped.
-    grace: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl Future for Supervise<'_> {
-    type Output = (Result<()>, Ending);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let run = this.run;
-        if this.grace.is_none() && run.signals.is_fired(Signal::Cancel) {
-            this.grace = Some(Box::pin(tokio::time::sleep(run.settings().grace_period)));
-        }
-        let worked = Pin::new(&mut this.work).poll(cx);
-        if let Some(grace) = &mut this.grace {
-            // Cancelled: the worker saw `ctx.cancelled()` fire and may clean
-            // up until the grace period ends; then it is dropped.
-            if worked.is_pending() {
-                if grace.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                run.log(
-                    log::Level::Warn,
-                    format_args!(
-                        "did not stop within the {} grace period after cancellation; dropped",
-                        format_duration(run.settings().grace_period)
-                    ),
-                );
-            }
-            return Poll::Ready((Err(run.cancelled_error()), Ending::Cancelled));
-        }
-        if let Poll::Ready(result) = worked {
-            // A cancel that arrived while the worker was finishing wins.
-            if run.signals.is_fired(Signal::Cancel) {
-                return Poll::Ready((Err(run.cancelled_error()), Ending::Cancelled));
-            }
-            return Poll::Ready(match result {
-                Ok(Ok(())) => (Ok(()), Ending::Succeeded),
-                Ok(Err(error)) => (Err(error), Ending::Failed),
-                Err(panic) => run.panicked(panic),
-            });
-        }
-        let expired = this
-            .deadline
-            .as_mut()
-            .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
-        if expired {
-            // Whatever outlives the run (a blocking fn's thread, a task the
-            // worker spawned with a clone of its context) is told to stop.
-            run.signals.fire(Signal::Cancel);
-            let error = Error::run_timed_out(run.worker_name(), run.timeout.unwrap_or_default());
-            return Poll::Ready((Err(error), Ending::TimedOut));
-        }
-        if this.grace.is_none() {
-            // Only a run that waits needs waking on cancel (a quick run ends
-            // in its first poll). Register, then look again, so that a
-            // cancel in between is not missed.
-            run.signals.set_driver(cx.waker());
-            if run.signals.is_fired(Signal::Cancel) {
-                cx.waker().wake_by_ref();
-            }
-        }
-        Poll::Pending
-    }
-}
-
-/// Polls a boxed future, turning a panic into an `Err` with its payload.
-pub(crate) struct CatchUnwind(pub(crate) BoxFuture);
-
-impl Future for CatchUnwind {
-    type Output = std::thread::Result<Result<()>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(message) = panic.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
-    }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section in this crate is a single read or write that a
-    // panic can't leave half-done, so a poisoned lock is still consistent.
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }

@@ -5,9 +5,16 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::run::lock;
+use std::time::Instant;
 
-use crate::run::Run;
+use crate::sync::{cores, lock};
+
+/// What the set needs of an entry: a unique id and a start time to order
+/// by. The run layer implements it for its runs.
+pub(crate) trait Listed {
+    fn id(&self) -> u128;
+    fn started(&self) -> Instant;
+}
 
 /// Run ids are random (UUIDv4): their low bits are already a good hash.
 #[derive(Default)]
@@ -27,19 +34,25 @@ impl Hasher for IdHasher {
     }
 }
 
-type Shard = HashMap<u128, Arc<Run>, BuildHasherDefault<IdHasher>>;
+type Shard<T> = HashMap<u128, Arc<T>, BuildHasherDefault<IdHasher>>;
 
 #[derive(Debug)]
-pub(crate) struct RunningSet {
-    shards: Box<[Padded]>,
+pub(crate) struct RunningSet<T> {
+    shards: Box<[Padded<T>]>,
 }
 
 /// A shard on cache lines of its own, so neighbours don't falsely share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
-struct Padded(Mutex<Shard>);
+struct Padded<T>(Mutex<Shard<T>>);
 
-impl RunningSet {
+impl<T> Default for Padded<T> {
+    fn default() -> Self {
+        Padded(Mutex::default())
+    }
+}
+
+impl<T: Listed> RunningSet<T> {
     pub(crate) fn new() -> Self {
         let cores = cores();
         let count = (cores * 4).next_power_of_two().max(8);
@@ -48,14 +61,14 @@ impl RunningSet {
         }
     }
 
-    fn shard(&self, id: u128) -> MutexGuard<'_, Shard> {
+    fn shard(&self, id: u128) -> MutexGuard<'_, Shard<T>> {
         // High bits pick the shard; the map hashes the low bits.
         let index = (id >> 64) as usize & (self.shards.len() - 1);
         lock(&self.shards[index].0)
     }
 
-    pub(crate) fn insert(&self, run: Arc<Run>) {
-        self.shard(run.id).insert(run.id, run);
+    pub(crate) fn insert(&self, run: Arc<T>) {
+        self.shard(run.id()).insert(run.id(), run);
     }
 
     pub(crate) fn remove(&self, id: u128) {
@@ -75,30 +88,22 @@ impl RunningSet {
         drop(removed);
     }
 
-    pub(crate) fn get(&self, id: u128) -> Option<Arc<Run>> {
+    pub(crate) fn get(&self, id: u128) -> Option<Arc<T>> {
         self.shard(id).get(&id).cloned()
     }
 
     /// Every run in flight, oldest first.
-    pub(crate) fn snapshot(&self) -> Vec<Arc<Run>> {
-        let mut runs: Vec<Arc<Run>> = self
+    pub(crate) fn snapshot(&self) -> Vec<Arc<T>> {
+        let mut runs: Vec<Arc<T>> = self
             .shards
             .iter()
             .flat_map(|shard| lock(&shard.0).values().cloned().collect::<Vec<_>>())
             .collect();
-        runs.sort_by_key(|run| run.started);
+        runs.sort_by_key(|run| run.started());
         runs
     }
 
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(&shard.0).len()).sum()
     }
-}
-
-/// The machine's parallelism, read once: `available_parallelism` reads
-/// cgroup files on every call (tens of µs), and every definition and
-/// manager sizes its stripes and shards by it.
-pub(crate) fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get()))
 }

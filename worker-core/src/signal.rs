@@ -9,7 +9,7 @@ use std::task::Waker;
 
 use tokio::sync::Notify;
 
-use crate::run::lock;
+use crate::sync::lock;
 
 /// One of a run's signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

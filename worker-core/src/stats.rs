@@ -127,7 +127,7 @@ impl Default for StatsCell {
 /// How many stripes every definition has: enough for each core's threads
 /// to have one of their own.
 fn stripe_count() -> usize {
-    (crate::running::cores() * 2)
+    (crate::sync::cores() * 2)
         .next_power_of_two()
         .min(MAX_STRIPES)
 }

@@ -248,7 +248,7 @@ async fn a_hundred_thousand_runs_started_and_cancelled_leave_nothing_behind() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_reader_gets_everything_or_the_worker_is_told() {
+async fn a_slow_reader_gets_everything_and_slows_the_worker_down() {
     let _measuring = measuring().await;
     let manager = WorkerManager::new();
     manager.set_message_buffer(32);
@@ -261,9 +261,12 @@ async fn a_slow_reader_gets_everything_or_the_worker_is_told() {
             for i in 0..5_000u64 {
                 if waiting {
                     ctx.send(json!(i)).await?;
-                } else if ctx.emit(json!(i)).is_err() {
-                    // Told: stop, and say how many went out (0..i).
-                    return Err(Error::validation(format!("sent {i}")));
+                } else {
+                    ctx.emit(json!(i))?;
+                    if i % 8 == 7 {
+                        // A wait: where a full buffer holds the worker.
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
             Ok(())
@@ -283,18 +286,8 @@ async fn a_slow_reader_gets_everything_or_the_worker_is_told() {
                 tokio::time::sleep(Duration::from_micros(200)).await; // a slow reader
             }
         }
-        let expected: Vec<u64> = (0..got.len() as u64).collect();
-        assert_eq!(got, expected, "in order, once, no gaps");
-        match handle.await_result().await {
-            Ok(()) => assert_eq!(got.len(), 5_000, "wait={wait}: everything arrived"),
-            Err(e) => {
-                assert!(!wait, "send() never fails for a slow reader");
-                assert_eq!(
-                    e.to_string(),
-                    format!("sent {}", got.len()),
-                    "every accepted message arrived"
-                );
-            }
-        }
+        let expected: Vec<u64> = (0..5_000).collect();
+        assert_eq!(got, expected, "wait={wait}: in order, once, no gaps");
+        handle.await_result().await.unwrap();
     }
 }

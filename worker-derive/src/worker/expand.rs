@@ -10,31 +10,37 @@ use super::validate::Worker;
 ///
 /// ```text
 /// const _: () = {
-///     fn __worker_core_shim(ctx: ::worker_core::WorkerContext) -> ::worker_core::__private::BoxFuture {
-///         ::std::boxed::Box::pin(async move {
+///     fn __worker_core_shim(ctx: ::worker_core::WorkerContext)
+///         -> impl ::core::future::Future<Output = ::worker_core::Result<()>> + ::core::marker::Send + 'static
+///     {
+///         async move {
 ///             let payload = ::worker_core::__private::decode_payload::<Payload>(&ctx)?;
 ///             let output: ::worker_core::Result<()> = user_fn(ctx, payload).await;
 ///             output
-///         })
+///         }
+///     }
+///     fn __worker_core_launcher() -> ::worker_core::__private::Launcher {
+///         ::worker_core::__private::Launcher::new(__worker_core_shim)
 ///     }
 ///     ::worker_core::__private::inventory::submit! {
-///         ::worker_core::__private::WorkerRegistration { name, timeout, handler: __worker_core_shim, module_path, file, line }
+///         ::worker_core::__private::WorkerRegistration { name, timeout, launcher: __worker_core_launcher, module_path, file, line }
 ///     }
 /// };
 /// ```
 ///
-/// A `blocking` worker's shim decodes the payload the same way, then hands
-/// the call to the blocking pool:
+/// The shim's future is not boxed: the launcher is generic over it, so each
+/// run's task holds it inline. A `blocking` worker's shim decodes the
+/// payload the same way, then hands the call to the blocking pool:
 ///
 /// ```text
-///         ::std::boxed::Box::pin(async move {
+///         async move {
 ///             let payload = ::worker_core::__private::decode_payload::<Payload>(&ctx)?;
 ///             ::worker_core::__private::run_blocking(ctx, move |ctx| {
 ///                 let output: ::worker_core::Result<()> = user_fn(ctx, payload);
 ///                 output
 ///             })
 ///             .await
-///         })
+///         }
 /// ```
 ///
 /// Pieces carry the span of the user's token they stand for, so the
@@ -71,32 +77,32 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
     let output_span = worker.output.span();
     let mut callee = user_fn.clone();
     callee.set_span(user_fn.span().located_at(output_span));
-    let boxed = if worker.blocking {
+    let shim_body = if worker.blocking {
         // The closure's `ctx` is the one `run_blocking` passes back on the
         // blocking thread; it shadows the shim's, which has moved by then.
         let call = quote_spanned! {output_span=>
             let #output: ::worker_core::Result<()> = #callee(#args);
         };
         quote_spanned! {user_fn.span()=>
-            ::std::boxed::Box::pin(async move {
+            async move {
                 #decode
                 ::worker_core::__private::run_blocking(#ctx, move |#ctx| {
                     #call
                     #output
                 })
                 .await
-            })
+            }
         }
     } else {
         let call = quote_spanned! {output_span=>
             let #output: ::worker_core::Result<()> = #callee(#args).await;
         };
         quote_spanned! {user_fn.span()=>
-            ::std::boxed::Box::pin(async move {
+            async move {
                 #decode
                 #call
                 #output
-            })
+            }
         }
     };
 
@@ -119,17 +125,25 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
         line: ::core::line!(),
     };
 
+    // The return type sits at the fn's name, so "future cannot be sent
+    // between threads safely" points at the worker.
+    let shim_output = quote_spanned! {user_fn.span()=>
+        impl ::core::future::Future<Output = ::worker_core::Result<()>> + ::core::marker::Send + 'static
+    };
     quote! {
         #item
         const _: () = {
-            fn __worker_core_shim(#ctx: ::worker_core::WorkerContext) -> ::worker_core::__private::BoxFuture {
-                #boxed
+            fn __worker_core_shim(#ctx: ::worker_core::WorkerContext) -> #shim_output {
+                #shim_body
+            }
+            fn __worker_core_launcher() -> ::worker_core::__private::Launcher {
+                ::worker_core::__private::Launcher::new(__worker_core_shim)
             }
             ::worker_core::__private::inventory::submit! {
                 ::worker_core::__private::WorkerRegistration {
                     name: #name,
                     timeout: #timeout,
-                    handler: __worker_core_shim,
+                    launcher: __worker_core_launcher,
                     #location
                 }
             }

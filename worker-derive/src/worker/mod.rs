@@ -108,15 +108,16 @@ mod tests {
         assert!(out.starts_with(&tokens(OK_FN).to_string()), "{out}");
         for part in [
             "const _ : () = {",
-            "fn __worker_core_shim (ctx : :: worker_core :: WorkerContext) -> :: worker_core :: __private :: BoxFuture",
-            ":: std :: boxed :: Box :: pin (async move {",
+            "fn __worker_core_shim (ctx : :: worker_core :: WorkerContext) -> impl :: core :: future :: Future < Output = :: worker_core :: Result < () >> + :: core :: marker :: Send + 'static {",
+            "async move {",
             "let payload = :: worker_core :: __private :: decode_payload :: < Email > (& ctx) ? ;",
             "let output : :: worker_core :: Result < () > = send_email (ctx , payload) . await ; output",
             ":: worker_core :: __private :: inventory :: submit !",
             ":: worker_core :: __private :: WorkerRegistration {",
             r#"name : "send-email" ,"#,
             "timeout : :: core :: option :: Option :: Some (:: worker_core :: __private :: Duration :: new (90 , 0)) ,",
-            "handler : __worker_core_shim ,",
+            "fn __worker_core_launcher () -> :: worker_core :: __private :: Launcher { :: worker_core :: __private :: Launcher :: new (__worker_core_shim) }",
+            "launcher : __worker_core_launcher ,",
             "module_path : :: core :: module_path ! () ,",
             "file : :: core :: file ! () ,",
             "line : :: core :: line ! () ,",
@@ -447,14 +448,15 @@ mod tests {
         let out = expanded(r#""resize-image", blocking, timeout = "2s""#, BLOCKING_FN);
         assert!(out.starts_with(&tokens(BLOCKING_FN).to_string()), "{out}");
         for part in [
-            ":: std :: boxed :: Box :: pin (async move {",
+            "async move {",
             "let payload = :: worker_core :: __private :: decode_payload :: < Job > (& ctx) ? ;",
             ":: worker_core :: __private :: run_blocking (ctx , move | ctx | { \
              let output : :: worker_core :: Result < () > = resize (ctx , payload) ; output \
-             }) . await })",
+             }) . await }",
             r#"name : "resize-image" ,"#,
             "Duration :: new (2 , 0)",
-            "handler : __worker_core_shim ,",
+            "fn __worker_core_launcher () -> :: worker_core :: __private :: Launcher { :: worker_core :: __private :: Launcher :: new (__worker_core_shim) }",
+            "launcher : __worker_core_launcher ,",
         ] {
             assert!(out.contains(part), "missing `{part}` in:\n{out}");
         }
