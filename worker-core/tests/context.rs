@@ -358,3 +358,108 @@ async fn the_environment_is_the_managers() {
         .await
         .unwrap();
 }
+
+/// `ctx.sleep` and `ctx.cancelled()` register no waiter of their own when
+/// the run's driver polls them; everywhere else they must still wake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_reaches_every_place_a_worker_can_wait() {
+    let manager = WorkerManager::new();
+    manager.set_grace_period(Duration::from_secs(30));
+    manager
+        .register("waits", |ctx| async move {
+            let place = ctx.payload().and_then(Value::as_str).unwrap_or_default();
+            match place {
+                // The run's own task, through select!.
+                "own-task" => ctx.sleep(Duration::from_secs(3600)).await,
+                // A combinator that polls each future with a waker of its own.
+                "futures-unordered" => {
+                    use futures::StreamExt;
+                    let mut waits = futures::stream::FuturesUnordered::new();
+                    waits.push(ctx.cancelled());
+                    waits.next().await;
+                }
+                // Another task holding a clone of the context.
+                "spawned-task" => {
+                    let clone = ctx.clone();
+                    tokio::spawn(async move { clone.sleep(Duration::from_secs(3600)).await })
+                        .await
+                        .unwrap();
+                }
+                other => panic!("unknown place {other}"),
+            }
+            ctx.emit(json!("saw the cancel"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    for place in ["own-task", "futures-unordered", "spawned-task"] {
+        let mut handle = manager
+            .call("waits", None, Some(json!(place)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!handle.is_finished(), "{place}: still waiting");
+        // Within the 30 s grace period only if the wait woke.
+        tokio::time::timeout(Duration::from_secs(10), handle.cancel())
+            .await
+            .unwrap_or_else(|_| panic!("{place}: the cancel never reached the wait"))
+            .unwrap();
+        assert_eq!(
+            handle.recv().await,
+            Some(json!("saw the cancel")),
+            "{place}"
+        );
+        assert!(handle.await_result().await.unwrap_err().is_cancelled());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_nested_in_a_worker_is_cancelled_by_its_own_id() {
+    let manager = WorkerManager::new();
+    manager.set_grace_period(Duration::from_secs(30));
+    manager
+        .register("inner", |ctx| async move {
+            ctx.sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    manager
+        .register("outer", {
+            let manager = manager.clone();
+            move |ctx| {
+                let manager = manager.clone();
+                async move {
+                    let inner = manager.run("inner", None).await;
+                    ctx.emit(json!(inner.unwrap_err().is_cancelled()))?;
+                    ctx.sleep(Duration::from_secs(3600)).await;
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+    let mut outer = manager.call("outer", None, None).await.unwrap();
+    let inner = loop {
+        let ids = manager.running_for("inner").await.unwrap();
+        if let Some(id) = ids.first() {
+            break id.clone();
+        }
+        tokio::task::yield_now().await;
+    };
+    tokio::time::timeout(Duration::from_secs(10), manager.cancel(&inner))
+        .await
+        .expect("the inner run's ctx.sleep woke on its cancel")
+        .unwrap();
+    assert_eq!(
+        outer.recv().await,
+        Some(json!(true)),
+        "the inner run ended cancelled"
+    );
+    assert!(!outer.is_finished(), "the outer run goes on");
+    tokio::time::timeout(Duration::from_secs(10), outer.cancel())
+        .await
+        .expect("the outer run's ctx.sleep woke on its cancel")
+        .unwrap();
+    assert!(outer.await_result().await.unwrap_err().is_cancelled());
+}

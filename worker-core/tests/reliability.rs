@@ -6,9 +6,11 @@
 //! run counts for a soak.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
 
+use worker_core::DEFAULT_MESSAGE_BUFFER;
 use worker_core::prelude::*;
 
 /// The system allocator, counting the bytes it has handed out and not yet
@@ -290,4 +292,138 @@ async fn a_slow_reader_gets_everything_and_slows_the_worker_down() {
         assert_eq!(got, expected, "wait={wait}: in order, once, no gaps");
         handle.await_result().await.unwrap();
     }
+}
+
+/// A worker that waits between chunks of messages: where the hold applies.
+async fn chunked(manager: &WorkerManager, emitted: Arc<AtomicU64>) {
+    manager
+        .register("chunked", move |ctx| {
+            let emitted = emitted.clone();
+            async move {
+                for i in 0..200_000u64 {
+                    // About 200 bytes each on the heap: a map and a string.
+                    ctx.emit(json!({"i": i, "note": "x".repeat(100)}))?;
+                    emitted.fetch_add(1, SeqCst);
+                    if i % 10 == 9 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_halfway_holds_a_bounded_backlog() {
+    let _measuring = measuring().await;
+    let manager = WorkerManager::new();
+    let emitted = Arc::new(AtomicU64::new(0));
+    chunked(&manager, emitted.clone()).await;
+    let baseline = live_bytes();
+
+    let mut handle = manager.call("chunked", None, None).await.unwrap();
+    let mut read = 0u64;
+    while read < 50_000 {
+        let message = handle.recv().await.unwrap();
+        assert_eq!(message["i"], read);
+        read += 1;
+    }
+    // The reader stops. Wait until the worker has stopped too.
+    let mut last = emitted.load(SeqCst);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = emitted.load(SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let ahead = last - read;
+    let buffer = DEFAULT_MESSAGE_BUFFER as u64;
+    // The buffer, what the reader had taken but not yet handed out (at most
+    // one buffer), and one chunk between two waits.
+    assert!(
+        ahead <= 2 * buffer + 10,
+        "the worker ran {ahead} messages ahead of a reader that stopped"
+    );
+    let held = live_bytes() - baseline;
+    // 2,058 messages of about 250 bytes, and the run itself; an unbounded
+    // buffer would hold 150,000 of them, over 30 MB.
+    assert!(
+        held < 2 << 20,
+        "a stopped reader holds {held} bytes of messages"
+    );
+    assert!(!handle.is_finished(), "held back, not failed");
+
+    // Awaiting the result detaches the reader: the worker goes on and ends.
+    handle.await_result().await.unwrap();
+    assert_eq!(emitted.load(SeqCst), 200_000);
+    let stats = manager.stats("chunked").await.unwrap();
+    assert_eq!((stats.runs, stats.errors), (1, 0));
+}
+
+/// Heap bytes per run while `runs` runs of `worker` sleep, each polled once.
+async fn sleeping_bytes(worker: &'static str, runs: usize) -> isize {
+    let manager = WorkerManager::new();
+    manager.set_grace_period(Duration::from_millis(1));
+    let polled = Arc::new(AtomicU64::new(0));
+    manager
+        .register(worker, {
+            let polled = polled.clone();
+            move |ctx| {
+                let polled = polled.clone();
+                async move {
+                    polled.fetch_add(1, SeqCst);
+                    if ctx.payload().is_none() {
+                        return Ok(()); // the warm-up run
+                    }
+                    if worker == "ctx-sleep" {
+                        ctx.sleep(Duration::from_secs(3600)).await;
+                    } else {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+    // Warm up this thread's view of the manager and the running set.
+    manager.run(worker, None).await.unwrap();
+    let mut handles = Vec::with_capacity(runs);
+    let payload = Some(json!(1));
+    let before = live_bytes();
+    for _ in 0..runs {
+        handles.push(manager.call(worker, None, payload.clone()).await.unwrap());
+    }
+    while polled.load(SeqCst) < runs as u64 + 1 {
+        tokio::task::yield_now().await;
+    }
+    let per_run = (live_bytes() - before) / runs as isize;
+    manager.shutdown().await.unwrap();
+    drop(handles);
+    settle(&manager).await;
+    per_run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctx_sleep_costs_a_run_no_more_than_tokio_sleep() {
+    let _measuring = measuring().await;
+    let runs = 2_000;
+    // Twice each, alternating, so that one-off growth of a shared structure
+    // (the timer wheel, the runtime's task list) is seen by both.
+    let mut ctx_sleep = isize::MAX;
+    let mut tokio_sleep = isize::MAX;
+    for _ in 0..2 {
+        ctx_sleep = ctx_sleep.min(sleeping_bytes("ctx-sleep", runs).await);
+        tokio_sleep = tokio_sleep.min(sleeping_bytes("tokio-sleep", runs).await);
+    }
+    // A run whose ctx.sleep registered a cancel waiter would carry a Notify
+    // and a boxed waiter: 100 bytes or more.
+    assert!(
+        ctx_sleep <= tokio_sleep + 16,
+        "a run sleeping in ctx.sleep holds {ctx_sleep} B, in tokio::time::sleep {tokio_sleep} B"
+    );
 }
