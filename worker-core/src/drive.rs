@@ -4,6 +4,8 @@
 //! Generic over the worker's future so that the future lives inside the
 //! run's task (one allocation, not two); everything that does not touch
 //! the future is in non-generic functions, so each worker adds little code.
+//! Written by hand rather than with `select!`, so that a run's task holds
+//! no `Notified`: cancellation wakes it directly.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,47 +19,79 @@ use crate::run::Run;
 use crate::signal::Signal;
 use crate::stats::Ending;
 
-/// The worker's future, or the panic its handler raised while making it.
-pub(crate) type Work<Fut> = std::thread::Result<Fut>;
+/// A run being driven: the future a run's task (after `call`) or its
+/// caller (in `run`) polls. It executes the worker to the run's end, records
+/// that end and returns the outcome. Dropped before the end (its runtime
+/// shut down, its caller gave up), even before its first poll, it still
+/// ends the run, as cancelled.
+///
+/// Written by hand rather than as an `async` block: a generator would keep
+/// the worker's future twice (once as a captured value, once pinned), and
+/// a run's task is the one allocation the run's size is counted in.
+pub(crate) struct RunTask<Fut> {
+    run: Arc<Run>,
+    timers: Timers,
+    /// The worker's future; `None` once the run has ended, so that what it
+    /// holds is dropped before the end is announced. Structurally pinned.
+    work: Option<Fut>,
+}
 
-/// Executes the run to its end, records that end and returns the outcome.
-/// Whoever awaits this (the run's task after `call`, the caller itself in
-/// `run`) drives the worker; if this future is dropped first (its runtime
-/// shut down, its caller gave up), even before its first poll, the run
-/// still ends, as cancelled.
-pub(crate) fn drive<Fut>(run: Arc<Run>, work: Work<Fut>) -> impl Future<Output = Result<()>> + Send
-where
-    Fut: Future<Output = Result<()>> + Send,
-{
-    let driving = Driving { run, ended: false };
-    async move {
-        let mut driving = driving;
-        let (outcome, ending) = match work {
-            Ok(work) => {
-                Supervise {
-                    run: &driving.run,
-                    work: pin!(work),
-                    timers: Timers::default(),
-                }
-                .await
-            }
-            Err(panic) => driving.run.panicked(&*panic),
-        };
-        driving.ended = true;
-        driving.run.finish(&outcome, ending);
-        outcome
+impl<Fut> RunTask<Fut> {
+    pub(crate) fn new(run: Arc<Run>, work: Fut) -> Self {
+        RunTask {
+            run,
+            timers: Timers::default(),
+            work: Some(work),
+        }
     }
 }
 
-/// The run being driven; ends it as cancelled if dropped before it ended.
-struct Driving {
-    run: Arc<Run>,
-    ended: bool,
+impl<Fut: Future<Output = Result<()>>> Future for RunTask<Fut> {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // SAFETY: `work` is structurally pinned: it is only ever reached
+        // through `Pin::new_unchecked` below and dropped in place (set to
+        // `None` through its pin), never moved; `Drop` doesn't move it
+        // either. The other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let mut work = unsafe { Pin::new_unchecked(&mut this.work) };
+        let Some(future) = work.as_mut().as_pin_mut() else {
+            panic!("a run's task was polled after its run ended");
+        };
+        let ending = match this.timers.before_work(&this.run, cx) {
+            Next::End(ending) => ending,
+            next => {
+                let worked = match next {
+                    Next::Poll => {
+                        let _driving = this.run.enter_driver(cx.waker());
+                        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                            Ok(Poll::Pending) => Poll::Pending,
+                            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+                            Err(panic) => Poll::Ready(Err(panic)),
+                        }
+                    }
+                    _ => Poll::Pending, // held for the reader
+                };
+                match this.timers.after_work(&this.run, worked, cx) {
+                    Poll::Ready(ending) => ending,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        };
+        // The worker's future and the timers go before the end is
+        // announced: whoever sees the run ended sees its resources freed.
+        work.set(None);
+        this.timers = Timers::default();
+        let (outcome, ending) = ending;
+        this.run.finish(&outcome, ending);
+        Poll::Ready(outcome)
+    }
 }
 
-impl Drop for Driving {
+impl<Fut> Drop for RunTask<Fut> {
     fn drop(&mut self) {
-        if !self.ended {
+        if self.work.is_some() {
             self.run.log(
                 log::Level::Warn,
                 format_args!(
@@ -65,22 +99,15 @@ impl Drop for Driving {
                 ),
             );
             self.run.signals.fire(Signal::Cancel);
+            // SAFETY: as in `poll`, the worker's future is dropped in place.
+            unsafe { Pin::new_unchecked(&mut self.work) }.set(None);
             self.run
                 .finish(&Err(self.run.cancelled_error()), Ending::Cancelled);
         }
     }
 }
 
-/// Polls the worker against its deadline and, once the run is cancelled,
-/// against the grace period. Written by hand rather than with `select!` so
-/// that a run's task holds no `Notified`: cancellation wakes it directly.
-struct Supervise<'a, Fut> {
-    run: &'a Run,
-    work: Pin<&'a mut Fut>,
-    timers: Timers,
-}
-
-/// The non-generic half of [`Supervise`].
+/// The non-generic half of [`RunTask`]: everything but the worker's future.
 #[derive(Default)]
 struct Timers {
     /// Whether the worker has been polled once.
@@ -98,27 +125,6 @@ enum Next {
     /// The reader is a full buffer behind: don't poll the worker now.
     Hold,
     End((Result<()>, Ending)),
-}
-
-impl<Fut: Future<Output = Result<()>>> Future for Supervise<'_, Fut> {
-    type Output = (Result<()>, Ending);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let worked = match this.timers.before_work(this.run, cx) {
-            Next::End(ending) => return Poll::Ready(ending),
-            Next::Hold => Poll::Pending,
-            Next::Poll => {
-                let _driving = this.run.enter_driver(cx.waker());
-                match catch_unwind(AssertUnwindSafe(|| this.work.as_mut().poll(cx))) {
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
-                    Err(panic) => Poll::Ready(Err(panic)),
-                }
-            }
-        };
-        this.timers.after_work(this.run, worked, cx)
-    }
 }
 
 impl Timers {
@@ -216,6 +222,13 @@ pub(crate) async fn catch_panic<F: Future>(future: F) -> std::thread::Result<F::
 }
 
 /// Calls a handler, catching a panic raised before it returns its future.
-pub(crate) fn start<Fut>(make: impl FnOnce() -> Fut) -> Work<Fut> {
+pub(crate) fn start<Fut>(make: impl FnOnce() -> Fut) -> std::thread::Result<Fut> {
     catch_unwind(AssertUnwindSafe(make))
+}
+
+/// Ends a run whose handler panicked before it returned a future.
+pub(crate) fn end_panicked(run: &Run, panic: &(dyn std::any::Any + Send)) -> Result<()> {
+    let (outcome, ending) = run.panicked(panic);
+    run.finish(&outcome, ending);
+    outcome
 }

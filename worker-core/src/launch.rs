@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::context::WorkerContext;
-use crate::drive::{drive, start};
+use crate::drive::{RunTask, end_panicked, start};
 use crate::error::Result;
 use crate::run::Run;
 
@@ -67,12 +67,17 @@ where
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
     fn spawn(&self, run: Arc<Run>, runtime: &Handle) -> JoinHandle<Result<()>> {
-        let work = start(|| (self.0)(WorkerContext::new(run.clone())));
-        runtime.spawn(drive(run, work))
+        match start(|| (self.0)(WorkerContext::new(run.clone()))) {
+            Ok(work) => runtime.spawn(RunTask::new(run, work)),
+            // Rare: the handler panicked before it returned its future.
+            Err(panic) => runtime.spawn(std::future::ready(end_panicked(&run, &*panic))),
+        }
     }
 
     fn inline(&self, run: Arc<Run>) -> BoxFuture {
-        let work = start(|| (self.0)(WorkerContext::new(run.clone())));
-        Box::pin(drive(run, work))
+        match start(|| (self.0)(WorkerContext::new(run.clone()))) {
+            Ok(work) => Box::pin(RunTask::new(run, work)),
+            Err(panic) => Box::pin(std::future::ready(end_panicked(&run, &*panic))),
+        }
     }
 }

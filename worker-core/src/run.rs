@@ -169,8 +169,8 @@ impl Run {
     /// to date.
     pub(crate) fn finish(&self, outcome: &Result<()>, ending: Ending) {
         let now = Instant::now();
-        self.definition().stats.ended(ending, self.started, now);
         let took = now.saturating_duration_since(self.started);
+        self.definition().stats.ended(ending, took, now);
         self.scope.running.remove(self.id);
         self.log_ending(outcome, ending, took);
         lock(&self.state).take();
@@ -179,19 +179,23 @@ impl Run {
     }
 
     fn log_ending(&self, outcome: &Result<()>, ending: Ending, took: Duration) {
+        let level = match (outcome, ending) {
+            (Ok(()), _) => log::Level::Debug,
+            (Err(_), Ending::Cancelled) => log::Level::Info,
+            (Err(_), _) => log::Level::Error,
+        };
+        // Checked here, not only in `log`: the elapsed text is built before
+        // `log` is called, and most runs log nothing.
+        if !log::log_enabled!(target: "worker", level) {
+            return;
+        }
+        let took = format_elapsed(took);
         match outcome {
-            Ok(()) => self.log(
-                log::Level::Debug,
-                format_args!("finished in {}", format_elapsed(took)),
-            ),
-            Err(_) if ending == Ending::Cancelled => self.log(
-                log::Level::Info,
-                format_args!("cancelled after {}", format_elapsed(took)),
-            ),
-            Err(error) => self.log(
-                log::Level::Error,
-                format_args!("failed after {}: {error}", format_elapsed(took)),
-            ),
+            Ok(()) => self.log(level, format_args!("finished in {took}")),
+            Err(_) if ending == Ending::Cancelled => {
+                self.log(level, format_args!("cancelled after {took}"))
+            }
+            Err(error) => self.log(level, format_args!("failed after {took}: {error}")),
         }
     }
 

@@ -176,20 +176,23 @@ impl StatsCell {
         self.stripe().started.fetch_add(1, SeqCst);
     }
 
-    /// Counts a run that began at `began` and ended at `now`.
-    pub(crate) fn ended(&self, ending: Ending, began: Instant, now: Instant) {
+    /// Counts a run that took `took` and ended at `now`.
+    pub(crate) fn ended(&self, ending: Ending, took: Duration, now: Instant) {
         let stripe = self.stripe();
         if ending == Ending::Cancelled {
             stripe.cancelled.fetch_add(1, SeqCst);
             return;
         }
         let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let took = us(now.saturating_duration_since(began));
+        let took = us(took);
         stripe.total_runtime_us.fetch_add(took, SeqCst);
-        stripe.last_run_us.store(took, SeqCst);
-        stripe
-            .last_at
-            .store(us(now.saturating_duration_since(self.epoch)).max(1), SeqCst);
+        // Plain stores: which run was last needs no ordering with the
+        // counters, and a SeqCst store is a locked instruction on x86.
+        stripe.last_run_us.store(took, Relaxed);
+        stripe.last_at.store(
+            us(now.saturating_duration_since(self.epoch)).max(1),
+            Relaxed,
+        );
         stripe.runs.fetch_add(1, SeqCst);
         match ending {
             Ending::Succeeded | Ending::Cancelled => {}
@@ -220,7 +223,7 @@ impl StatsCell {
         let last_run_ms = self
             .stripes
             .iter()
-            .map(|s| (s.last_at.load(SeqCst), s.last_run_us.load(SeqCst)))
+            .map(|s| (s.last_at.load(Relaxed), s.last_run_us.load(Relaxed)))
             .filter(|&(at, _)| at != 0)
             .max_by_key(|&(at, _)| at)
             .map(|(_, us)| us / 1000);
@@ -248,9 +251,21 @@ mod tests {
             cell.started();
         }
         let t0 = Instant::now();
-        cell.ended(Ending::Succeeded, t0, t0 + Duration::from_millis(3));
-        cell.ended(Ending::TimedOut, t0, t0 + Duration::from_millis(5));
-        cell.ended(Ending::Cancelled, t0, t0 + Duration::from_millis(100));
+        cell.ended(
+            Ending::Succeeded,
+            Duration::from_millis(3),
+            t0 + Duration::from_millis(3),
+        );
+        cell.ended(
+            Ending::TimedOut,
+            Duration::from_millis(5),
+            t0 + Duration::from_millis(5),
+        );
+        cell.ended(
+            Ending::Cancelled,
+            Duration::from_millis(100),
+            t0 + Duration::from_millis(100),
+        );
         let stats = cell.snapshot();
         assert_eq!(stats.runs, 2);
         assert_eq!(stats.errors, 1);
@@ -267,7 +282,11 @@ mod tests {
         let t0 = Instant::now();
         for _ in 0..10 {
             cell.started();
-            cell.ended(Ending::Succeeded, t0, t0 + Duration::from_micros(300));
+            cell.ended(
+                Ending::Succeeded,
+                Duration::from_micros(300),
+                t0 + Duration::from_micros(300),
+            );
         }
         let stats = cell.snapshot();
         assert_eq!(stats.total_runtime_ms, 3);
@@ -284,7 +303,11 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
                         cell.started();
-                        cell.ended(Ending::Failed, t0, t0 + Duration::from_millis(i + 1));
+                        cell.ended(
+                            Ending::Failed,
+                            Duration::from_millis(i + 1),
+                            t0 + Duration::from_millis(i + 1),
+                        );
                     }
                 })
             })
@@ -293,7 +316,7 @@ mod tests {
             thread.join().unwrap();
         }
         let later = t0 + Duration::from_secs(1);
-        cell.ended(Ending::Succeeded, later - Duration::from_millis(42), later);
+        cell.ended(Ending::Succeeded, Duration::from_millis(42), later);
         let stats = cell.snapshot();
         assert_eq!((stats.runs, stats.errors, stats.running), (4001, 4000, 0));
         assert_eq!(stats.last_run_ms, Some(42));

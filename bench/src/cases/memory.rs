@@ -28,42 +28,48 @@ const ANSWER: &str = "bytes_per_run=";
 pub fn b5(env: &Env) -> Vec<Row> {
     let runs = env.size(100_000, 10_000);
     let rounds = if env.quick { 2 } else { 7 };
-    let (mut project, mut raw) = (Vec::new(), Vec::new());
+    // Three legs per round, the order rotating: the seed's `ctx.sleep`,
+    // `tokio::time::sleep` inside a worker, and raw tokio.
+    let kinds = ["b5-project-ctx", "b5-project", "b5-raw"];
+    let mut bytes_per = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        // Alternate which child goes first, as with timed legs.
-        if round % 2 == 0 {
-            project.push(spawn_child("b5-project", runs));
-            raw.push(spawn_child("b5-raw", runs));
-        } else {
-            raw.push(spawn_child("b5-raw", runs));
-            project.push(spawn_child("b5-project", runs));
+        for k in 0..kinds.len() {
+            let leg = (round + k) % kinds.len();
+            bytes_per[leg].push(spawn_child(kinds[leg], runs));
         }
     }
-    let ratios = per_round(&project, &raw, |p, r| p / r);
-    let (p, r) = (median(&project), median(&raw));
-    let range = Spread::of(&ratios);
-    vec![Row {
-        id: "B5".to_owned(),
-        what: format!(
-            "RSS per in-flight run, {} asleep (child processes)",
-            count(runs)
-        ),
-        project: format!("{}/run", bytes(p)),
-        raw: format!("{}/task", bytes(r)),
-        // Ratio of the medians, with the per-round ratios' range.
-        headline: Some(Spread {
-            median: p / r,
-            ..range
-        }),
-        unit: Unit::Factor,
-        target: Some(Target::AtMost(2.0)),
-        details: json!({
-            "runs": runs,
-            "project_bytes_per_run": project,
-            "raw_bytes_per_task": raw,
-            "ratios": ratios,
-        }),
-    }]
+    let [ctx_sleep, tokio_sleep, raw] = bytes_per;
+    let row = |id: &str, how: &str, project: &[f64], target: Option<Target>| {
+        let ratios = per_round(project, &raw, |p, r| p / r);
+        let (p, r) = (median(project), median(&raw));
+        let range = Spread::of(&ratios);
+        Row {
+            id: id.to_owned(),
+            what: format!(
+                "RSS per in-flight run, {} asleep in {how} (child processes)",
+                count(runs)
+            ),
+            project: format!("{}/run", bytes(p)),
+            raw: format!("{}/task", bytes(r)),
+            // Ratio of the medians, with the per-round ratios' range.
+            headline: Some(Spread {
+                median: p / r,
+                ..range
+            }),
+            unit: Unit::Factor,
+            target,
+            details: json!({
+                "runs": runs,
+                "project_bytes_per_run": project,
+                "raw_bytes_per_task": raw,
+                "ratios": ratios,
+            }),
+        }
+    };
+    vec![
+        row("B5", "ctx.sleep", &ctx_sleep, Some(Target::AtMost(1.6))),
+        row("B5t", "tokio::time::sleep", &tokio_sleep, None),
+    ]
 }
 
 fn spawn_child(kind: &str, runs: u64) -> f64 {
@@ -94,11 +100,16 @@ pub fn child(kind: &str, runs: u64) -> ! {
     let manager = WorkerManager::new();
     rt.block_on(manager.register("sleep", {
         let polled = polled.clone();
-        move |_ctx| {
+        let seed_sleep = kind == "b5-project-ctx";
+        move |ctx| {
             let polled = polled.clone();
             async move {
                 polled.fetch_add(1, Relaxed);
-                tokio::time::sleep(SLEEP).await;
+                if seed_sleep {
+                    ctx.sleep(SLEEP).await;
+                } else {
+                    tokio::time::sleep(SLEEP).await;
+                }
                 Ok(())
             }
         }
@@ -114,7 +125,7 @@ pub fn child(kind: &str, runs: u64) -> ! {
     });
 
     let per_run = match kind {
-        "b5-project" => {
+        "b5-project" | "b5-project-ctx" => {
             let mut handles: Vec<WorkerHandle> = Vec::with_capacity(runs as usize);
             let before = rss_bytes();
             rt.block_on(async {
