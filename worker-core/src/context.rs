@@ -74,6 +74,12 @@ impl WorkerContext {
         &self.run.settings().config
     }
 
+    /// Which attempt this is: 1 on the first, 2 on the first retry (see
+    /// [`WorkerOptions::retries`](crate::WorkerOptions::retries)).
+    pub fn attempt(&self) -> u32 {
+        self.run.attempt()
+    }
+
     /// The JSON the caller passed, if any.
     pub fn payload(&self) -> Option<&Value> {
         self.run.payload.as_ref()

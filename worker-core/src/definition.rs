@@ -1,19 +1,27 @@
-//! A definition: what a run reads about its worker (name, default
-//! timeout, counters, where it was declared). The code that runs it, the
-//! [`Launcher`](crate::launch::Launcher), sits a layer up beside it in the
-//! manager's registry, so that this layer needs no run or context.
+//! A definition: what a run reads about its worker (name, options,
+//! counters, concurrency slots, where it was declared). The code that runs
+//! it, the [`Launcher`](crate::launch::Launcher), sits a layer up beside it
+//! in the manager's registry, so that this layer needs no run or context.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::error::{Error, Result};
+use crate::options::WorkerOptions;
 use crate::stats::StatsCell;
 
 pub(crate) struct Definition {
     pub(crate) name: Box<str>,
-    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) options: WorkerOptions,
     pub(crate) stats: StatsCell,
+    /// The concurrency limit's slots; `None` without a limit.
+    pub(crate) slots: Option<Arc<Slots>>,
     /// `file:line` of a `#[worker]` declaration; `None` for `register`.
     pub(crate) origin: Option<String>,
 }
@@ -22,7 +30,7 @@ impl fmt::Debug for Definition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Definition")
             .field("name", &self.name)
-            .field("default_timeout", &self.default_timeout)
+            .field("options", &self.options)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -31,16 +39,122 @@ impl fmt::Debug for Definition {
 impl Definition {
     pub(crate) fn new(
         name: String,
-        default_timeout: Option<Duration>,
+        options: WorkerOptions,
         origin: Option<String>,
     ) -> Result<Arc<Self>> {
         validate_name(&name)?;
+        options.validate(&name)?;
+        let slots = options.get_concurrency().map(|limit| {
+            Arc::new(Slots {
+                semaphore: Arc::new(Semaphore::new(limit)),
+                waiting: AtomicUsize::new(0),
+                queue_limit: options.get_queue_limit(),
+            })
+        });
         Ok(Arc::new(Definition {
             name: name.into_boxed_str(),
-            default_timeout,
+            options,
             stats: StatsCell::default(),
+            slots,
             origin,
         }))
+    }
+
+    pub(crate) fn default_timeout(&self) -> Option<Duration> {
+        self.options.get_timeout()
+    }
+}
+
+/// A worker's concurrency slots: a first-in, first-out semaphore, and the
+/// count of runs waiting for it that `queue_limit` bounds.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    semaphore: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue_limit: Option<usize>,
+}
+
+/// A run's claim on a concurrency slot.
+pub(crate) enum Slot {
+    /// The worker has no limit.
+    Unlimited,
+    /// The slot, held while an attempt executes.
+    Held(
+        #[expect(dead_code, reason = "held for its Drop: it frees the slot")] OwnedSemaphorePermit,
+    ),
+    /// Waiting for a slot.
+    Waiting(Waiting),
+}
+
+/// A run waiting for a slot: the pending acquisition, and its place in the
+/// count `queue_limit` bounds (given back on drop, however the wait ends).
+pub(crate) struct Waiting {
+    acquire: Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>,
+    seat: Option<Arc<Slots>>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(slots) = self.seat.take() {
+            slots.waiting.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+impl Waiting {
+    /// Polls for the slot; `Ready(None)` only if the semaphore was closed,
+    /// which never happens.
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<OwnedSemaphorePermit>> {
+        self.acquire.as_mut().poll(cx)
+    }
+}
+
+impl Slots {
+    /// A slot for a new run, or its place in the queue; refused with an
+    /// overload error once `queue_limit` runs wait.
+    pub(crate) fn admit(self: &Arc<Self>, worker: &str) -> Result<Slot> {
+        if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
+            return Ok(Slot::Held(permit));
+        }
+        let taken = self
+            .waiting
+            .fetch_update(SeqCst, SeqCst, |waiting| match self.queue_limit {
+                Some(limit) if waiting >= limit => None,
+                _ => Some(waiting + 1),
+            });
+        match taken {
+            Ok(_) => Ok(self.wait(true)),
+            Err(waiting) => Err(Error::Overloaded {
+                worker: worker.to_owned(),
+                waiting,
+            }),
+        }
+    }
+
+    /// A wait for a slot for a retry: retries don't count against
+    /// `queue_limit`, which bounds new runs.
+    pub(crate) fn retry(self: &Arc<Self>) -> Slot {
+        self.wait(false)
+    }
+
+    fn wait(self: &Arc<Self>, counted: bool) -> Slot {
+        let semaphore = self.semaphore.clone();
+        let mut waiting = Waiting {
+            acquire: Box::pin(async move { semaphore.acquire_owned().await.ok() }),
+            seat: counted.then(|| self.clone()),
+        };
+        // Take the place in line now, in the caller's order: an acquisition
+        // joins the semaphore's queue when first polled, and the run's task
+        // may be first polled much later. The run's driver polls it again
+        // with its own waker.
+        match waiting.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(Some(permit)) => Slot::Held(permit),
+            std::task::Poll::Ready(None) => Slot::Unlimited,
+            std::task::Poll::Pending => Slot::Waiting(waiting),
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! Driving a run: polls the worker's future against its deadline, its
-//! cancellation and its reader, and records the run's one ending.
+//! cancellation, its reader and its concurrency slot, tries it again as its
+//! worker's options say, and records the run's one ending.
 //!
 //! Generic over the worker's future so that the future lives inside the
 //! run's task (one allocation, not two); everything that does not touch
-//! the future is in non-generic functions, so each worker adds little code.
-//! Written by hand rather than with `select!`, so that a run's task holds
-//! no `Notified`: cancellation wakes it directly.
+//! the future is in the non-generic [`Supervisor`], so each worker adds
+//! little code. Written by hand rather than with `select!`, so that a run's
+//! task holds no `Notified`: cancellation wakes it directly.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,6 +14,11 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::context::WorkerContext;
+use crate::definition::Slot;
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::run::Run;
@@ -20,78 +26,131 @@ use crate::signal::Signal;
 use crate::stats::Ending;
 
 /// A run being driven: the future a run's task (after `call`) or its
-/// caller (in `run`) polls. It executes the worker to the run's end, records
-/// that end and returns the outcome. Dropped before the end (its runtime
-/// shut down, its caller gave up), even before its first poll, it still
-/// ends the run, as cancelled.
+/// caller (in `run`) polls. It executes the worker to the run's end,
+/// attempt after attempt, records that end and returns the outcome: the
+/// output as JSON. Dropped before the end (its runtime shut down, its
+/// caller gave up), even before its first poll, it still ends the run, as
+/// cancelled.
 ///
 /// Written by hand rather than as an `async` block: a generator would keep
 /// the worker's future twice (once as a captured value, once pinned), and
 /// a run's task is the one allocation the run's size is counted in.
-pub(crate) struct RunTask<Fut> {
+pub(crate) struct RunTask<F, Fut> {
     run: Arc<Run>,
-    timers: Timers,
-    /// The worker's future; `None` once the run has ended, so that what it
-    /// holds is dropped before the end is announced. Structurally pinned.
+    supervisor: Supervisor,
+    /// Makes the next attempt's future: kept only for a worker with
+    /// retries.
+    handler: Option<Arc<F>>,
+    /// The attempt's future; `None` between attempts and once the run has
+    /// ended, so that what it holds is dropped before the end is announced.
+    /// Structurally pinned.
     work: Option<Fut>,
 }
 
-impl<Fut> RunTask<Fut> {
-    pub(crate) fn new(run: Arc<Run>, work: Fut) -> Self {
+impl<F, Fut> RunTask<F, Fut> {
+    /// `work` is the first attempt's future, made by the caller.
+    pub(crate) fn new(run: Arc<Run>, slot: Slot, handler: Option<Arc<F>>, work: Fut) -> Self {
         RunTask {
             run,
-            timers: Timers::default(),
+            supervisor: Supervisor::new(slot),
+            handler,
             work: Some(work),
         }
     }
 }
 
-impl<Fut: Future<Output = Result<()>>> Future for RunTask<Fut> {
-    type Output = Result<()>;
+impl<F, Fut, O> Future for RunTask<F, Fut>
+where
+    F: Fn(WorkerContext) -> Fut,
+    Fut: Future<Output = Result<O>>,
+    O: Serialize,
+{
+    type Output = Result<Value>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Value>> {
         // SAFETY: `work` is structurally pinned: it is only ever reached
-        // through `Pin::new_unchecked` below and dropped in place (set to
-        // `None` through its pin), never moved; `Drop` doesn't move it
-        // either. The other fields are not pinned.
+        // through `Pin::new_unchecked` below and replaced or dropped in place
+        // (through its pin), never moved; `Drop` doesn't move it either.
+        // The other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let mut work = unsafe { Pin::new_unchecked(&mut this.work) };
-        let Some(future) = work.as_mut().as_pin_mut() else {
-            panic!("a run's task was polled after its run ended");
-        };
-        let ending = match this.timers.before_work(&this.run, cx) {
-            Next::End(ending) => ending,
-            next => {
-                let worked = match next {
-                    Next::Poll => {
-                        let _driving = this.run.enter_driver(cx.waker());
-                        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-                            Ok(Poll::Pending) => Poll::Pending,
-                            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
-                            Err(panic) => Poll::Ready(Err(panic)),
+        let ending = loop {
+            let Some(future) = work.as_mut().as_pin_mut() else {
+                // Between two attempts.
+                match this.supervisor.poll_backoff(&this.run, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(ending)) => break ending,
+                    Poll::Ready(Ok(())) => {}
+                }
+                // `attempt_failed` only starts a backoff for a task that
+                // keeps its handler (see the check below).
+                let Some(handler) = &this.handler else {
+                    unreachable!("a run waited for a retry without a handler to retry with");
+                };
+                let context = WorkerContext::new(this.run.clone());
+                match start(|| handler(context)) {
+                    Ok(next) => work.set(Some(next)),
+                    Err(panic) => {
+                        let failed = this.run.panicked(&*panic);
+                        if let Some(ending) = this.supervisor.attempt_failed(&this.run, failed) {
+                            break ending;
                         }
                     }
-                    _ => Poll::Pending, // held for the reader
-                };
-                match this.timers.after_work(&this.run, worked, cx) {
-                    Poll::Ready(ending) => ending,
-                    Poll::Pending => return Poll::Pending,
                 }
+                continue;
+            };
+            let ended = match this.supervisor.before_work(&this.run, cx) {
+                Next::End(ending) => ending,
+                next => {
+                    let worked = match next {
+                        Next::Poll => {
+                            let _driving = this.run.enter_driver(cx.waker());
+                            match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                                Ok(Poll::Pending) => Poll::Pending,
+                                Ok(Poll::Ready(result)) => Poll::Ready(Ok(
+                                    result.and_then(|output| serialize(&this.run, &output))
+                                )),
+                                Err(panic) => Poll::Ready(Err(panic)),
+                            }
+                        }
+                        // Held for the reader, or waiting for a slot.
+                        _ => Poll::Pending,
+                    };
+                    match this.supervisor.after_work(&this.run, worked, cx) {
+                        Poll::Ready(ending) => ending,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            };
+            // The attempt is over: its future goes now, before a retry
+            // starts or the end is announced.
+            work.set(None);
+            if this.handler.is_none() {
+                break ended;
+            }
+            if let Some(ending) = this.supervisor.attempt_failed(&this.run, ended) {
+                break ending;
             }
         };
-        // The worker's future and the timers go before the end is
-        // announced: whoever sees the run ended sees its resources freed.
+        // Whoever sees the run ended sees its resources freed.
         work.set(None);
-        this.timers = Timers::default();
+        this.supervisor = Supervisor::new(Slot::Unlimited);
         let (outcome, ending) = ending;
+        if ending == Ending::TimedOut {
+            // Whatever outlives the run (a blocking fn's thread, a task the
+            // worker spawned with a clone of its context) is told to stop.
+            // Not on a timed-out attempt that is retried: the retry shares
+            // the context, and must not start out cancelled.
+            this.run.signals.fire(Signal::Cancel);
+        }
         this.run.finish(&outcome, ending);
         Poll::Ready(outcome)
     }
 }
 
-impl<Fut> Drop for RunTask<Fut> {
+impl<F, Fut> Drop for RunTask<F, Fut> {
     fn drop(&mut self) {
-        if self.work.is_some() {
+        if !self.run.signals.is_fired(Signal::Ended) {
             self.run.log(
                 log::Level::Warn,
                 format_args!(
@@ -101,39 +160,70 @@ impl<Fut> Drop for RunTask<Fut> {
             self.run.signals.fire(Signal::Cancel);
             // SAFETY: as in `poll`, the worker's future is dropped in place.
             unsafe { Pin::new_unchecked(&mut self.work) }.set(None);
-            self.run
-                .finish(&Err(self.run.cancelled_error()), Ending::Cancelled);
+            self.supervisor = Supervisor::new(Slot::Unlimited);
+            let (outcome, ending) = self.run.cancelled::<Value>();
+            self.run.finish(&outcome, ending);
         }
     }
 }
 
+fn serialize<O: Serialize>(run: &Run, output: &O) -> Result<Value> {
+    serde_json::to_value(output).map_err(|error| {
+        Error::permanent(format!(
+            "Worker '{}' returned an output that can't be serialized to JSON: {error}",
+            run.worker_name()
+        ))
+    })
+}
+
 /// The non-generic half of [`RunTask`]: everything but the worker's future.
-#[derive(Default)]
-struct Timers {
-    /// Whether the worker has been polled once.
+struct Supervisor {
+    /// Whether the current attempt has been polled once.
     started: bool,
+    /// The current attempt's concurrency slot, held or awaited.
+    slot: Slot,
     /// Boxed, and only made when there is a timeout: a `Sleep` would double
     /// the size of every run's task.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Set once the run is cancelled: when the worker will be dropped.
     grace: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Between attempts: when the next one starts.
+    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// What to do before polling the worker.
 enum Next {
     Poll,
-    /// The reader is a full buffer behind: don't poll the worker now.
+    /// The reader is a full buffer behind, or no slot is free: don't poll
+    /// the worker now.
     Hold,
-    End((Result<()>, Ending)),
+    End((Result<Value>, Ending)),
 }
 
-impl Timers {
+impl Supervisor {
+    fn new(slot: Slot) -> Self {
+        Supervisor {
+            started: false,
+            slot,
+            deadline: None,
+            grace: None,
+            backoff: None,
+        }
+    }
+
     fn before_work(&mut self, run: &Run, cx: &mut Context<'_>) -> Next {
         let cancelled = run.signals.is_fired(Signal::Cancel);
         if !self.started {
             // A run cancelled while it waited to start never starts.
             if cancelled {
-                return Next::End((Err(run.cancelled_error()), Ending::Cancelled));
+                return Next::End(run.cancelled());
+            }
+            if let Slot::Waiting(waiting) = &mut self.slot {
+                match waiting.poll(cx) {
+                    Poll::Pending => return Next::Hold,
+                    Poll::Ready(Some(permit)) => self.slot = Slot::Held(permit),
+                    Poll::Ready(None) => self.slot = Slot::Unlimited,
+                }
             }
             self.started = true;
             self.deadline = run
@@ -155,9 +245,9 @@ impl Timers {
     fn after_work(
         &mut self,
         run: &Run,
-        worked: Poll<std::thread::Result<Result<()>>>,
+        worked: Poll<std::thread::Result<Result<Value>>>,
         cx: &mut Context<'_>,
-    ) -> Poll<(Result<()>, Ending)> {
+    ) -> Poll<(Result<Value>, Ending)> {
         if let Some(grace) = &mut self.grace {
             // Cancelled: the worker saw `ctx.cancelled()` fire and may clean
             // up until the grace period ends; then it is dropped.
@@ -173,15 +263,15 @@ impl Timers {
                     ),
                 );
             }
-            return Poll::Ready((Err(run.cancelled_error()), Ending::Cancelled));
+            return Poll::Ready(run.cancelled());
         }
         if let Poll::Ready(result) = worked {
             // A cancel that arrived while the worker was finishing wins.
             if run.signals.is_fired(Signal::Cancel) {
-                return Poll::Ready((Err(run.cancelled_error()), Ending::Cancelled));
+                return Poll::Ready(run.cancelled());
             }
             return Poll::Ready(match result {
-                Ok(Ok(())) => (Ok(()), Ending::Succeeded),
+                Ok(Ok(output)) => (Ok(output), Ending::Succeeded),
                 Ok(Err(error)) => (Err(error), Ending::Failed),
                 Err(panic) => run.panicked(&*panic),
             });
@@ -191,20 +281,80 @@ impl Timers {
             .as_mut()
             .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
         if expired {
-            // Whatever outlives the run (a blocking fn's thread, a task the
-            // worker spawned with a clone of its context) is told to stop.
-            run.signals.fire(Signal::Cancel);
             let error = Error::run_timed_out(run.worker_name(), run.timeout.unwrap_or_default());
             return Poll::Ready((Err(error), Ending::TimedOut));
         }
-        // Only a run that waits needs waking on cancel (a quick run ends in
-        // its first poll). Register, then look again, so that a cancel in
-        // between is not missed.
+        self.wake_on_cancel(run, cx);
+        Poll::Pending
+    }
+
+    /// Only a run that waits needs waking on cancel (a quick run ends in its
+    /// first poll). Register, then look again, so that a cancel in between
+    /// is not missed.
+    fn wake_on_cancel(&self, run: &Run, cx: &mut Context<'_>) {
         run.signals.set_driver(cx.waker());
         if run.signals.is_fired(Signal::Cancel) {
             cx.waker().wake_by_ref();
         }
-        Poll::Pending
+    }
+
+    /// An attempt ended as `ended`. Returns the run's ending, or `None` if
+    /// the worker's options say to try again (the backoff has started).
+    fn attempt_failed(
+        &mut self,
+        run: &Run,
+        ended: (Result<Value>, Ending),
+    ) -> Option<(Result<Value>, Ending)> {
+        let (Err(error), ending) = &ended else {
+            return Some(ended);
+        };
+        if *ending == Ending::Cancelled {
+            return Some(ended);
+        }
+        let definition = run.definition();
+        let jitter = (uuid::Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64;
+        let Some(delay) = definition.options.retry_delay(run.attempt(), error, jitter) else {
+            return Some(ended);
+        };
+        definition.stats.retried();
+        let attempt = run.next_attempt();
+        run.log(
+            log::Level::Warn,
+            format_args!(
+                "attempt {} failed: {error}; attempt {attempt} in {}",
+                attempt - 1,
+                format_duration(delay)
+            ),
+        );
+        // The slot goes back while the run waits; the next attempt queues
+        // for one when the backoff is over.
+        self.slot = Slot::Unlimited;
+        self.started = false;
+        self.deadline = None;
+        self.backoff = Some(Box::pin(tokio::time::sleep(delay)));
+        None
+    }
+
+    /// Waits out the backoff; a cancel ends the run at once.
+    fn poll_backoff(
+        &mut self,
+        run: &Run,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<(), (Result<Value>, Ending)>> {
+        if run.signals.is_fired(Signal::Cancel) {
+            return Poll::Ready(Err(run.cancelled()));
+        }
+        if let Some(backoff) = &mut self.backoff {
+            if backoff.as_mut().poll(cx).is_pending() {
+                self.wake_on_cancel(run, cx);
+                return Poll::Pending;
+            }
+        }
+        self.backoff = None;
+        if let Some(slots) = &run.definition().slots {
+            self.slot = slots.retry();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -224,11 +374,4 @@ pub(crate) async fn catch_panic<F: Future>(future: F) -> std::thread::Result<F::
 /// Calls a handler, catching a panic raised before it returns its future.
 pub(crate) fn start<Fut>(make: impl FnOnce() -> Fut) -> std::thread::Result<Fut> {
     catch_unwind(AssertUnwindSafe(make))
-}
-
-/// Ends a run whose handler panicked before it returned a future.
-pub(crate) fn end_panicked(run: &Run, panic: &(dyn std::any::Any + Send)) -> Result<()> {
-    let (outcome, ending) = run.panicked(panic);
-    run.finish(&outcome, ending);
-    outcome
 }

@@ -104,6 +104,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// A failure that retrying can't fix: never retried.
+    #[error("{0}")]
+    Permanent(String),
+
+    /// A failure to retry after exactly `delay` (it still uses up a retry).
+    #[error("{message}")]
+    RetryAfter {
+        /// How long to wait before the next attempt.
+        delay: Duration,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The worker's concurrency queue is full (`queue_limit`): the call was
+    /// refused and nothing started.
+    #[error(
+        "Worker '{worker}' is overloaded: {waiting} runs already wait for one of its concurrency slots (queue_limit); try again later"
+    )]
+    Overloaded {
+        /// The worker's name.
+        worker: String,
+        /// How many runs were waiting.
+        waiting: usize,
+    },
+
+    /// `await_output::<T>()` asked for a type the run's output doesn't fit.
+    #[error("the output of worker '{worker}' is not the requested type: {reason}")]
+    OutputMismatch {
+        /// The worker's name.
+        worker: String,
+        /// serde's reason.
+        reason: String,
+    },
+
     /// An I/O error, e.g. from `tokio::fs` inside a worker.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -174,6 +208,44 @@ impl Error {
         }
     }
 
+    /// A failure that is never retried, whatever the worker's `retries`:
+    /// `Error::permanent("account closed")`.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Error::Permanent(message.into())
+    }
+
+    /// A failure to retry after exactly `delay` rather than the worker's
+    /// backoff, e.g. what a rate limit's `Retry-After` says. It still uses
+    /// up one of the worker's retries.
+    pub fn retry_after(delay: Duration, message: impl Into<String>) -> Self {
+        Error::RetryAfter {
+            delay,
+            message: message.into(),
+        }
+    }
+
+    /// Whether a run that failed with this error may be tried again (if its
+    /// worker has retries left): not for bad input, a permanent failure, a
+    /// cancellation, a shutdown or an overload.
+    pub(crate) fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            Error::Validation(_)
+                | Error::Permanent(_)
+                | Error::Cancelled { .. }
+                | Error::Shutdown
+                | Error::Overloaded { .. }
+        )
+    }
+
+    /// The exact delay an [`Error::retry_after`] asks for.
+    pub(crate) fn retry_delay(&self) -> Option<Duration> {
+        match self {
+            Error::RetryAfter { delay, .. } => Some(*delay),
+            _ => None,
+        }
+    }
+
     pub(crate) fn run_timed_out(worker: &str, after: Duration) -> Self {
         Error::Timeout(format!(
             "Worker '{worker}' timed out after {}",
@@ -209,6 +281,16 @@ impl Error {
     /// The manager refused the call because it is shutting down.
     pub fn is_shutdown(&self) -> bool {
         matches!(self, Error::Shutdown)
+    }
+
+    /// The call was refused because the worker's `queue_limit` was reached.
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, Error::Overloaded { .. })
+    }
+
+    /// The worker said retrying can't help ([`Error::permanent`]).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::Permanent(_))
     }
 
     /// `cancel` named a run that is not in flight.

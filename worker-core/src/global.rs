@@ -59,6 +59,23 @@ impl WORKER {
         WorkerManager::global().register(name, handler).await
     }
 
+    /// Registers a worker with its run policy. See
+    /// [`WorkerManager::register_with`].
+    pub async fn register_with<F, Fut, O>(
+        name: impl Into<String>,
+        options: crate::WorkerOptions,
+        handler: F,
+    ) -> Result<()>
+    where
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O>> + Send + 'static,
+        O: serde::Serialize + Send + 'static,
+    {
+        WorkerManager::global()
+            .register_with(name, options, handler)
+            .await
+    }
+
     /// Starts a run and returns its handle. See [`WorkerManager::call`].
     pub async fn call(
         worker_name: &str,

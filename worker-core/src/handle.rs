@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::Poll;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use tokio::task::JoinHandle;
@@ -44,7 +45,7 @@ use crate::signal::Signal;
 pub struct WorkerHandle {
     run: Arc<Run>,
     /// The run's task; its output is the run's outcome.
-    task: Option<JoinHandle<Result<()>>>,
+    task: Option<JoinHandle<Result<Value>>>,
     /// Messages already taken from the run, in order; refilled a batch at a
     /// time. Boxed on the first `recv`: most handles never read.
     #[expect(
@@ -65,7 +66,7 @@ impl fmt::Debug for WorkerHandle {
 }
 
 impl WorkerHandle {
-    pub(crate) fn new(run: Arc<Run>, task: JoinHandle<Result<()>>) -> Self {
+    pub(crate) fn new(run: Arc<Run>, task: JoinHandle<Result<Value>>) -> Self {
         WorkerHandle {
             run,
             task: Some(task),
@@ -124,7 +125,42 @@ impl WorkerHandle {
     /// ([`is_panic`](crate::Error::is_panic)) or a cancellation
     /// ([`is_cancelled`](crate::Error::is_cancelled)). Unread messages are
     /// discarded. Stats are up to date when it returns.
-    pub async fn await_result(mut self) -> Result<()> {
+    pub async fn await_result(self) -> Result<()> {
+        self.outcome().await.map(drop)
+    }
+
+    /// Like [`await_result`](Self::await_result), and gives the worker's
+    /// output: what its `Result<T>` held, read back as `T` (any
+    /// `Deserialize` type; `serde_json::Value` gives the raw JSON, and a
+    /// `Result<()>` worker gives `null`). A type the output doesn't fit is
+    /// an error naming the worker and serde's reason.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> worker_core::Result<()> {
+    /// use worker_core::prelude::*;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    /// struct Report { rows: u32 }
+    ///
+    /// let manager = WorkerManager::new();
+    /// manager.register_with("report", WorkerOptions::new(), |_ctx| async {
+    ///     Ok(Report { rows: 3 })
+    /// }).await?;
+    /// let handle = manager.call("report", None, None).await?;
+    /// assert_eq!(handle.await_output::<Report>().await?, Report { rows: 3 });
+    /// # Ok(()) }
+    /// ```
+    pub async fn await_output<T: DeserializeOwned>(self) -> Result<T> {
+        let worker = self.worker_name().to_owned();
+        let output = self.outcome().await?;
+        T::deserialize(output).map_err(|error| Error::OutputMismatch {
+            worker,
+            reason: error.to_string(),
+        })
+    }
+
+    async fn outcome(mut self) -> Result<Value> {
         self.run.detach_reader();
         let Some(task) = self.task.take() else {
             return Err(Error::msg("the run's result was already taken"));

@@ -7,17 +7,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use serde::Serialize;
+use serde_json::Value;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::context::WorkerContext;
-use crate::drive::{RunTask, end_panicked, start};
+use crate::definition::Slot;
+use crate::drive::{RunTask, start};
 use crate::error::Result;
 use crate::run::Run;
 
-/// A boxed future that ends in a `Result<()>`: what `run()` awaits, and
-/// what an `install()` shim returns.
+/// A boxed future that ends in a `Result<()>`: what an `install()` shim
+/// returns.
 pub type BoxFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
+
+/// A run awaited by its caller: its outcome, the output as JSON.
+pub(crate) type RunFuture = Pin<Box<dyn Future<Output = Result<Value>> + Send + 'static>>;
 
 /// The code behind one worker name, type-erased once at registration.
 ///
@@ -33,51 +39,86 @@ impl fmt::Debug for Launcher {
 }
 
 impl Launcher {
-    /// Wraps a handler: called once per run with the run's context.
-    pub fn new<F, Fut>(handler: F) -> Launcher
+    /// Wraps a handler: called once per attempt with the run's context. Its
+    /// output is serialized to JSON once, when the run succeeds.
+    pub fn new<F, Fut, O>(handler: F) -> Launcher
     where
         F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = Result<O>> + Send + 'static,
+        O: Serialize + Send + 'static,
     {
-        Launcher(Arc::new(Typed(handler)))
+        Launcher(Arc::new(Typed(Arc::new(handler))))
     }
 
     /// Starts the run in a task of its own on `runtime`; the task's output
     /// is the run's outcome.
-    pub(crate) fn spawn(&self, run: Arc<Run>, runtime: &Handle) -> JoinHandle<Result<()>> {
-        self.0.spawn(run, runtime)
+    pub(crate) fn spawn(
+        &self,
+        run: Arc<Run>,
+        slot: Slot,
+        runtime: &Handle,
+    ) -> JoinHandle<Result<Value>> {
+        self.0.spawn(run, slot, runtime)
     }
 
     /// The run to be awaited right here, by its caller.
-    pub(crate) fn inline(&self, run: Arc<Run>) -> BoxFuture {
-        self.0.inline(run)
+    pub(crate) fn inline(&self, run: Arc<Run>, slot: Slot) -> RunFuture {
+        self.0.inline(run, slot)
     }
 }
 
 trait Launch: Send + Sync {
-    fn spawn(&self, run: Arc<Run>, runtime: &Handle) -> JoinHandle<Result<()>>;
-    fn inline(&self, run: Arc<Run>) -> BoxFuture;
+    fn spawn(&self, run: Arc<Run>, slot: Slot, runtime: &Handle) -> JoinHandle<Result<Value>>;
+    fn inline(&self, run: Arc<Run>, slot: Slot) -> RunFuture;
 }
 
-struct Typed<F>(F);
+struct Typed<F>(Arc<F>);
 
-impl<F, Fut> Launch for Typed<F>
+impl<F, Fut, O> Typed<F>
 where
     F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<()>> + Send + 'static,
+    Fut: Future<Output = Result<O>> + Send + 'static,
+    O: Serialize + Send + 'static,
 {
-    fn spawn(&self, run: Arc<Run>, runtime: &Handle) -> JoinHandle<Result<()>> {
+    /// The run's task, its first attempt's future made here; or, if the
+    /// handler panicked making it, the run's outcome.
+    fn task(
+        &self,
+        run: Arc<Run>,
+        slot: Slot,
+    ) -> std::result::Result<RunTask<F, Fut>, Result<Value>> {
+        // Only a worker with retries makes more than one future.
+        let retries = run.definition().options.get_retries() > 0;
+        let handler = retries.then(|| self.0.clone());
         match start(|| (self.0)(WorkerContext::new(run.clone()))) {
-            Ok(work) => runtime.spawn(RunTask::new(run, work)),
+            Ok(work) => Ok(RunTask::new(run, slot, handler, work)),
+            Err(panic) => {
+                let (outcome, ending) = run.panicked(&*panic);
+                run.finish(&outcome, ending);
+                Err(outcome)
+            }
+        }
+    }
+}
+
+impl<F, Fut, O> Launch for Typed<F>
+where
+    F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O>> + Send + 'static,
+    O: Serialize + Send + 'static,
+{
+    fn spawn(&self, run: Arc<Run>, slot: Slot, runtime: &Handle) -> JoinHandle<Result<Value>> {
+        match self.task(run, slot) {
+            Ok(task) => runtime.spawn(task),
             // Rare: the handler panicked before it returned its future.
-            Err(panic) => runtime.spawn(std::future::ready(end_panicked(&run, &*panic))),
+            Err(outcome) => runtime.spawn(std::future::ready(outcome)),
         }
     }
 
-    fn inline(&self, run: Arc<Run>) -> BoxFuture {
-        match start(|| (self.0)(WorkerContext::new(run.clone()))) {
-            Ok(work) => Box::pin(RunTask::new(run, work)),
-            Err(panic) => Box::pin(std::future::ready(end_panicked(&run, &*panic))),
+    fn inline(&self, run: Arc<Run>, slot: Slot) -> RunFuture {
+        match self.task(run, slot) {
+            Ok(task) => Box::pin(task),
+            Err(outcome) => Box::pin(std::future::ready(outcome)),
         }
     }
 }

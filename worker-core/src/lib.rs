@@ -90,7 +90,7 @@
 //!                 │
 //!  worker      definition (name, default timeout, stats, origin)
 //!                 │
-//!  foundation  signal  mailbox  stats  config  error  duration  running  sync
+//!  foundation  signal  mailbox  stats  config  options  error  duration  running  sync
 //! ```
 
 #![warn(missing_docs)]
@@ -100,6 +100,7 @@ mod config;
 mod duration;
 mod error;
 mod mailbox;
+mod options;
 mod running;
 mod signal;
 mod stats;
@@ -134,6 +135,7 @@ pub use error::{Error, InstallFailure, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
 pub use manager::{WorkerManager, shutdown_signal};
+pub use options::{DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, WorkerOptions};
 pub use stats::WorkerStats;
 pub use worker_derive::{auto_discover, auto_workers, worker};
 
@@ -142,7 +144,7 @@ pub use worker_derive::{auto_discover, auto_workers, worker};
 pub mod prelude {
     pub use crate::{
         AppConfig, Environment, Error, Result, WORKER, WorkerContext, WorkerHandle, WorkerManager,
-        WorkerStats, Workers,
+        WorkerOptions, WorkerStats, Workers,
     };
     pub use serde_json::{Value, json};
     pub use worker_derive::{auto_discover, auto_workers, worker};

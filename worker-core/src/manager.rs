@@ -13,11 +13,12 @@ use serde_json::Value;
 
 use crate::config::{AppConfig, Environment, Settings};
 use crate::context::WorkerContext;
-use crate::definition::Definition;
+use crate::definition::{Definition, Slot};
 use crate::drive::catch_panic;
 use crate::error::{Error, InstallFailure, Result, panic_text};
 use crate::handle::WorkerHandle;
 use crate::launch::Launcher;
+use crate::options::WorkerOptions;
 use crate::registration::{InstallRegistration, WorkerRegistration};
 use crate::run::{Run, Scope};
 use crate::running::RunningSet;
@@ -135,7 +136,32 @@ impl WorkerManager {
         F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
-        self.register_with_timeout(name, None, handler).await
+        self.register_with(name, WorkerOptions::new(), handler)
+            .await
+    }
+
+    /// Registers a worker with its run policy: timeout, retries with
+    /// backoff, concurrency and queue limits (see [`WorkerOptions`]). The
+    /// handler may return any `Result<T>` with `T: Serialize`; the output
+    /// is serialized once and read back with
+    /// [`WorkerHandle::await_output`].
+    ///
+    /// Options that don't fit together are an error that
+    /// [`is_validation`](Error::is_validation) and names the worker;
+    /// nothing is registered then.
+    pub async fn register_with<F, Fut, O>(
+        &self,
+        name: impl Into<String>,
+        options: WorkerOptions,
+        handler: F,
+    ) -> Result<()>
+    where
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O>> + Send + 'static,
+        O: serde::Serialize + Send + 'static,
+    {
+        let definition = Definition::new(name.into(), options, None)?;
+        self.insert(definition, Launcher::new(handler))
     }
 
     /// Like [`register`](Self::register), with a default timeout for runs
@@ -150,8 +176,11 @@ impl WorkerManager {
         F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
-        let definition = Definition::new(name.into(), timeout, None)?;
-        self.insert(definition, Launcher::new(handler))
+        let options = match timeout {
+            Some(timeout) => WorkerOptions::new().timeout(timeout),
+            None => WorkerOptions::new(),
+        };
+        self.register_with(name, options, handler).await
     }
 
     fn insert(&self, definition: Arc<Definition>, launcher: Launcher) -> Result<()> {
@@ -198,8 +227,11 @@ impl WorkerManager {
                 first_error.get_or_insert(error);
                 continue;
             }
-            let definition =
-                Definition::new(first.name.to_owned(), first.timeout, Some(origin(first)))?;
+            let definition = Definition::new(
+                first.name.to_owned(),
+                (first.options)(),
+                Some(origin(first)),
+            )?;
             match self.insert(definition, (first.launcher)()) {
                 Ok(()) => added += 1,
                 Err(Error::AlreadyRegistered {
@@ -257,8 +289,8 @@ impl WorkerManager {
                 "can't start worker '{worker_name}': call() must run inside a tokio runtime"
             ))
         })?;
-        let (view, index, run) = self.admit(worker_name, timeout, payload, true)?;
-        let task = view.launchers[index as usize].spawn(run.clone(), &runtime);
+        let (view, index, run, slot) = self.admit(worker_name, timeout, payload, true)?;
+        let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
         Ok(WorkerHandle::new(run, task))
     }
 
@@ -270,10 +302,10 @@ impl WorkerManager {
     /// timed like any other run; if the caller stops waiting, the run ends
     /// as cancelled.
     pub async fn run(&self, worker_name: &str, payload: Option<Value>) -> Result<()> {
-        let (view, index, run) = self.admit(worker_name, None, payload, false)?;
-        let run = view.launchers[index as usize].inline(run);
+        let (view, index, run, slot) = self.admit(worker_name, None, payload, false)?;
+        let run = view.launchers[index as usize].inline(run, slot);
         drop(view);
-        run.await
+        run.await.map(drop)
     }
 
     fn admit(
@@ -282,7 +314,7 @@ impl WorkerManager {
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
-    ) -> Result<(Arc<View>, u32, Arc<Run>)> {
+    ) -> Result<(Arc<View>, u32, Arc<Run>, Slot)> {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
@@ -290,7 +322,13 @@ impl WorkerManager {
         let Some(&index) = view.by_name.get(worker_name) else {
             return Err(Error::NotRegistered(worker_name.to_owned()));
         };
-        let timeout = timeout.or(view.scope.definitions[index as usize].default_timeout);
+        let definition = &view.scope.definitions[index as usize];
+        // Refused before anything is listed or counted.
+        let slot = match &definition.slots {
+            Some(slots) => slots.admit(worker_name)?,
+            None => Slot::Unlimited,
+        };
+        let timeout = timeout.or(definition.default_timeout());
         let run = Run::new(view.scope.clone(), index, timeout, payload, has_reader);
         run.list();
         // Shutdown sets its flag, then cancels what it finds listed: a run
@@ -300,7 +338,7 @@ impl WorkerManager {
             return Err(Error::Shutdown);
         }
         run.definition().stats.started();
-        Ok((view, index, run))
+        Ok((view, index, run, slot))
     }
 
     fn definition(&self, name: &str) -> Option<Arc<Definition>> {
@@ -372,7 +410,14 @@ impl WorkerManager {
     /// The default timeout of a registered worker (from
     /// `#[worker(timeout = "…")]` or `register_with_timeout`).
     pub fn default_timeout(&self, worker_name: &str) -> Option<Duration> {
-        self.definition(worker_name).and_then(|d| d.default_timeout)
+        self.definition(worker_name)
+            .and_then(|d| d.default_timeout())
+    }
+
+    /// A registered worker's options (from `#[worker(..)]` or
+    /// [`register_with`](Self::register_with)).
+    pub fn options(&self, worker_name: &str) -> Option<WorkerOptions> {
+        self.definition(worker_name).map(|d| d.options.clone())
     }
 
     /// Stops the manager: from this moment new calls are refused with

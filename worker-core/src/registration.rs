@@ -1,9 +1,8 @@
 //! What `#[worker]` and `#[auto_discover]` submit at link time through
 //! `inventory`, for the manager to collect.
 
-use std::time::Duration;
-
 use crate::launch::{BoxFuture, Launcher};
+use crate::options::WorkerOptions;
 
 /// A shim that calls one discovered file's `install()`.
 pub type InstallFn = fn() -> BoxFuture;
@@ -13,8 +12,8 @@ pub type InstallFn = fn() -> BoxFuture;
 pub struct WorkerRegistration {
     /// The worker's name.
     pub name: &'static str,
-    /// `#[worker(timeout = "…")]`, if given.
-    pub timeout: Option<Duration>,
+    /// Makes the worker's options from `#[worker(timeout = "…", …)]`.
+    pub options: fn() -> WorkerOptions,
     /// Makes the worker's [`Launcher`]: a fn, so the registration stays a
     /// constant, and generic over the worker's future inside.
     pub launcher: fn() -> Launcher,

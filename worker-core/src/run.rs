@@ -10,7 +10,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -60,6 +60,8 @@ pub(crate) struct Run {
     pub(crate) timeout: Option<Duration>,
     pub(crate) started: Instant,
     pub(crate) signals: Signals,
+    /// Which attempt is executing or next: 1 for the first.
+    attempt: AtomicU32,
     /// Whether a handle may still read messages; if not, they are discarded.
     reader: AtomicBool,
     mailbox: OnceLock<Box<Mailbox>>,
@@ -108,6 +110,7 @@ impl Run {
             timeout,
             started: Instant::now(),
             signals: Signals::default(),
+            attempt: AtomicU32::new(1),
             reader: AtomicBool::new(has_reader),
             mailbox: OnceLock::new(),
             state: Mutex::new(None),
@@ -131,6 +134,16 @@ impl Run {
         })
     }
 
+    /// The attempt executing now, or the next one while between two.
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempt.load(Relaxed)
+    }
+
+    /// Moves on to the next attempt, after one that failed.
+    pub(crate) fn next_attempt(&self) -> u32 {
+        self.attempt.fetch_add(1, Relaxed) + 1
+    }
+
     pub(crate) fn worker_name(&self) -> &str {
         &self.definition().name
     }
@@ -149,11 +162,16 @@ impl Run {
         }
     }
 
-    pub(crate) fn panicked(&self, panic: &(dyn Any + Send)) -> (Result<()>, Ending) {
+    pub(crate) fn panicked<T>(&self, panic: &(dyn Any + Send)) -> (Result<T>, Ending) {
         (
             Err(Error::from_panic(self.worker_name(), panic)),
             Ending::Panicked,
         )
+    }
+
+    /// The ending of a run cancelled before it finished.
+    pub(crate) fn cancelled<T>(&self) -> (Result<T>, Ending) {
+        (Err(self.cancelled_error()), Ending::Cancelled)
     }
 
     pub(crate) fn cancelled_error(&self) -> Error {
@@ -167,7 +185,7 @@ impl Run {
     /// closed, then the end signalled, in that order, so that whoever sees
     /// the end (or the outcome) also sees the stats and the running list up
     /// to date.
-    pub(crate) fn finish(&self, outcome: &Result<()>, ending: Ending) {
+    pub(crate) fn finish<T>(&self, outcome: &Result<T>, ending: Ending) {
         let now = Instant::now();
         let took = now.saturating_duration_since(self.started);
         self.definition().stats.ended(ending, took, now);
@@ -178,9 +196,9 @@ impl Run {
         self.signals.fire(Signal::Ended);
     }
 
-    fn log_ending(&self, outcome: &Result<()>, ending: Ending, took: Duration) {
+    fn log_ending<T>(&self, outcome: &Result<T>, ending: Ending, took: Duration) {
         let level = match (outcome, ending) {
-            (Ok(()), _) => log::Level::Debug,
+            (Ok(_), _) => log::Level::Debug,
             (Err(_), Ending::Cancelled) => log::Level::Info,
             (Err(_), _) => log::Level::Error,
         };
@@ -191,7 +209,7 @@ impl Run {
         }
         let took = format_elapsed(took);
         match outcome {
-            Ok(()) => self.log(level, format_args!("finished in {took}")),
+            Ok(_) => self.log(level, format_args!("finished in {took}")),
             Err(_) if ending == Ending::Cancelled => {
                 self.log(level, format_args!("cancelled after {took}"))
             }

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 /// A snapshot of one worker's statistics, from
 /// [`WORKER::stats`](crate::WORKER::stats).
 ///
-/// Every run that ends is counted once: a run that succeeds or fails (an
-/// error, a panic, a timeout) in `runs`, and in `errors` too if it failed; a
-/// cancelled run in `cancelled` only. Times come from a monotonic clock and
+/// Every run that ends is counted once, by its final outcome: a run that
+/// succeeds or fails (an error, a panic, a timeout) in `runs`, and in
+/// `errors` too if it failed; a cancelled run in `cancelled` only. Attempts
+/// that failed and were retried are counted in `retries`. Times come from a monotonic clock and
 /// cover finished runs, not cancelled ones.
 ///
 /// ```
@@ -48,6 +49,9 @@ pub struct WorkerStats {
     pub panics: u64,
     /// Runs in flight now.
     pub running: u64,
+    /// Attempts that failed and were tried again. A run that failed twice
+    /// and then succeeded adds 1 to `runs`, 0 to `errors` and 2 here.
+    pub retries: u64,
     /// Duration of the last finished run, in milliseconds.
     pub last_run_ms: Option<u64>,
     /// Total duration of all finished runs, in milliseconds.
@@ -109,6 +113,7 @@ struct Stripe {
     cancelled: AtomicU64,
     timeouts: AtomicU64,
     panics: AtomicU64,
+    retries: AtomicU64,
     total_runtime_us: AtomicU64,
     last_run_us: AtomicU64,
     /// When this stripe's last run ended, in µs since `epoch`; 0 = never.
@@ -176,6 +181,11 @@ impl StatsCell {
         self.stripe().started.fetch_add(1, SeqCst);
     }
 
+    /// Counts an attempt that failed and will be tried again.
+    pub(crate) fn retried(&self) {
+        self.stripe().retries.fetch_add(1, SeqCst);
+    }
+
     /// Counts a run that took `took` and ended at `now`.
     pub(crate) fn ended(&self, ending: Ending, took: Duration, now: Instant) {
         let stripe = self.stripe();
@@ -234,6 +244,7 @@ impl StatsCell {
             timeouts,
             panics,
             running: started.saturating_sub(runs + cancelled),
+            retries: sum(|s| &s.retries),
             last_run_ms,
             total_runtime_ms: sum(|s| &s.total_runtime_us) / 1000,
         }

@@ -11,7 +11,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "sync", "duration", "error", "signal", "mailbox", "stats", "config", "running", "build",
+            "sync", "duration", "error", "signal", "mailbox", "stats", "config", "options",
+            "running", "build",
         ],
     ),
     ("worker", &["definition"]),

@@ -22,8 +22,11 @@ use super::validate::Worker;
 ///     fn __worker_core_launcher() -> ::worker_core::__private::Launcher {
 ///         ::worker_core::__private::Launcher::new(__worker_core_shim)
 ///     }
+///     fn __worker_core_options() -> ::worker_core::WorkerOptions {
+///         ::worker_core::WorkerOptions::new().timeout(Duration::new(secs, nanos))
+///     }
 ///     ::worker_core::__private::inventory::submit! {
-///         ::worker_core::__private::WorkerRegistration { name, timeout, launcher: __worker_core_launcher, module_path, file, line }
+///         ::worker_core::__private::WorkerRegistration { name, options: __worker_core_options, launcher: __worker_core_launcher, module_path, file, line }
 ///     }
 /// };
 /// ```
@@ -107,16 +110,13 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
     };
 
     let name = &worker.name;
-    let timeout = match worker.timeout {
-        Some(timeout) => {
-            let secs = Literal::u64_unsuffixed(timeout.as_secs());
-            let nanos = Literal::u32_unsuffixed(timeout.subsec_nanos());
-            quote! {
-                ::core::option::Option::Some(::worker_core::__private::Duration::new(#secs, #nanos))
-            }
+    let timeout = worker.timeout.map(|timeout| {
+        let secs = Literal::u64_unsuffixed(timeout.as_secs());
+        let nanos = Literal::u32_unsuffixed(timeout.subsec_nanos());
+        quote! {
+            .timeout(::worker_core::__private::Duration::new(#secs, #nanos))
         }
-        None => quote!(::core::option::Option::None),
-    };
+    });
     // `file!()` and `line!()` at the function's name report where the worker
     // is defined rather than where the attribute starts.
     let location = quote_spanned! {user_fn.span()=>
@@ -139,10 +139,13 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
             fn __worker_core_launcher() -> ::worker_core::__private::Launcher {
                 ::worker_core::__private::Launcher::new(__worker_core_shim)
             }
+            fn __worker_core_options() -> ::worker_core::WorkerOptions {
+                ::worker_core::WorkerOptions::new() #timeout
+            }
             ::worker_core::__private::inventory::submit! {
                 ::worker_core::__private::WorkerRegistration {
                     name: #name,
-                    timeout: #timeout,
+                    options: __worker_core_options,
                     launcher: __worker_core_launcher,
                     #location
                 }

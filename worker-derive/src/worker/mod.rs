@@ -115,7 +115,8 @@ mod tests {
             ":: worker_core :: __private :: inventory :: submit !",
             ":: worker_core :: __private :: WorkerRegistration {",
             r#"name : "send-email" ,"#,
-            "timeout : :: core :: option :: Option :: Some (:: worker_core :: __private :: Duration :: new (90 , 0)) ,",
+            "fn __worker_core_options () -> :: worker_core :: WorkerOptions { :: worker_core :: WorkerOptions :: new () . timeout (:: worker_core :: __private :: Duration :: new (90 , 0)) }",
+            "options : __worker_core_options ,",
             "fn __worker_core_launcher () -> :: worker_core :: __private :: Launcher { :: worker_core :: __private :: Launcher :: new (__worker_core_shim) }",
             "launcher : __worker_core_launcher ,",
             "module_path : :: core :: module_path ! () ,",
@@ -134,7 +135,9 @@ mod tests {
         );
         assert!(out.contains(r#"name : "cleanup-temp-files""#), "{out}");
         assert!(
-            out.contains("timeout : :: core :: option :: Option :: None"),
+            out.contains(
+                "fn __worker_core_options () -> :: worker_core :: WorkerOptions { :: worker_core :: WorkerOptions :: new () }"
+            ),
             "{out}"
         );
         assert!(out.contains("cleanup_temp_files (ctx) . await"), "{out}");

@@ -1,0 +1,266 @@
+//! A worker's run policy, declared once with the worker: timeout, retries
+//! with backoff, a concurrency limit and the queue in front of it.
+//!
+//! [`WorkerOptions`] is a plain value: the in-process driver reads it, and
+//! so can any other executor of runs, which is why the decisions made from
+//! it (is this failure retried, after how long) are methods here rather
+//! than logic inside the driver.
+
+use std::time::Duration;
+
+use crate::duration::format_duration;
+use crate::error::{Error, Result};
+
+/// The delay before the first retry when none is given.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The cap on the delay between retries when none is given.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
+
+/// How runs of one worker are executed: what
+/// `#[worker("name", timeout = "30s", retries = 3, concurrency = 4)]`
+/// declares, for [`WorkerManager::register_with`](crate::WorkerManager::register_with).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> worker_core::Result<()> {
+/// use std::time::Duration;
+/// use worker_core::prelude::*;
+///
+/// let manager = WorkerManager::new();
+/// let options = WorkerOptions::new()
+///     .timeout(Duration::from_secs(30)) // per attempt
+///     .retries(3)                       // 4 attempts in all
+///     .backoff(Duration::from_millis(1))
+///     .concurrency(4)                   // at most 4 attempts at once
+///     .queue_limit(100);                // at most 100 runs waiting for one
+/// manager.register_with("sync-crm", options, |ctx| async move {
+///     if ctx.attempt() < 3 {
+///         return Err(Error::msg("the CRM is busy"));
+///     }
+///     Ok(json!({"synced": 42}))
+/// }).await?;
+///
+/// let handle = manager.call("sync-crm", None, None).await?;
+/// let report: Value = handle.await_output().await?;
+/// assert_eq!(report["synced"], 42);
+/// assert_eq!(manager.stats("sync-crm").await.unwrap().retries, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerOptions {
+    timeout: Option<Duration>,
+    retries: u32,
+    backoff: Option<Duration>,
+    backoff_max: Option<Duration>,
+    concurrency: Option<usize>,
+    queue_limit: Option<usize>,
+}
+
+impl WorkerOptions {
+    /// No timeout, no retries, no limit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The default timeout of each attempt (a call's own timeout overrides it).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// How many more attempts a failed run gets: `retries(3)` is 4 attempts
+    /// in all. Retried: a returned error (except [`is_validation`] and
+    /// [`Error::permanent`]), a timeout, a panic. Never retried: a
+    /// cancellation, a shutdown.
+    ///
+    /// [`is_validation`]: Error::is_validation
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The delay before the first retry (default 1 s); it doubles for each
+    /// next one, up to [`backoff_max`](Self::backoff_max), and a random
+    /// 0–25 % is added on top so that failing runs don't retry in lockstep.
+    pub fn backoff(mut self, first: Duration) -> Self {
+        self.backoff = Some(first);
+        self
+    }
+
+    /// The cap on the delay between two attempts (default 5 min).
+    pub fn backoff_max(mut self, max: Duration) -> Self {
+        self.backoff_max = Some(max);
+        self
+    }
+
+    /// At most this many attempts of the worker execute at once in this
+    /// manager; the other runs wait, first in, first out.
+    pub fn concurrency(mut self, attempts: usize) -> Self {
+        self.concurrency = Some(attempts);
+        self
+    }
+
+    /// With [`concurrency`](Self::concurrency): at most this many runs wait
+    /// for a slot; past that `call` and `run` fail at once with an error
+    /// that [`is_overloaded`](Error::is_overloaded).
+    pub fn queue_limit(mut self, runs: usize) -> Self {
+        self.queue_limit = Some(runs);
+        self
+    }
+
+    /// The timeout of each attempt, if any.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// How many retries a failed run gets.
+    pub fn get_retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The delay before the first retry.
+    pub fn get_backoff(&self) -> Duration {
+        self.backoff.unwrap_or(DEFAULT_BACKOFF)
+    }
+
+    /// The cap on the delay between attempts. Unless given, never below
+    /// [`backoff`](Self::backoff): a first delay longer than the default
+    /// cap is taken as meant.
+    pub fn get_backoff_max(&self) -> Duration {
+        self.backoff_max
+            .unwrap_or(DEFAULT_BACKOFF_MAX.max(self.get_backoff()))
+    }
+
+    /// The concurrency limit, if any.
+    pub fn get_concurrency(&self) -> Option<usize> {
+        self.concurrency
+    }
+
+    /// The queue limit, if any.
+    pub fn get_queue_limit(&self) -> Option<usize> {
+        self.queue_limit
+    }
+
+    /// Checks that the options make sense together. The error
+    /// [`is_validation`](Error::is_validation) and names the worker and
+    /// the option.
+    pub(crate) fn validate(&self, worker: &str) -> Result<()> {
+        let problem = if self.timeout == Some(Duration::ZERO) {
+            "timeout must be longer than zero".to_owned()
+        } else if self.concurrency == Some(0) {
+            "concurrency must be at least 1".to_owned()
+        } else if self.queue_limit.is_some() && self.concurrency.is_none() {
+            "queue_limit needs concurrency: it bounds the runs waiting for a concurrency slot"
+                .to_owned()
+        } else if self.retries == 0 && (self.backoff.is_some() || self.backoff_max.is_some()) {
+            "backoff and backoff_max need retries: without them nothing is retried".to_owned()
+        } else if self.get_backoff_max() < self.get_backoff() {
+            format!(
+                "backoff_max ({}) is shorter than backoff ({})",
+                format_duration(self.get_backoff_max()),
+                format_duration(self.get_backoff())
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::validation(format!(
+            "invalid options for worker '{worker}': {problem}"
+        )))
+    }
+
+    /// After attempt number `attempt` (1 for the first) failed with
+    /// `error`, how long to wait before the next one; `None` if the run
+    /// ends here. `jitter` in `0.0..=1.0` picks the random part.
+    pub(crate) fn retry_delay(&self, attempt: u32, error: &Error, jitter: f64) -> Option<Duration> {
+        if attempt > self.retries || !error.is_retryable() {
+            return None;
+        }
+        if let Some(exact) = error.retry_delay() {
+            return Some(exact);
+        }
+        let doublings = attempt.saturating_sub(1).min(32);
+        let delay = self
+            .get_backoff()
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.get_backoff_max());
+        Some(delay.saturating_add(delay.mul_f64(0.25 * jitter.clamp(0.0, 1.0))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> WorkerOptions {
+        WorkerOptions::new()
+            .retries(10)
+            .backoff(Duration::from_secs(1))
+            .backoff_max(Duration::from_secs(5))
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_plus_at_most_a_quarter() {
+        let error = Error::msg("boom");
+        let delays: Vec<_> = (1..=5)
+            .map(|attempt| options().retry_delay(attempt, &error, 0.0).unwrap())
+            .collect();
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(delays, [secs(1), secs(2), secs(4), secs(5), secs(5)]);
+        assert_eq!(
+            options().retry_delay(2, &error, 1.0),
+            Some(Duration::from_millis(2500))
+        );
+    }
+
+    #[test]
+    fn what_is_not_retried() {
+        let options = options().retries(2);
+        assert_eq!(
+            options.retry_delay(3, &Error::msg("x"), 0.5),
+            None,
+            "retries used up"
+        );
+        for error in [
+            Error::validation("bad payload"),
+            Error::permanent("gone for good"),
+            Error::Shutdown,
+            Error::Cancelled {
+                worker: "w".into(),
+                run_id: "r".into(),
+            },
+        ] {
+            assert_eq!(options.retry_delay(1, &error, 0.5), None, "{error}");
+        }
+        let exact = Error::retry_after(Duration::from_millis(7), "rate limited");
+        assert_eq!(
+            options.retry_delay(1, &exact, 1.0),
+            Some(Duration::from_millis(7))
+        );
+    }
+
+    #[test]
+    fn conflicting_options_name_the_worker_and_the_option() {
+        let error = |options: WorkerOptions| options.validate("sync").unwrap_err().to_string();
+        assert_eq!(
+            error(WorkerOptions::new().queue_limit(5)),
+            "invalid options for worker 'sync': queue_limit needs concurrency: it bounds the runs waiting for a concurrency slot"
+        );
+        assert!(
+            error(WorkerOptions::new().concurrency(0)).contains("concurrency must be at least 1")
+        );
+        assert!(
+            error(WorkerOptions::new().backoff(Duration::from_secs(1))).contains("need retries")
+        );
+        assert!(
+            error(
+                WorkerOptions::new()
+                    .retries(1)
+                    .backoff(Duration::from_secs(10))
+                    .backoff_max(Duration::from_secs(1))
+            )
+            .contains("backoff_max (1s) is shorter than backoff (10s)")
+        );
+        assert!(WorkerOptions::new().validate("sync").is_ok());
+    }
+}
