@@ -4,6 +4,7 @@
 
 pub use core::time::Duration;
 pub use inventory;
+pub use serde::Serialize;
 
 pub use crate::launch::{BoxFuture, Launcher};
 pub use crate::registration::{InstallFn, InstallRegistration, WorkerRegistration};
@@ -24,6 +25,13 @@ pub fn decode_payload<T: serde::de::DeserializeOwned>(ctx: &WorkerContext) -> Re
     })
 }
 
+/// Passes a worker's result through, requiring its output to be
+/// `Serialize`: called at the worker's return type, so that a missing
+/// `Serialize` is reported there.
+pub fn serializable<O: Serialize>(output: Result<O>) -> Result<O> {
+    output
+}
+
 /// Runs the `install()` fns that `auto_workers!()` found, each file once per
 /// process, and reports every failure together.
 pub async fn run_installs(
@@ -36,9 +44,10 @@ pub async fn run_installs(
 /// Runs a `#[worker(blocking)]` fn on tokio's blocking pool. The run's
 /// timeout and cancellation still end the run on time, but the thread can't
 /// be stopped: the fn runs to its end in the background, its result ignored.
-pub async fn run_blocking<F>(ctx: WorkerContext, work: F) -> Result<()>
+pub async fn run_blocking<F, O>(ctx: WorkerContext, work: F) -> Result<O>
 where
-    F: FnOnce(WorkerContext) -> Result<()> + Send + 'static,
+    F: FnOnce(WorkerContext) -> Result<O> + Send + 'static,
+    O: Send + 'static,
 {
     let worker = ctx.worker_name().to_owned();
     match tokio::task::spawn_blocking(move || work(ctx)).await {

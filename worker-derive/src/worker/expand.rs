@@ -4,18 +4,21 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::validate::Worker;
+use std::time::Duration;
+
+use super::validate::{Options, Worker};
 
 /// `item` (the function exactly as written) followed by
 ///
 /// ```text
 /// const _: () = {
 ///     fn __worker_core_shim(ctx: ::worker_core::WorkerContext)
-///         -> impl ::core::future::Future<Output = ::worker_core::Result<()>> + ::core::marker::Send + 'static
+///         -> impl Future<Output = Result<impl Serialize + Send + 'static>> + Send + 'static
 ///     {
 ///         async move {
 ///             let payload = ::worker_core::__private::decode_payload::<Payload>(&ctx)?;
-///             let output: ::worker_core::Result<()> = user_fn(ctx, payload).await;
+///             let output: ::worker_core::Result<_> = user_fn(ctx, payload).await;
+///             let output = serializable(output); // `T: Serialize`, checked at the return type
 ///             output
 ///         }
 ///     }
@@ -39,7 +42,8 @@ use super::validate::Worker;
 ///         async move {
 ///             let payload = ::worker_core::__private::decode_payload::<Payload>(&ctx)?;
 ///             ::worker_core::__private::run_blocking(ctx, move |ctx| {
-///                 let output: ::worker_core::Result<()> = user_fn(ctx, payload);
+///                 let output: ::worker_core::Result<_> = user_fn(ctx, payload);
+///                 let output = serializable(output);
 ///                 output
 ///             })
 ///             .await
@@ -78,13 +82,17 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
     // Error>`, found `Result<u32, Error>`" underlines just `Result<u32>`.
     // The name keeps its own hygiene and only borrows the location.
     let output_span = worker.output.span();
+    // The same local, reported at the return type: where a missing
+    // `Serialize` on the output is the user's to fix.
+    let returned = Ident::new("output", Span::mixed_site().located_at(output_span));
     let mut callee = user_fn.clone();
     callee.set_span(user_fn.span().located_at(output_span));
     let shim_body = if worker.blocking {
         // The closure's `ctx` is the one `run_blocking` passes back on the
         // blocking thread; it shadows the shim's, which has moved by then.
         let call = quote_spanned! {output_span=>
-            let #output: ::worker_core::Result<()> = #callee(#args);
+            let #output: ::worker_core::Result<_> = #callee(#args);
+            let #output = ::worker_core::__private::serializable(#returned);
         };
         quote_spanned! {user_fn.span()=>
             async move {
@@ -98,7 +106,8 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
         }
     } else {
         let call = quote_spanned! {output_span=>
-            let #output: ::worker_core::Result<()> = #callee(#args).await;
+            let #output: ::worker_core::Result<_> = #callee(#args).await;
+            let #output = ::worker_core::__private::serializable(#returned);
         };
         quote_spanned! {user_fn.span()=>
             async move {
@@ -110,13 +119,7 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
     };
 
     let name = &worker.name;
-    let timeout = worker.timeout.map(|timeout| {
-        let secs = Literal::u64_unsuffixed(timeout.as_secs());
-        let nanos = Literal::u32_unsuffixed(timeout.subsec_nanos());
-        quote! {
-            .timeout(::worker_core::__private::Duration::new(#secs, #nanos))
-        }
-    });
+    let options = options(&worker.options);
     // `file!()` and `line!()` at the function's name report where the worker
     // is defined rather than where the attribute starts.
     let location = quote_spanned! {user_fn.span()=>
@@ -128,7 +131,11 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
     // The return type sits at the fn's name, so "future cannot be sent
     // between threads safely" points at the worker.
     let shim_output = quote_spanned! {user_fn.span()=>
-        impl ::core::future::Future<Output = ::worker_core::Result<()>> + ::core::marker::Send + 'static
+        impl ::core::future::Future<
+            Output = ::worker_core::Result<
+                impl ::worker_core::__private::Serialize + ::core::marker::Send + 'static,
+            >,
+        > + ::core::marker::Send + 'static
     };
     quote! {
         #item
@@ -140,7 +147,7 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
                 ::worker_core::__private::Launcher::new(__worker_core_shim)
             }
             fn __worker_core_options() -> ::worker_core::WorkerOptions {
-                ::worker_core::WorkerOptions::new() #timeout
+                ::worker_core::WorkerOptions::new() #options
             }
             ::worker_core::__private::inventory::submit! {
                 ::worker_core::__private::WorkerRegistration {
@@ -152,4 +159,39 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
             }
         };
     }
+}
+
+/// `.timeout(…).retries(…)…`: one builder call per option given.
+fn options(options: &Options) -> TokenStream {
+    let duration = |d: Duration| {
+        let secs = Literal::u64_unsuffixed(d.as_secs());
+        let nanos = Literal::u32_unsuffixed(d.subsec_nanos());
+        quote!(::worker_core::__private::Duration::new(#secs, #nanos))
+    };
+    let mut calls = TokenStream::new();
+    if let Some(d) = options.timeout {
+        let d = duration(d);
+        calls.extend(quote!(.timeout(#d)));
+    }
+    if let Some(n) = options.retries {
+        let n = Literal::u32_unsuffixed(n);
+        calls.extend(quote!(.retries(#n)));
+    }
+    if let Some(d) = options.backoff {
+        let d = duration(d);
+        calls.extend(quote!(.backoff(#d)));
+    }
+    if let Some(d) = options.backoff_max {
+        let d = duration(d);
+        calls.extend(quote!(.backoff_max(#d)));
+    }
+    if let Some(n) = options.concurrency {
+        let n = Literal::usize_unsuffixed(n);
+        calls.extend(quote!(.concurrency(#n)));
+    }
+    if let Some(n) = options.queue_limit {
+        let n = Literal::usize_unsuffixed(n);
+        calls.extend(quote!(.queue_limit(#n)));
+    }
+    calls
 }

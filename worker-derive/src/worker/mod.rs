@@ -108,10 +108,10 @@ mod tests {
         assert!(out.starts_with(&tokens(OK_FN).to_string()), "{out}");
         for part in [
             "const _ : () = {",
-            "fn __worker_core_shim (ctx : :: worker_core :: WorkerContext) -> impl :: core :: future :: Future < Output = :: worker_core :: Result < () >> + :: core :: marker :: Send + 'static {",
+            "fn __worker_core_shim (ctx : :: worker_core :: WorkerContext) -> impl :: core :: future :: Future < Output = :: worker_core :: Result < impl :: worker_core :: __private :: Serialize + :: core :: marker :: Send + 'static , > , > + :: core :: marker :: Send + 'static {",
             "async move {",
             "let payload = :: worker_core :: __private :: decode_payload :: < Email > (& ctx) ? ;",
-            "let output : :: worker_core :: Result < () > = send_email (ctx , payload) . await ; output",
+            "let output : :: worker_core :: Result < _ > = send_email (ctx , payload) . await ; let output = :: worker_core :: __private :: serializable (output) ; output",
             ":: worker_core :: __private :: inventory :: submit !",
             ":: worker_core :: __private :: WorkerRegistration {",
             r#"name : "send-email" ,"#,
@@ -375,7 +375,9 @@ mod tests {
         assert_eq!(
             error("", "async fn job(ctx: WorkerContext) { }"),
             pair(
-                format!("#[worker] functions must return `Result<()>`; {SIGNATURE}"),
+                format!(
+                    "#[worker] functions must return `Result<()>`, or `Result<T>` with `T: Serialize`; {SIGNATURE}"
+                ),
                 ")"
             )
         );
@@ -386,7 +388,9 @@ mod tests {
         assert_eq!(
             error("", "async fn job(ctx: WorkerContext) -> () { }"),
             pair(
-                format!("#[worker] functions must return `Result<()>`; {SIGNATURE}"),
+                format!(
+                    "#[worker] functions must return `Result<()>`, or `Result<T>` with `T: Serialize`; {SIGNATURE}"
+                ),
                 "()"
             )
         );
@@ -395,7 +399,7 @@ mod tests {
     #[test]
     fn every_problem_of_one_attribute_is_reported_at_once() {
         let found = errors(
-            r#"NAME, timeout = "0s", retries = 3"#,
+            r#"NAME, timeout = "0s", priority = 3"#,
             "unsafe fn job<T>(&self, ctx: &WorkerContext, a: u8, b: u8) { }",
         );
         let at: Vec<&str> = found.iter().map(|(_, at)| at.as_str()).collect();
@@ -404,7 +408,7 @@ mod tests {
             [
                 "NAME",
                 r#""0s""#,
-                "retries",
+                "priority",
                 "fn",
                 "unsafe",
                 "<T>",
@@ -454,7 +458,7 @@ mod tests {
             "async move {",
             "let payload = :: worker_core :: __private :: decode_payload :: < Job > (& ctx) ? ;",
             ":: worker_core :: __private :: run_blocking (ctx , move | ctx | { \
-             let output : :: worker_core :: Result < () > = resize (ctx , payload) ; output \
+             let output : :: worker_core :: Result < _ > = resize (ctx , payload) ; let output = :: worker_core :: __private :: serializable (output) ; output \
              }) . await }",
             r#"name : "resize-image" ,"#,
             "Duration :: new (2 , 0)",
@@ -475,7 +479,7 @@ mod tests {
         );
         assert!(out.contains(r#"name : "tidy-up""#), "{out}");
         assert!(
-            out.contains(":: worker_core :: __private :: run_blocking (ctx , move | ctx | { let output : :: worker_core :: Result < () > = tidy_up (ctx) ; output }) . await"),
+            out.contains(":: worker_core :: __private :: run_blocking (ctx , move | ctx | { let output : :: worker_core :: Result < _ > = tidy_up (ctx) ; let output = :: worker_core :: __private :: serializable (output) ; output }) . await"),
             "{out}"
         );
         assert!(!out.contains("decode_payload"), "{out}");
@@ -509,7 +513,7 @@ mod tests {
                     "&WorkerContext"
                 ),
                 pair(
-                    "#[worker] functions must return `Result<()>`; expected `fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`",
+                    "#[worker] functions must return `Result<()>`, or `Result<T>` with `T: Serialize`; expected `fn name(ctx: WorkerContext[, payload: T]) -> Result<()>`",
                     ")"
                 ),
             ]
@@ -632,17 +636,101 @@ mod tests {
         assert_eq!(
             error(r#""a", foo = 1"#, OK_FN),
             pair(
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`",
                 "foo"
             )
         );
         assert_eq!(
-            error("retries = 3", OK_FN).0,
-            "unknown option `retries` for #[worker]; expected one of: `name`, `timeout`, `blocking`"
+            error("priority = 3", OK_FN).0,
+            "unknown option `priority` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`"
         );
         assert_eq!(
             error(r#""a", threads"#, OK_FN).0,
-            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `blocking`"
+            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`"
+        );
+    }
+
+    #[test]
+    fn every_policy_option_becomes_a_builder_call() {
+        let out = expanded(
+            r#""sync-crm", timeout = "30s", retries = 3, backoff = "2s", backoff_max = "1m", concurrency = 4, queue_limit = 100"#,
+            OK_FN,
+        );
+        assert!(
+            out.contains(
+                ":: worker_core :: WorkerOptions :: new () \
+                 . timeout (:: worker_core :: __private :: Duration :: new (30 , 0)) \
+                 . retries (3) \
+                 . backoff (:: worker_core :: __private :: Duration :: new (2 , 0)) \
+                 . backoff_max (:: worker_core :: __private :: Duration :: new (60 , 0)) \
+                 . concurrency (4) . queue_limit (100)"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn policy_values_are_checked_each_at_its_token() {
+        let found = errors(
+            r#"retries = -1, backoff = "soon", backoff_max = 5, concurrency = 0, queue_limit = "ten""#,
+            OK_FN,
+        );
+        assert_eq!(
+            found,
+            [
+                pair(
+                    "retries must be a whole number from 0 to 4294967295, like retries = 3",
+                    "-1"
+                ),
+                pair(
+                    "invalid backoff \"soon\": expected a number, found `s`; write a number and a unit (h, m, s, ms, us, ns), like \"500ms\", \"5s\" or \"1m30s\"",
+                    "\"soon\""
+                ),
+                pair(
+                    "backoff_max must be a string literal, like backoff_max = \"5m\"",
+                    "5"
+                ),
+                pair(
+                    "concurrency = 0 is too small: concurrency must be a whole number from 1 to 4294967295",
+                    "0"
+                ),
+                pair(
+                    "queue_limit must be a whole number from 0 to 4294967295, like queue_limit = 100",
+                    "\"ten\""
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn options_that_need_another_are_reported_at_their_key() {
+        let found = errors(
+            r#"queue_limit = 10, backoff = "1s", backoff_max = "5m""#,
+            OK_FN,
+        );
+        assert_eq!(
+            found,
+            [
+                pair(
+                    "`queue_limit` needs `concurrency`: it bounds the runs waiting for a concurrency slot, like #[worker(concurrency = 4, queue_limit = 100)]",
+                    "queue_limit"
+                ),
+                pair(
+                    "`backoff` needs `retries`: without them nothing is retried, like #[worker(retries = 3, backoff = \"1s\")]",
+                    "backoff"
+                ),
+                pair(
+                    "`backoff_max` needs `retries`: without them nothing is retried, like #[worker(retries = 3, backoff_max = \"1s\")]",
+                    "backoff_max"
+                ),
+            ]
+        );
+        assert_eq!(
+            error(r#"retries = 2, backoff = "1m", backoff_max = "10s""#, OK_FN),
+            pair(
+                "`backoff_max` (10s) is shorter than `backoff` (60s): the cap must be at least the first delay",
+                "backoff_max"
+            )
         );
     }
 

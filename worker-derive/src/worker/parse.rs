@@ -24,6 +24,11 @@ pub(super) struct Args {
     pub(super) timeout: Attr<Duration>,
     /// `blocking` or `blocking = true`: a plain `fn` for tokio's blocking pool.
     pub(super) blocking: Attr<bool>,
+    pub(super) retries: Attr<u32>,
+    pub(super) backoff: Attr<Duration>,
+    pub(super) backoff_max: Attr<Duration>,
+    pub(super) concurrency: Attr<usize>,
+    pub(super) queue_limit: Attr<usize>,
 }
 
 /// One option's value plus whether it was given at all, so the second
@@ -31,6 +36,9 @@ pub(super) struct Args {
 pub(super) struct Attr<T> {
     seen: bool,
     value: Option<T>,
+    /// Where the key was first written, for errors about how options fit
+    /// together.
+    span: Option<Span>,
 }
 
 impl<T> Default for Attr<T> {
@@ -38,6 +46,7 @@ impl<T> Default for Attr<T> {
         Attr {
             seen: false,
             value: None,
+            span: None,
         }
     }
 }
@@ -51,7 +60,18 @@ impl<T> Attr<T> {
             return false;
         }
         self.seen = true;
+        self.span = Some(span);
         true
+    }
+
+    /// Where the key was written, if it was.
+    pub(super) fn span(&self) -> Option<Span> {
+        self.span
+    }
+
+    /// The value, if given and valid, without giving it up.
+    pub(super) fn value(&self) -> Option<&T> {
+        self.value.as_ref()
     }
 
     fn set(&mut self, value: T) {
@@ -96,6 +116,11 @@ type Setter = fn(&mut Args, &mut Ctxt, Setting);
 const OPTIONS: &[(&str, Setter)] = &[
     ("name", set_name),
     ("timeout", set_timeout),
+    ("retries", set_retries),
+    ("backoff", set_backoff),
+    ("backoff_max", set_backoff_max),
+    ("concurrency", set_concurrency),
+    ("queue_limit", set_queue_limit),
     ("blocking", set_blocking),
 ];
 
@@ -241,30 +266,115 @@ fn set_name(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
 }
 
 fn set_timeout(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
-    if !args.timeout.first(cx, "timeout", setting.key.span()) {
+    set_duration(&mut args.timeout, cx, setting, "timeout = \"5s\"");
+}
+
+fn set_backoff(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    set_duration(&mut args.backoff, cx, setting, "backoff = \"1s\"");
+}
+
+fn set_backoff_max(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    set_duration(&mut args.backoff_max, cx, setting, "backoff_max = \"5m\"");
+}
+
+/// A positive duration written as a string literal: `key = "1m30s"`.
+fn set_duration(attr: &mut Attr<Duration>, cx: &mut Ctxt, setting: Setting, example: &str) {
+    let key = setting.key.to_string();
+    if !attr.first(cx, &key, setting.key.span()) {
         return;
     }
-    let Some(value) = value_of(cx, &setting, "timeout = \"5s\"") else {
+    let Some(value) = value_of(cx, &setting, example) else {
         return;
     };
     let Some(lit) = string_literal(&value) else {
         cx.error_spanned_by(
             tokens_of(value),
-            "timeout must be a string literal, like timeout = \"5s\"",
+            format!("{key} must be a string literal, like {example}"),
         );
         return;
     };
     let text = lit.value();
     match duration::parse(&text) {
-        Ok(timeout) if timeout.is_zero() => {
-            cx.error(lit.span(), "timeout must be greater than zero");
+        Ok(duration) if duration.is_zero() => {
+            cx.error(lit.span(), format!("{key} must be greater than zero"));
         }
-        Ok(timeout) => args.timeout.set(timeout),
+        Ok(duration) => attr.set(duration),
         Err(err) => cx.error(
             lit.span(),
-            format!("invalid timeout {text:?}: {err}; {}", duration::HINT),
+            format!("invalid {key} {text:?}: {err}; {}", duration::HINT),
         ),
     }
+}
+
+fn set_retries(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let max = u64::from(u32::MAX);
+    if let Some(n) = whole_number(&mut args.retries, cx, setting, "retries = 3", 0, max) {
+        args.retries.set(n as u32);
+    }
+}
+
+fn set_concurrency(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let max = u64::from(u32::MAX);
+    if let Some(n) = whole_number(
+        &mut args.concurrency,
+        cx,
+        setting,
+        "concurrency = 4",
+        1,
+        max,
+    ) {
+        args.concurrency.set(n as usize);
+    }
+}
+
+fn set_queue_limit(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let max = u64::from(u32::MAX);
+    if let Some(n) = whole_number(
+        &mut args.queue_limit,
+        cx,
+        setting,
+        "queue_limit = 100",
+        0,
+        max,
+    ) {
+        args.queue_limit.set(n as usize);
+    }
+}
+
+/// An integer literal from `min` to `max`, written `key = 3`.
+fn whole_number<T>(
+    attr: &mut Attr<T>,
+    cx: &mut Ctxt,
+    setting: Setting,
+    example: &str,
+    min: u64,
+    max: u64,
+) -> Option<u64> {
+    let key = setting.key.to_string();
+    if !attr.first(cx, &key, setting.key.span()) {
+        return None;
+    }
+    let value = value_of(cx, &setting, example)?;
+    let range = format!("a whole number from {min} to {max}");
+    let lit = match value.as_slice() {
+        [TokenTree::Literal(_)] => syn::parse2::<syn::LitInt>(tokens_of(value.clone())).ok(),
+        _ => None,
+    };
+    let Some(lit) = lit else {
+        cx.error_spanned_by(
+            tokens_of(value),
+            format!("{key} must be {range}, like {example}"),
+        );
+        return None;
+    };
+    let problem = match lit.base10_parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => return Some(n),
+        Ok(n) if n < min => format!("{key} = {n} is too small"),
+        Ok(n) => format!("{key} = {n} is too large"),
+        Err(_) => format!("invalid {key} `{lit}`"),
+    };
+    cx.error(lit.span(), format!("{problem}: {key} must be {range}"));
+    None
 }
 
 /// `blocking`, `blocking = true` or `blocking = false`. Anything else is
@@ -339,7 +449,7 @@ mod tests {
         let key = Ident::new("foo", Span::call_site());
         assert_eq!(
             unknown_option_message(&key),
-            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `blocking`"
+            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`"
         );
     }
 
@@ -380,8 +490,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `blocking`",
-                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`",
+                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`",
             ]
         );
         assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));

@@ -29,13 +29,24 @@ pub(super) const BLOCKING_IS_NOT_ASYNC: &str =
 /// A function that passed every check: all expansion needs.
 pub(super) struct Worker<'a> {
     pub(super) name: LitStr,
-    pub(super) timeout: Option<Duration>,
+    pub(super) options: Options,
     /// Run on tokio's blocking pool: the function is a plain `fn`.
     pub(super) blocking: bool,
     pub(super) ident: &'a Ident,
     pub(super) context: &'a Type,
     pub(super) payload: Option<&'a Type>,
     pub(super) output: &'a Type,
+}
+
+/// The run policy, as `worker_core::WorkerOptions` will hold it.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Options {
+    pub(super) timeout: Option<Duration>,
+    pub(super) retries: Option<u32>,
+    pub(super) backoff: Option<Duration>,
+    pub(super) backoff_max: Option<Duration>,
+    pub(super) concurrency: Option<usize>,
+    pub(super) queue_limit: Option<usize>,
 }
 
 /// Checks `signature` and `args`; `None` exactly when the context holds an
@@ -60,6 +71,7 @@ pub(super) fn worker<'a>(
     generics(signature, cx);
     let params = params(signature, expected, cx);
     let output = output(signature, expected, cx);
+    options_fit_together(&args, cx);
     let name = name(args.name.get(), &signature.ident, cx);
     let ((context, payload), output, name) = (params?, output?, name?);
     if cx.has_errors() {
@@ -67,13 +79,61 @@ pub(super) fn worker<'a>(
     }
     Some(Worker {
         name,
-        timeout: args.timeout.get(),
+        options: Options {
+            timeout: args.timeout.get(),
+            retries: args.retries.get(),
+            backoff: args.backoff.get(),
+            backoff_max: args.backoff_max.get(),
+            concurrency: args.concurrency.get(),
+            queue_limit: args.queue_limit.get(),
+        },
         blocking,
         ident: &signature.ident,
         context,
         payload,
         output,
     })
+}
+
+/// Options that only mean something with another one, or contradict it.
+/// Reported at the key that needs the other; `WorkerOptions` checks the
+/// same at startup for `register_with`.
+fn options_fit_together(args: &Args, cx: &mut Ctxt) {
+    if let Some(span) = args.queue_limit.span() {
+        if args.concurrency.span().is_none() {
+            cx.error(
+                span,
+                "`queue_limit` needs `concurrency`: it bounds the runs waiting for a concurrency slot, like #[worker(concurrency = 4, queue_limit = 100)]",
+            );
+        }
+    }
+    if args.retries.span().is_none() {
+        for (key, span) in [
+            ("backoff", args.backoff.span()),
+            ("backoff_max", args.backoff_max.span()),
+        ] {
+            if let Some(span) = span {
+                cx.error(
+                    span,
+                    format!("`{key}` needs `retries`: without them nothing is retried, like #[worker(retries = 3, {key} = \"1s\")]"),
+                );
+            }
+        }
+    }
+    if let (Some(first), Some(max), Some(span)) = (
+        args.backoff.value(),
+        args.backoff_max.value(),
+        args.backoff_max.span(),
+    ) {
+        if max < first {
+            cx.error(
+                span,
+                format!(
+                    "`backoff_max` ({max:?}) is shorter than `backoff` ({first:?}): the cap must be at least the first delay"
+                ),
+            );
+        }
+    }
 }
 
 /// `async` exactly when not `blocking` (unchecked if `blocking` is unknown);
@@ -236,7 +296,7 @@ fn output<'a>(signature: &'a Signature, expected: &str, cx: &mut Ctxt) -> Option
         ReturnType::Default => {
             cx.error(
                 signature.paren_token.span.close(),
-                format!("#[worker] functions must return `Result<()>`; {expected}"),
+                format!("#[worker] functions must return `Result<()>`, or `Result<T>` with `T: Serialize`; {expected}"),
             );
             None
         }
@@ -254,7 +314,7 @@ fn output<'a>(signature: &'a Signature, expected: &str, cx: &mut Ctxt) -> Option
             other => {
                 cx.error_spanned_by(
                     other,
-                    format!("#[worker] functions must return `Result<()>`; {expected}"),
+                    format!("#[worker] functions must return `Result<()>`, or `Result<T>` with `T: Serialize`; {expected}"),
                 );
                 None
             }

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use worker_core::prelude::*;
 
 #[worker(blocking)]
-fn returns_a_number(ctx: WorkerContext) -> Result<u32> {
+fn returns_a_number(ctx: WorkerContext) -> std::result::Result<u32, String> {
     let _ = ctx;
     Ok(7)
 }

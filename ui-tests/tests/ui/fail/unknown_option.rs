@@ -1,6 +1,6 @@
 use worker_core::prelude::*;
 
-#[worker("send-email", retries = 3)]
+#[worker("send-email", priority = 3)]
 async fn send_email(ctx: WorkerContext) -> Result<()> {
     let _ = ctx;
     Ok(())
