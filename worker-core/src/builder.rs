@@ -144,6 +144,11 @@ impl Workers {
                 errors.push(error);
             }
         }
+        // Scheduled #[worker] fns and auto-loaded ones tick on the runtime
+        // that starts the workers.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            manager.start_timers(&runtime);
+        }
         match merge(errors) {
             None => Ok(manager),
             Some(error) => Err(error),

@@ -13,13 +13,16 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
-use crate::options::WorkerOptions;
+use crate::options::{WorkerOptions, invalid};
+use crate::schedule::Schedule;
 use crate::stats::StatsCell;
 
 pub(crate) struct Definition {
     pub(crate) name: Box<str>,
     pub(crate) options: WorkerOptions,
     pub(crate) stats: StatsCell,
+    /// When the worker runs by itself, parsed from its options.
+    pub(crate) schedule: Option<Schedule>,
     /// The concurrency limit's slots; `None` without a limit.
     pub(crate) slots: Option<Arc<Slots>>,
     /// `file:line` of a `#[worker]` declaration; `None` for `register`.
@@ -44,6 +47,7 @@ impl Definition {
     ) -> Result<Arc<Self>> {
         validate_name(&name)?;
         options.validate(&name)?;
+        let schedule = Schedule::of(&options).map_err(|problem| invalid(&name, &problem))?;
         let slots = options.get_concurrency().map(|limit| {
             Arc::new(Slots {
                 semaphore: Arc::new(Semaphore::new(limit)),
@@ -55,6 +59,7 @@ impl Definition {
             name: name.into_boxed_str(),
             options,
             stats: StatsCell::default(),
+            schedule,
             slots,
             origin,
         }))

@@ -81,7 +81,7 @@
 //!                 │                  │                  │
 //!  manager     manager: registry of definitions + launchers, per-thread views,
 //!                 │     admission, cancel, shutdown
-//!  lifecycle   registration ─ launch ─ drive       handle
+//!  lifecycle   registration ─ launch ─ drive       handle   scheduler
 //!                 (link-time)  (typed)   (deadline, cancel, hold, ending)
 //!                                 │
 //!  context     context (WorkerContext)
@@ -102,6 +102,7 @@ mod error;
 mod mailbox;
 mod options;
 mod running;
+mod schedule;
 mod signal;
 mod stats;
 mod sync;
@@ -116,6 +117,7 @@ mod drive;
 mod handle;
 mod launch;
 mod registration;
+mod scheduler;
 // The manager and its faces.
 mod builder;
 mod global;

@@ -58,6 +58,8 @@ struct Shared {
     /// [`View`] of an older generation is rebuilt before it is used.
     generation: AtomicU64,
     shutting_down: AtomicBool,
+    /// The timers of scheduled workers, by name; stopped by `shutdown`.
+    timers: Mutex<HashMap<Box<str>, tokio::task::AbortHandle>>,
     /// Absolute paths of worker files whose `install()` has run.
     installed: Mutex<HashSet<&'static str>>,
 }
@@ -108,6 +110,7 @@ impl WorkerManager {
                 settings: RwLock::new(Arc::new(Settings::default())),
                 generation: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
+                timers: Mutex::default(),
                 installed: Mutex::default(),
             }),
         }
@@ -161,7 +164,47 @@ impl WorkerManager {
         O: serde::Serialize + Send + 'static,
     {
         let definition = Definition::new(name.into(), options, None)?;
-        self.insert(definition, Launcher::new(handler))
+        self.insert(definition.clone(), Launcher::new(handler))?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.start_timer(definition, &runtime);
+        }
+        Ok(())
+    }
+
+    /// Starts the timer of every scheduled worker that has none yet, on
+    /// `runtime` (what `Workers::start` does for the `#[worker]` fns).
+    pub(crate) fn start_timers(&self, runtime: &tokio::runtime::Handle) {
+        let scheduled: Vec<Arc<Definition>> = self
+            .shared
+            .definitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|entry| entry.definition.schedule.is_some())
+            .map(|entry| entry.definition.clone())
+            .collect();
+        for definition in scheduled {
+            self.start_timer(definition, runtime);
+        }
+    }
+
+    fn start_timer(&self, definition: Arc<Definition>, runtime: &tokio::runtime::Handle) {
+        if self.is_shutting_down() {
+            return;
+        }
+        let mut timers = lock(&self.shared.timers);
+        if timers.contains_key(&definition.name) {
+            return;
+        }
+        let name = definition.name.clone();
+        let manager = self.clone();
+        let start_run = move || {
+            let (manager, name) = (manager.clone(), name.clone());
+            async move { manager.run(&name, None).await }
+        };
+        if let Some(timer) = crate::scheduler::start(definition.clone(), runtime, start_run) {
+            timers.insert(definition.name.clone(), timer);
+        }
     }
 
     /// Like [`register`](Self::register), with a default timeout for runs
@@ -426,6 +469,9 @@ impl WorkerManager {
     /// again is harmless.
     pub async fn shutdown(&self) -> Result<()> {
         self.shared.shutting_down.store(true, SeqCst);
+        for (_, timer) in lock(&self.shared.timers).drain() {
+            timer.abort();
+        }
         let runs = self.shared.running.snapshot();
         for run in &runs {
             run.signals.fire(Signal::Cancel);

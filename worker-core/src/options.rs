@@ -55,6 +55,10 @@ pub struct WorkerOptions {
     backoff_max: Option<Duration>,
     concurrency: Option<usize>,
     queue_limit: Option<usize>,
+    every: Option<Duration>,
+    cron: Option<String>,
+    tz: Option<String>,
+    local: bool,
 }
 
 impl WorkerOptions {
@@ -109,6 +113,57 @@ impl WorkerOptions {
         self
     }
 
+    /// Runs the worker on a fixed cadence: the first run one interval after
+    /// its timer starts, then every interval, whatever the runs take. Not
+    /// with [`cron`](Self::cron).
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.every = Some(interval);
+        self
+    }
+
+    /// Runs the worker at each instant matching a cron expression: 5 fields
+    /// (`"0 3 * * *"`, minute first), or 6 with seconds first; POSIX
+    /// weekdays (0 or 7 is Sunday). Evaluated in UTC, or in [`tz`](Self::tz).
+    pub fn cron(mut self, expression: &str) -> Self {
+        self.cron = Some(expression.to_owned());
+        self
+    }
+
+    /// The IANA time zone a [`cron`](Self::cron) expression is read in,
+    /// like `"Europe/Berlin"`: DST-correct (a tick in a skipped hour runs
+    /// at the first instant after it, a tick in a repeated hour runs once).
+    pub fn tz(mut self, zone: &str) -> Self {
+        self.tz = Some(zone.to_owned());
+        self
+    }
+
+    /// Always run in this process, never through a backend (for a durable
+    /// backend, when one is configured).
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// The fixed interval, if the worker runs on one.
+    pub fn get_every(&self) -> Option<Duration> {
+        self.every
+    }
+
+    /// The cron expression, if the worker runs on one.
+    pub fn get_cron(&self) -> Option<&str> {
+        self.cron.as_deref()
+    }
+
+    /// The zone the cron expression is read in; `None` is UTC.
+    pub fn get_tz(&self) -> Option<&str> {
+        self.tz.as_deref()
+    }
+
+    /// Whether runs always stay in this process.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
     /// The timeout of each attempt, if any.
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
@@ -142,7 +197,8 @@ impl WorkerOptions {
         self.queue_limit
     }
 
-    /// Checks that the options make sense together. The error
+    /// Checks that the options make sense together (the cron expression
+    /// and the zone themselves are checked by `Schedule::of`). The error
     /// [`is_validation`](Error::is_validation) and names the worker and
     /// the option.
     pub(crate) fn validate(&self, worker: &str) -> Result<()> {
@@ -155,6 +211,12 @@ impl WorkerOptions {
                 .to_owned()
         } else if self.retries == 0 && (self.backoff.is_some() || self.backoff_max.is_some()) {
             "backoff and backoff_max need retries: without them nothing is retried".to_owned()
+        } else if self.every.is_some() && self.cron.is_some() {
+            "every and cron can't both be given: a worker has one schedule".to_owned()
+        } else if self.tz.is_some() && self.cron.is_none() {
+            "tz needs cron: it is the zone the cron expression is read in".to_owned()
+        } else if self.every == Some(Duration::ZERO) {
+            "every must be longer than zero".to_owned()
         } else if self.get_backoff_max() < self.get_backoff() {
             format!(
                 "backoff_max ({}) is shorter than backoff ({})",
@@ -164,9 +226,7 @@ impl WorkerOptions {
         } else {
             return Ok(());
         };
-        Err(Error::validation(format!(
-            "invalid options for worker '{worker}': {problem}"
-        )))
+        Err(invalid(worker, &problem))
     }
 
     /// After attempt number `attempt` (1 for the first) failed with
@@ -186,6 +246,11 @@ impl WorkerOptions {
             .min(self.get_backoff_max());
         Some(delay.saturating_add(delay.mul_f64(0.25 * jitter.clamp(0.0, 1.0))))
     }
+}
+
+/// The error for options that can't be used, naming the worker.
+pub(crate) fn invalid(worker: &str, problem: &str) -> Error {
+    Error::validation(format!("invalid options for worker '{worker}': {problem}"))
 }
 
 #[cfg(test)]

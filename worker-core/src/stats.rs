@@ -49,6 +49,9 @@ pub struct WorkerStats {
     pub panics: u64,
     /// Runs in flight now.
     pub running: u64,
+    /// Scheduled ticks skipped because the previous scheduled run was still
+    /// in flight.
+    pub skipped: u64,
     /// Attempts that failed and were tried again. A run that failed twice
     /// and then succeeded adds 1 to `runs`, 0 to `errors` and 2 here.
     pub retries: u64,
@@ -114,6 +117,7 @@ struct Stripe {
     timeouts: AtomicU64,
     panics: AtomicU64,
     retries: AtomicU64,
+    skipped: AtomicU64,
     total_runtime_us: AtomicU64,
     last_run_us: AtomicU64,
     /// When this stripe's last run ended, in µs since `epoch`; 0 = never.
@@ -186,6 +190,11 @@ impl StatsCell {
         self.stripe().retries.fetch_add(1, SeqCst);
     }
 
+    /// Counts a scheduled tick that started nothing.
+    pub(crate) fn skipped(&self) {
+        self.stripe().skipped.fetch_add(1, SeqCst);
+    }
+
     /// Counts a run that took `took` and ended at `now`.
     pub(crate) fn ended(&self, ending: Ending, took: Duration, now: Instant) {
         let stripe = self.stripe();
@@ -245,6 +254,7 @@ impl StatsCell {
             panics,
             running: started.saturating_sub(runs + cancelled),
             retries: sum(|s| &s.retries),
+            skipped: sum(|s| &s.skipped),
             last_run_ms,
             total_runtime_ms: sum(|s| &s.total_runtime_us) / 1000,
         }

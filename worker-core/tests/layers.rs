@@ -12,13 +12,16 @@ const LAYERS: &[(&str, &[&str])] = &[
         "foundation",
         &[
             "sync", "duration", "error", "signal", "mailbox", "stats", "config", "options",
-            "running", "build",
+            "schedule", "running", "build",
         ],
     ),
     ("worker", &["definition"]),
     ("run", &["run"]),
     ("context", &["context"]),
-    ("lifecycle", &["drive", "launch", "handle", "registration"]),
+    (
+        "lifecycle",
+        &["drive", "launch", "handle", "registration", "scheduler"],
+    ),
     ("manager", &["manager"]),
     ("facade", &["builder", "global", "__private", "lib"]),
 ];

@@ -39,6 +39,7 @@ mod fn_item;
 #[cfg(test)]
 mod testing;
 mod worker;
+mod zones;
 
 use proc_macro::TokenStream;
 

@@ -193,5 +193,18 @@ fn options(options: &Options) -> TokenStream {
         let n = Literal::usize_unsuffixed(n);
         calls.extend(quote!(.queue_limit(#n)));
     }
+    if let Some(d) = options.every {
+        let d = duration(d);
+        calls.extend(quote!(.every(#d)));
+    }
+    if let Some(expression) = &options.cron {
+        calls.extend(quote!(.cron(#expression)));
+    }
+    if let Some(zone) = &options.tz {
+        calls.extend(quote!(.tz(#zone)));
+    }
+    if options.local {
+        calls.extend(quote!(.local()));
+    }
     calls
 }

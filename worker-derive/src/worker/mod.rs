@@ -636,17 +636,17 @@ mod tests {
         assert_eq!(
             error(r#""a", foo = 1"#, OK_FN),
             pair(
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`",
                 "foo"
             )
         );
         assert_eq!(
             error("priority = 3", OK_FN).0,
-            "unknown option `priority` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`"
+            "unknown option `priority` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
         assert_eq!(
             error(r#""a", threads"#, OK_FN).0,
-            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`"
+            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
     }
 
@@ -732,6 +732,61 @@ mod tests {
                 "backoff_max"
             )
         );
+    }
+
+    #[test]
+    fn schedules_become_builder_calls() {
+        let out = expanded(r#""cleanup", every = "15m", local"#, OK_FN);
+        assert!(
+            out.contains(
+                ":: worker_core :: WorkerOptions :: new () . every (:: worker_core :: __private :: Duration :: new (900 , 0)) . local ()"
+            ),
+            "{out}"
+        );
+        let out = expanded(r#""nightly", cron = "0 3 * * *", tz = "UTC""#, OK_FN);
+        assert!(
+            out.contains(r#". cron ("0 3 * * *") . tz ("UTC")"#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn schedules_are_checked_at_compile_time() {
+        assert_eq!(error(r#"cron = "0 25 * * *""#, OK_FN).1, r#""0 25 * * *""#);
+        assert!(
+            error(r#"cron = "0 25 * * *""#, OK_FN)
+                .0
+                .starts_with(r#"invalid cron expression "0 25 * * *": "#)
+        );
+        assert_eq!(
+            errors(r#"every = "1m", cron = "* * * * *", local = true"#, OK_FN),
+            [
+                pair(
+                    "`local` is a flag: write #[worker(local)] to keep this worker's runs in this process",
+                    "true"
+                ),
+                pair(
+                    "`every` and `cron` can't both be given: a worker has one schedule",
+                    "cron"
+                ),
+            ]
+        );
+        assert_eq!(
+            error(r#"tz = "UTC""#, OK_FN),
+            pair(
+                "`tz` needs `cron`: it is the zone the cron expression is read in, like #[worker(cron = \"0 3 * * *\", tz = \"Europe/Berlin\")]",
+                "tz"
+            )
+        );
+        if crate::zones::known("UTC").is_some() {
+            assert_eq!(
+                error(r#"cron = "0 3 * * *", tz = "Europe/Atlantis""#, OK_FN),
+                pair(
+                    "unknown time zone \"Europe/Atlantis\"; use an IANA name like \"Europe/Berlin\" or \"America/New_York\"",
+                    "\"Europe/Atlantis\""
+                )
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub(super) struct Args {
     pub(super) backoff_max: Attr<Duration>,
     pub(super) concurrency: Attr<usize>,
     pub(super) queue_limit: Attr<usize>,
+    pub(super) every: Attr<Duration>,
+    pub(super) cron: Attr<String>,
+    pub(super) tz: Attr<String>,
+    /// `local`: always run in this process, never through a backend.
+    pub(super) local: Attr<bool>,
 }
 
 /// One option's value plus whether it was given at all, so the second
@@ -121,6 +126,10 @@ const OPTIONS: &[(&str, Setter)] = &[
     ("backoff_max", set_backoff_max),
     ("concurrency", set_concurrency),
     ("queue_limit", set_queue_limit),
+    ("every", set_every),
+    ("cron", set_cron),
+    ("tz", set_tz),
+    ("local", set_local),
     ("blocking", set_blocking),
 ];
 
@@ -306,6 +315,83 @@ fn set_duration(attr: &mut Attr<Duration>, cx: &mut Ctxt, setting: Setting, exam
     }
 }
 
+fn set_every(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    set_duration(&mut args.every, cx, setting, "every = \"15m\"");
+}
+
+/// A cron expression, parsed here with the parser the runtime uses.
+fn set_cron(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let example = "cron = \"0 3 * * *\"";
+    let Some(lit) = string_value(&mut args.cron, cx, setting, example) else {
+        return;
+    };
+    let expression = lit.value();
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(&expression);
+    match parsed {
+        Ok(_) => args.cron.set(expression),
+        Err(error) => cx.error(
+            lit.span(),
+            format!(
+                "invalid cron expression {expression:?}: {error}; write 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, like \"0 3 * * *\""
+            ),
+        ),
+    }
+}
+
+/// An IANA zone name. Checked against the build machine's zone database
+/// when it has one; otherwise `Workers::start` checks it.
+fn set_tz(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let Some(lit) = string_value(&mut args.tz, cx, setting, "tz = \"Europe/Berlin\"") else {
+        return;
+    };
+    let zone = lit.value();
+    match crate::zones::known(&zone) {
+        Some(false) => cx.error(
+            lit.span(),
+            format!("unknown time zone {zone:?}; use an IANA name like \"Europe/Berlin\" or \"America/New_York\""),
+        ),
+        Some(true) | None => args.tz.set(zone),
+    }
+}
+
+fn set_local(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    if !args.local.first(cx, "local", setting.key.span()) {
+        return;
+    }
+    match setting.value {
+        None => args.local.set(true),
+        Some((_, value)) => cx.error_spanned_by(
+            value,
+            "`local` is a flag: write #[worker(local)] to keep this worker's runs in this process",
+        ),
+    }
+}
+
+/// A string literal value: `key = "…"`.
+fn string_value<T>(
+    attr: &mut Attr<T>,
+    cx: &mut Ctxt,
+    setting: Setting,
+    example: &str,
+) -> Option<LitStr> {
+    let key = setting.key.to_string();
+    if !attr.first(cx, &key, setting.key.span()) {
+        return None;
+    }
+    let value = value_of(cx, &setting, example)?;
+    let lit = string_literal(&value);
+    if lit.is_none() {
+        cx.error_spanned_by(
+            tokens_of(value),
+            format!("{key} must be a string literal, like {example}"),
+        );
+    }
+    lit
+}
+
 fn set_retries(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     let max = u64::from(u32::MAX);
     if let Some(n) = whole_number(&mut args.retries, cx, setting, "retries = 3", 0, max) {
@@ -449,7 +535,7 @@ mod tests {
         let key = Ident::new("foo", Span::call_site());
         assert_eq!(
             unknown_option_message(&key),
-            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`"
+            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
     }
 
@@ -490,8 +576,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`",
-                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`",
+                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`",
             ]
         );
         assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));

@@ -47,6 +47,10 @@ pub(super) struct Options {
     pub(super) backoff_max: Option<Duration>,
     pub(super) concurrency: Option<usize>,
     pub(super) queue_limit: Option<usize>,
+    pub(super) every: Option<Duration>,
+    pub(super) cron: Option<String>,
+    pub(super) tz: Option<String>,
+    pub(super) local: bool,
 }
 
 /// Checks `signature` and `args`; `None` exactly when the context holds an
@@ -86,6 +90,10 @@ pub(super) fn worker<'a>(
             backoff_max: args.backoff_max.get(),
             concurrency: args.concurrency.get(),
             queue_limit: args.queue_limit.get(),
+            every: args.every.get(),
+            cron: args.cron.get(),
+            tz: args.tz.get(),
+            local: args.local.is_on(),
         },
         blocking,
         ident: &signature.ident,
@@ -106,6 +114,18 @@ fn options_fit_together(args: &Args, cx: &mut Ctxt) {
                 "`queue_limit` needs `concurrency`: it bounds the runs waiting for a concurrency slot, like #[worker(concurrency = 4, queue_limit = 100)]",
             );
         }
+    }
+    if let (Some(_), Some(span)) = (args.every.span(), args.cron.span()) {
+        cx.error(
+            span,
+            "`every` and `cron` can't both be given: a worker has one schedule",
+        );
+    }
+    if let (Some(span), None) = (args.tz.span(), args.cron.span()) {
+        cx.error(
+            span,
+            "`tz` needs `cron`: it is the zone the cron expression is read in, like #[worker(cron = \"0 3 * * *\", tz = \"Europe/Berlin\")]",
+        );
     }
     if args.retries.span().is_none() {
         for (key, span) in [

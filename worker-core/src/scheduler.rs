@@ -1,0 +1,118 @@
+//! A scheduled worker's timer: at each tick of its [`Schedule`] it starts a
+//! run with no payload, through the caller's own path (so retries, limits
+//! and statistics apply), unless the previous scheduled run is still in
+//! flight: then the tick is skipped, logged and counted. Missed ticks (the
+//! process was down, the runtime stalled) are not caught up.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::runtime::Handle;
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::definition::Definition;
+use crate::error::Result;
+use crate::schedule::Schedule;
+
+/// Starts the timer of `definition` on `runtime`, if it has a schedule;
+/// `start_run` starts one run. Aborting the returned handle stops it.
+pub(crate) fn start<F, Fut>(
+    definition: Arc<Definition>,
+    runtime: &Handle,
+    start_run: F,
+) -> Option<AbortHandle>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let schedule = definition.schedule.clone()?;
+    let mut ticks = Ticks {
+        definition,
+        start_run,
+        previous: None,
+    };
+    let timer = runtime.spawn(async move {
+        match schedule {
+            Schedule::Every(interval) => {
+                let first = Instant::now() + interval;
+                let mut interval = tokio::time::interval_at(first, interval);
+                interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                loop {
+                    interval.tick().await;
+                    ticks.tick();
+                }
+            }
+            cron @ Schedule::Cron { .. } => {
+                let clock = Clock::anchored();
+                let mut after = clock.now();
+                while let Some(next) = cron.next_after(after) {
+                    clock.sleep_until(next).await;
+                    ticks.tick();
+                    // A timer that woke late runs once, then waits for the
+                    // next tick after now: missed ticks are not caught up.
+                    after = next.max(clock.now());
+                }
+                ticks.warn("its cron expression matches no future instant; no more runs");
+            }
+        }
+    });
+    Some(timer.abort_handle())
+}
+
+struct Ticks<F> {
+    definition: Arc<Definition>,
+    start_run: F,
+    /// The last scheduled run, to skip a tick while it is in flight.
+    previous: Option<JoinHandle<Result<()>>>,
+}
+
+impl<F, Fut> Ticks<F>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    fn tick(&mut self) {
+        if self.previous.as_ref().is_some_and(|run| !run.is_finished()) {
+            self.definition.stats.skipped();
+            self.warn("tick skipped: the previous scheduled run is still in flight");
+            return;
+        }
+        self.previous = Some(tokio::spawn((self.start_run)()));
+    }
+
+    fn warn(&self, message: &str) {
+        log::warn!(target: "worker", "[Worker:{}] {message}", self.definition.name);
+    }
+}
+
+/// Wall-clock time read off tokio's clock: anchored once, then advanced by
+/// tokio's monotonic time, so that a wall-clock jump doesn't fire or skip
+/// ticks and tests can run on tokio's paused clock.
+struct Clock {
+    wall: Timestamp,
+    monotonic: Instant,
+}
+
+impl Clock {
+    fn anchored() -> Self {
+        Clock {
+            wall: Timestamp::now(),
+            monotonic: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        let elapsed =
+            SignedDuration::try_from(self.monotonic.elapsed()).unwrap_or(SignedDuration::MAX);
+        self.wall.saturating_add(elapsed).unwrap_or(Timestamp::MAX)
+    }
+
+    async fn sleep_until(&self, at: Timestamp) {
+        let wait = at.duration_since(self.now());
+        let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
+    }
+}
