@@ -149,3 +149,25 @@ async fn schedules_that_cant_be_used_register_nothing_and_say_why() {
     }
     assert!(manager.definitions().await.unwrap().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn ticks_missed_while_the_runtime_stalled_are_not_caught_up() {
+    let manager = WorkerManager::new();
+    let (_, starts) = scheduled(&manager, WorkerOptions::new().every(ms(100)), ms(1)).await;
+    tokio::time::sleep(ms(150)).await; // one tick, at 100 ms
+    // The runtime "stalls" for 1 s: the clock jumps with nothing polled.
+    tokio::time::advance(ms(1000)).await;
+    tokio::time::sleep(ms(20)).await;
+    let starts = starts.lock().unwrap().clone();
+    assert_eq!(
+        starts.len(),
+        2,
+        "one run for the ten missed ticks: {starts:?}"
+    );
+    tokio::time::sleep(ms(200)).await;
+    let later = manager.stats("tick").await.unwrap().runs;
+    assert!(
+        later <= 4,
+        "back on its cadence, not catching up: {later} runs"
+    );
+}

@@ -12,6 +12,7 @@ use crate::report::{Row, Target, Unit, seconds};
 pub mod burst;
 pub mod compile;
 pub mod memory;
+pub mod policies;
 pub mod scaling;
 pub mod sequential;
 pub mod startup;
@@ -75,6 +76,8 @@ pub const CASES: &[Case] = &[
     Case::new("B5", memory::b5),
     Case::new("B6", scaling::b6),
     Case::new("B7", startup::b7),
+    Case::new("B9", policies::b9),
+    Case::new("B10", policies::b10),
     Case {
         id: "B8",
         full_only: true,

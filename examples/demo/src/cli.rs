@@ -70,13 +70,33 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
 }
 
 pub async fn list(manager: &WorkerManager) -> Result<()> {
+    use worker_core::format_duration as show;
     for name in manager.definitions().await? {
-        match manager.default_timeout(&name) {
-            Some(timeout) => println!(
-                "{name}  (timeout {})",
-                worker_core::format_duration(timeout)
-            ),
-            None => println!("{name}"),
+        let Some(options) = manager.options(&name) else {
+            continue;
+        };
+        let mut policy = Vec::new();
+        if let Some(timeout) = options.get_timeout() {
+            policy.push(format!("timeout {}", show(timeout)));
+        }
+        if options.get_retries() > 0 {
+            policy.push(format!("retries {}", options.get_retries()));
+        }
+        if let Some(limit) = options.get_concurrency() {
+            policy.push(format!("concurrency {limit}"));
+        }
+        if let Some(every) = options.get_every() {
+            policy.push(format!("every {}", show(every)));
+        }
+        if let Some(cron) = options.get_cron() {
+            policy.push(format!(
+                "cron {cron:?} {}",
+                options.get_tz().unwrap_or("UTC")
+            ));
+        }
+        match policy.is_empty() {
+            true => println!("{name}"),
+            false => println!("{name}  ({})", policy.join(", ")),
         }
     }
     Ok(())

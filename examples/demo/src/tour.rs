@@ -24,6 +24,7 @@ pub async fn run(manager: &WorkerManager, sandbox: &Sandbox) -> Result<()> {
     timeout().await?;
     cancellation().await?;
     invalid_payload().await?;
+    policies().await?;
     stats_table(&definitions).await?;
     graceful_shutdown(manager).await
 }
@@ -200,11 +201,50 @@ async fn invalid_payload() -> Result<()> {
     Ok(())
 }
 
+async fn policies() -> Result<()> {
+    step(
+        "Retries and a schedule, declared on the worker",
+        r#"#[worker("sync-crm", retries = 3, backoff = "50ms")] … handle.await_output::<SyncReport>().await?"#,
+    );
+    let handle = WORKER::call("sync-crm", None, None).await?;
+    let report: Value = handle.await_output().await?;
+    let stats = WORKER::stats("sync-crm").await.unwrap_or_default();
+    println!(
+        "   ✓ synced {} contacts on attempt {} ({} retries)",
+        report["contacts"], report["attempts"], stats.retries
+    );
+    // The cleanup's timer started with the workers: wait for its first tick.
+    let started = Instant::now();
+    while WORKER::stats("cleanup-temp-files")
+        .await
+        .is_none_or(|s| s.runs < 2)
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "   ✓ #[worker(every = \"1s\")] cleanup-temp-files ran by itself too: {} runs so far",
+        WORKER::stats("cleanup-temp-files")
+            .await
+            .unwrap_or_default()
+            .runs
+    );
+    Ok(())
+}
+
 async fn stats_table(definitions: &[String]) -> Result<()> {
     step("Statistics", r#"WORKER::stats("send-email").await"#);
     println!(
-        "   {:<20} {:>5} {:>6} {:>9} {:>8} {:>8} {:>8}",
-        "worker", "runs", "errors", "cancelled", "success", "avg ms", "last ms"
+        "   {:<20} {:>5} {:>6} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "worker",
+        "runs",
+        "errors",
+        "cancelled",
+        "retries",
+        "skipped",
+        "success",
+        "avg ms",
+        "last ms"
     );
     for name in definitions {
         let Some(stats) = WORKER::stats(name).await else {
@@ -214,11 +254,13 @@ async fn stats_table(definitions: &[String]) -> Result<()> {
             continue;
         }
         println!(
-            "   {:<20} {:>5} {:>6} {:>9} {:>7.0}% {:>8.1} {:>8}",
+            "   {:<20} {:>5} {:>6} {:>9} {:>7} {:>7} {:>7.0}% {:>8.1} {:>8}",
             name,
             stats.runs,
             stats.errors,
             stats.cancelled,
+            stats.retries,
+            stats.skipped,
             stats.success_rate(),
             stats.average_ms(),
             stats

@@ -23,7 +23,7 @@ fn the_tour_shows_every_feature_and_exits_cleanly() {
         text(&output.stderr)
     );
     for expected in [
-        "10 workers discovered",
+        "11 workers discovered",
         "✓ sent in",
         "generate-report  100% complete",
         "✓ it finished in the background",
@@ -31,7 +31,9 @@ fn the_tour_shows_every_feature_and_exits_cleanly() {
         "✓ err.is_timeout(): Worker 'generate-report' timed out after 200ms",
         "✓ err.is_cancelled(): Worker 'generate-report' run",
         "✓ err.is_validation(): invalid payload for worker 'send-email': missing field `to`",
-        "worker                runs errors cancelled  success   avg ms  last ms",
+        "✓ synced 128 contacts on attempt 3 (2 retries)",
+        "✓ #[worker(every = \"1s\")] cleanup-temp-files ran by itself too",
+        "worker                runs errors cancelled retries skipped  success   avg ms  last ms",
         "✓ 2 runs cancelled, 0 in flight",
         "✓ new calls refused",
     ] {
@@ -101,8 +103,11 @@ fn list_shows_every_discovered_worker() {
             "notify-sms",
             "process-item",
             "process-upload",
-            "send-email"
+            "send-email",
+            "sync-crm"
         ]
     );
     assert!(stdout.contains("send-email  (timeout 5s)"));
+    assert!(stdout.contains("sync-crm  (timeout 5s, retries 3, concurrency 2)"));
+    assert!(stdout.contains("cleanup-temp-files  (every 1s)"));
 }

@@ -30,13 +30,14 @@ async fn auto_workers_installs_each_file_once_however_often_it_is_declared() {
         "generate-report",
         "cleanup-temp-files",
         "notify-email",
+        "sync-crm",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "#[worker] fns: {expected} in {names:?}"
         );
     }
-    assert_eq!(names.len(), 10);
+    assert_eq!(names.len(), 11);
     let err = WORKER::run("send-email", Some(json!({"to": "nobody"})))
         .await
         .unwrap_err();

@@ -1,5 +1,8 @@
 //! Example 3 of the seed: removing stale temporary files. `#[worker]` with
-//! no name: the fn name gives it, `cleanup-temp-files`.
+//! no name: the fn name gives it, `cleanup-temp-files`. The seed runs it
+//! from a hand-written `loop { sleep(3600s); WORKER::run(..) }`; here
+//! `every` declares the schedule (short, so that the tour sees it tick),
+//! with no overlap and no catching up after a stall.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,7 +11,7 @@ use worker_core::prelude::*;
 /// Files older than this are removed (`cleanup.max_age_secs` in the config).
 const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
 
-#[worker]
+#[worker(every = "1s")]
 pub async fn cleanup_temp_files(ctx: WorkerContext) -> Result<()> {
     let dir = ctx
         .config()
