@@ -172,6 +172,12 @@ impl WorkerContext {
     /// (or the reader goes away). Returns an error only if the run is
     /// cancelled while it waits.
     pub async fn send(&self, message: Value) -> Result<()> {
+        // With room in the buffer (the common case) nothing waits, so
+        // nothing registers a waker.
+        let message = match self.run.try_emit(message) {
+            Ok(()) => return Ok(()),
+            Err(full) => full,
+        };
         tokio::select! {
             biased;
             () = self.run.emit_waiting(message) => Ok(()),

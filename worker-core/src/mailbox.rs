@@ -102,26 +102,33 @@ impl Mailbox {
         }
     }
 
+    /// Queues a message if there is room (or discards it if nobody will
+    /// read); a full buffer hands it back.
+    pub(crate) fn try_push(&self, message: Value) -> Result<(), Value> {
+        if lock(&self.state).is_full() {
+            return Err(message);
+        }
+        self.push(message);
+        Ok(())
+    }
+
     /// Queues a message once there is room for it (or discards it if the
     /// reader goes away).
     pub(crate) async fn push_waiting(&self, message: Value, signals: &Signals) {
-        let mut message = Some(message);
-        let mut try_push = || {
-            let state = lock(&self.state);
-            if state.is_full() {
-                return false;
-            }
-            drop(state);
-            if let Some(message) = message.take() {
-                self.push(message);
-            }
-            true
+        let mut message = match self.try_push(message) {
+            Ok(()) => return,
+            Err(back) => Some(back),
         };
-        if try_push() {
-            return;
-        }
         let _waiting = WaitingSender::enter(self);
-        signals.wait_until(try_push).await;
+        signals
+            .wait_until(|| match message.take().map(|m| self.try_push(m)) {
+                Some(Err(back)) => {
+                    message = Some(back);
+                    false
+                }
+                _ => true,
+            })
+            .await;
     }
 
     /// `true` if the buffer is full with a reader attached: the driver must

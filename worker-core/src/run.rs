@@ -289,6 +289,16 @@ impl Run {
         }
     }
 
+    /// Like [`emit`](Self::emit) if the buffer has room; a full one hands
+    /// the message back.
+    pub(crate) fn try_emit(&self, message: Value) -> Result<(), Value> {
+        if self.reader.load(SeqCst) {
+            self.mailbox().try_push(message)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Like [`emit`](Self::emit), waiting for room in the buffer first.
     pub(crate) async fn emit_waiting(&self, message: Value) {
         if self.reader.load(SeqCst) {
