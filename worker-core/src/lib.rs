@@ -56,7 +56,12 @@
 //!   `definitions`, `running`, `running_for`, `stats`, `shutdown`.
 //! - [`WorkerContext`] is what a worker gets: payload, config, logging,
 //!   per-run state, messages to the caller, cancellation.
-//! - [`WorkerHandle`] is what `call` gives: messages, result, cancel.
+//! - [`WorkerHandle`] is what `call` gives: messages, result, typed output
+//!   ([`WorkerHandle::await_output`]), cancel.
+//! - [`WorkerOptions`] is a worker's run policy: timeout, retries with
+//!   backoff, concurrency and queue limits, a schedule (`every`, or `cron`
+//!   in a time zone). `#[worker(retries = 3, concurrency = 4, …)]` declares
+//!   the same keys, checked at compile time.
 //! - [`Workers`] starts it all; [`auto_workers!`] and
 //!   [`#[auto_discover]`](macro@auto_discover) find `src/workers/`.
 //!
