@@ -219,7 +219,7 @@ impl WorkerContext {
 
     /// Time since the run started.
     pub fn elapsed(&self) -> Duration {
-        self.run.started.elapsed()
+        self.run.elapsed()
     }
 
     /// The timeout this run was started with, if any.

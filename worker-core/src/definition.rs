@@ -79,10 +79,13 @@ pub(crate) struct Slots {
     queue_limit: Option<usize>,
 }
 
-/// A run's claim on a concurrency slot.
+/// A run's claim on a concurrency slot; `None` for a worker without a
+/// limit. Boxed: every run's task carries one, and most workers have no
+/// limit.
+pub(crate) type Claim = Option<Box<Slot>>;
+
+/// A claim on a slot of a limited worker.
 pub(crate) enum Slot {
-    /// The worker has no limit.
-    Unlimited,
     /// The slot, held while an attempt executes.
     Held(
         #[expect(dead_code, reason = "held for its Drop: it frees the slot")] OwnedSemaphorePermit,
@@ -96,6 +99,8 @@ pub(crate) enum Slot {
 pub(crate) struct Waiting {
     acquire: Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>,
     seat: Option<Arc<Slots>>,
+    /// When the wait began, for the wait percentiles.
+    pub(crate) since: std::time::Instant,
 }
 
 impl Drop for Waiting {
@@ -120,9 +125,9 @@ impl Waiting {
 impl Slots {
     /// A slot for a new run, or its place in the queue; refused with an
     /// overload error once `queue_limit` runs wait.
-    pub(crate) fn admit(self: &Arc<Self>, worker: &str) -> Result<Slot> {
+    pub(crate) fn admit(self: &Arc<Self>, worker: &str) -> Result<Box<Slot>> {
         if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
-            return Ok(Slot::Held(permit));
+            return Ok(Box::new(Slot::Held(permit)));
         }
         let taken = self
             .waiting
@@ -141,25 +146,30 @@ impl Slots {
 
     /// A wait for a slot for a retry: retries don't count against
     /// `queue_limit`, which bounds new runs.
-    pub(crate) fn retry(self: &Arc<Self>) -> Slot {
+    pub(crate) fn retry(self: &Arc<Self>) -> Box<Slot> {
         self.wait(false)
     }
 
-    fn wait(self: &Arc<Self>, counted: bool) -> Slot {
+    fn wait(self: &Arc<Self>, counted: bool) -> Box<Slot> {
         let semaphore = self.semaphore.clone();
         let mut waiting = Waiting {
             acquire: Box::pin(async move { semaphore.acquire_owned().await.ok() }),
             seat: counted.then(|| self.clone()),
+            since: crate::sync::now(),
         };
         // Take the place in line now, in the caller's order: an acquisition
         // joins the semaphore's queue when first polled, and the run's task
         // may be first polled much later. The run's driver polls it again
         // with its own waker.
-        match waiting.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
-            std::task::Poll::Ready(Some(permit)) => Slot::Held(permit),
-            std::task::Poll::Ready(None) => Slot::Unlimited,
-            std::task::Poll::Pending => Slot::Waiting(waiting),
-        }
+        Box::new(
+            match waiting.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+                std::task::Poll::Ready(Some(permit)) => Slot::Held(permit),
+                // The semaphore is never closed; if it were, wait as if
+                // there were no limit.
+                std::task::Poll::Ready(None) => Slot::Waiting(waiting),
+                std::task::Poll::Pending => Slot::Waiting(waiting),
+            },
+        )
     }
 }
 

@@ -13,12 +13,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::context::WorkerContext;
-use crate::definition::Slot;
+use crate::definition::{Claim, Slot};
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::run::Run;
@@ -41,20 +42,40 @@ pub(crate) struct RunTask<F, Fut> {
     /// Makes the next attempt's future: kept only for a worker with
     /// retries.
     handler: Option<Arc<F>>,
-    /// The attempt's future; `None` between attempts and once the run has
-    /// ended, so that what it holds is dropped before the end is announced.
-    /// Structurally pinned.
-    work: Option<Fut>,
+    /// The attempt's future; `Between` between attempts and once the run
+    /// has ended, so that what it holds is dropped before the end is
+    /// announced. Structurally pinned.
+    work: Work<Fut>,
+}
+
+/// An attempt in progress, or none. The attempt's flags sit in the
+/// enum's tag word, so they cost the task no space of their own (every
+/// byte counts there: tokio rounds a task up to 128 bytes).
+enum Work<Fut> {
+    Attempt { flags: Flags, future: Fut },
+    Between,
+}
+
+/// What the driver knows about the current attempt.
+#[derive(Default, Clone, Copy)]
+struct Flags {
+    /// The attempt has been polled once (its deadline runs).
+    started: bool,
+    /// The run is cancelled and the grace period runs.
+    cancelling: bool,
 }
 
 impl<F, Fut> RunTask<F, Fut> {
     /// `work` is the first attempt's future, made by the caller.
-    pub(crate) fn new(run: Arc<Run>, slot: Slot, handler: Option<Arc<F>>, work: Fut) -> Self {
+    pub(crate) fn new(run: Arc<Run>, slot: Claim, handler: Option<Arc<F>>, work: Fut) -> Self {
         RunTask {
             run,
             supervisor: Supervisor::new(slot),
             handler,
-            work: Some(work),
+            work: Work::Attempt {
+                flags: Flags::default(),
+                future: work,
+            },
         }
     }
 }
@@ -75,7 +96,9 @@ where
         let this = unsafe { self.get_unchecked_mut() };
         let mut work = unsafe { Pin::new_unchecked(&mut this.work) };
         let ending = loop {
-            let Some(future) = work.as_mut().as_pin_mut() else {
+            // SAFETY: see above; `future` is only used pinned.
+            let Work::Attempt { flags, future } = (unsafe { work.as_mut().get_unchecked_mut() })
+            else {
                 // Between two attempts.
                 match this.supervisor.poll_backoff(&this.run, cx) {
                     Poll::Pending => return Poll::Pending,
@@ -89,7 +112,10 @@ where
                 };
                 let context = WorkerContext::new(this.run.clone());
                 match start(|| handler(context)) {
-                    Ok(next) => work.set(Some(next)),
+                    Ok(next) => work.set(Work::Attempt {
+                        flags: Flags::default(),
+                        future: next,
+                    }),
                     Err(panic) => {
                         let failed = this.run.panicked(&*panic);
                         if let Some(ending) = this.supervisor.attempt_failed(&this.run, failed) {
@@ -99,7 +125,8 @@ where
                 }
                 continue;
             };
-            let ended = match this.supervisor.before_work(&this.run, cx) {
+            let future = unsafe { Pin::new_unchecked(future) };
+            let ended = match this.supervisor.before_work(flags, &this.run, cx) {
                 Next::End(ending) => ending,
                 next => {
                     let worked = match next {
@@ -116,7 +143,7 @@ where
                         // Held for the reader, or waiting for a slot.
                         _ => Poll::Pending,
                     };
-                    match this.supervisor.after_work(&this.run, worked, cx) {
+                    match this.supervisor.after_work(*flags, &this.run, worked, cx) {
                         Poll::Ready(ending) => ending,
                         Poll::Pending => return Poll::Pending,
                     }
@@ -124,7 +151,7 @@ where
             };
             // The attempt is over: its future goes now, before a retry
             // starts or the end is announced.
-            work.set(None);
+            work.set(Work::Between);
             if this.handler.is_none() {
                 break ended;
             }
@@ -133,8 +160,8 @@ where
             }
         };
         // Whoever sees the run ended sees its resources freed.
-        work.set(None);
-        this.supervisor = Supervisor::new(Slot::Unlimited);
+        work.set(Work::Between);
+        this.supervisor = Supervisor::new(None);
         let (outcome, ending) = ending;
         if ending == Ending::TimedOut {
             // Whatever outlives the run (a blocking fn's thread, a task the
@@ -159,8 +186,8 @@ impl<F, Fut> Drop for RunTask<F, Fut> {
             );
             self.run.signals.fire(Signal::Cancel);
             // SAFETY: as in `poll`, the worker's future is dropped in place.
-            unsafe { Pin::new_unchecked(&mut self.work) }.set(None);
-            self.supervisor = Supervisor::new(Slot::Unlimited);
+            unsafe { Pin::new_unchecked(&mut self.work) }.set(Work::Between);
+            self.supervisor = Supervisor::new(None);
             let (outcome, ending) = self.run.cancelled::<Value>();
             self.run.finish(&outcome, ending);
         }
@@ -178,17 +205,13 @@ fn serialize<O: Serialize>(run: &Run, output: &O) -> Result<Value> {
 
 /// The non-generic half of [`RunTask`]: everything but the worker's future.
 struct Supervisor {
-    /// Whether the current attempt has been polled once.
-    started: bool,
     /// The current attempt's concurrency slot, held or awaited.
-    slot: Slot,
-    /// Boxed, and only made when there is a timeout: a `Sleep` would double
-    /// the size of every run's task.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Set once the run is cancelled: when the worker will be dropped.
-    grace: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Between attempts: when the next one starts.
-    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+    slot: Claim,
+    /// During an attempt, its deadline (or once cancelled, the end of the
+    /// grace period); between attempts, when the next one starts. Boxed,
+    /// and only made when needed: a `Sleep` would double the size of every
+    /// run's task.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// What to do before polling the worker.
@@ -201,38 +224,45 @@ enum Next {
 }
 
 impl Supervisor {
-    fn new(slot: Slot) -> Self {
-        Supervisor {
-            started: false,
-            slot,
-            deadline: None,
-            grace: None,
-            backoff: None,
-        }
+    fn new(slot: Claim) -> Self {
+        Supervisor { slot, timer: None }
     }
 
-    fn before_work(&mut self, run: &Run, cx: &mut Context<'_>) -> Next {
+    fn before_work(&mut self, flags: &mut Flags, run: &Run, cx: &mut Context<'_>) -> Next {
         let cancelled = run.signals.is_fired(Signal::Cancel);
-        if !self.started {
+        if !flags.started {
             // A run cancelled while it waited to start never starts.
             if cancelled {
                 return Next::End(run.cancelled());
             }
-            if let Slot::Waiting(waiting) = &mut self.slot {
-                match waiting.poll(cx) {
-                    Poll::Pending => return Next::Hold,
-                    Poll::Ready(Some(permit)) => self.slot = Slot::Held(permit),
-                    Poll::Ready(None) => self.slot = Slot::Unlimited,
+            match self.slot.as_deref_mut() {
+                None => {}
+                // A slot free at once is a wait of zero: the percentiles
+                // are of every attempt of a limited worker.
+                Some(Slot::Held(_)) => run.definition().stats.waited(Duration::ZERO),
+                Some(Slot::Waiting(waiting)) => {
+                    let permit = match waiting.poll(cx) {
+                        Poll::Pending => return Next::Hold,
+                        Poll::Ready(permit) => permit,
+                    };
+                    let wait = crate::sync::now().saturating_duration_since(waiting.since);
+                    run.definition().stats.waited(wait);
+                    run.waited_for_slot(wait);
+                    // `None` only if the semaphore were closed: then run
+                    // as if there were no limit.
+                    self.slot = permit.map(|permit| Box::new(Slot::Held(permit)));
                 }
             }
-            self.started = true;
-            self.deadline = run
+            flags.started = true;
+            self.timer = run
                 .timeout
                 .map(|timeout| Box::pin(tokio::time::sleep(timeout)));
         }
-        if self.grace.is_none() && cancelled {
+        if !flags.cancelling && cancelled {
+            // The deadline no longer matters: the grace period decides.
+            flags.cancelling = true;
             let grace = run.settings().grace_period;
-            self.grace = Some(Box::pin(tokio::time::sleep(grace)));
+            self.timer = Some(Box::pin(tokio::time::sleep(grace)));
         }
         // Also during the grace period: the bound on unread messages holds
         // whatever the run is doing, and the grace timer still ends it.
@@ -244,15 +274,20 @@ impl Supervisor {
 
     fn after_work(
         &mut self,
+        flags: Flags,
         run: &Run,
         worked: Poll<std::thread::Result<Result<Value>>>,
         cx: &mut Context<'_>,
     ) -> Poll<(Result<Value>, Ending)> {
-        if let Some(grace) = &mut self.grace {
+        if flags.cancelling {
             // Cancelled: the worker saw `ctx.cancelled()` fire and may clean
             // up until the grace period ends; then it is dropped.
             if worked.is_pending() {
-                if grace.as_mut().poll(cx).is_pending() {
+                let grace_left = self
+                    .timer
+                    .as_mut()
+                    .is_some_and(|grace| grace.as_mut().poll(cx).is_pending());
+                if grace_left {
                     return Poll::Pending;
                 }
                 run.log(
@@ -277,7 +312,7 @@ impl Supervisor {
             });
         }
         let expired = self
-            .deadline
+            .timer
             .as_mut()
             .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
         if expired {
@@ -328,10 +363,8 @@ impl Supervisor {
         );
         // The slot goes back while the run waits; the next attempt queues
         // for one when the backoff is over.
-        self.slot = Slot::Unlimited;
-        self.started = false;
-        self.deadline = None;
-        self.backoff = Some(Box::pin(tokio::time::sleep(delay)));
+        self.slot = None;
+        self.timer = Some(Box::pin(tokio::time::sleep(delay)));
         None
     }
 
@@ -344,15 +377,15 @@ impl Supervisor {
         if run.signals.is_fired(Signal::Cancel) {
             return Poll::Ready(Err(run.cancelled()));
         }
-        if let Some(backoff) = &mut self.backoff {
+        if let Some(backoff) = &mut self.timer {
             if backoff.as_mut().poll(cx).is_pending() {
                 self.wake_on_cancel(run, cx);
                 return Poll::Pending;
             }
         }
-        self.backoff = None;
+        self.timer = None;
         if let Some(slots) = &run.definition().slots {
-            self.slot = slots.retry();
+            self.slot = Some(slots.retry());
         }
         Poll::Ready(Ok(()))
     }

@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::context::WorkerContext;
-use crate::definition::Slot;
+use crate::definition::Claim;
 use crate::drive::{RunTask, start};
 use crate::error::Result;
 use crate::run::Run;
@@ -55,21 +55,21 @@ impl Launcher {
     pub(crate) fn spawn(
         &self,
         run: Arc<Run>,
-        slot: Slot,
+        slot: Claim,
         runtime: &Handle,
     ) -> JoinHandle<Result<Value>> {
         self.0.spawn(run, slot, runtime)
     }
 
     /// The run to be awaited right here, by its caller.
-    pub(crate) fn inline(&self, run: Arc<Run>, slot: Slot) -> RunFuture {
+    pub(crate) fn inline(&self, run: Arc<Run>, slot: Claim) -> RunFuture {
         self.0.inline(run, slot)
     }
 }
 
 trait Launch: Send + Sync {
-    fn spawn(&self, run: Arc<Run>, slot: Slot, runtime: &Handle) -> JoinHandle<Result<Value>>;
-    fn inline(&self, run: Arc<Run>, slot: Slot) -> RunFuture;
+    fn spawn(&self, run: Arc<Run>, slot: Claim, runtime: &Handle) -> JoinHandle<Result<Value>>;
+    fn inline(&self, run: Arc<Run>, slot: Claim) -> RunFuture;
 }
 
 struct Typed<F>(Arc<F>);
@@ -85,7 +85,7 @@ where
     fn task(
         &self,
         run: Arc<Run>,
-        slot: Slot,
+        slot: Claim,
     ) -> std::result::Result<RunTask<F, Fut>, Result<Value>> {
         // Only a worker with retries makes more than one future.
         let retries = run.definition().options.get_retries() > 0;
@@ -107,7 +107,7 @@ where
     Fut: Future<Output = Result<O>> + Send + 'static,
     O: Serialize + Send + 'static,
 {
-    fn spawn(&self, run: Arc<Run>, slot: Slot, runtime: &Handle) -> JoinHandle<Result<Value>> {
+    fn spawn(&self, run: Arc<Run>, slot: Claim, runtime: &Handle) -> JoinHandle<Result<Value>> {
         match self.task(run, slot) {
             Ok(task) => runtime.spawn(task),
             // Rare: the handler panicked before it returned its future.
@@ -115,7 +115,7 @@ where
         }
     }
 
-    fn inline(&self, run: Arc<Run>, slot: Slot) -> RunFuture {
+    fn inline(&self, run: Arc<Run>, slot: Claim) -> RunFuture {
         match self.task(run, slot) {
             Ok(task) => Box::pin(task),
             Err(outcome) => Box::pin(std::future::ready(outcome)),

@@ -95,7 +95,8 @@
 //!                 │
 //!  worker      definition (name, default timeout, stats, origin)
 //!                 │
-//!  foundation  signal  mailbox  stats  config  options  error  duration  running  sync
+//!  foundation  signal  mailbox  stats  histogram  config  options  schedule
+//!              error  duration  running  sync
 //! ```
 
 #![warn(missing_docs)]
@@ -104,6 +105,7 @@
 mod config;
 mod duration;
 mod error;
+mod histogram;
 mod mailbox;
 mod options;
 mod running;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::config::{AppConfig, Environment, Settings};
 use crate::context::WorkerContext;
-use crate::definition::{Definition, Slot};
+use crate::definition::{Claim, Definition};
 use crate::drive::catch_panic;
 use crate::error::{Error, InstallFailure, Result, panic_text};
 use crate::handle::WorkerHandle;
@@ -357,7 +357,7 @@ impl WorkerManager {
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
-    ) -> Result<(Arc<View>, u32, Arc<Run>, Slot)> {
+    ) -> Result<(Arc<View>, u32, Arc<Run>, Claim)> {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
@@ -368,8 +368,8 @@ impl WorkerManager {
         let definition = &view.scope.definitions[index as usize];
         // Refused before anything is listed or counted.
         let slot = match &definition.slots {
-            Some(slots) => slots.admit(worker_name)?,
-            None => Slot::Unlimited,
+            Some(slots) => Some(slots.admit(worker_name)?),
+            None => None,
         };
         let timeout = timeout.or(definition.default_timeout());
         let run = Run::new(view.scope.clone(), index, timeout, payload, has_reader);

@@ -10,7 +10,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use crate::mailbox::Mailbox;
 use crate::running::{Listed, RunningSet};
 use crate::signal::{Signal, Signals};
 use crate::stats::Ending;
-use crate::sync::lock;
+use crate::sync::{lock, now};
 
 /// What runs read from their manager: the definitions (by index, so a run
 /// stores a number, not a counted reference), the settings, and the set
@@ -62,6 +62,9 @@ pub(crate) struct Run {
     pub(crate) signals: Signals,
     /// Which attempt is executing or next: 1 for the first.
     attempt: AtomicU32,
+    /// Time spent waiting for concurrency slots, in µs: not part of the
+    /// run's duration in the statistics.
+    slot_wait_us: AtomicU64,
     /// Whether a handle may still read messages; if not, they are discarded.
     reader: AtomicBool,
     mailbox: OnceLock<Box<Mailbox>>,
@@ -108,9 +111,10 @@ impl Run {
             definition,
             payload,
             timeout,
-            started: Instant::now(),
+            started: now(),
             signals: Signals::default(),
             attempt: AtomicU32::new(1),
+            slot_wait_us: AtomicU64::new(0),
             reader: AtomicBool::new(has_reader),
             mailbox: OnceLock::new(),
             state: Mutex::new(None),
@@ -137,6 +141,17 @@ impl Run {
     /// The attempt executing now, or the next one while between two.
     pub(crate) fn attempt(&self) -> u32 {
         self.attempt.load(Relaxed)
+    }
+
+    /// Time since the run was admitted.
+    pub(crate) fn elapsed(&self) -> Duration {
+        now().saturating_duration_since(self.started)
+    }
+
+    /// Counts time an attempt waited for its concurrency slot.
+    pub(crate) fn waited_for_slot(&self, wait: Duration) {
+        let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        self.slot_wait_us.fetch_add(us, Relaxed);
     }
 
     /// Moves on to the next attempt, after one that failed.
@@ -186,8 +201,11 @@ impl Run {
     /// the end (or the outcome) also sees the stats and the running list up
     /// to date.
     pub(crate) fn finish<T>(&self, outcome: &Result<T>, ending: Ending) {
-        let now = Instant::now();
-        let took = now.saturating_duration_since(self.started);
+        let now = now();
+        let waited = Duration::from_micros(self.slot_wait_us.load(Relaxed));
+        let took = now
+            .saturating_duration_since(self.started)
+            .saturating_sub(waited);
         self.definition().stats.ended(ending, took, now);
         self.scope.running.remove(self.id);
         self.log_ending(outcome, ending, took);

@@ -1,7 +1,16 @@
 //! Helpers for state shared between threads: a lock that tolerates poison,
-//! and the machine's parallelism, which sizes stripes and shards.
+//! the machine's parallelism, which sizes stripes and shards, and the clock
+//! runs are timed with.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+/// Now, by tokio's clock: the monotonic clock itself in a build without
+/// tokio's `test-util`, and the paused clock's virtual time in tests that
+/// use it, so that run times, waits and timeouts agree there.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section in this crate is a single read or write that a
