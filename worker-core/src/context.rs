@@ -224,7 +224,7 @@ impl WorkerContext {
 
     /// The timeout this run was started with, if any.
     pub fn timeout(&self) -> Option<Duration> {
-        self.run.timeout
+        self.run.timeout()
     }
 }
 

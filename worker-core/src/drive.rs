@@ -255,7 +255,7 @@ impl Supervisor {
             }
             flags.started = true;
             self.timer = run
-                .timeout
+                .timeout()
                 .map(|timeout| Box::pin(tokio::time::sleep(timeout)));
         }
         if !flags.cancelling && cancelled {
@@ -316,7 +316,7 @@ impl Supervisor {
             .as_mut()
             .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
         if expired {
-            let error = Error::run_timed_out(run.worker_name(), run.timeout.unwrap_or_default());
+            let error = Error::run_timed_out(run.worker_name(), run.timeout().unwrap_or_default());
             return Poll::Ready((Err(error), Ending::TimedOut));
         }
         self.wake_on_cancel(run, cx);

@@ -144,7 +144,7 @@ pub use error::{Error, InstallFailure, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
 pub use manager::{WorkerManager, shutdown_signal};
-pub use options::{DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, WorkerOptions};
+pub use options::{DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, MAX_RETRIES, WorkerOptions};
 pub use stats::WorkerStats;
 pub use worker_derive::{auto_discover, auto_workers, worker};
 

@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 /// The delay before the first retry when none is given.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The most retries a worker can have: 65,535 attempts in all.
+pub const MAX_RETRIES: u32 = u16::MAX as u32 - 1;
+
 /// The cap on the delay between retries when none is given.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
 
@@ -74,7 +77,7 @@ impl WorkerOptions {
     }
 
     /// How many more attempts a failed run gets: `retries(3)` is 4 attempts
-    /// in all. Retried: a returned error (except [`is_validation`] and
+    /// in all, and at most [`MAX_RETRIES`]. Retried: a returned error (except [`is_validation`] and
     /// [`Error::permanent`]), a timeout, a panic. Never retried: a
     /// cancellation, a shutdown.
     ///
@@ -204,6 +207,8 @@ impl WorkerOptions {
     pub(crate) fn validate(&self, worker: &str) -> Result<()> {
         let problem = if self.timeout == Some(Duration::ZERO) {
             "timeout must be longer than zero".to_owned()
+        } else if self.retries > MAX_RETRIES {
+            format!("retries must be at most {MAX_RETRIES}")
         } else if self.concurrency == Some(0) {
             "concurrency must be at least 1".to_owned()
         } else if self.queue_limit.is_some() && self.concurrency.is_none() {

@@ -679,7 +679,7 @@ mod tests {
             found,
             [
                 pair(
-                    "retries must be a whole number from 0 to 4294967295, like retries = 3",
+                    "retries must be a whole number from 0 to 65534, like retries = 3",
                     "-1"
                 ),
                 pair(

@@ -393,7 +393,8 @@ fn string_value<T>(
 }
 
 fn set_retries(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
-    let max = u64::from(u32::MAX);
+    // worker_core::MAX_RETRIES: 65,535 attempts in all.
+    let max = u64::from(u16::MAX) - 1;
     if let Some(n) = whole_number(&mut args.retries, cx, setting, "retries = 3", 0, max) {
         args.retries.set(n as u32);
     }
