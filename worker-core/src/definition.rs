@@ -125,9 +125,9 @@ impl Waiting {
 impl Slots {
     /// A slot for a new run, or its place in the queue; refused with an
     /// overload error once `queue_limit` runs wait.
-    pub(crate) fn admit(self: &Arc<Self>, worker: &str) -> Result<Box<Slot>> {
+    pub(crate) fn admit(self: &Arc<Self>, worker: &str) -> Result<Claim> {
         if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
-            return Ok(Box::new(Slot::Held(permit)));
+            return Ok(Some(Box::new(Slot::Held(permit))));
         }
         let taken = self
             .waiting
@@ -146,11 +146,11 @@ impl Slots {
 
     /// A wait for a slot for a retry: retries don't count against
     /// `queue_limit`, which bounds new runs.
-    pub(crate) fn retry(self: &Arc<Self>) -> Box<Slot> {
+    pub(crate) fn retry(self: &Arc<Self>) -> Claim {
         self.wait(false)
     }
 
-    fn wait(self: &Arc<Self>, counted: bool) -> Box<Slot> {
+    fn wait(self: &Arc<Self>, counted: bool) -> Claim {
         let semaphore = self.semaphore.clone();
         let mut waiting = Waiting {
             acquire: Box::pin(async move { semaphore.acquire_owned().await.ok() }),
@@ -161,15 +161,13 @@ impl Slots {
         // joins the semaphore's queue when first polled, and the run's task
         // may be first polled much later. The run's driver polls it again
         // with its own waker.
-        Box::new(
-            match waiting.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
-                std::task::Poll::Ready(Some(permit)) => Slot::Held(permit),
-                // The semaphore is never closed; if it were, wait as if
-                // there were no limit.
-                std::task::Poll::Ready(None) => Slot::Waiting(waiting),
-                std::task::Poll::Pending => Slot::Waiting(waiting),
-            },
-        )
+        match waiting.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(Some(permit)) => Some(Box::new(Slot::Held(permit))),
+            // The semaphore is never closed; if it were, there would be no
+            // slot to wait for (and the finished wait must not be polled).
+            std::task::Poll::Ready(None) => None,
+            std::task::Poll::Pending => Some(Box::new(Slot::Waiting(waiting))),
+        }
     }
 }
 

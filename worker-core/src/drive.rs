@@ -385,7 +385,7 @@ impl Supervisor {
         }
         self.timer = None;
         if let Some(slots) = &run.definition().slots {
-            self.slot = Some(slots.retry());
+            self.slot = slots.retry();
         }
         Poll::Ready(Ok(()))
     }

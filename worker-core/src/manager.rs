@@ -368,7 +368,7 @@ impl WorkerManager {
         let definition = &view.scope.definitions[index as usize];
         // Refused before anything is listed or counted.
         let slot = match &definition.slots {
-            Some(slots) => Some(slots.admit(worker_name)?),
+            Some(slots) => slots.admit(worker_name)?,
             None => None,
         };
         let timeout = timeout.or(definition.default_timeout());
