@@ -173,6 +173,7 @@ pub(crate) struct Settings {
     pub(crate) environment: Environment,
     pub(crate) grace_period: std::time::Duration,
     pub(crate) message_buffer: usize,
+    pub(crate) observers: crate::observe::Observers,
 }
 
 /// How long a cancelled run may keep running to clean up before it is dropped.
@@ -188,6 +189,7 @@ impl Default for Settings {
             environment: Environment::from_env(),
             grace_period: DEFAULT_GRACE_PERIOD,
             message_buffer: DEFAULT_MESSAGE_BUFFER,
+            observers: Default::default(),
         }
     }
 }

@@ -164,6 +164,7 @@ impl WorkerContext {
     /// with a clone of this context is not held; it should use
     /// [`send`](Self::send), which waits for room itself.
     pub fn emit(&self, message: Value) -> Result<()> {
+        self.run.observe_message(&message);
         self.run.emit(message);
         Ok(())
     }
@@ -172,6 +173,7 @@ impl WorkerContext {
     /// (or the reader goes away). Returns an error only if the run is
     /// cancelled while it waits.
     pub async fn send(&self, message: Value) -> Result<()> {
+        self.run.observe_message(&message);
         // With room in the buffer (the common case) nothing waits, so
         // nothing registers a waker.
         let message = match self.run.try_emit(message) {

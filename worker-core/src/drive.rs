@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::run::Run;
 use crate::signal::Signal;
 use crate::stats::Ending;
+use crate::telemetry::AttemptSpan;
 
 /// A run being driven: the future a run's task (after `call`) or its
 /// caller (in `run`) polls. It executes the worker to the run's end,
@@ -46,6 +47,8 @@ pub(crate) struct RunTask<F, Fut> {
     /// has ended, so that what it holds is dropped before the end is
     /// announced. Structurally pinned.
     work: Work<Fut>,
+    /// The current attempt's tracing span; nothing without `tracing`.
+    attempt_span: AttemptSpan,
 }
 
 /// An attempt in progress, or none. The attempt's flags sit in the
@@ -68,8 +71,10 @@ struct Flags {
 impl<F, Fut> RunTask<F, Fut> {
     /// `work` is the first attempt's future, made by the caller.
     pub(crate) fn new(run: Arc<Run>, slot: Claim, handler: Option<Arc<F>>, work: Fut) -> Self {
+        let attempt_span = run.spans.attempt(1);
         RunTask {
             run,
+            attempt_span,
             supervisor: Supervisor::new(slot),
             handler,
             work: Work::Attempt {
@@ -112,10 +117,13 @@ where
                 };
                 let context = WorkerContext::new(this.run.clone());
                 match start(|| handler(context)) {
-                    Ok(next) => work.set(Work::Attempt {
-                        flags: Flags::default(),
-                        future: next,
-                    }),
+                    Ok(next) => {
+                        this.attempt_span = this.run.spans.attempt(this.run.attempt());
+                        work.set(Work::Attempt {
+                            flags: Flags::default(),
+                            future: next,
+                        })
+                    }
                     Err(panic) => {
                         let failed = this.run.panicked(&*panic);
                         if let Some(ending) = this.supervisor.attempt_failed(&this.run, failed) {
@@ -132,6 +140,7 @@ where
                     let worked = match next {
                         Next::Poll => {
                             let _driving = this.run.enter_driver(cx.waker());
+                            let _span = this.attempt_span.enter();
                             match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                                 Ok(Poll::Pending) => Poll::Pending,
                                 Ok(Poll::Ready(result)) => Poll::Ready(Ok(
@@ -162,6 +171,7 @@ where
         // Whoever sees the run ended sees its resources freed.
         work.set(Work::Between);
         this.supervisor = Supervisor::new(None);
+        this.attempt_span = AttemptSpan::none();
         let (outcome, ending) = ending;
         if ending == Ending::TimedOut {
             // Whatever outlives the run (a blocking fn's thread, a task the
@@ -239,14 +249,14 @@ impl Supervisor {
                 None => {}
                 // A slot free at once is a wait of zero: the percentiles
                 // are of every attempt of a limited worker.
-                Some(Slot::Held(_)) => run.definition().stats.waited(Duration::ZERO),
+                Some(Slot::Held(_)) => run.waited(Duration::ZERO),
                 Some(Slot::Waiting(waiting)) => {
                     let permit = match waiting.poll(cx) {
                         Poll::Pending => return Next::Hold,
                         Poll::Ready(permit) => permit,
                     };
                     let wait = crate::sync::now().saturating_duration_since(waiting.since);
-                    run.definition().stats.waited(wait);
+                    run.waited(wait);
                     run.waited_for_slot(wait);
                     // `None` only if the semaphore were closed: then run
                     // as if there were no limit.
@@ -351,16 +361,19 @@ impl Supervisor {
         let Some(delay) = definition.options.retry_delay(run.attempt(), error, jitter) else {
             return Some(ended);
         };
-        definition.stats.retried();
+        run.retrying(error, delay);
         let attempt = run.next_attempt();
-        run.log(
-            log::Level::Warn,
-            format_args!(
-                "attempt {} failed: {error}; attempt {attempt} in {}",
-                attempt - 1,
-                format_duration(delay)
-            ),
-        );
+        // Under a tracing subscriber, `retrying` above was the event.
+        if !crate::telemetry::Spans::tracing_active() {
+            run.log(
+                log::Level::Warn,
+                format_args!(
+                    "attempt {} failed: {error}; attempt {attempt} in {}",
+                    attempt - 1,
+                    format_duration(delay)
+                ),
+            );
+        }
         // The slot goes back while the run waits; the next attempt queues
         // for one when the backoff is over.
         self.slot = None;

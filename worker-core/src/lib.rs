@@ -107,12 +107,14 @@ mod duration;
 mod error;
 mod histogram;
 mod mailbox;
+pub mod observe;
 mod options;
 mod running;
 mod schedule;
 mod signal;
 mod stats;
 mod sync;
+mod telemetry;
 // A worker as runs see it.
 mod definition;
 // One run's record and its ending.

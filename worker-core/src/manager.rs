@@ -380,7 +380,7 @@ impl WorkerManager {
             run.abandon();
             return Err(Error::Shutdown);
         }
-        run.definition().stats.started();
+        run.admitted();
         Ok((view, index, run, slot))
     }
 
@@ -532,6 +532,13 @@ impl WorkerManager {
     /// [`DEFAULT_MESSAGE_BUFFER`](crate::DEFAULT_MESSAGE_BUFFER), at least 1).
     pub fn set_message_buffer(&self, messages: usize) {
         self.update(|s| s.message_buffer = messages.max(1));
+    }
+
+    /// Adds an [`Observer`](crate::observe::Observer): from now on it sees
+    /// every run this manager admits start, emit, retry and end. A
+    /// dashboard (`worker-web`) installs one this way.
+    pub fn observe(&self, observer: Arc<dyn crate::observe::Observer>) {
+        self.update(|s| s.observers = s.observers.with(observer));
     }
 
     /// The configuration runs see.

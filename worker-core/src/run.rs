@@ -19,13 +19,14 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::definition::Definition;
-use crate::duration::format_elapsed;
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
+use crate::observe::{Observer, Outcome, RunInfo};
 use crate::running::{Listed, RunningSet};
 use crate::signal::{Signal, Signals};
 use crate::stats::Ending;
 use crate::sync::{lock, now};
+use crate::telemetry::{Spans, metrics};
 
 /// What runs read from their manager: the definitions (by index, so a run
 /// stores a number, not a counted reference), the settings, and the set
@@ -77,6 +78,8 @@ pub(crate) struct Run {
         reason = "8 bytes for the runs that keep no state (bench B5)"
     )]
     pub(crate) state: Mutex<Option<Box<HashMap<String, Value>>>>,
+    /// Its tracing span; nothing without the `tracing` feature.
+    pub(crate) spans: Spans,
 }
 
 impl fmt::Debug for Run {
@@ -108,6 +111,7 @@ impl Run {
         // A thread-local ChaCha generator (uuid's `fast-rng`): unguessable
         // ids without a system call per run.
         let uuid = uuid::Uuid::new_v4();
+        let spans = Spans::new(&scope.definitions[definition as usize].name, uuid.as_u128());
         Arc::new(Run {
             id: uuid.as_u128(),
             id_text: OnceLock::new(),
@@ -124,6 +128,7 @@ impl Run {
             reader: AtomicBool::new(has_reader),
             mailbox: OnceLock::new(),
             state: Mutex::new(None),
+            spans,
         })
     }
 
@@ -176,16 +181,64 @@ impl Run {
 
     /// Logs with the run's prefix, `[Worker:NAME run:XXXXXXXX] `; formats
     /// nothing when the level is off.
+    /// With the `tracing` feature, an event in the run's span instead.
     pub(crate) fn log(&self, level: log::Level, message: fmt::Arguments<'_>) {
-        if log::log_enabled!(target: "worker", level) {
-            log::log!(
-                target: "worker",
-                level,
-                "[Worker:{} run:{}] {message}",
-                self.worker_name(),
-                &self.id_str()[..8]
-            );
+        let in_run_task = DRIVING.get().0 == self as *const Run as *const ();
+        self.spans.log(
+            level,
+            self.worker_name(),
+            || self.id_str(),
+            in_run_task,
+            message,
+        );
+    }
+
+    /// What observers are told about this run.
+    pub(crate) fn info(&self) -> RunInfo<'_> {
+        RunInfo {
+            worker: self.worker_name(),
+            run_id: self.id_str(),
+            attempt: self.attempt(),
+            payload: self.payload.as_ref(),
         }
+    }
+
+    /// Tells each of the manager's observers; nothing to do (not even the
+    /// id's text to make) when there are none.
+    #[inline]
+    pub(crate) fn observe(&self, event: impl Fn(&dyn Observer, RunInfo<'_>)) {
+        let observers = &self.settings().observers;
+        if !observers.is_empty() {
+            let info = self.info();
+            observers.each(|observer| event(observer, info));
+        }
+    }
+
+    /// The run was admitted: counted as running, and announced.
+    pub(crate) fn admitted(&self) {
+        self.definition().stats.started();
+        metrics::started(self.worker_name());
+        self.observe(|observer, run| observer.started(run));
+    }
+
+    /// An attempt failed and will be tried again after `delay`.
+    pub(crate) fn retrying(&self, error: &Error, delay: Duration) {
+        self.definition().stats.retried();
+        metrics::retried(self.worker_name());
+        self.spans.retrying(self.attempt(), error, delay);
+        self.observe(|observer, run| observer.attempt_failed(run, error, delay));
+    }
+
+    /// An attempt waited `wait` for a concurrency slot.
+    pub(crate) fn waited(&self, wait: Duration) {
+        self.definition().stats.waited(wait);
+        metrics::waited(self.worker_name(), wait);
+    }
+
+    /// The run emitted `message`: observers see it, read or not.
+    #[inline]
+    pub(crate) fn observe_message(&self, message: &Value) {
+        self.observe(|observer, run| observer.message(run, message));
     }
 
     pub(crate) fn panicked<T>(&self, panic: &(dyn Any + Send)) -> (Result<T>, Ending) {
@@ -211,7 +264,7 @@ impl Run {
     /// closed, then the end signalled, in that order, so that whoever sees
     /// the end (or the outcome) also sees the stats and the running list up
     /// to date.
-    pub(crate) fn finish<T>(&self, outcome: &Result<T>, ending: Ending) {
+    pub(crate) fn finish(&self, outcome: &Result<Value>, ending: Ending) {
         let now = now();
         let waited = Duration::from_micros(self.slot_wait_us.load(Relaxed));
         let took = now
@@ -219,13 +272,20 @@ impl Run {
             .saturating_sub(waited);
         self.definition().stats.ended(ending, took, now);
         self.scope.running.remove(self.id);
-        self.log_ending(outcome, ending, took);
+        let ended = Outcome::from(ending);
+        metrics::ended(self.worker_name(), ended, took);
+        self.spans.ended(ended, outcome.as_ref().err(), took);
+        self.observe(|observer, run| observer.ended(run, ended, outcome, took));
+        // Under a tracing subscriber, the span's ending event says it.
+        if !Spans::tracing_active() {
+            self.log_ending(outcome, ending, took);
+        }
         lock(&self.state).take();
         self.end_messages();
         self.signals.fire(Signal::Ended);
     }
 
-    fn log_ending<T>(&self, outcome: &Result<T>, ending: Ending, took: Duration) {
+    fn log_ending(&self, outcome: &Result<Value>, ending: Ending, took: Duration) {
         let level = match (outcome, ending) {
             (Ok(_), _) => log::Level::Debug,
             (Err(_), Ending::Cancelled) => log::Level::Info,
@@ -236,7 +296,7 @@ impl Run {
         if !log::log_enabled!(target: "worker", level) {
             return;
         }
-        let took = format_elapsed(took);
+        let took = crate::duration::format_elapsed(took);
         match outcome {
             Ok(_) => self.log(level, format_args!("finished in {took}")),
             Err(_) if ending == Ending::Cancelled => {

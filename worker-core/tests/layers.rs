@@ -23,6 +23,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "histogram",
             "running",
             "build",
+            "observe",
+            "telemetry",
         ],
     ),
     ("worker", &["definition"]),
