@@ -7,8 +7,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -27,6 +27,9 @@ pub(crate) struct Definition {
     pub(crate) slots: Option<Arc<Slots>>,
     /// `file:line` of a `#[worker]` declaration; `None` for `register`.
     pub(crate) origin: Option<String>,
+    /// When its timer fires next, in ms since the Unix epoch; 0 while no
+    /// timer runs.
+    pub(crate) next_tick_ms: AtomicU64,
 }
 
 impl fmt::Debug for Definition {
@@ -62,11 +65,20 @@ impl Definition {
             schedule,
             slots,
             origin,
+            next_tick_ms: AtomicU64::new(0),
         }))
     }
 
     pub(crate) fn default_timeout(&self) -> Option<Duration> {
         self.options.get_timeout()
+    }
+
+    /// When its timer fires next, if one runs.
+    pub(crate) fn next_tick(&self) -> Option<SystemTime> {
+        match self.next_tick_ms.load(Relaxed) {
+            0 => None,
+            ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+        }
     }
 }
 

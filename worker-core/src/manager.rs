@@ -463,6 +463,13 @@ impl WorkerManager {
         self.definition(worker_name).map(|d| d.options.clone())
     }
 
+    /// When a scheduled worker's timer fires next (wall-clock time); `None`
+    /// for an unscheduled or unknown worker, or before
+    /// [`Workers::start`](crate::Workers::start) started the timers.
+    pub fn next_tick(&self, worker_name: &str) -> Option<std::time::SystemTime> {
+        self.definition(worker_name).and_then(|d| d.next_tick())
+    }
+
     /// Stops the manager: from this moment new calls are refused with
     /// [`Error::Shutdown`], runs in flight are cancelled (each gets the
     /// grace period), and it returns once all of them have ended. Calling it

@@ -6,7 +6,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::runtime::Handle;
@@ -38,23 +39,32 @@ where
         match schedule {
             Schedule::Every(interval) => {
                 let first = Instant::now() + interval;
+                let period = interval;
                 let mut interval = tokio::time::interval_at(first, interval);
                 interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                let mut next = first;
                 loop {
+                    ticks.will_tick_at(
+                        SystemTime::now() + next.saturating_duration_since(Instant::now()),
+                    );
                     interval.tick().await;
                     ticks.tick();
+                    next = Instant::now() + period;
                 }
             }
             cron @ Schedule::Cron { .. } => {
                 let clock = Clock::anchored();
                 let mut after = clock.now();
                 while let Some(next) = cron.next_after(after) {
+                    let unix_ms = u64::try_from(next.as_millisecond()).unwrap_or(0);
+                    ticks.will_tick_at(UNIX_EPOCH + Duration::from_millis(unix_ms));
                     clock.sleep_until(next).await;
                     ticks.tick();
                     // A timer that woke late runs once, then waits for the
                     // next tick after now: missed ticks are not caught up.
                     after = next.max(clock.now());
                 }
+                ticks.definition.next_tick_ms.store(0, Relaxed);
                 ticks.warn("its cron expression matches no future instant; no more runs");
             }
         }
@@ -74,6 +84,14 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
+    /// Shows when the next tick is due (`WorkerManager::next_tick`).
+    fn will_tick_at(&self, at: SystemTime) {
+        let ms = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64);
+        self.definition.next_tick_ms.store(ms.max(1), Relaxed);
+    }
+
     fn tick(&mut self) {
         if self.previous.as_ref().is_some_and(|run| !run.is_finished()) {
             self.definition.stats.skipped();

@@ -59,7 +59,9 @@ fn histogram(seen: &Seen, name: &str, worker: &str) -> Vec<f64> {
 async fn runs_retries_durations_waits_and_in_flight_are_recorded_by_worker_and_outcome() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    recorder.install().expect("the only recorder of this test binary");
+    recorder
+        .install()
+        .expect("the only recorder of this test binary");
 
     let manager = WorkerManager::new();
     manager
@@ -136,19 +138,35 @@ async fn runs_retries_durations_waits_and_in_flight_are_recorded_by_worker_and_o
     }
     let runs = "worker_runs_total";
     assert_eq!(
-        counter(&seen, runs, &[("outcome", "succeeded"), ("worker", "m-sleepy")]),
+        counter(
+            &seen,
+            runs,
+            &[("outcome", "succeeded"), ("worker", "m-sleepy")]
+        ),
         2
     );
     assert_eq!(
-        counter(&seen, runs, &[("outcome", "failed"), ("worker", "m-broken")]),
+        counter(
+            &seen,
+            runs,
+            &[("outcome", "failed"), ("worker", "m-broken")]
+        ),
         1
     );
     assert_eq!(
-        counter(&seen, runs, &[("outcome", "succeeded"), ("worker", "m-flaky")]),
+        counter(
+            &seen,
+            runs,
+            &[("outcome", "succeeded"), ("worker", "m-flaky")]
+        ),
         2
     );
     assert_eq!(
-        counter(&seen, runs, &[("outcome", "cancelled"), ("worker", "m-slow")]),
+        counter(
+            &seen,
+            runs,
+            &[("outcome", "cancelled"), ("worker", "m-slow")]
+        ),
         1
     );
     assert_eq!(
@@ -164,7 +182,11 @@ async fn runs_retries_durations_waits_and_in_flight_are_recorded_by_worker_and_o
         "durations in seconds, at least the 20 ms slept: {durations:?}"
     );
     let waits = histogram(&seen, "worker_queue_wait_seconds", "m-flaky");
-    assert_eq!(waits.len(), 6, "every attempt of a limited worker: {waits:?}");
+    assert_eq!(
+        waits.len(),
+        6,
+        "every attempt of a limited worker: {waits:?}"
+    );
     assert!(waits.iter().any(|&w| w > 0.0), "one run waited: {waits:?}");
 
     for worker in ["m-sleepy", "m-broken", "m-flaky", "m-slow"] {

@@ -67,7 +67,9 @@ async fn an_observer_sees_each_run_start_emit_retry_and_end_once() {
     manager
         .register_with(
             "o-flaky",
-            WorkerOptions::new().retries(1).backoff(Duration::from_millis(1)),
+            WorkerOptions::new()
+                .retries(1)
+                .backoff(Duration::from_millis(1)),
             |ctx| async move {
                 ctx.emit(json!({"attempt": ctx.attempt()}))?;
                 if ctx.attempt() == 1 {
@@ -94,7 +96,11 @@ async fn an_observer_sees_each_run_start_emit_retry_and_end_once() {
             Seen::Message(id.clone(), json!({"attempt": 1})),
             Seen::AttemptFailed(id.clone(), 1, "not yet".into()),
             Seen::Message(id.clone(), json!({"attempt": 2})),
-            Seen::Ended(id.clone(), Outcome::Succeeded, Ok(json!({"done": {"n": 1}}))),
+            Seen::Ended(
+                id.clone(),
+                Outcome::Succeeded,
+                Ok(json!({"done": {"n": 1}}))
+            ),
         ]
     );
 }
@@ -132,7 +138,11 @@ async fn every_ending_reaches_the_observer_with_the_handles_error() {
     );
     assert_eq!(
         journal.of(&stuck_id).last(),
-        Some(&Seen::Ended(stuck_id.clone(), Outcome::Cancelled, Err(cancelled)))
+        Some(&Seen::Ended(
+            stuck_id.clone(),
+            Outcome::Cancelled,
+            Err(cancelled)
+        ))
     );
     // Refused runs (unknown worker) are never announced.
     manager.call("o-unknown", None, None).await.unwrap_err();

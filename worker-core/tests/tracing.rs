@@ -93,8 +93,10 @@ struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        );
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_owned(), value.to_owned());
@@ -108,7 +110,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut span = SpanSeen {
             name: attrs.metadata().name().to_owned(),
-            parent: ctx.span(id).and_then(|s| s.parent()).map(|p| p.id().into_u64()),
+            parent: ctx
+                .span(id)
+                .and_then(|s| s.parent())
+                .map(|p| p.id().into_u64()),
             ..Default::default()
         };
         attrs.record(&mut Fields(&mut span.fields));
@@ -187,10 +192,18 @@ async fn a_called_run_is_a_child_of_the_callers_span_with_its_fields_events_and_
 
     let events = seen.events_under(run_span);
     let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
-    for expected in ["started", "inside the worker", "from a spawned task", "succeeded"] {
+    for expected in [
+        "started",
+        "inside the worker",
+        "from a spawned task",
+        "succeeded",
+    ] {
         assert!(messages.contains(&expected), "{expected:?} in {messages:?}");
     }
-    let inside = events.iter().find(|e| e.message == "inside the worker").unwrap();
+    let inside = events
+        .iter()
+        .find(|e| e.message == "inside the worker")
+        .unwrap();
     assert_eq!(
         seen.ancestry(inside.span),
         ["worker.attempt", "worker.run", "http.request"],
@@ -207,7 +220,9 @@ async fn each_retry_is_an_attempt_span_and_every_ending_has_its_event() {
     manager
         .register_with(
             "t-flaky",
-            WorkerOptions::new().retries(1).backoff(Duration::from_millis(5)),
+            WorkerOptions::new()
+                .retries(1)
+                .backoff(Duration::from_millis(5)),
             |ctx| async move {
                 if ctx.attempt() == 1 {
                     return Err(Error::other("first try fails"));
@@ -300,9 +315,16 @@ async fn each_retry_is_an_attempt_span_and_every_ending_has_its_event() {
             .find(|e| e.message == event)
             .unwrap_or_else(|| panic!("{worker}: no {event:?} event"));
         assert!(ending.fields.contains_key("error"), "{worker}: {ending:?}");
-        assert!(ending.fields.contains_key("elapsed_ms"), "{worker}: {ending:?}");
+        assert!(
+            ending.fields.contains_key("elapsed_ms"),
+            "{worker}: {ending:?}"
+        );
     }
     let (span, run) = seen.run_span_of(&waiting_id);
     assert_eq!(run.fields["outcome"], "cancelled");
-    assert!(seen.events_under(span).iter().any(|e| e.message == "cancelled"));
+    assert!(
+        seen.events_under(span)
+            .iter()
+            .any(|e| e.message == "cancelled")
+    );
 }

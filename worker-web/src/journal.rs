@@ -1,0 +1,540 @@
+//! The dashboard's memory of runs: every run of the manager, in flight and
+//! the last `capacity` that ended, with its payload, its messages (the last
+//! `messages_per_run`), its attempts and its outcome.
+//!
+//! The [`Journal`] is a worker-core [`Observer`]: the manager tells it
+//! about every run, including runs started by other code, so the dashboard
+//! shows them all without holding their handles. It keeps to two bounds: an
+//! ended run is forgotten once `capacity` newer ones have ended, and a run's
+//! oldest messages are dropped (and counted) past `messages_per_run`.
+//!
+//! Readers of a run's messages ([`RunRecord::reader`]) replay what is kept,
+//! then follow the run live; they never hold the run up.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Number, Value, json};
+use tokio::sync::Notify;
+use worker_core::Error;
+use worker_core::observe::{Observer, Outcome, RunInfo};
+
+use crate::timeline::Timeline;
+
+/// How many ended runs the journal keeps by default: the last 1,000.
+pub const DEFAULT_RECENT_RUNS: usize = 1000;
+
+/// How many messages of one run are kept by default: the last 1,000.
+pub const DEFAULT_MESSAGES_PER_RUN: usize = 1000;
+
+/// Runs in flight and recently ended, by id.
+#[derive(Debug)]
+pub struct Journal {
+    runs: Mutex<Runs>,
+    capacity: usize,
+    messages_per_run: usize,
+    node: Arc<str>,
+    timeline: Timeline,
+}
+
+#[derive(Debug, Default)]
+struct Runs {
+    by_id: HashMap<Arc<str>, Arc<RunRecord>>,
+    /// Ended runs, oldest first; at most `capacity`.
+    ended: VecDeque<Arc<RunRecord>>,
+}
+
+impl Journal {
+    /// A journal keeping the last `capacity` ended runs (at least 1) and
+    /// the last `messages_per_run` messages of each (at least 1), naming
+    /// this process `node`.
+    pub fn new(capacity: usize, messages_per_run: usize, node: impl Into<Arc<str>>) -> Self {
+        Journal {
+            runs: Mutex::default(),
+            capacity: capacity.max(1),
+            messages_per_run: messages_per_run.max(1),
+            node: node.into(),
+            timeline: Timeline::default(),
+        }
+    }
+
+    fn runs(&self) -> MutexGuard<'_, Runs> {
+        lock(&self.runs)
+    }
+
+    /// The run with this id, in flight or among the ended ones kept.
+    pub fn get(&self, run_id: &str) -> Option<Arc<RunRecord>> {
+        self.runs().by_id.get(run_id).cloned()
+    }
+
+    /// The ended runs kept, newest first.
+    pub fn recent(&self) -> Vec<Arc<RunRecord>> {
+        self.runs().ended.iter().rev().cloned().collect()
+    }
+
+    /// The runs in flight the journal saw start, oldest first.
+    pub fn in_flight(&self) -> Vec<Arc<RunRecord>> {
+        let mut runs: Vec<_> = self
+            .runs()
+            .by_id
+            .values()
+            .filter(|run| !run.has_ended())
+            .cloned()
+            .collect();
+        runs.sort_by_key(|run| run.started_at);
+        runs
+    }
+
+    /// How many runs are kept, in flight and ended.
+    pub fn len(&self) -> usize {
+        self.runs().by_id.len()
+    }
+
+    /// Whether no run is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many ended runs are kept at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// This process's name in the dashboard: `host:pid`.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Runs per outcome and p95 duration over the last 15 minutes.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// Records that the ended run `run_id` was retried as `retry_id`.
+    pub fn retried(&self, run_id: &str, retry_id: &str) {
+        if let Some(run) = self.get(run_id) {
+            run.state().retried_as = Some(retry_id.to_owned());
+        }
+    }
+}
+
+impl Observer for Journal {
+    fn started(&self, run: RunInfo<'_>) {
+        let record = Arc::new(RunRecord {
+            id: run.run_id().into(),
+            worker: run.worker().into(),
+            payload: run.payload().cloned(),
+            started_at: SystemTime::now(),
+            node: self.node.clone(),
+            state: Mutex::new(RunState {
+                attempts: vec![Attempt::default()],
+                ..RunState::default()
+            }),
+            changed: Notify::new(),
+        });
+        self.runs().by_id.insert(record.id.clone(), record);
+    }
+
+    fn message(&self, run: RunInfo<'_>, message: &Value) {
+        if let Some(record) = self.get(run.run_id()) {
+            record.push(message.clone(), self.messages_per_run);
+        }
+    }
+
+    fn attempt_failed(&self, run: RunInfo<'_>, error: &Error, delay: Duration) {
+        if let Some(record) = self.get(run.run_id()) {
+            let mut state = record.state();
+            if let Some(attempt) = state.attempts.last_mut() {
+                attempt.outcome = Some(kind_of(error));
+                attempt.error = Some(error.to_string());
+                attempt.retry_in = Some(delay);
+            }
+            state.attempts.push(Attempt::default());
+        }
+    }
+
+    fn ended(
+        &self,
+        run: RunInfo<'_>,
+        outcome: Outcome,
+        result: &Result<Value, Error>,
+        took: Duration,
+    ) {
+        self.timeline.record(outcome, took);
+        let Some(record) = self.get(run.run_id()) else {
+            return;
+        };
+        {
+            let mut state = record.state();
+            let error = result.as_ref().err();
+            if let Some(attempt) = state.attempts.last_mut() {
+                attempt.outcome = Some(outcome.as_str());
+                attempt.error = error.map(Error::to_string);
+            }
+            state.ended = Some(Ended {
+                outcome,
+                kind: error.map_or("ok", kind_of),
+                error: error.map(Error::to_string),
+                output: result.as_ref().ok().filter(|v| !v.is_null()).cloned(),
+                duration: took,
+                ended_at: SystemTime::now(),
+            });
+        }
+        record.changed.notify_waiters();
+        let mut runs = self.runs();
+        runs.ended.push_back(record);
+        while runs.ended.len() > self.capacity {
+            if let Some(oldest) = runs.ended.pop_front() {
+                runs.by_id.remove(&oldest.id);
+            }
+        }
+    }
+}
+
+/// The kind of a failed run's error, as the SSE `outcome` event and the
+/// attempts list give it: `timeout`, `cancelled`, `panic`, `validation` or
+/// `error`.
+fn kind_of(error: &Error) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else if error.is_cancelled() {
+        "cancelled"
+    } else if error.is_panic() {
+        "panic"
+    } else if error.is_validation() {
+        "validation"
+    } else {
+        "error"
+    }
+}
+
+/// One run as the dashboard knows it.
+#[derive(Debug)]
+pub struct RunRecord {
+    id: Arc<str>,
+    worker: String,
+    payload: Option<Value>,
+    started_at: SystemTime,
+    node: Arc<str>,
+    state: Mutex<RunState>,
+    changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct RunState {
+    /// The messages kept, oldest first.
+    messages: VecDeque<Value>,
+    /// Sequence number of `messages[0]`: also how many were dropped.
+    first: u64,
+    /// The last numeric `progress` field seen.
+    progress: Option<Number>,
+    attempts: Vec<Attempt>,
+    ended: Option<Ended>,
+    retried_as: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Attempt {
+    outcome: Option<&'static str>,
+    error: Option<String>,
+    retry_in: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct Ended {
+    outcome: Outcome,
+    kind: &'static str,
+    error: Option<String>,
+    output: Option<Value>,
+    duration: Duration,
+    ended_at: SystemTime,
+}
+
+impl RunRecord {
+    fn state(&self) -> MutexGuard<'_, RunState> {
+        lock(&self.state)
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The worker's name.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// The payload it was called with.
+    pub fn payload(&self) -> Option<&Value> {
+        self.payload.as_ref()
+    }
+
+    /// Whether it has ended.
+    pub fn has_ended(&self) -> bool {
+        self.state().ended.is_some()
+    }
+
+    /// How it ended; `None` while it runs.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.state().ended.as_ref().map(|ended| ended.outcome)
+    }
+
+    /// The last numeric `progress` field among its messages, as sent.
+    pub fn progress(&self) -> Option<Number> {
+        self.state().progress.clone()
+    }
+
+    /// How many of its messages (the oldest) were dropped.
+    pub fn dropped(&self) -> u64 {
+        self.state().first
+    }
+
+    /// The row of the recent-runs list.
+    pub fn summary(&self) -> Value {
+        let state = self.state();
+        let ended = state.ended.as_ref();
+        json!({
+            "run_id": &*self.id,
+            "worker": self.worker,
+            "outcome": ended.map(|e| e.outcome.as_str()),
+            "error": ended.and_then(|e| e.error.clone()),
+            "attempts": state.attempts.len(),
+            "duration_ms": ended.map(|e| millis(e.duration)),
+            "started_at_ms": unix_ms(self.started_at),
+            "ended_at_ms": ended.map(|e| unix_ms(e.ended_at)),
+            "node": &*self.node,
+        })
+    }
+
+    /// The run's page: the summary plus payload, output, attempts and
+    /// message counts.
+    pub fn detail(&self) -> Value {
+        let mut detail = self.summary();
+        let state = self.state();
+        let ended = state.ended.as_ref();
+        let attempts: Vec<Value> = state
+            .attempts
+            .iter()
+            .enumerate()
+            .map(|(index, attempt)| {
+                json!({
+                    "attempt": index + 1,
+                    "outcome": attempt.outcome,
+                    "error": attempt.error,
+                    "retry_in_ms": attempt.retry_in.map(millis),
+                })
+            })
+            .collect();
+        let fields = [
+            (
+                "state",
+                json!(if ended.is_some() { "ended" } else { "running" }),
+            ),
+            ("payload", self.payload.clone().unwrap_or(Value::Null)),
+            (
+                "output",
+                ended.and_then(|e| e.output.clone()).unwrap_or(Value::Null),
+            ),
+            ("attempts", Value::Array(attempts)),
+            ("messages", json!(state.first + state.messages.len() as u64)),
+            ("dropped", json!(state.first)),
+            ("progress", json!(state.progress)),
+            ("retried_as", json!(state.retried_as)),
+        ];
+        if let Value::Object(map) = &mut detail {
+            map.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        }
+        detail
+    }
+
+    /// A reader from the first message kept, or from the message after
+    /// sequence number `after` (an SSE client's `Last-Event-ID`).
+    pub fn reader(self: &Arc<Self>, after: Option<u64>) -> RunReader {
+        RunReader {
+            run: self.clone(),
+            next: after.map_or(0, |seq| seq.saturating_add(1)),
+            done: false,
+        }
+    }
+
+    fn push(&self, message: Value, capacity: usize) {
+        {
+            let mut state = self.state();
+            if let Some(Value::Number(progress)) = message.get("progress") {
+                state.progress = Some(progress.clone());
+            }
+            state.messages.push_back(message);
+            while state.messages.len() > capacity {
+                state.messages.pop_front();
+                state.first += 1;
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// What a [`RunReader`] reads, in order: messages (after a `Dropped` if
+/// the reader fell behind), then the outcome, then nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// This many messages were dropped before the reader got to them.
+    Dropped(u64),
+    /// A message, with its sequence number in the run (0, 1, …).
+    Message {
+        /// Sequence number, the SSE event id.
+        seq: u64,
+        /// What the worker emitted.
+        data: Value,
+    },
+    /// How the run ended, as the `outcome` SSE event's JSON:
+    /// `{"ok", "outcome", "kind", "error", "output"}`. The last event.
+    Outcome(Value),
+}
+
+/// One reader's position in a run's messages.
+#[derive(Debug)]
+pub struct RunReader {
+    run: Arc<RunRecord>,
+    next: u64,
+    done: bool,
+}
+
+impl RunReader {
+    /// The next event, waiting for it while the run goes on; `None` after
+    /// the outcome.
+    pub async fn next(&mut self) -> Option<RunEvent> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let changed = self.run.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Register before looking: a push between the look and the
+            // await would otherwise be missed.
+            changed.as_mut().enable();
+            {
+                let state = self.run.state();
+                if self.next < state.first {
+                    let missed = state.first - self.next;
+                    self.next = state.first;
+                    return Some(RunEvent::Dropped(missed));
+                }
+                let index = usize::try_from(self.next - state.first).unwrap_or(usize::MAX);
+                if let Some(data) = state.messages.get(index) {
+                    let seq = self.next;
+                    self.next += 1;
+                    return Some(RunEvent::Message {
+                        seq,
+                        data: data.clone(),
+                    });
+                }
+                if let Some(ended) = &state.ended {
+                    self.done = true;
+                    return Some(RunEvent::Outcome(json!({
+                        "ok": ended.outcome == Outcome::Succeeded,
+                        "outcome": ended.outcome.as_str(),
+                        "kind": ended.kind,
+                        "error": ended.error,
+                        "output": ended.output,
+                    })));
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Milliseconds, to 0.1 ms.
+pub(crate) fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use worker_core::prelude::*;
+
+    async fn counting_manager(count: u64) -> (WorkerManager, Arc<Journal>) {
+        let manager = WorkerManager::new();
+        let journal = Arc::new(Journal::new(3, 4, "test:1"));
+        manager.observe(journal.clone());
+        manager
+            .register("count", move |ctx| async move {
+                for i in 0..count {
+                    ctx.send(json!({"progress": i})).await?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (manager, journal)
+    }
+
+    async fn read_all(mut reader: RunReader) -> Vec<RunEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = reader.next().await {
+            events.push(event);
+        }
+        events
+    }
+
+    #[tokio::test]
+    async fn readers_replay_then_follow_and_end_with_the_outcome() {
+        let (manager, journal) = counting_manager(3).await;
+        let handle = manager.call("count", None, None).await.unwrap();
+        let run = journal
+            .get(handle.id())
+            .expect("listed before call returns");
+        let early = read_all(run.reader(None)).await;
+        let late = read_all(run.reader(None)).await;
+        assert_eq!(early, late);
+        assert_eq!(early.len(), 4);
+        assert_eq!(
+            early[2],
+            RunEvent::Message {
+                seq: 2,
+                data: json!({"progress": 2})
+            }
+        );
+        let RunEvent::Outcome(outcome) = &early[3] else {
+            panic!("{early:?}")
+        };
+        assert_eq!(outcome["outcome"], "succeeded");
+        assert_eq!(run.progress(), Some(2.into()));
+        assert_eq!(read_all(run.reader(Some(1))).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_run_keeps_its_last_messages_and_the_journal_its_last_runs() {
+        let (manager, journal) = counting_manager(10).await;
+        manager.run("count", None).await.unwrap();
+        let run = journal.recent()[0].clone();
+        let events = read_all(run.reader(None)).await;
+        assert_eq!(run.dropped(), 6);
+        assert_eq!(events[0], RunEvent::Dropped(6));
+        assert_eq!(events.len(), 1 + 4 + 1);
+
+        for _ in 0..5 {
+            manager.run("count", None).await.unwrap();
+        }
+        assert_eq!(journal.recent().len(), 3, "the last 3 ended runs");
+        assert_eq!(journal.len(), 3, "older ones are forgotten");
+        assert!(journal.get(run.id()).is_none());
+        drop(events);
+        assert_eq!(Arc::strong_count(&run), 1, "nothing else holds it");
+    }
+}

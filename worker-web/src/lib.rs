@@ -1,0 +1,202 @@
+//! A dashboard for worker-core that mounts into any axum app: the workers
+//! with their statistics and options, the runs in flight, the last 1,000
+//! runs that ended with their errors, each run's payload, messages (live),
+//! attempts and output, charts of the last 15 minutes, and the nodes; plus
+//! the JSON API behind it, to start, follow, cancel and retry runs.
+//!
+//! ```no_run
+//! # async fn doc() -> worker_core::Result<()> {
+//! use worker_core::Workers;
+//!
+//! let manager = Workers::new().start().await?;
+//! let app = axum::Router::new()
+//!     .nest("/workers", worker_web::router(manager.clone()));
+//!     // .layer(my_auth_layer): access control is the app's own
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`router_read_only`] serves the same without the routes that start,
+//! cancel or retry runs (they answer `403`); [`Dashboard`] sets the rest
+//! (payload validators, body limit, how much is kept).
+//!
+//! The routes, relative to where the router is mounted:
+//!
+//! ```text
+//! GET    /                       the page (one file, no CDN; hash routes #/, #/runs, #/run/{id})
+//! GET    /workers                definitions, statistics, options, next tick
+//! POST   /workers/{name}/runs    start a run (JSON body = payload)   → 202 {"run_id", "worker", "events_url"}
+//! GET    /runs                   runs in flight
+//! GET    /runs/recent            ended runs: ?worker= &outcome= &failed_first=1 &limit=
+//! GET    /runs/{id}              one run: payload, attempts, output, message counts
+//! GET    /runs/{id}/events       its messages, then its outcome, as Server-Sent Events
+//! DELETE /runs/{id}              cancel it                            → 200 {"cancelled": id}
+//! POST   /runs/{id}/retry        a new run with its payload           → 202 {"run_id", …}
+//! GET    /timeline               runs per outcome and p95 per 5 s, last 15 minutes
+//! GET    /nodes                  the processes running workers, with their runs
+//! ```
+//!
+//! The dashboard sees every run of the manager, whoever started it: it
+//! installs a [`Journal`](journal::Journal) as the manager's
+//! [`Observer`](worker_core::observe::Observer). Runs that ended before it
+//! was mounted are not shown.
+
+#![warn(missing_docs)]
+
+pub mod errors;
+pub mod journal;
+pub mod page;
+pub mod payloads;
+mod routes;
+pub mod timeline;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use worker_core::WorkerManager;
+
+use crate::journal::{DEFAULT_MESSAGES_PER_RUN, DEFAULT_RECENT_RUNS, Journal};
+use crate::payloads::Validator;
+
+/// The largest request body `POST /workers/{name}/runs` accepts by default: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The whole dashboard and its JSON API, over `manager`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = axum::Router::new().nest("/workers", worker_web::router(worker_core::WorkerManager::new()));
+/// # let _ = app;
+/// # }
+/// ```
+pub fn router(manager: WorkerManager) -> Router {
+    Dashboard::new(manager).router()
+}
+
+/// The dashboard without the routes that start, cancel or retry runs:
+/// those answer `403`, and the page hides their buttons.
+pub fn router_read_only(manager: WorkerManager) -> Router {
+    Dashboard::new(manager).read_only(true).router()
+}
+
+/// The dashboard's settings; [`router`](Dashboard::router) makes it.
+///
+/// ```
+/// use serde::Deserialize;
+/// use worker_web::Dashboard;
+/// use worker_web::payloads::{Payload, validator};
+///
+/// #[derive(Deserialize)]
+/// struct Email { to: String }
+/// impl Payload for Email {}
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager = worker_core::WorkerManager::new();
+/// let dashboard = Dashboard::new(manager)
+///     .validator("send-email", validator::<Email>())  // 422 before a bad payload starts anything
+///     .body_limit(16 * 1024)
+///     .recent_runs(500);
+/// let app = axum::Router::new().nest("/ops/workers", dashboard.router());
+/// # let _ = app;
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    manager: WorkerManager,
+    read_only: bool,
+    body_limit: usize,
+    recent_runs: usize,
+    messages_per_run: usize,
+    validators: HashMap<String, Validator>,
+}
+
+impl Dashboard {
+    /// The dashboard of `manager`, with the defaults: read-write, 64 KiB
+    /// bodies, the last 1,000 ended runs and 1,000 messages per run.
+    pub fn new(manager: WorkerManager) -> Self {
+        Dashboard {
+            manager,
+            read_only: false,
+            body_limit: DEFAULT_BODY_LIMIT,
+            recent_runs: DEFAULT_RECENT_RUNS,
+            messages_per_run: DEFAULT_MESSAGES_PER_RUN,
+            validators: HashMap::new(),
+        }
+    }
+
+    /// `true`: no route starts, cancels or retries a run (`403`).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The largest payload accepted, in bytes; larger ones get `413`.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How many ended runs are kept for the recent-runs view (at least 1).
+    pub fn recent_runs(mut self, runs: usize) -> Self {
+        self.recent_runs = runs.max(1);
+        self
+    }
+
+    /// How many messages of one run are kept (the last ones; at least 1).
+    pub fn messages_per_run(mut self, messages: usize) -> Self {
+        self.messages_per_run = messages.max(1);
+        self
+    }
+
+    /// Checks `worker`'s payloads with `validator` before starting runs
+    /// over HTTP; a payload it turns away gets `422` and starts nothing.
+    /// Build one with [`payloads::validator`].
+    pub fn validator(mut self, worker: impl Into<String>, validator: Validator) -> Self {
+        self.validators.insert(worker.into(), validator);
+        self
+    }
+
+    /// The manager it shows.
+    pub fn manager(&self) -> &WorkerManager {
+        &self.manager
+    }
+
+    /// The router, and the journal it reads runs from (also the manager's
+    /// observer from now on).
+    pub fn into_parts(self) -> (Router, Arc<Journal>) {
+        let journal = Arc::new(Journal::new(
+            self.recent_runs,
+            self.messages_per_run,
+            node_name(),
+        ));
+        self.manager.observe(journal.clone());
+        let state = routes::Web {
+            manager: self.manager,
+            journal: journal.clone(),
+            read_only: self.read_only,
+            body_limit: self.body_limit,
+            validators: Arc::new(self.validators),
+        };
+        (routes::router(state), journal)
+    }
+
+    /// The router: mount it anywhere with `Router::nest`.
+    pub fn router(self) -> Router {
+        self.into_parts().0
+    }
+}
+
+/// This process in the nodes view: `host:pid`.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
+}

@@ -1,0 +1,434 @@
+//! The HTTP API: one handler per route, each answering JSON (or SSE), and
+//! every failure as a JSON [`ApiError`]. Paths in answers (`events_url`)
+//! are relative to where the router is mounted.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use worker_core::observe::Outcome;
+use worker_core::{Error, WorkerManager, format_duration};
+
+use crate::errors::ApiError;
+use crate::journal::{Journal, RunEvent, RunReader, unix_ms};
+use crate::page;
+use crate::payloads::{Validator, invalid};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Web {
+    pub(crate) manager: WorkerManager,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) read_only: bool,
+    pub(crate) body_limit: usize,
+    pub(crate) validators: Arc<HashMap<String, Validator>>,
+}
+
+impl Web {
+    /// `403` on a read-only dashboard.
+    fn writable(&self, what: &str) -> Result<(), ApiError> {
+        if self.read_only {
+            return Err(ApiError::forbidden(format!(
+                "this dashboard is read-only: it can't {what}; mount worker_web::router instead of router_read_only to allow it"
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn router(state: Web) -> Router {
+    let body_limit = state.body_limit;
+    Router::new()
+        .route("/", get(page::index))
+        .route("/workers", get(list_workers))
+        .route(
+            "/workers/{name}/runs",
+            post(start_run).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/runs", get(list_runs))
+        .route("/runs/recent", get(recent_runs))
+        .route("/runs/{id}", get(run_detail).delete(cancel_run))
+        .route("/runs/{id}/events", get(run_events))
+        .route("/runs/{id}/retry", post(retry_run))
+        .route("/timeline", get(timeline))
+        .route("/nodes", get(nodes))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+}
+
+/// `POST /workers/{name}/runs`: checks everything first (the worker, the
+/// body's size, that it is JSON, the payload's validator), so a request
+/// turned away starts nothing; then starts the run and answers
+/// `202 {"run_id", "worker", "events_url"}`.
+async fn start_run(
+    State(state): State<Web>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.writable("start runs")?;
+    let manager = &state.manager;
+    if manager.stats(&name).await.is_none() {
+        return Err(Error::NotRegistered(name).into());
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "the payload for worker '{name}' is larger than the limit of {} bytes",
+                state.body_limit
+            ))
+        } else {
+            ApiError::bad_request(format!(
+                "can't read the payload for worker '{name}': {rejection}"
+            ))
+        }
+    })?;
+    let payload = parse_payload(&name, &headers, &body)?;
+    if let Some(validate) = state.validators.get(&name) {
+        validate(payload.as_ref())
+            .map_err(|detail| ApiError::unprocessable(invalid(&name, &detail)))?;
+    }
+    started(&state, &name, payload).await
+}
+
+/// Starts a run and answers `202`. The handle is let go: the journal sees
+/// the run's messages and outcome, and the run goes on without a reader.
+async fn started(state: &Web, name: &str, payload: Option<Value>) -> Result<Response, ApiError> {
+    let handle = state.manager.call(name, None, payload).await?;
+    let run_id = handle.id().to_owned();
+    log::info!(target: "worker_web", "started {name} run {run_id}");
+    let events_url = format!("/runs/{run_id}/events");
+    let body = json!({"run_id": run_id, "worker": name, "events_url": events_url});
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, events_url)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// The payload of a request body: none for an empty body, else its JSON.
+/// A body with a `Content-Type` must say JSON (so a browser form or a
+/// cross-site `text/plain` post can't start runs); one without is read as
+/// JSON, for `curl -d`-style clients that say nothing.
+fn parse_payload(name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let content_type = content_type.to_str().unwrap_or("?");
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::unsupported_media_type(format!(
+                "the payload for worker '{name}' must be JSON sent as Content-Type: application/json, not {content_type}"
+            )));
+        }
+    }
+    serde_json::from_slice(body).map(Some).map_err(|err| {
+        ApiError::bad_request(format!(
+            "malformed JSON in the payload for worker '{name}': {err}"
+        ))
+    })
+}
+
+/// `GET /workers`: `{"read_only", "node", "workers": [...]}`, every
+/// definition with its statistics and options, sorted by name.
+async fn list_workers(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
+    let manager = &state.manager;
+    let mut workers = Vec::new();
+    for name in manager.definitions().await? {
+        let (Some(stats), Some(options)) = (manager.stats(&name).await, manager.options(&name))
+        else {
+            continue;
+        };
+        let timeout = options.get_timeout();
+        let schedule = match (options.get_every(), options.get_cron()) {
+            (Some(every), _) => Some(format!("every {}", format_duration(every))),
+            (None, Some(cron)) => Some(match options.get_tz() {
+                Some(tz) => format!("cron {cron} ({tz})"),
+                None => format!("cron {cron} (UTC)"),
+            }),
+            (None, None) => None,
+        };
+        workers.push(json!({
+            "name": name,
+            "default_timeout": timeout.map(format_duration),
+            "default_timeout_ms": timeout.map(|t| t.as_millis() as u64),
+            "validated": state.validators.contains_key(&name),
+            "total_runs": stats.runs,
+            "errors": stats.errors,
+            "cancelled": stats.cancelled,
+            "timeouts": stats.timeouts,
+            "panics": stats.panics,
+            "retries": stats.retries,
+            "skipped": stats.skipped,
+            "success_rate": stats.success_rate(),
+            "average_duration_ms": (stats.average_ms() * 10.0).round() / 10.0,
+            "p50_ms": stats.p50_ms,
+            "p95_ms": stats.p95_ms,
+            "p99_ms": stats.p99_ms,
+            "wait_p50_ms": stats.wait_p50_ms,
+            "wait_p99_ms": stats.wait_p99_ms,
+            "last_run_ms": stats.last_run_ms,
+            "running": stats.running,
+            "options": {
+                "timeout": timeout.map(format_duration),
+                "retries": options.get_retries(),
+                "backoff": format_duration(options.get_backoff()),
+                "concurrency": options.get_concurrency(),
+                "queue_limit": options.get_queue_limit(),
+                "schedule": schedule,
+                "next_tick_ms": manager.next_tick(&name).map(unix_ms),
+            },
+        }));
+    }
+    Ok(Json(json!({
+        "read_only": state.read_only,
+        "node": state.journal.node(),
+        "workers": workers,
+    })))
+}
+
+/// The workers of the runs in flight, by run id.
+async fn running_workers(manager: &WorkerManager) -> Result<HashMap<String, String>, ApiError> {
+    let mut worker_of = HashMap::new();
+    for name in manager.definitions().await? {
+        for id in manager.running_for(&name).await.unwrap_or_default() {
+            worker_of.insert(id, name.clone());
+        }
+    }
+    Ok(worker_of)
+}
+
+/// `GET /runs`: `{"runs": [...]}`, the runs in flight, oldest first, each
+/// with its worker, its last `progress`, when it started and where to
+/// follow it (`null` for a run that started before the dashboard).
+async fn list_runs(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
+    let manager = &state.manager;
+    let mut worker_of = running_workers(manager).await?;
+    let runs: Vec<Value> = manager
+        .running()
+        .await?
+        .into_iter()
+        .filter_map(|id| {
+            // A run that started between the two listings is left for the
+            // next poll.
+            let worker = worker_of.remove(&id)?;
+            let record = state.journal.get(&id);
+            let detail = record.as_ref().map(|record| record.detail());
+            Some(json!({
+                "run_id": id,
+                "worker": worker,
+                "progress": record.as_ref().and_then(|record| record.progress()),
+                "started_at_ms": detail.as_ref().map(|d| d["started_at_ms"].clone()),
+                "attempt": detail.as_ref().map(|d| d["attempts"].as_array().map_or(1, Vec::len)),
+                "events_url": record.map(|_| format!("/runs/{id}/events")),
+            }))
+        })
+        .collect();
+    Ok(Json(json!({"runs": runs})))
+}
+
+#[derive(Debug, Deserialize)]
+struct RecentQuery {
+    worker: Option<String>,
+    outcome: Option<String>,
+    failed_first: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /runs/recent`: the ended runs kept, newest first, filtered by
+/// `worker` and `outcome`; with `failed_first=1` failures come first.
+async fn recent_runs(
+    State(state): State<Web>,
+    query: Result<Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(format!("bad query for GET /runs/recent: {rejection}"))
+    })?;
+    let worker = query.worker.filter(|w| !w.is_empty());
+    let outcome = match query.outcome.as_deref().filter(|o| !o.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            text.parse::<Outcome>()
+                .map_err(|err| ApiError::bad_request(format!("outcome: {err}")))?,
+        ),
+    };
+    let failed_first = match query.failed_first.as_deref() {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "failed_first must be 1 or 0, not {other:?}"
+            )));
+        }
+    };
+    let limit = query.limit.unwrap_or(usize::MAX);
+    let mut runs: Vec<_> = state
+        .journal
+        .recent()
+        .into_iter()
+        .filter(|run| worker.as_deref().is_none_or(|w| run.worker() == w))
+        .filter(|run| outcome.is_none_or(|o| run.outcome() == Some(o)))
+        .collect();
+    if failed_first {
+        // Stable: newest first within each group.
+        runs.sort_by_key(|run| !run.outcome().is_some_and(Outcome::is_failure));
+    }
+    let runs: Vec<Value> = runs.iter().take(limit).map(|run| run.summary()).collect();
+    Ok(Json(
+        json!({"runs": runs, "kept": state.journal.capacity()}),
+    ))
+}
+
+fn unknown_run(state: &Web, id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "Run '{id}' is unknown: it never existed, started before the dashboard was mounted, or is older than the last {} ended runs kept",
+        state.journal.capacity()
+    ))
+}
+
+/// `GET /runs/{id}`: one run, in flight or recently ended.
+async fn run_detail(
+    State(state): State<Web>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state
+        .journal
+        .get(&id)
+        .ok_or_else(|| unknown_run(&state, &id))?;
+    Ok(Json(run.detail()))
+}
+
+/// `DELETE /runs/{id}`: cancels the run and waits until it has ended (at
+/// most the grace period); `404` if it is unknown or already finished.
+async fn cancel_run(
+    State(state): State<Web>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.writable("cancel runs")?;
+    state.manager.cancel(&id).await?;
+    log::info!(target: "worker_web", "cancelled run {id}");
+    Ok(Json(json!({"cancelled": id})))
+}
+
+/// `POST /runs/{id}/retry`: a new run of the same worker with the same
+/// payload, for a run that ended without succeeding (`409` otherwise).
+async fn retry_run(State(state): State<Web>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    state.writable("retry runs")?;
+    let run = state
+        .journal
+        .get(&id)
+        .ok_or_else(|| unknown_run(&state, &id))?;
+    match run.outcome() {
+        None => {
+            return Err(ApiError::conflict(format!(
+                "Run '{id}' of worker '{}' is still running: cancel it or wait for it to end before retrying it",
+                run.worker()
+            )));
+        }
+        Some(Outcome::Succeeded) => {
+            return Err(ApiError::conflict(format!(
+                "Run '{id}' of worker '{}' succeeded; only a run that failed, timed out, panicked or was cancelled can be retried",
+                run.worker()
+            )));
+        }
+        Some(_) => {}
+    }
+    let response = started(&state, run.worker(), run.payload().cloned()).await?;
+    if let Some(Ok(retry)) = response.headers().get(header::LOCATION).map(|l| l.to_str()) {
+        let retry_id = retry
+            .trim_start_matches("/runs/")
+            .trim_end_matches("/events");
+        state.journal.retried(&id, retry_id);
+    }
+    Ok(response)
+}
+
+/// `GET /runs/{id}/events`: the run's messages as `event: message` (id =
+/// sequence number, data = the JSON), from the first one kept, then live;
+/// `event: dropped` (`{"dropped": n}`) if some were dropped before this
+/// client read them; finally `event: outcome` and the end of the stream. A
+/// `Last-Event-ID` header resumes after that message.
+async fn run_events(
+    State(state): State<Web>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let run = state
+        .journal
+        .get(&id)
+        .ok_or_else(|| unknown_run(&state, &id))?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok());
+    let stream = futures::stream::unfold(run.reader(after), |mut reader: RunReader| async move {
+        let event = reader.next().await?;
+        Some((Ok(sse_event(event)), reader))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn sse_event(event: RunEvent) -> Event {
+    match event {
+        RunEvent::Message { seq, data } => Event::default()
+            .event("message")
+            .id(seq.to_string())
+            .data(data.to_string()),
+        RunEvent::Dropped(count) => Event::default()
+            .event("dropped")
+            .data(json!({"dropped": count}).to_string()),
+        RunEvent::Outcome(outcome) => Event::default().event("outcome").data(outcome.to_string()),
+    }
+}
+
+/// `GET /timeline`: runs per outcome and p95 duration, per 5 seconds, for
+/// the last 15 minutes.
+async fn timeline(State(state): State<Web>) -> Json<Value> {
+    Json(state.journal.timeline().to_json(SystemTime::now()))
+}
+
+/// `GET /nodes`: the processes that run this manager's workers. In-process
+/// there is one, this one, alive as it answers.
+async fn nodes(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
+    let runs = state.manager.running().await?;
+    Ok(Json(json!({
+        "durable": false,
+        "nodes": [{
+            "node": state.journal.node(),
+            "last_heartbeat_ms": unix_ms(SystemTime::now()),
+            "running": runs.len(),
+            "runs": runs,
+        }],
+    })))
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("there is no route {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}", uri.path()),
+    )
+}
