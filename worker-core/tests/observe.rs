@@ -53,7 +53,10 @@ impl Observer for Journal {
         self.0.lock().unwrap().push(seen);
     }
     fn ended(&self, run: RunInfo<'_>, outcome: Outcome, result: &Result<Value>, _: Duration) {
-        let result = result.as_ref().map(Value::clone).map_err(Error::to_string);
+        let result = match result {
+            Ok(output) => Ok(output.clone()),
+            Err(error) => Err(error.to_string()),
+        };
         let seen = Seen::Ended(run.run_id().into(), outcome, result);
         self.0.lock().unwrap().push(seen);
     }

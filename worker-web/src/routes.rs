@@ -180,7 +180,8 @@ async fn list_workers(State(state): State<Web>) -> Result<Json<Value>, ApiError>
             "panics": stats.panics,
             "retries": stats.retries,
             "skipped": stats.skipped,
-            "success_rate": stats.success_rate(),
+            // None before the first run: 0 % would read as "all failed".
+            "success_rate": (stats.runs > 0).then(|| stats.success_rate()),
             "average_duration_ms": (stats.average_ms() * 10.0).round() / 10.0,
             "p50_ms": stats.p50_ms,
             "p95_ms": stats.p95_ms,

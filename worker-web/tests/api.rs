@@ -153,6 +153,11 @@ async fn get_workers_lists_every_definition_with_statistics_percentiles_and_opti
         assert!(after[key].as_f64().unwrap() >= 50.0, "{key}: {after}");
     }
     assert_eq!(after["success_rate"], 100.0);
+    assert_eq!(
+        server.worker_stats("slow").await["success_rate"],
+        Value::Null,
+        "no runs yet"
+    );
     assert_eq!(server.worker_stats("fails-once").await["retries"], 1);
 }
 

@@ -1,133 +1,37 @@
-//! worker-core behind HTTP: start runs, follow them as Server-Sent Events,
-//! cancel them and watch the statistics, with axum and tokio.
+//! An axum app with background workers: its `src/workers/`, the
+//! `worker-web` dashboard mounted at `/`, and the workers' metrics in the
+//! Prometheus text format at `/metrics`.
 //!
-//! ```text
-//! POST   /workers/{name}/runs   start a run (JSON body = payload)   → 202 {"run_id", "worker", "events_url"}
-//! GET    /runs/{id}/events      the run's messages, then its outcome, as SSE
-//! DELETE /runs/{id}             cancel a run                         → 200 {"cancelled": id}
-//! GET    /workers               definitions and their statistics
-//! GET    /runs                  runs in flight
-//! GET    /                      the dashboard
-//! ```
-//!
-//! The binary (`src/main.rs`) is a thin shell around [`start_workers`],
-//! [`AppState`] and [`serve`]; tests run the same server on `127.0.0.1:0`:
+//! Everything about runs over HTTP (starting, following, cancelling,
+//! retrying, the page) is `worker_web::router`; this crate only chooses the
+//! workers, their payload validators and what else the app serves:
 //!
 //! ```no_run
 //! # async fn doc() -> std::io::Result<()> {
+//! let manager = web::start_workers().await.expect("workers");
+//! let metrics = web::install_metrics().ok();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let state = web::AppState::new(web::Config::default());
-//! web::serve(listener, state, std::future::pending()).await
+//! let app = web::app(manager.clone(), metrics);
+//! web::serve(listener, app, manager, std::future::pending()).await
 //! # }
 //! ```
 
 #![warn(missing_docs)]
 
-pub mod errors;
-pub mod feeds;
-pub mod page;
 pub mod payloads;
-pub mod routes;
 
-use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use worker_core::{WorkerManager, Workers, auto_discover};
+use worker_web::Dashboard;
 
-use crate::feeds::{DEFAULT_FEED_CAPACITY, DEFAULT_FEED_RETENTION, Feeds};
-use crate::payloads::{Validator, demo_validators};
-
-/// The largest request body `POST /workers/{name}/runs` accepts by default: 64 KiB.
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
-
-/// The server's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The largest payload accepted, in bytes; larger ones get `413`.
-    pub body_limit: usize,
-    /// How many messages of one run are kept for its SSE clients; older
-    /// ones are dropped (and counted).
-    pub feed_capacity: usize,
-    /// How long a run's events stay available after it ended.
-    pub feed_retention: Duration,
-}
-
-impl Default for Config {
-    /// 64 KiB bodies, 1,000 messages per run, kept 60 s after the run.
-    fn default() -> Self {
-        Config {
-            body_limit: DEFAULT_BODY_LIMIT,
-            feed_capacity: DEFAULT_FEED_CAPACITY,
-            feed_retention: DEFAULT_FEED_RETENTION,
-        }
-    }
-}
-
-/// What every request handler shares: the worker manager, the settings,
-/// the runs' event feeds and the payload validators. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    manager: WorkerManager,
-    config: Arc<Config>,
-    feeds: Feeds,
-    validators: Arc<HashMap<String, Validator>>,
-}
-
-impl AppState {
-    /// State over the process-global manager, the one behind `WORKER::`
-    /// (`WORKER::call(..)` is `WorkerManager::global().call(..)`), with the
-    /// demo workers' validators.
-    pub fn new(config: Config) -> Self {
-        Self::with_manager(WorkerManager::global().clone(), config)
-    }
-
-    /// State over any manager, e.g. an independent `WorkerManager::new()`
-    /// in a test, with the demo workers' validators.
-    pub fn with_manager(manager: WorkerManager, config: Config) -> Self {
-        let validators = demo_validators()
-            .into_iter()
-            .map(|(name, validator)| (name.to_owned(), validator))
-            .collect();
-        AppState {
-            manager,
-            feeds: Feeds::new(config.feed_capacity, config.feed_retention),
-            config: Arc::new(config),
-            validators: Arc::new(validators),
-        }
-    }
-
-    /// Validates `worker`'s payloads with `validator` before starting runs
-    /// (replacing any validator it had). Build one with
-    /// [`payloads::validator`].
-    pub fn with_validator(mut self, worker: impl Into<String>, validator: Validator) -> Self {
-        Arc::make_mut(&mut self.validators).insert(worker.into(), validator);
-        self
-    }
-
-    /// The worker manager runs are started on.
-    pub fn manager(&self) -> &WorkerManager {
-        &self.manager
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The event feeds of the runs started over HTTP.
-    pub fn feeds(&self) -> &Feeds {
-        &self.feeds
-    }
-
-    /// The validator of `worker`'s payloads, if it has one.
-    pub fn validator(&self, worker: &str) -> Option<Validator> {
-        self.validators.get(worker).copied()
-    }
-}
+use crate::payloads::demo_validators;
 
 /// Loads the workers of `src/workers/` (found at compile time by
 /// `#[auto_discover]`) into the global manager and returns it.
@@ -136,27 +40,61 @@ pub async fn start_workers() -> worker_core::Result<WorkerManager> {
     Workers::new().auto_load().start().await
 }
 
-/// The application: every route, over `state`.
-pub fn app(state: AppState) -> Router {
-    routes::router(state)
+/// The dashboard over `manager`, with the demo workers' validators.
+pub fn dashboard(manager: WorkerManager) -> Dashboard {
+    demo_validators()
+        .into_iter()
+        .fold(Dashboard::new(manager), |dashboard, (worker, validator)| {
+            dashboard.validator(worker, validator)
+        })
 }
 
-/// Serves [`app`] on `listener` until `shutdown` resolves, then shuts down
-/// gracefully: no new connections; the state's manager is shut down (new
-/// runs refused, runs in flight cancelled), which ends every SSE stream with
-/// its run's outcome; requests in flight finish; then the feeds are
-/// released. Returns once all of that is done.
+/// Installs the process's `metrics` recorder: a Prometheus one, whose
+/// handle renders everything recorded so far. Once per process: a second
+/// call is an error.
+pub fn install_metrics() -> Result<PrometheusHandle, String> {
+    PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|err| format!("can't install the Prometheus recorder: {err}"))
+}
+
+/// The application: the dashboard at `/` and, given a recorder's handle,
+/// the metrics at `/metrics`.
+pub fn app(manager: WorkerManager, metrics: Option<PrometheusHandle>) -> Router {
+    let mut app = dashboard(manager).router();
+    if let Some(metrics) = metrics {
+        app = app.route(
+            "/metrics",
+            get(move || {
+                let text = metrics.render();
+                async move {
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+                }
+            }),
+        );
+    }
+    app
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then shuts down
+/// gracefully: no new connections; `manager` is shut down (new runs
+/// refused, runs in flight cancelled), which ends every SSE stream with its
+/// run's outcome; requests in flight finish. Returns once all of that is
+/// done.
 ///
 /// Shutting down the global manager is for good: use a `shutdown` future
 /// that never resolves (`std::future::pending()`) where the process goes on.
-pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+pub async fn serve<F>(
+    listener: TcpListener,
+    app: Router,
+    manager: WorkerManager,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let manager = state.manager().clone();
-    let feeds = state.feeds().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         log::info!(target: "web", "shutting down: cancelling runs in flight, finishing requests");
         let _ = stop.send(());
@@ -172,6 +110,5 @@ where
         }
     };
     let (served, ()) = tokio::join!(server.into_future(), workers);
-    feeds.close();
     served
 }

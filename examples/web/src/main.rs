@@ -11,14 +11,14 @@
 
 use std::process::ExitCode;
 
-use web::{AppState, Config};
-
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
 const USAGE: &str = "\
 usage: web [--addr HOST:PORT]
 
-Serves worker-core's workers over HTTP, with a dashboard at /.
+Serves worker-core's workers over HTTP: the dashboard at /, Prometheus
+metrics at /metrics. RUST_LOG-style filtering is not built in: it logs
+info and above.
 
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000, or $WEB_ADDR)
   -h, --help         this help";
@@ -36,7 +36,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logger::init();
+    init_tracing();
+    let metrics = match web::install_metrics() {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            log::warn!(target: "web", "{err}; /metrics is off");
+            None
+        }
+    };
 
     let manager = match web::start_workers().await {
         Ok(manager) => manager,
@@ -59,8 +66,8 @@ async fn main() -> ExitCode {
         Err(_) => log::info!(target: "web", "listening on http://{addr}/ (Ctrl+C to stop)"),
     }
 
-    let state = AppState::with_manager(manager, Config::default());
-    match web::serve(listener, state, shutdown_signal()).await {
+    let app = web::app(manager.clone(), metrics);
+    match web::serve(listener, app, manager, shutdown_signal()).await {
         Ok(()) => {
             log::info!(target: "web", "stopped");
             ExitCode::SUCCESS
@@ -112,28 +119,16 @@ async fn shutdown_signal() {
     }
 }
 
-/// A small `log` backend: `LEVEL message` on stderr, info and above.
-mod logger {
-    struct Logger;
-
-    impl log::Log for Logger {
-        fn enabled(&self, metadata: &log::Metadata) -> bool {
-            metadata.level() <= log::Level::Info
-        }
-
-        fn log(&self, record: &log::Record) {
-            if self.enabled(record.metadata()) {
-                eprintln!("{:<5} {}", record.level(), record.args());
-            }
-        }
-
-        fn flush(&self) {}
-    }
-
-    pub fn init() {
-        if log::set_logger(&Logger).is_ok() {
-            log::set_max_level(log::LevelFilter::Info);
-        }
+/// Log lines on stderr, info and above, through `tracing`: each run's lines
+/// carry its span (`worker.run{worker=.. run_id=..}`), and the `log`
+/// records of the app and its libraries are read in too.
+fn init_tracing() {
+    let installed = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+    if let Err(err) = installed {
+        eprintln!("warning: no log output: {err}");
     }
 }
 

@@ -1,57 +1,16 @@
 //! The demo workers' payload types, and the validators the server runs
 //! before it starts anything.
 //!
-//! Why validators at all: a `#[worker]` fn's typed payload is deserialized
-//! when the run *starts*, inside the run. By then `POST /workers/{name}/runs`
-//! has already answered `202` and the run is counted, so a bad payload would
-//! show up as a failed run in the statistics instead of a `422` to the
-//! client that sent it. worker-core has no "check without running" call, so
-//! the server keeps, per worker, a [`Validator`] that does the same
-//! deserialization (plus the worker's own checks) up front and turns the
-//! request away before anything starts.
+//! The dashboard checks a payload with its worker's [`Validator`] before it
+//! starts a run, so a bad one is a `422` to the client rather than a failed
+//! run (see `worker_web::payloads`).
 //!
 //! The types live here rather than in `src/workers/` so both sides use the
 //! very same type and the very same [`Payload::check`]: the worker files are
 //! modules declared by `#[auto_discover]` and have no stable path of their own.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-
-/// Checks a payload (`None` when the request had no body) without running
-/// anything; `Err` holds what is wrong, e.g. ``missing field `to` ``.
-pub type Validator = fn(Option<&Value>) -> Result<(), String>;
-
-/// A typed payload: what serde checks, plus the checks serde can't express.
-pub trait Payload: DeserializeOwned {
-    /// Rules beyond the shape, such as "an email address has an `@`".
-    fn check(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// The validator of payload type `T`: deserialize as `#[worker]` does (no
-/// payload is read as `null`, so `Option<T>` accepts none), then
-/// [`Payload::check`].
-pub fn validator<T: Payload>() -> Validator {
-    |payload| {
-        let value = payload.unwrap_or(&Value::Null);
-        let decoded = T::deserialize(value).map_err(|err| err.to_string())?;
-        decoded.check()
-    }
-}
-
-impl<T: Payload> Payload for Option<T> {
-    fn check(&self) -> Result<(), String> {
-        self.as_ref().map_or(Ok(()), T::check)
-    }
-}
-
-/// The message of a payload the server or a worker turns away, worded like
-/// worker-core's own: ``invalid payload for worker 'send-email': missing field `to` ``.
-pub fn invalid(worker: &str, detail: &str) -> String {
-    format!("invalid payload for worker '{worker}': {detail}")
-}
+pub use worker_web::payloads::{Payload, Validator, invalid, validator};
 
 /// The validators of the demo workers, by worker name.
 pub fn demo_validators() -> Vec<(&'static str, Validator)> {
@@ -190,7 +149,7 @@ impl Payload for FlakyJob {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn check(worker: &str, payload: Option<Value>) -> Result<(), String> {
         let (_, validate) = demo_validators()

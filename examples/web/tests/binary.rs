@@ -1,5 +1,6 @@
-//! The `web` binary, run the way a person runs it: it logs its URL, serves,
-//! and on SIGTERM stops serving and stops the workers, then exits 0.
+//! The `web` binary, run the way a person runs it: it logs its URL, serves
+//! the dashboard and the workers' metrics for Prometheus, and on SIGTERM
+//! stops serving and stops the workers, then exits 0.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -66,6 +67,55 @@ async fn serves_until_sigterm_then_stops_gracefully() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    // One run that succeeds, one that fails: both in the metrics, scraped
+    // the way Prometheus does.
+    for outcome in ["ok", "error"] {
+        let response = client
+            .post(format!("{url}workers/flaky-job/runs"))
+            .json(&serde_json::json!({"outcome": outcome}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    let mut scraped = String::new();
+    for _ in 0..100 {
+        let response = client.get(format!("{url}metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        scraped = response.text().await.unwrap();
+        if scraped.contains(r#"outcome="succeeded""#) && scraped.contains(r#"outcome="failed""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line_of = |name: &str, labels: &[&str]| {
+        scraped
+            .lines()
+            .find(|line| line.starts_with(name) && labels.iter().all(|l| line.contains(l)))
+            .unwrap_or_else(|| panic!("{name} {labels:?} in:\n{scraped}"))
+            .to_owned()
+    };
+    let ok = line_of(
+        "worker_runs_total{",
+        &[r#"worker="flaky-job""#, r#"outcome="succeeded""#],
+    );
+    assert!(ok.ends_with(" 1"), "{ok}");
+    let failed = line_of(
+        "worker_runs_total{",
+        &[r#"worker="flaky-job""#, r#"outcome="failed""#],
+    );
+    assert!(failed.ends_with(" 1"), "{failed}");
+    line_of("worker_run_duration_seconds", &[r#"worker="flaky-job""#]);
+    let in_flight = line_of("worker_in_flight{", &[r#"worker="flaky-job""#]);
+    assert!(in_flight.ends_with(" 0"), "{in_flight}");
+    assert!(!scraped.contains("run_id"), "no run id in any label");
+
     let started = client
         .post(format!("{url}workers/rebuild-index/runs"))
         .send()

@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use web::{AppState, Config};
+use worker_core::WorkerManager;
 
 /// Long enough for any run of these tests; short enough to fail clearly.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -18,36 +18,25 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// The server, serving until the test's runtime ends.
 pub struct Server {
     pub base: String,
-    pub state: AppState,
+    pub manager: WorkerManager,
     pub client: reqwest::Client,
     pub task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Serves `state` on a free port of 127.0.0.1, never shutting down (the
-/// global manager is shared by the whole test binary).
-pub async fn start(state: AppState) -> Server {
-    start_until(state, std::future::pending()).await
-}
-
-/// Serves `state` until `shutdown` resolves.
-pub async fn start_until(
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Server {
+/// Serves the app over the global manager (`WORKER::`), with the demo
+/// workers, on a free port of 127.0.0.1, until `shutdown` resolves.
+pub async fn start_until(shutdown: impl Future<Output = ()> + Send + 'static) -> Server {
+    let manager = web::start_workers().await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(web::serve(listener, state.clone(), shutdown));
+    let app = web::app(manager.clone(), None);
+    let task = tokio::spawn(web::serve(listener, app, manager.clone(), shutdown));
     Server {
         base,
-        state,
+        manager,
         client: client(),
         task,
     }
-}
-
-/// Serves the default state over the global manager (`WORKER::`).
-pub async fn start_default() -> Server {
-    start(AppState::new(Config::default())).await
 }
 
 /// A client that never goes through a proxy.

@@ -1,0 +1,594 @@
+//! The dashboard in a real browser: Debian's headless Chromium, driven by
+//! chromedriver over the WebDriver HTTP API (plain JSON, no client crate),
+//! with the dashboard mounted under a prefix (`/ops/workers`).
+//!
+//! Ignored by `cargo test --workspace` (they need Chromium); CI runs them
+//! with `cargo test -p worker-web --test browser -- --ignored` after
+//! `apt-get install -y chromium chromium-driver`. Each saves a screenshot
+//! under `target/worker-web/`; the overview also goes to the README's
+//! `docs/web-dashboard.png` with `UPDATE_SCREENSHOT=1`.
+
+mod common;
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, start_default};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The W3C key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// chromedriver and the Chromium it starts, in a process group of their
+/// own, and Chromium's profile directory: all gone when this is dropped,
+/// whether the test passed or not.
+struct Browser {
+    driver: Child,
+    profile: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The whole group: chromedriver, Chromium and its helpers (the
+        // shell's own `kill`, so no procps needed).
+        let _ = Command::new("sh")
+            .args(["-c", r#"kill -KILL "-$1""#, "sh"])
+            .arg(self.driver.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// A WebDriver session over chromedriver's HTTP API.
+struct Session {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Session {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.url);
+        let mut request = self.client.request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("WebDriver {method} {path}: {err}"));
+        let status = response.status();
+        let json: Value = response.json().await.unwrap();
+        assert!(
+            status.is_success(),
+            "WebDriver {method} {path}: {status} {json}"
+        );
+        json["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn navigate(&self, url: &str) {
+        self.post("/url", json!({"url": url})).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let element = self
+            .post("/element", json!({"using": "css selector", "value": css}))
+            .await;
+        element[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css:?}: {element}"))
+            .to_owned()
+    }
+
+    async fn click(&self, element: &str) {
+        self.post(&format!("/element/{element}/click"), json!({}))
+            .await;
+    }
+
+    /// Runs `script` (a function body) in the page and returns its result.
+    async fn execute(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": []}))
+            .await
+    }
+
+    async fn screenshot_png(&self) -> Vec<u8> {
+        let encoded = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        base64_decode(encoded.as_str().unwrap())
+    }
+
+    async fn quit(&self) {
+        self.call(reqwest::Method::DELETE, "", None).await;
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts chromedriver and opens a headless Chromium session.
+async fn launch() -> (Browser, Session) {
+    for program in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(program).exists(),
+            "{program} is missing: apt-get install -y chromium chromium-driver"
+        );
+    }
+    let port = free_port();
+    let profile = std::env::temp_dir().join(format!(
+        "worker-web-browser-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut command = Command::new(CHROMEDRIVER);
+    command
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let driver = command.spawn().expect("chromedriver starts");
+    let browser = Browser {
+        driver,
+        profile: profile.clone(),
+    };
+
+    let client = common::client();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = match client.get(format!("{base}/status")).send().await {
+            Ok(response) => response
+                .json::<Value>()
+                .await
+                .is_ok_and(|status| status["value"]["ready"] == true),
+            Err(_) => false,
+        };
+        if ready {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not get ready on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        &format!("--user-data-dir={}", profile.display()),
+    ];
+    let capabilities = json!({
+        "capabilities": {
+            "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            }
+        }
+    });
+    let response = client
+        .post(format!("{base}/session"))
+        .json(&capabilities)
+        .send()
+        .await
+        .expect("chromedriver answers");
+    let status = response.status();
+    let created: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "new session: {status} {created}");
+    let id = created["value"]["sessionId"].as_str().unwrap();
+    let session = Session {
+        client,
+        url: format!("{base}/session/{id}"),
+    };
+    (browser, session)
+}
+
+impl Session {
+    /// Sets the window's size, as a phone or a desktop would have it.
+    async fn resize(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height}))
+            .await;
+    }
+
+    /// Polls `script` (a function body) until it returns something other
+    /// than `null`/`false`; fails after `patience` saying `what`.
+    async fn wait_for(&self, what: &str, patience: Duration, script: &str) -> Value {
+        let deadline = Instant::now() + patience;
+        loop {
+            let value = self.execute(script).await;
+            if !value.is_null() && value != Value::Bool(false) {
+                return value;
+            }
+            let error = self
+                .execute("return document.querySelector('#action-error').textContent;")
+                .await;
+            assert!(
+                Instant::now() < deadline,
+                "the page did not show {what} within {patience:?} (#action-error: {error})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a screenshot as `target/worker-web/{name}.png`.
+    async fn save_screenshot(&self, name: &str) -> PathBuf {
+        let png = self.screenshot_png().await;
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG screenshot");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = root.join(format!("target/worker-web/{name}.png"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &png).unwrap();
+        if name == "overview" && std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+            std::fs::write(root.join("docs/web-dashboard.png"), &png).unwrap();
+        }
+        path
+    }
+}
+
+/// A browser on the dashboard of `server`, at `hash`.
+async fn open(server: &Server, hash: &str) -> (Browser, Session) {
+    let (browser, session) = launch().await;
+    session.navigate(&format!("{}{hash}", server.base)).await;
+    session
+        .wait_for(
+            "the live status",
+            Duration::from_secs(10),
+            "return document.querySelector('#status').classList.contains('live');",
+        )
+        .await;
+    (browser, session)
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium: cargo test -p worker-web --test browser -- --ignored"]
+async fn a_failed_runs_error_is_on_the_recent_runs_view_and_its_page_retries_it() {
+    let server = start_default().await;
+    for payload in [None, Some(r#"{"to": "a@b.c"}"#)] {
+        let run_id = server
+            .start_run(if payload.is_some() { "email" } else { "flaky" }, payload)
+            .await;
+        server.all_events(&run_id).await;
+    }
+    let failed = server
+        .start_run("flaky", Some(r#"{"outcome": "error"}"#))
+        .await;
+    server.all_events(&failed).await;
+
+    let (browser, session) = open(&server, "#/runs?outcome=failed").await;
+    let error = session
+        .wait_for(
+            "the failed run in the recent runs",
+            Duration::from_secs(10),
+            &format!(
+                "const row = document.querySelector('#recent tr.recent-run[data-run-id=\"{failed}\"]');
+                 return row ? row.querySelector('td.error').textContent : null;"
+            ),
+        )
+        .await;
+    assert_eq!(error, "flaky failed, as asked");
+    let rows = session
+        .execute("return document.querySelectorAll('#recent tr.recent-run').length;")
+        .await;
+    assert_eq!(rows, 1, "filtered to the failed run");
+    session.save_screenshot("recent-runs").await;
+
+    // Its page: payload, attempts with the error, and a retry button.
+    let row = session
+        .find(&format!(
+            "#recent tr.recent-run[data-run-id=\"{failed}\"] td.worker"
+        ))
+        .await;
+    session.click(&row).await;
+    session
+        .wait_for(
+            "the run's page",
+            Duration::from_secs(10),
+            &format!(
+                "const view = document.querySelector('#view-run');
+                 return !view.hidden && view.dataset.runId === '{failed}' && view.dataset.state === 'ended';"
+            ),
+        )
+        .await;
+    let page = session
+        .execute(
+            "return {
+               payload: JSON.parse(document.querySelector('#run-payload').textContent),
+               attempt: document.querySelector('#run-attempts li.attempt').textContent,
+               outcome: document.querySelector('#view-run').dataset.outcome,
+             };",
+        )
+        .await;
+    assert_eq!(page["payload"], json!({"outcome": "error"}));
+    assert_eq!(page["outcome"], "failed");
+    assert!(
+        page["attempt"]
+            .as_str()
+            .unwrap()
+            .contains("flaky failed, as asked"),
+        "{page}"
+    );
+    session.save_screenshot("run-page").await;
+
+    let retry = session.find("#run-retry").await;
+    session.click(&retry).await;
+    let retried = session
+        .wait_for(
+            "the retry's page",
+            Duration::from_secs(10),
+            &format!(
+                "const view = document.querySelector('#view-run');
+                 return view.dataset.runId && view.dataset.runId !== '{failed}'
+                   && view.dataset.state === 'ended' ? view.dataset.runId : null;"
+            ),
+        )
+        .await;
+    let retried = retried.as_str().unwrap();
+    let detail = server.get_json(&format!("/runs/{retried}")).await;
+    assert_eq!(detail["worker"], "flaky");
+    assert_eq!(detail["payload"], json!({"outcome": "error"}));
+    assert_eq!(
+        server.get_json(&format!("/runs/{failed}")).await["retried_as"],
+        retried
+    );
+    session.quit().await;
+    drop(browser);
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium: cargo test -p worker-web --test browser -- --ignored"]
+async fn a_running_runs_messages_arrive_live_and_it_can_be_cancelled() {
+    let server = start_default().await;
+    let slow = server.start_run("slow", None).await;
+    let (browser, session) = open(&server, &format!("#/run/{slow}")).await;
+    let count = "return document.querySelectorAll('#run-messages li.message').length;";
+    let first = session
+        .wait_for(
+            "some messages",
+            Duration::from_secs(10),
+            &format!("const n = (function() {{ {count} }})(); return n >= 2 ? n : null;"),
+        )
+        .await
+        .as_u64()
+        .unwrap();
+    let later = session
+        .wait_for(
+            "more messages, live",
+            Duration::from_secs(10),
+            &format!(
+                "const n = (function() {{ {count} }})(); return n >= {} ? n : null;",
+                first + 3
+            ),
+        )
+        .await;
+    assert!(later.as_u64().unwrap() > first);
+    let state = session
+        .execute("return document.querySelector('#view-run').dataset.state;")
+        .await;
+    assert_eq!(state, "running");
+    session.save_screenshot("live-messages").await;
+
+    let cancel = session.find("#run-cancel").await;
+    session.click(&cancel).await;
+    session
+        .wait_for(
+            "the run cancelled",
+            Duration::from_secs(10),
+            "return document.querySelector('#view-run').dataset.outcome === 'cancelled';",
+        )
+        .await;
+    assert!(!server.manager.running().await.unwrap().contains(&slow));
+    session.quit().await;
+    drop(browser);
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium: cargo test -p worker-web --test browser -- --ignored"]
+async fn the_overview_draws_its_charts_and_fits_a_phone() {
+    let server = start_default().await;
+    for payload in [
+        None,
+        None,
+        None,
+        Some(r#"{"outcome": "error"}"#),
+        Some(r#"{"outcome": "panic"}"#),
+    ] {
+        let run_id = server.start_run("flaky", payload).await;
+        server.all_events(&run_id).await;
+    }
+    let fails_once = server.start_run("fails-once", None).await;
+    server.all_events(&fails_once).await;
+    let slow = server.start_run("slow", None).await;
+
+    let (browser, session) = open(&server, "").await;
+    let drawn = session
+        .wait_for(
+            "both charts drawn",
+            Duration::from_secs(10),
+            "const t = document.querySelector('svg#chart-throughput');
+             const l = document.querySelector('svg#chart-latency');
+             if (t.dataset.drawn !== '1' || l.dataset.drawn !== '1') return null;
+             return {
+               throughput: t.querySelectorAll('path[data-series], rect[data-series]').length,
+               latency: l.querySelectorAll('path[data-series]').length,
+             };",
+        )
+        .await;
+    assert!(
+        drawn["throughput"].as_u64().unwrap() >= 3,
+        "succeeded, failed and panicked series: {drawn}"
+    );
+    assert!(drawn["latency"].as_u64().unwrap() >= 1, "{drawn}");
+    let stats = session
+        .wait_for(
+            "the workers table",
+            Duration::from_secs(10),
+            "const row = document.querySelector('#stats tr[data-worker=\"flaky\"]');
+             return row && row.querySelector('td.runs').textContent === '5' ? {
+               errors: row.querySelector('td.errors').textContent,
+               p95: row.querySelector('td.p95').textContent,
+               retries: document.querySelector('#stats tr[data-worker=\"fails-once\"] td.retries').textContent,
+             } : null;",
+        )
+        .await;
+    assert_eq!(stats["errors"], "2");
+    assert_eq!(stats["retries"], "1");
+    assert_ne!(stats["p95"], "", "{stats}");
+    session
+        .wait_for(
+            "the slow run in flight and this node",
+            Duration::from_secs(10),
+            &format!(
+                "return !!document.querySelector('#running .run[data-run-id=\"{slow}\"]')
+                   && !!document.querySelector('#nodes .node[data-node]');"
+            ),
+        )
+        .await;
+    // Tall enough to show the charts and the nodes below the tables.
+    session.resize(1280, 1500).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    session.save_screenshot("overview").await;
+
+    // On a phone-sized window nothing runs off the side of the page.
+    session.resize(390, 844).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let overflow = session
+        .execute("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "wider than the phone by {overflow}px"
+    );
+    session.save_screenshot("overview-phone").await;
+    server.manager.cancel(&slow).await.unwrap();
+    session.quit().await;
+    drop(browser);
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium: cargo test -p worker-web --test browser -- --ignored"]
+async fn the_start_form_starts_a_run_and_shows_why_a_payload_is_refused() {
+    let server = start_default().await;
+    let (browser, session) = open(&server, "").await;
+    session
+        .wait_for(
+            "the worker list",
+            Duration::from_secs(10),
+            "return document.querySelectorAll('#worker option').length > 1;",
+        )
+        .await;
+    let payload = session.find("#payload").await;
+    let type_payload = |text: &'static str| {
+        let session = &session;
+        let payload = payload.clone();
+        async move {
+            session
+                .post(&format!("/element/{payload}/clear"), json!({}))
+                .await;
+            session
+                .post(&format!("/element/{payload}/value"), json!({"text": text}))
+                .await;
+        }
+    };
+    session
+        .execute("const s = document.querySelector('#worker'); s.value = 'email'; s.dispatchEvent(new Event('change'));")
+        .await;
+    type_payload(r#"{"to": "nobody"}"#).await;
+    let start = session.find("#start").await;
+    session.click(&start).await;
+    let error = session
+        .wait_for(
+            "the refusal",
+            Duration::from_secs(10),
+            "const text = document.querySelector('#action-error').textContent; return text || null;",
+        )
+        .await;
+    assert_eq!(
+        error,
+        "invalid payload for worker 'email': `to` must be an email address, not \"nobody\""
+    );
+    assert!(server.journal.is_empty(), "nothing started");
+
+    type_payload(r#"{"to": "ada@example.com"}"#).await;
+    session.click(&start).await;
+    let run_id = session
+        .wait_for(
+            "the new run's page",
+            Duration::from_secs(10),
+            "const view = document.querySelector('#view-run');
+             return !view.hidden && view.dataset.state === 'ended' ? view.dataset.runId : null;",
+        )
+        .await;
+    let detail = server
+        .get_json(&format!("/runs/{}", run_id.as_str().unwrap()))
+        .await;
+    assert_eq!(detail["payload"], json!({"to": "ada@example.com"}));
+    assert_eq!(detail["outcome"], "succeeded");
+    session.save_screenshot("started-run").await;
+    session.quit().await;
+    drop(browser);
+}
+
+/// Standard base64 with padding, as WebDriver returns screenshots.
+fn base64_decode(text: &str) -> Vec<u8> {
+    fn value(c: u8) -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {:?}", c as char),
+        }
+    }
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | value(c) << (18 - 6 * i));
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn base64_decodes_what_webdriver_sends() {
+    assert_eq!(base64_decode("aGVsbG8="), b"hello");
+    assert_eq!(base64_decode("aGVsbG8h"), b"hello!");
+    assert_eq!(base64_decode("aGk="), b"hi");
+    assert_eq!(base64_decode(""), b"");
+}
