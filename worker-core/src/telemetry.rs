@@ -28,6 +28,7 @@ impl Spans {
     #[cfg(feature = "tracing")]
     pub(crate) fn new(worker: &str, run_id: u128) -> Self {
         let run = tracing::info_span!(
+            target: "worker",
             "worker.run",
             worker,
             run_id = %uuid::Uuid::from_u128(run_id).hyphenated(),
@@ -48,12 +49,15 @@ impl Spans {
     pub(crate) fn attempt(&self, attempt: u32) -> AttemptSpan {
         #[cfg(feature = "tracing")]
         {
-            self.run.record("attempt", attempt);
-            let span = tracing::info_span!(parent: &self.run, "worker.attempt", attempt);
+            if attempt > 1 {
+                self.run.record("attempt", attempt);
+            }
+            let span =
+                tracing::info_span!(target: "worker", parent: &self.run, "worker.attempt", attempt);
             if attempt == 1 {
-                tracing::info!(parent: &span, "started");
+                tracing::info!(target: "worker", parent: &span, "started");
             } else {
-                tracing::info!(parent: &span, attempt, "retry started");
+                tracing::info!(target: "worker", parent: &span, attempt, "retry started");
             }
             AttemptSpan(span)
         }
@@ -67,8 +71,7 @@ impl Spans {
     /// A failed attempt that will be tried again after `delay`.
     pub(crate) fn retrying(&self, attempt: u32, error: &Error, delay: Duration) {
         #[cfg(feature = "tracing")]
-        tracing::warn!(
-            parent: &self.run,
+        tracing::warn!(target: "worker", parent: &self.run,
             attempt,
             error = %error,
             delay_ms = delay.as_secs_f64() * 1e3,
@@ -86,16 +89,20 @@ impl Spans {
             let elapsed_ms = elapsed.as_secs_f64() * 1e3;
             let parent = &self.run;
             match (outcome, error) {
-                (Outcome::Succeeded, _) => tracing::info!(parent: parent, elapsed_ms, "succeeded"),
-                (Outcome::Cancelled, _) => tracing::info!(parent: parent, elapsed_ms, "cancelled"),
+                (Outcome::Succeeded, _) => {
+                    tracing::info!(target: "worker", parent: parent, elapsed_ms, "succeeded")
+                }
+                (Outcome::Cancelled, _) => {
+                    tracing::info!(target: "worker", parent: parent, elapsed_ms, "cancelled")
+                }
                 (Outcome::TimedOut, error) => {
-                    tracing::error!(parent: parent, elapsed_ms, error = error.map(tracing::field::display), "timed out")
+                    tracing::error!(target: "worker", parent: parent, elapsed_ms, error = error.map(tracing::field::display), "timed out")
                 }
                 (Outcome::Panicked, error) => {
-                    tracing::error!(parent: parent, elapsed_ms, error = error.map(tracing::field::display), "panicked")
+                    tracing::error!(target: "worker", parent: parent, elapsed_ms, error = error.map(tracing::field::display), "panicked")
                 }
                 (_, error) => {
-                    tracing::error!(parent: parent, elapsed_ms, error = error.map(tracing::field::display), "failed")
+                    tracing::error!(target: "worker", parent: parent, elapsed_ms, error = error.map(tracing::field::display), "failed")
                 }
             }
         }
