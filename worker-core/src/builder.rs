@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::backend::Backend;
 use crate::launch::BoxFuture;
 use crate::registration::InstallRegistration;
 use crate::{AppConfig, Environment, Error, Result, WorkerManager};
@@ -46,6 +47,7 @@ pub struct Workers {
     message_buffer: Option<usize>,
     auto_load: bool,
     setups: Vec<Setup>,
+    backend: Option<std::sync::Arc<dyn Backend>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -57,6 +59,7 @@ impl std::fmt::Debug for Workers {
             .field("message_buffer", &self.message_buffer)
             .field("auto_load", &self.auto_load)
             .field("workers_from", &self.setups.len())
+            .field("backend", &self.backend.is_some())
             .finish()
     }
 }
@@ -111,10 +114,31 @@ impl Workers {
         self
     }
 
+    /// Runs the workers durably, on many machines: `call` and `run` store
+    /// each run in `backend` (a `worker_postgres::Postgres`, say), any
+    /// process with the same workers may execute it, and a crash loses
+    /// nothing. `start` connects and prepares the backend, and fails if it
+    /// can't. Workers declared `local` still run in-process.
+    ///
+    /// ```no_run
+    /// # async fn doc(backend: impl worker_core::backend::Backend) -> worker_core::Result<()> {
+    /// use worker_core::prelude::*;
+    ///
+    /// let manager = Workers::new().backend(backend).start().await?;
+    /// WORKER::call("generate-report", None, None).await?; // durable; any node may run it
+    /// # Ok(()) }
+    /// ```
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(std::sync::Arc::new(backend));
+        self
+    }
+
     /// Configures the global manager, then loads workers: the `#[worker]`
-    /// fns (already there), the auto-discovered files, the `workers_from`
-    /// setups. Every step runs even if one fails; the error lists every
-    /// failed worker file. Returns the global manager.
+    /// fns (already there), starts the backend if there is one, then the
+    /// auto-discovered files and the `workers_from` setups. Every step runs
+    /// even if one fails; the error lists every failed worker file. A
+    /// backend that can't start is an error at once. Returns the global
+    /// manager.
     pub async fn start(self) -> Result<WorkerManager> {
         let manager = WorkerManager::global().clone();
         if let Some(config) = self.config {
@@ -132,6 +156,11 @@ impl Workers {
         let mut errors = Vec::new();
         if let Err(error) = manager.register_declared() {
             errors.push(error);
+        }
+        // Before the setups, so that workers they register with a schedule
+        // tick through the backend too.
+        if let Some(backend) = self.backend {
+            manager.set_backend(backend).await?;
         }
         if self.auto_load {
             let discovered = inventory::iter::<InstallRegistration>.into_iter();

@@ -50,6 +50,21 @@ pub enum Error {
         message: String,
     },
 
+    /// The run's node died or lost its lease on its last attempt, and it
+    /// had been run again after a crash as often as its backend allows
+    /// (durable mode only).
+    #[error(
+        "Worker '{worker}' run {run_id} stalled: the node running it died or lost its lease, {starts} starts in a row; it is not run again"
+    )]
+    Stalled {
+        /// The worker's name.
+        worker: String,
+        /// The run.
+        run_id: String,
+        /// How many times it was started.
+        starts: u32,
+    },
+
     /// No worker of that name is registered.
     #[error("Worker '{0}' not registered")]
     NotRegistered(String),
@@ -233,6 +248,7 @@ impl Error {
             Error::Validation(_)
                 | Error::Permanent(_)
                 | Error::Cancelled { .. }
+                | Error::Stalled { .. }
                 | Error::Shutdown
                 | Error::Overloaded { .. }
         )
@@ -296,6 +312,71 @@ impl Error {
     /// `cancel` named a run that is not in flight.
     pub fn is_run_not_found(&self) -> bool {
         matches!(self, Error::RunNotFound(_))
+    }
+
+    /// The run's node died or lost its lease on the last attempt, past the
+    /// backend's `max_stalls` (durable mode only).
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, Error::Stalled { .. })
+    }
+
+    /// The kind of a run's error, as a backend stores it: `validation`,
+    /// `timeout`, `cancelled`, `panic`, `permanent`, `stalled` or `error`.
+    /// [`Error::from_kind`] makes the same error back.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Validation(_) => "validation",
+            Error::Timeout(_) => "timeout",
+            Error::Cancelled { .. } => "cancelled",
+            Error::Panic { .. } => "panic",
+            Error::Permanent(_) => "permanent",
+            Error::Stalled { .. } => "stalled",
+            _ => "error",
+        }
+    }
+
+    /// The text a backend stores with [`kind`](Self::kind): the panic's own
+    /// message for a panic, the whole sentence otherwise.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Panic { message, .. } => message.clone(),
+            Error::Stalled { starts, .. } => starts.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// A run's error read back from a backend: the same predicates and the
+    /// same `Display` as the error that was stored.
+    ///
+    /// ```
+    /// use worker_core::Error;
+    ///
+    /// let panic = Error::from_kind("panic", "boom", "report", "r-1");
+    /// assert!(panic.is_panic());
+    /// assert_eq!(panic.to_string(), "Worker 'report' panicked: boom");
+    /// let back = Error::from_kind(panic.kind(), &panic.detail(), "report", "r-1");
+    /// assert_eq!(back.to_string(), panic.to_string());
+    /// ```
+    pub fn from_kind(kind: &str, detail: &str, worker: &str, run_id: &str) -> Self {
+        match kind {
+            "validation" => Error::Validation(detail.to_owned()),
+            "timeout" => Error::Timeout(detail.to_owned()),
+            "cancelled" => Error::Cancelled {
+                worker: worker.to_owned(),
+                run_id: run_id.to_owned(),
+            },
+            "panic" => Error::Panic {
+                worker: worker.to_owned(),
+                message: detail.to_owned(),
+            },
+            "permanent" => Error::Permanent(detail.to_owned()),
+            "stalled" => Error::Stalled {
+                worker: worker.to_owned(),
+                run_id: run_id.to_owned(),
+                starts: detail.parse().unwrap_or(0),
+            },
+            _ => Error::msg(detail),
+        }
     }
 
     /// The panic message, for [`Error::Panic`].

@@ -92,6 +92,12 @@ impl WORKER {
         WorkerManager::global().run(worker_name, payload).await
     }
 
+    /// A handle on a durable run by id, from any process. See
+    /// [`WorkerManager::attach`].
+    pub async fn attach(run_id: &str) -> Result<WorkerHandle> {
+        WorkerManager::global().attach(run_id).await
+    }
+
     /// Cancels a run by id. See [`WorkerManager::cancel`].
     pub async fn cancel(run_id: &str) -> Result<()> {
         WorkerManager::global().cancel(run_id).await

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::remote::RemoteRun;
 use crate::run::Run;
 use crate::signal::Signal;
 
@@ -43,6 +44,16 @@ use crate::signal::Signal;
 /// # Ok(()) }
 /// ```
 pub struct WorkerHandle {
+    inner: Inner,
+}
+
+/// A run of this process, or one stored in a backend.
+enum Inner {
+    Local(LocalHandle),
+    Remote(Box<dyn RemoteRun>),
+}
+
+struct LocalHandle {
     run: Arc<Run>,
     /// The run's task; its output is the run's outcome.
     task: Option<JoinHandle<Result<Value>>>,
@@ -68,55 +79,87 @@ impl fmt::Debug for WorkerHandle {
 impl WorkerHandle {
     pub(crate) fn new(run: Arc<Run>, task: JoinHandle<Result<Value>>) -> Self {
         WorkerHandle {
-            run,
-            task: Some(task),
-            inbox: None,
+            inner: Inner::Local(LocalHandle {
+                run,
+                task: Some(task),
+                inbox: None,
+            }),
+        }
+    }
+
+    /// The handle of a run stored in a backend.
+    pub(crate) fn remote(run: Box<dyn RemoteRun>) -> Self {
+        WorkerHandle {
+            inner: Inner::Remote(run),
         }
     }
 
     /// The run's id, as listed by [`WORKER::running`](crate::WORKER::running).
     pub fn id(&self) -> &str {
-        self.run.id_str()
+        match &self.inner {
+            Inner::Local(local) => local.run.id_str(),
+            Inner::Remote(remote) => remote.id(),
+        }
     }
 
     /// The worker's name.
     pub fn worker_name(&self) -> &str {
-        self.run.worker_name()
+        match &self.inner {
+            Inner::Local(local) => local.run.worker_name(),
+            Inner::Remote(remote) => remote.worker_name(),
+        }
     }
 
     /// Cancels the run and waits until it has ended (at most the grace
     /// period). Errors with [`Error::RunNotFound`](crate::Error::RunNotFound)
     /// if the run has already ended.
     pub async fn cancel(&self) -> Result<()> {
-        self.run.cancel_and_wait().await
+        match &self.inner {
+            Inner::Local(local) => local.run.cancel_and_wait().await,
+            Inner::Remote(remote) => remote.cancel().await,
+        }
     }
 
     /// The next message the worker emitted, in order; `None` once the run
     /// has ended and every message has been read. Messages emitted before
     /// the first `recv` (even before the run ended) wait for it.
     pub async fn recv(&mut self) -> Option<Value> {
-        std::future::poll_fn(|cx| {
-            let inbox = self.inbox.get_or_insert_default();
-            if let Some(message) = inbox.pop_front() {
-                return Poll::Ready(Some(message));
+        std::future::poll_fn(|cx| match &mut self.inner {
+            Inner::Local(local) => {
+                let inbox = local.inbox.get_or_insert_default();
+                if let Some(message) = inbox.pop_front() {
+                    return Poll::Ready(Some(message));
+                }
+                local
+                    .run
+                    .poll_messages(inbox, cx)
+                    .map(|_| inbox.pop_front())
             }
-            self.run.poll_messages(inbox, cx).map(|_| inbox.pop_front())
+            Inner::Remote(remote) => remote.poll_recv(cx),
         })
         .await
     }
 
     /// The next message if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Value> {
-        let inbox = self.inbox.get_or_insert_default();
-        if inbox.is_empty() {
-            self.run.take_messages(inbox);
+        match &mut self.inner {
+            Inner::Local(local) => {
+                let inbox = local.inbox.get_or_insert_default();
+                if inbox.is_empty() {
+                    local.run.take_messages(inbox);
+                }
+                inbox.pop_front()
+            }
+            Inner::Remote(remote) => remote.try_recv(),
         }
-        inbox.pop_front()
     }
 
     /// Whether the run has ended (its messages may still be unread).
     pub fn is_finished(&self) -> bool {
-        self.run.signals.is_fired(Signal::Ended)
+        match &self.inner {
+            Inner::Local(local) => local.run.signals.is_fired(Signal::Ended),
+            Inner::Remote(remote) => remote.is_finished(),
+        }
     }
 
     /// Waits for the run to end and returns its result: `Ok(())`, the
@@ -160,21 +203,26 @@ impl WorkerHandle {
         })
     }
 
-    async fn outcome(mut self) -> Result<Value> {
-        self.run.detach_reader();
-        let Some(task) = self.task.take() else {
-            return Err(Error::msg("the run's result was already taken"));
-        };
-        match task.await {
-            Ok(outcome) => outcome,
-            // The task can only fail to deliver if its runtime dropped it;
-            // the run then ended as cancelled.
-            Err(_) => Err(self.run.cancelled_error()),
+    async fn outcome(self) -> Result<Value> {
+        match self.inner {
+            Inner::Local(mut local) => {
+                local.run.detach_reader();
+                let Some(task) = local.task.take() else {
+                    return Err(Error::msg("the run's result was already taken"));
+                };
+                match task.await {
+                    Ok(outcome) => outcome,
+                    // The task can only fail to deliver if its runtime
+                    // dropped it; the run then ended as cancelled.
+                    Err(_) => Err(local.run.cancelled_error()),
+                }
+            }
+            Inner::Remote(remote) => remote.outcome().await,
         }
     }
 }
 
-impl Drop for WorkerHandle {
+impl Drop for LocalHandle {
     fn drop(&mut self) {
         self.run.detach_reader();
     }

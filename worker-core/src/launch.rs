@@ -87,8 +87,9 @@ where
         run: Arc<Run>,
         slot: Claim,
     ) -> std::result::Result<RunTask<F, Fut>, Result<Value>> {
-        // Only a worker with retries makes more than one future.
-        let retries = run.definition().options.get_retries() > 0;
+        // Only a worker with retries makes more than one future; a
+        // backend's run is one attempt (the backend retries).
+        let retries = !run.is_durable() && run.definition().options.get_retries() > 0;
         let handler = retries.then(|| self.0.clone());
         match start(|| (self.0)(WorkerContext::new(run.clone()))) {
             Ok(work) => Ok(RunTask::new(run, slot, handler, work)),

@@ -109,6 +109,7 @@ mod histogram;
 mod mailbox;
 pub mod observe;
 mod options;
+mod remote;
 mod running;
 mod schedule;
 mod signal;
@@ -122,6 +123,7 @@ mod run;
 // What a worker is handed.
 mod context;
 // Executing runs, and the caller's side of them.
+pub mod backend;
 mod drive;
 mod handle;
 mod launch;

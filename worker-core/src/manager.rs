@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::backend::{Backend, ClaimedRun, Executor, Node};
 use crate::config::{AppConfig, Environment, Settings};
 use crate::context::WorkerContext;
 use crate::definition::{Claim, Definition};
@@ -62,6 +63,8 @@ struct Shared {
     timers: Mutex<HashMap<Box<str>, tokio::task::AbortHandle>>,
     /// Absolute paths of worker files whose `install()` has run.
     installed: Mutex<HashSet<&'static str>>,
+    /// Where durable runs go, once `attach_backend` has started it.
+    backend: OnceLock<Arc<dyn Backend>>,
 }
 
 /// One registered worker: what its runs read, and the code that runs it.
@@ -112,6 +115,7 @@ impl WorkerManager {
                 shutting_down: AtomicBool::new(false),
                 timers: Mutex::default(),
                 installed: Mutex::default(),
+                backend: OnceLock::new(),
             }),
         }
     }
@@ -198,11 +202,24 @@ impl WorkerManager {
         }
         let name = definition.name.clone();
         let manager = self.clone();
-        let start_run = move || {
-            let (manager, name) = (manager.clone(), name.clone());
-            async move { manager.run(&name, None).await }
+        // With a backend, each tick is the backend's, which runs it once in
+        // the whole cluster.
+        let backend = (!definition.options.is_local())
+            .then(|| self.shared.backend.get().cloned())
+            .flatten();
+        let aligned = backend.is_some();
+        let start_run = move |at: std::time::SystemTime| {
+            let (manager, name, backend) = (manager.clone(), name.clone(), backend.clone());
+            async move {
+                match backend {
+                    Some(backend) => backend.tick(&name, at).await,
+                    None => manager.run(&name, None).await,
+                }
+            }
         };
-        if let Some(timer) = crate::scheduler::start(definition.clone(), runtime, start_run) {
+        if let Some(timer) =
+            crate::scheduler::start(definition.clone(), runtime, aligned, start_run)
+        {
             timers.insert(definition.name.clone(), timer);
         }
     }
@@ -332,9 +349,120 @@ impl WorkerManager {
                 "can't start worker '{worker_name}': call() must run inside a tokio runtime"
             ))
         })?;
-        let (view, index, run, slot) = self.admit(worker_name, timeout, payload, true)?;
+        if let Some(backend) = self.backend_for(worker_name)? {
+            return backend
+                .call(worker_name, timeout, payload)
+                .await
+                .map(WorkerHandle::remote);
+        }
+        let (view, index, run, slot) = self.admit(worker_name, timeout, payload, true, None)?;
         let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
         Ok(WorkerHandle::new(run, task))
+    }
+
+    /// The backend `worker_name`'s runs go through: `None` without a
+    /// backend or for a `local` worker. Refuses what `call` would refuse
+    /// before anything is stored: a shut-down manager, an unknown worker.
+    fn backend_for(&self, worker_name: &str) -> Result<Option<&Arc<dyn Backend>>> {
+        let Some(backend) = self.shared.backend.get() else {
+            return Ok(None);
+        };
+        if self.is_shutting_down() {
+            return Err(Error::Shutdown);
+        }
+        let definition = self
+            .definition(worker_name)
+            .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
+        Ok((!definition.options.is_local()).then_some(backend))
+    }
+
+    /// Starts `backend` for this manager: from now on `call`, `run`,
+    /// `cancel`, `running`, `stats` and scheduled ticks of workers that
+    /// aren't `local` go through it. Once per manager;
+    /// [`Workers::backend`](crate::Workers::backend) does it for the global
+    /// one.
+    pub async fn set_backend(&self, backend: Arc<dyn Backend>) -> Result<()> {
+        if self.shared.backend.get().is_some() {
+            return Err(Error::msg(
+                "this worker manager already has a backend: Workers::backend can be used once per manager",
+            ));
+        }
+        let node = Node {
+            executor: Arc::new(self.clone()),
+        };
+        backend.start(node).await?;
+        self.shared
+            .backend
+            .set(backend)
+            .map_err(|_| Error::msg("this worker manager already has a backend"))
+    }
+
+    /// Whether runs go through a backend.
+    pub fn is_durable(&self) -> bool {
+        self.shared.backend.get().is_some()
+    }
+
+    /// A handle on a run stored in the backend, by id, from wherever this
+    /// process is: its messages from the first, then its outcome. Needs a
+    /// backend ([`Workers::backend`](crate::Workers::backend)); an unknown
+    /// id is [`Error::RunNotFound`].
+    pub async fn attach(&self, run_id: &str) -> Result<WorkerHandle> {
+        let backend = self.shared.backend.get().ok_or_else(|| {
+            Error::msg(format!(
+                "can't attach to run '{run_id}': attach needs a durable backend (Workers::backend); in-process runs are followed through the handle call() returned"
+            ))
+        })?;
+        backend.attach(run_id).await.map(WorkerHandle::remote)
+    }
+
+    /// Executes one attempt of a run a backend claimed: a local run with
+    /// the run's own id and attempt number, not retried here.
+    fn execute_claimed(&self, claimed: ClaimedRun) -> Result<WorkerHandle> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::msg("a backend executed a run outside a tokio runtime"))?;
+        let id = uuid::Uuid::try_parse(&claimed.run_id).map_err(|err| {
+            Error::msg(format!(
+                "a backend claimed run '{}', which is not a UUID: {err}",
+                claimed.run_id
+            ))
+        })?;
+        let durable = Durable {
+            id: id.as_u128(),
+            attempt: u16::try_from(claimed.attempt).unwrap_or(u16::MAX),
+        };
+        let (view, index, run, slot) = self.admit_unchecked(
+            &claimed.worker,
+            claimed.timeout,
+            claimed.payload,
+            true,
+            Some(durable),
+        )?;
+        let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
+        Ok(WorkerHandle::new(run, task))
+    }
+
+    /// The workers whose runs go through a backend, sorted.
+    fn durable_workers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .shared
+            .definitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|entry| !entry.definition.options.is_local())
+            .map(|entry| entry.definition.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// How long a cancelled run may go on.
+    pub fn grace_period(&self) -> Duration {
+        self.shared
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .grace_period
     }
 
     /// Runs a worker with its default timeout and waits for its result.
@@ -345,7 +473,11 @@ impl WorkerManager {
     /// timed like any other run; if the caller stops waiting, the run ends
     /// as cancelled.
     pub async fn run(&self, worker_name: &str, payload: Option<Value>) -> Result<()> {
-        let (view, index, run, slot) = self.admit(worker_name, None, payload, false)?;
+        if let Some(backend) = self.backend_for(worker_name)? {
+            let remote = backend.call(worker_name, None, payload).await?;
+            return WorkerHandle::remote(remote).await_result().await;
+        }
+        let (view, index, run, slot) = self.admit(worker_name, None, payload, false, None)?;
         let run = view.launchers[index as usize].inline(run, slot);
         drop(view);
         run.await.map(drop)
@@ -357,10 +489,25 @@ impl WorkerManager {
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
+        durable: Option<Durable>,
     ) -> Result<(Arc<View>, u32, Arc<Run>, Claim)> {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
+        self.admit_unchecked(worker_name, timeout, payload, has_reader, durable)
+    }
+
+    /// [`admit`](Self::admit) without the shutdown check up front: a
+    /// backend's runs are still executed while it shuts down (it stops
+    /// claiming first, and releases what doesn't finish).
+    fn admit_unchecked(
+        &self,
+        worker_name: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+        has_reader: bool,
+        durable: Option<Durable>,
+    ) -> Result<(Arc<View>, u32, Arc<Run>, Claim)> {
         let view = self.view();
         let Some(&index) = view.by_name.get(worker_name) else {
             return Err(Error::NotRegistered(worker_name.to_owned()));
@@ -372,11 +519,18 @@ impl WorkerManager {
             None => None,
         };
         let timeout = timeout.or(definition.default_timeout());
-        let run = Run::new(view.scope.clone(), index, timeout, payload, has_reader);
+        let run = Run::new(
+            view.scope.clone(),
+            index,
+            timeout,
+            payload,
+            has_reader,
+            durable.map(|d| (d.id, d.attempt)),
+        );
         run.list();
         // Shutdown sets its flag, then cancels what it finds listed: a run
         // listed after that point must see the flag here and step back.
-        if self.is_shutting_down() {
+        if durable.is_none() && self.is_shutting_down() {
             run.abandon();
             return Err(Error::Shutdown);
         }
@@ -400,11 +554,18 @@ impl WorkerManager {
     /// [`is_cancelled`](crate::Error::is_cancelled). An unknown or finished
     /// run is [`Error::RunNotFound`].
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
-        let run = uuid::Uuid::try_parse(run_id)
+        let local = uuid::Uuid::try_parse(run_id)
             .ok()
-            .and_then(|id| self.shared.running.get(id.as_u128()))
-            .ok_or_else(|| Error::RunNotFound(run_id.to_owned()))?;
-        run.cancel_and_wait().await
+            .and_then(|id| self.shared.running.get(id.as_u128()));
+        match (self.shared.backend.get(), local) {
+            // A durable run is cancelled through the backend, also here
+            // where it executes, so that its one outcome is recorded there.
+            (Some(backend), local) if local.as_ref().is_none_or(|run| run.is_durable()) => {
+                backend.cancel(run_id).await
+            }
+            (_, Some(run)) => run.cancel_and_wait().await,
+            (_, None) => Err(Error::RunNotFound(run_id.to_owned())),
+        }
     }
 
     /// Registered worker names, sorted.
@@ -423,14 +584,27 @@ impl WorkerManager {
 
     /// Ids of the runs in flight, oldest first.
     pub async fn running(&self) -> Result<Vec<String>> {
-        Ok(self.running_runs(|_| true))
+        match self.shared.backend.get() {
+            // Every node's durable runs, then this process's local ones.
+            Some(backend) => {
+                let mut ids = backend.running(None).await?;
+                ids.extend(self.running_runs(|run| run.definition().options.is_local()));
+                Ok(ids)
+            }
+            None => Ok(self.running_runs(|_| true)),
+        }
     }
 
     /// Ids of one worker's runs in flight, oldest first. An unknown worker
     /// name is [`Error::NotRegistered`].
     pub async fn running_for(&self, worker_name: &str) -> Result<Vec<String>> {
-        if self.definition(worker_name).is_none() {
-            return Err(Error::NotRegistered(worker_name.to_owned()));
+        let definition = self
+            .definition(worker_name)
+            .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
+        if let Some(backend) = self.shared.backend.get() {
+            if !definition.options.is_local() {
+                return backend.running(Some(worker_name)).await;
+            }
         }
         Ok(self.running_runs(|run| run.worker_name() == worker_name))
     }
@@ -446,8 +620,23 @@ impl WorkerManager {
     }
 
     /// A worker's statistics; `None` only if no such worker is registered.
+    ///
+    /// With a backend, a worker's statistics are the sum over every node
+    /// (this process's alone if the backend can't be read).
     pub async fn stats(&self, worker_name: &str) -> Option<WorkerStats> {
-        self.definition(worker_name).map(|d| d.stats.snapshot())
+        let definition = self.definition(worker_name)?;
+        if let Some(backend) = self.shared.backend.get() {
+            if !definition.options.is_local() {
+                match backend.stats(worker_name).await {
+                    Ok(stats) => return stats,
+                    Err(error) => log::warn!(
+                        target: "worker",
+                        "[Worker:{worker_name}] cluster statistics unavailable, this process's instead: {error}"
+                    ),
+                }
+            }
+        }
+        Some(definition.stats.snapshot())
     }
 
     /// The default timeout of a registered worker (from
@@ -474,10 +663,20 @@ impl WorkerManager {
     /// [`Error::Shutdown`], runs in flight are cancelled (each gets the
     /// grace period), and it returns once all of them have ended. Calling it
     /// again is harmless.
+    ///
+    /// With a backend, shutdown is this process's own: it stops claiming
+    /// runs; its runs get the grace period, and those that don't end by
+    /// then go back to the queue for another node, without counting an
+    /// error or using up a retry.
     pub async fn shutdown(&self) -> Result<()> {
         self.shared.shutting_down.store(true, SeqCst);
         for (_, timer) in lock(&self.shared.timers).drain() {
             timer.abort();
+        }
+        if let Some(backend) = self.shared.backend.get() {
+            if let Err(error) = backend.shutdown(self.grace_period()).await {
+                log::error!(target: "worker", "the backend did not shut down cleanly: {error}");
+            }
         }
         let runs = self.shared.running.snapshot();
         for run in &runs {
@@ -556,6 +755,31 @@ impl WorkerManager {
             .unwrap_or_else(|p| p.into_inner())
             .config
             .clone()
+    }
+}
+
+/// A run a backend executes here: its id and attempt come from the backend.
+#[derive(Clone, Copy)]
+struct Durable {
+    id: u128,
+    attempt: u16,
+}
+
+impl Executor for WorkerManager {
+    fn durable_workers(&self) -> Vec<String> {
+        WorkerManager::durable_workers(self)
+    }
+    fn options(&self, worker: &str) -> Option<WorkerOptions> {
+        WorkerManager::options(self, worker)
+    }
+    fn grace_period(&self) -> Duration {
+        WorkerManager::grace_period(self)
+    }
+    fn execute_claimed(&self, run: ClaimedRun) -> Result<WorkerHandle> {
+        WorkerManager::execute_claimed(self, run)
+    }
+    fn is_shutting_down(&self) -> bool {
+        WorkerManager::is_shutting_down(self)
     }
 }
 

@@ -236,8 +236,21 @@ impl WorkerOptions {
 
     /// After attempt number `attempt` (1 for the first) failed with
     /// `error`, how long to wait before the next one; `None` if the run
-    /// ends here. `jitter` in `0.0..=1.0` picks the random part.
-    pub(crate) fn retry_delay(&self, attempt: u32, error: &Error, jitter: f64) -> Option<Duration> {
+    /// ends here. `jitter` in `0.0..=1.0` picks the random part. Backends
+    /// ask this to retry the way in-process runs do.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use worker_core::{Error, WorkerOptions};
+    ///
+    /// let options = WorkerOptions::new().retries(2).backoff(Duration::from_secs(1));
+    /// let failed = Error::msg("flaky");
+    /// assert_eq!(options.retry_delay(1, &failed, 0.0), Some(Duration::from_secs(1)));
+    /// assert_eq!(options.retry_delay(2, &failed, 0.0), Some(Duration::from_secs(2)));
+    /// assert_eq!(options.retry_delay(3, &failed, 0.0), None, "no retries left");
+    /// assert_eq!(options.retry_delay(1, &Error::validation("bad"), 0.0), None);
+    /// ```
+    pub fn retry_delay(&self, attempt: u32, error: &Error, jitter: f64) -> Option<Duration> {
         if attempt > self.retries || !error.is_retryable() {
             return None;
         }

@@ -72,6 +72,9 @@ pub(crate) struct Run {
     slot_wait_us: AtomicU64,
     /// Whether a handle may still read messages; if not, they are discarded.
     reader: AtomicBool,
+    /// Executed for a backend: one attempt only (the backend retries), and
+    /// cancelled through the backend.
+    durable: bool,
     mailbox: OnceLock<Box<Mailbox>>,
     #[expect(
         clippy::box_collection,
@@ -107,10 +110,14 @@ impl Run {
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
+        durable: Option<(u128, u16)>,
     ) -> Arc<Self> {
         // A thread-local ChaCha generator (uuid's `fast-rng`): unguessable
-        // ids without a system call per run.
-        let uuid = uuid::Uuid::new_v4();
+        // ids without a system call per run. A backend's run keeps its id.
+        let uuid = match durable {
+            Some((id, _)) => uuid::Uuid::from_u128(id),
+            None => uuid::Uuid::new_v4(),
+        };
         let spans = Spans::new(&scope.definitions[definition as usize].name, uuid.as_u128());
         Arc::new(Run {
             id: uuid.as_u128(),
@@ -123,13 +130,20 @@ impl Run {
             }),
             started: now(),
             signals: Signals::default(),
-            attempt: AtomicU16::new(1),
+            attempt: AtomicU16::new(durable.map_or(1, |(_, attempt)| attempt.max(1))),
             slot_wait_us: AtomicU64::new(0),
             reader: AtomicBool::new(has_reader),
+            durable: durable.is_some(),
             mailbox: OnceLock::new(),
             state: Mutex::new(None),
             spans,
         })
+    }
+
+    /// Whether a backend executes this run here (one attempt; cancelled
+    /// through the backend).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable
     }
 
     pub(crate) fn definition(&self) -> &Definition {

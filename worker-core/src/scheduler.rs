@@ -19,14 +19,21 @@ use crate::error::Result;
 use crate::schedule::Schedule;
 
 /// Starts the timer of `definition` on `runtime`, if it has a schedule;
-/// `start_run` starts one run. Aborting the returned handle stops it.
+/// `start_run` starts the run of the tick due at the given wall-clock time.
+/// Aborting the returned handle stops it.
+///
+/// `aligned` (durable mode): an `every` schedule ticks at the multiples of
+/// its interval since the Unix epoch rather than one interval after the
+/// timer started, so that every node's timer names the same ticks and the
+/// backend can run each once.
 pub(crate) fn start<F, Fut>(
     definition: Arc<Definition>,
     runtime: &Handle,
+    aligned: bool,
     start_run: F,
 ) -> Option<AbortHandle>
 where
-    F: Fn() -> Fut + Send + 'static,
+    F: Fn(SystemTime) -> Fut + Send + 'static,
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
     let schedule = definition.schedule.clone()?;
@@ -37,6 +44,21 @@ where
     };
     let timer = runtime.spawn(async move {
         match schedule {
+            Schedule::Every(interval) if aligned => {
+                let clock = Clock::anchored();
+                let period = interval.as_millis().max(1) as i64;
+                loop {
+                    let now = clock.now().as_millisecond();
+                    // The next multiple of the interval strictly after now:
+                    // a timer that woke late skips the ticks it missed.
+                    let next = (now.div_euclid(period) + 1) * period;
+                    let at = Timestamp::from_millisecond(next).unwrap_or(Timestamp::MAX);
+                    let unix_ms = u64::try_from(next).unwrap_or(0);
+                    ticks.will_tick_at(UNIX_EPOCH + Duration::from_millis(unix_ms));
+                    clock.sleep_until(at).await;
+                    ticks.tick(UNIX_EPOCH + Duration::from_millis(unix_ms));
+                }
+            }
             Schedule::Every(interval) => {
                 let first = Instant::now() + interval;
                 let period = interval;
@@ -48,7 +70,7 @@ where
                         SystemTime::now() + next.saturating_duration_since(Instant::now()),
                     );
                     interval.tick().await;
-                    ticks.tick();
+                    ticks.tick(SystemTime::now());
                     next = Instant::now() + period;
                 }
             }
@@ -59,7 +81,7 @@ where
                     let unix_ms = u64::try_from(next.as_millisecond()).unwrap_or(0);
                     ticks.will_tick_at(UNIX_EPOCH + Duration::from_millis(unix_ms));
                     clock.sleep_until(next).await;
-                    ticks.tick();
+                    ticks.tick(UNIX_EPOCH + Duration::from_millis(unix_ms));
                     // A timer that woke late runs once, then waits for the
                     // next tick after now: missed ticks are not caught up.
                     after = next.max(clock.now());
@@ -81,7 +103,7 @@ struct Ticks<F> {
 
 impl<F, Fut> Ticks<F>
 where
-    F: Fn() -> Fut,
+    F: Fn(SystemTime) -> Fut,
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
     /// Shows when the next tick is due (`WorkerManager::next_tick`).
@@ -92,13 +114,13 @@ where
         self.definition.next_tick_ms.store(ms.max(1), Relaxed);
     }
 
-    fn tick(&mut self) {
+    fn tick(&mut self, at: SystemTime) {
         if self.previous.as_ref().is_some_and(|run| !run.is_finished()) {
             self.definition.stats.skipped();
             self.warn("tick skipped: the previous scheduled run is still in flight");
             return;
         }
-        self.previous = Some(tokio::spawn((self.start_run)()));
+        self.previous = Some(tokio::spawn((self.start_run)(at)));
     }
 
     fn warn(&self, message: &str) {

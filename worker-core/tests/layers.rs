@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "build",
             "observe",
             "telemetry",
+            "remote",
         ],
     ),
     ("worker", &["definition"]),
@@ -32,7 +33,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("context", &["context"]),
     (
         "lifecycle",
-        &["drive", "launch", "handle", "registration", "scheduler"],
+        &[
+            "drive",
+            "launch",
+            "handle",
+            "registration",
+            "scheduler",
+            "backend",
+        ],
     ),
     ("manager", &["manager"]),
     ("facade", &["builder", "global", "__private", "lib"]),

@@ -1,0 +1,134 @@
+//! Durable backends: where runs go when they must outlive a process and be
+//! shared by many. worker-core defines the contract and knows no database;
+//! `worker-postgres` implements it.
+//!
+//! With a backend ([`Workers::backend`](crate::Workers::backend)), `call`
+//! and `run` of a worker that isn't `local` hand the run to the backend,
+//! which stores it and gives back a handle ([`RemoteRun`]) that reads its
+//! messages and outcome from wherever it executes. The backend executes the
+//! runs it claims through the [`Node`] it is given at start: one attempt at
+//! a time, in this process, with the run's own id and attempt number, as an
+//! ordinary local run (timeouts, cancellation, the concurrency limit and
+//! the message bound all apply); retries and crash recovery are the
+//! backend's.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::handle::WorkerHandle;
+use crate::options::WorkerOptions;
+pub use crate::remote::{BoxFuture, RemoteRun};
+use crate::stats::WorkerStats;
+
+/// Where durable runs live. Implemented by `worker_postgres::Postgres`.
+///
+/// Every method but [`start`](Backend::start) is called only after `start`
+/// returned `Ok`.
+pub trait Backend: Send + Sync + 'static {
+    /// Connects, prepares its storage, and begins executing runs of
+    /// `node`'s workers (unless it only calls). Called once, by
+    /// [`Workers::start`](crate::Workers::start).
+    fn start(&self, node: Node) -> BoxFuture<'_, Result<()>>;
+
+    /// Stores a run and returns once it is committed.
+    fn call(
+        &self,
+        worker: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
+
+    /// A handle on a stored run, from its first message.
+    fn attach(&self, run_id: &str) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
+
+    /// Cancels a run wherever it is, and returns once it has ended.
+    fn cancel(&self, run_id: &str) -> BoxFuture<'_, Result<()>>;
+
+    /// The ids of runs in flight anywhere, of one worker or all.
+    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// A worker's statistics, summed over every node.
+    fn stats(&self, worker: &str) -> BoxFuture<'_, Result<Option<WorkerStats>>>;
+
+    /// A scheduled worker's tick due `at`: starts its run, once in the
+    /// whole cluster however many nodes tick.
+    fn tick(&self, worker: &str, at: SystemTime) -> BoxFuture<'_, Result<()>>;
+
+    /// This process's part stops: no more claims; runs in flight get
+    /// `grace`, and those that don't end by then go back to the queue.
+    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, Result<()>>;
+}
+
+/// A run a backend claimed for this process: what [`Node::execute`] needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    /// Its id (a UUID), kept across attempts and nodes.
+    pub run_id: String,
+    /// The worker.
+    pub worker: String,
+    /// The payload it was called with.
+    pub payload: Option<Value>,
+    /// Which attempt this is: 1 for the first; one more after each retry or
+    /// crash.
+    pub attempt: u32,
+    /// Its timeout, if the caller set one (else the worker's).
+    pub timeout: Option<Duration>,
+}
+
+/// This process, as a backend sees it: the workers it can execute and the
+/// way to execute one attempt of a run.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) executor: std::sync::Arc<dyn Executor>,
+}
+
+/// What a [`Node`] asks of its manager (implemented by `WorkerManager`, one
+/// layer up, so that this module needn't know it).
+pub(crate) trait Executor: Send + Sync + 'static {
+    fn durable_workers(&self) -> Vec<String>;
+    fn options(&self, worker: &str) -> Option<WorkerOptions>;
+    fn grace_period(&self) -> Duration;
+    fn execute_claimed(&self, run: ClaimedRun) -> Result<WorkerHandle>;
+    fn is_shutting_down(&self) -> bool;
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node").finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// The workers registered here that go through the backend (all but
+    /// `local` ones), sorted.
+    pub fn workers(&self) -> Vec<String> {
+        self.executor.durable_workers()
+    }
+
+    /// A registered worker's options.
+    pub fn options(&self, worker: &str) -> Option<WorkerOptions> {
+        self.executor.options(worker)
+    }
+
+    /// How long a cancelled run may go on cleaning up.
+    pub fn grace_period(&self) -> Duration {
+        self.executor.grace_period()
+    }
+
+    /// Executes one attempt of `run` here, as a local run with its id and
+    /// attempt number, and returns its handle: read its messages with
+    /// `recv`, then its outcome with `await_result`/`await_output`. A
+    /// failed attempt is not retried here: the backend decides
+    /// ([`WorkerOptions::retry_delay`]).
+    pub fn execute(&self, run: ClaimedRun) -> Result<WorkerHandle> {
+        self.executor.execute_claimed(run)
+    }
+
+    /// Whether this process is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.executor.is_shutting_down()
+    }
+}
