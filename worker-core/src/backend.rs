@@ -92,6 +92,7 @@ pub(crate) trait Executor: Send + Sync + 'static {
     fn options(&self, worker: &str) -> Option<WorkerOptions>;
     fn grace_period(&self) -> Duration;
     fn execute_claimed(&self, run: ClaimedRun) -> Result<WorkerHandle>;
+    fn cancel_local(&self, run_id: &str) -> BoxFuture<'static, Result<()>>;
     fn is_shutting_down(&self) -> bool;
 }
 
@@ -125,6 +126,13 @@ impl Node {
     /// ([`WorkerOptions::retry_delay`]).
     pub fn execute(&self, run: ClaimedRun) -> Result<WorkerHandle> {
         self.executor.execute_claimed(run)
+    }
+
+    /// Stops the attempt of `run_id` executing here (its
+    /// `ctx.cancelled()` fires; the grace period applies) and waits until it
+    /// has ended. Its handle's outcome is then a cancellation.
+    pub fn cancel_local(&self, run_id: &str) -> BoxFuture<'static, Result<()>> {
+        self.executor.cancel_local(run_id)
     }
 
     /// Whether this process is shutting down.

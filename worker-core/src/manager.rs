@@ -778,6 +778,18 @@ impl Executor for WorkerManager {
     fn execute_claimed(&self, run: ClaimedRun) -> Result<WorkerHandle> {
         WorkerManager::execute_claimed(self, run)
     }
+    fn cancel_local(&self, run_id: &str) -> crate::backend::BoxFuture<'static, Result<()>> {
+        let run = uuid::Uuid::try_parse(run_id)
+            .ok()
+            .and_then(|id| self.shared.running.get(id.as_u128()));
+        let run_id = run_id.to_owned();
+        Box::pin(async move {
+            match run {
+                Some(run) => run.cancel_and_wait().await,
+                None => Err(Error::RunNotFound(run_id)),
+            }
+        })
+    }
     fn is_shutting_down(&self) -> bool {
         WorkerManager::is_shutting_down(self)
     }

@@ -1,0 +1,165 @@
+//! The process's one `LISTEN` connection, and who it wakes.
+//!
+//! Notifications on the schema's channel are short texts: `q` (runs were
+//! queued), `m <id> …` (runs have new messages), `e <id> …` (runs ended),
+//! `c <id> …` (runs were asked to stop). Handles wait on a watch per run
+//! id, created by the first handle on that run and removed with the last;
+//! the claim loop and the executor have their own wake-ups.
+//!
+//! A notification can be lost (the connection dropped while it was sent),
+//! so every watch is also woken when the listener reconnects, and every
+//! [`BACKSTOP`] anyway: a handle then looks at the database once more.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+/// How often every waiting handle looks again without a notification.
+pub(crate) const BACKSTOP: Duration = Duration::from_secs(2);
+
+/// Most run ids in one notification: payloads must stay under 8,000 bytes.
+pub(crate) const IDS_PER_NOTIFICATION: usize = 150;
+
+/// Who is woken by what.
+#[derive(Debug, Default)]
+pub(crate) struct Bus {
+    watches: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    /// Runs were queued (or leases lapsed): claimers look.
+    pub(crate) queued: Notify,
+    /// Runs asked to stop, for the executor.
+    cancels: Mutex<Vec<Uuid>>,
+    pub(crate) cancel_requested: Notify,
+}
+
+impl Bus {
+    fn watches(&self) -> MutexGuard<'_, HashMap<Uuid, watch::Sender<u64>>> {
+        self.watches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A watch on `run`: changes whenever the run may have new messages or
+    /// have ended. Drop it with [`Bus::unwatch`].
+    pub(crate) fn watch(&self, run: Uuid) -> watch::Receiver<u64> {
+        self.watches()
+            .entry(run)
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe()
+    }
+
+    /// Lets go of a watch; the run's entry goes with its last watcher.
+    pub(crate) fn unwatch(&self, run: Uuid, receiver: watch::Receiver<u64>) {
+        drop(receiver);
+        let mut watches = self.watches();
+        if watches.get(&run).is_some_and(|sender| sender.receiver_count() == 0) {
+            watches.remove(&run);
+        }
+    }
+
+    /// How many runs are watched (for tests of the bound).
+    pub(crate) fn watched(&self) -> usize {
+        self.watches().len()
+    }
+
+    fn wake(&self, run: &Uuid) {
+        if let Some(sender) = self.watches().get(run) {
+            sender.send_modify(|version| *version += 1);
+        }
+    }
+
+    /// Wakes every handle: after a reconnect, and as the backstop.
+    pub(crate) fn wake_all(&self) {
+        for sender in self.watches().values() {
+            sender.send_modify(|version| *version += 1);
+        }
+        self.queued.notify_one();
+        self.cancel_requested.notify_one();
+    }
+
+    /// The runs asked to stop since the last call.
+    pub(crate) fn take_cancels(&self) -> Vec<Uuid> {
+        std::mem::take(&mut *self.cancels.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Acts on one notification's payload.
+    pub(crate) fn dispatch(&self, payload: &str) {
+        let mut words = payload.split(' ');
+        let kind = words.next().unwrap_or("");
+        let ids = words.filter_map(|id| Uuid::try_parse(id).ok());
+        match kind {
+            "q" => self.queued.notify_one(),
+            "m" | "e" => ids.for_each(|id| self.wake(&id)),
+            "c" => {
+                self.cancels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(ids);
+                self.cancel_requested.notify_one();
+            }
+            _ => log::debug!(target: "worker_postgres", "unknown notification {payload:?}"),
+        }
+    }
+}
+
+/// The texts to notify about `ids`, as few as the size limit allows.
+pub(crate) fn payloads(kind: &str, ids: &[Uuid]) -> Vec<String> {
+    ids.chunks(IDS_PER_NOTIFICATION)
+        .map(|chunk| {
+            let mut text = String::with_capacity(2 + chunk.len() * 37);
+            text.push_str(kind);
+            for id in chunk {
+                text.push(' ');
+                text.push_str(&id.hyphenated().to_string());
+            }
+            text
+        })
+        .collect()
+}
+
+/// Listens until the process stops: dispatches notifications, reconnects
+/// by itself, and wakes everyone on reconnect and every [`BACKSTOP`].
+pub(crate) async fn listen(pool: PgPool, channel: String, bus: Arc<Bus>) {
+    let mut listener: Option<PgListener> = None;
+    let mut backstop = tokio::time::interval(BACKSTOP);
+    backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let Some(active) = listener.as_mut() else {
+            match connect(&pool, &channel).await {
+                Ok(connected) => {
+                    listener = Some(connected);
+                    // Whatever was sent while we were away is lost.
+                    bus.wake_all();
+                }
+                Err(err) => {
+                    log::warn!(target: "worker_postgres", "can't listen for notifications yet: {err}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            continue;
+        };
+        tokio::select! {
+            received = active.try_recv() => match received {
+                Ok(Some(notification)) => bus.dispatch(notification.payload()),
+                // The connection dropped; sqlx reconnects on the next call.
+                Ok(None) => {
+                    log::warn!(target: "worker_postgres", "notification connection lost; reconnecting");
+                    listener = None;
+                }
+                Err(err) => {
+                    log::warn!(target: "worker_postgres", "notification connection failed: {err}; reconnecting");
+                    listener = None;
+                }
+            },
+            _ = backstop.tick() => bus.wake_all(),
+        }
+    }
+}
+
+async fn connect(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}

@@ -1,0 +1,357 @@
+//! The backend once started: the pool, the statements, the listener, the
+//! call batcher and (unless this process only calls) the executor; and
+//! what the caller's side asks of them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+use worker_core::backend::{Node, RemoteRun};
+use worker_core::{Error, Result, WorkerStats};
+
+use crate::Config;
+use crate::bus::{self, Bus};
+use crate::calls::{self, Call};
+use crate::executor::Executor;
+use crate::handle::{PgRun, outcome_of};
+use crate::schema;
+use crate::sql::Sql;
+
+/// A started backend.
+pub(crate) struct Cluster {
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<Sql>,
+    pub(crate) bus: Arc<Bus>,
+    config: Arc<Config>,
+    calls: mpsc::Sender<Call>,
+    executor: Option<Arc<Executor>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("schema", &self.sql.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error for a database that can't be reached or refused a statement.
+pub(crate) fn unavailable(what: &str, err: sqlx::Error) -> Error {
+    Error::msg(format!(
+        "PostgreSQL: can't {what}: {err}; check that the database is reachable"
+    ))
+}
+
+impl Cluster {
+    /// Connects, migrates, and starts listening, storing and (if
+    /// `execute`) executing.
+    pub(crate) async fn start(config: Arc<Config>, node: Node) -> Result<Arc<Cluster>> {
+        let sql = Arc::new(Sql::new(&config.schema)?);
+        let not_postgres = |why: String| {
+            Error::validation(format!(
+                "Postgres::new: the URL is not a PostgreSQL connection string ({why}); use postgres://user[:password]@host[:port]/database"
+            ))
+        };
+        if !(config.url.starts_with("postgres://") || config.url.starts_with("postgresql://")) {
+            return Err(not_postgres(format!(
+                "{} does not start with postgres://",
+                redact(&config.url)
+            )));
+        }
+        let options: sqlx::postgres::PgConnectOptions =
+            config.url.parse().map_err(|err| not_postgres(format!("{err}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size)
+            .min_connections(1)
+            // A call fails at once, with a clear error, while the database
+            // is away, rather than waiting for it.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await
+            .map_err(|err| unavailable(&format!("connect to {}", redact(&config.url)), err))?;
+        schema::migrate(&pool, &sql).await?;
+        let bus = Arc::new(Bus::default());
+        let listener = tokio::spawn(bus::listen(pool.clone(), sql.channel.clone(), bus.clone()));
+        let calls = calls::start(pool.clone(), sql.clone());
+        let executor = Executor::start(config.clone(), node, pool.clone(), sql.clone(), bus.clone())?;
+        Ok(Arc::new(Cluster {
+            pool,
+            sql,
+            bus,
+            config,
+            calls,
+            executor,
+            listener,
+        }))
+    }
+
+    pub(crate) async fn call(
+        self: &Arc<Self>,
+        worker: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> Result<Box<dyn RemoteRun>> {
+        let id = Uuid::new_v4();
+        let (stored, answer) = oneshot::channel();
+        let call = Call {
+            id,
+            worker: worker.to_owned(),
+            payload,
+            timeout_ms: timeout.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            stored,
+        };
+        self.calls
+            .send(call)
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        answer.await.map_err(|_| Error::Shutdown)??;
+        Ok(Box::new(PgRun::new(self.clone(), id, worker.to_owned())))
+    }
+
+    pub(crate) async fn attach(self: &Arc<Self>, run_id: &str) -> Result<Box<dyn RemoteRun>> {
+        let id = Uuid::try_parse(run_id).map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
+        let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| unavailable(&format!("look up run '{run_id}'"), err))?;
+        let Some((worker, _)) = state else {
+            return Err(Error::msg(format!(
+                "Run '{run_id}' is unknown: it was never stored, or it ended more than the retention period ({}) ago",
+                worker_core::format_duration(self.config.retention)
+            )));
+        };
+        Ok(Box::new(PgRun::new(self.clone(), id, worker)))
+    }
+
+    /// Waits for a run's outcome.
+    pub(crate) async fn outcome(self: &Arc<Self>, run: Uuid, worker: &str) -> Result<Value> {
+        let mut watch = self.bus.watch(run);
+        let result = loop {
+            watch.borrow_and_update();
+            let row: std::result::Result<Option<(String, String, Option<String>, Option<String>, Option<Value>)>, _> =
+                sqlx::query_as(self.sql.outcome.clone())
+                    .bind(run)
+                    .fetch_optional(&self.pool)
+                    .await;
+            match row {
+                Ok(Some((_, state, kind, detail, output))) => {
+                    if let Some(outcome) =
+                        outcome_of(run, worker, &state, kind.as_deref(), detail.as_deref(), output)
+                    {
+                        break outcome;
+                    }
+                }
+                Ok(None) => {
+                    break Err(Error::msg(format!(
+                        "Run '{run}' of worker '{worker}' is gone: it ended more than the retention period ago"
+                    )));
+                }
+                Err(err) => log::debug!(target: "worker_postgres", "run {run}: can't read its outcome yet: {err}"),
+            }
+            if watch.changed().await.is_err() {
+                tokio::time::sleep(bus::BACKSTOP).await;
+            }
+        };
+        self.bus.unwatch(run, watch);
+        result
+    }
+
+    /// Asks a run to stop, wherever it is, and waits until it has ended
+    /// (a queued run ends at once; a running one within its node's grace
+    /// period, or once its lease lapses if its node is gone).
+    pub(crate) async fn cancel(&self, run_id: &str) -> Result<()> {
+        let id = Uuid::try_parse(run_id).map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|err| unavailable("cancel a run", err))?;
+        let state: Option<String> = sqlx::query_scalar(self.sql.cancel.clone())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|err| unavailable("cancel a run", err))?;
+        let Some(state) = state else {
+            return Err(Error::RunNotFound(run_id.to_owned()));
+        };
+        let kind = if state == "cancelled" { "e" } else { "c" };
+        for note in bus::payloads(kind, &[id]) {
+            sqlx::query(self.sql.notify.clone())
+                .bind(&self.sql.channel)
+                .bind(note)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| unavailable("cancel a run", err))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|err| unavailable("cancel a run", err))?;
+        if state == "cancelled" {
+            return Ok(());
+        }
+        // Running somewhere: wait for its node to stop it.
+        let patience = self.config.lease + Duration::from_secs(30);
+        let mut watch = self.bus.watch(id);
+        let waited = tokio::time::timeout(patience, async {
+            loop {
+                watch.borrow_and_update();
+                let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .ok()
+                    .flatten();
+                if state.is_none_or(|(_, state)| state != "running" && state != "queued") {
+                    return;
+                }
+                if watch.changed().await.is_err() {
+                    tokio::time::sleep(bus::BACKSTOP).await;
+                }
+            }
+        })
+        .await;
+        self.bus.unwatch(id, watch);
+        if waited.is_err() {
+            log::warn!(target: "worker_postgres", "run {run_id}: asked to stop, still running after {patience:?}");
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn running(&self, worker: Option<&str>) -> Result<Vec<String>> {
+        let query = match worker {
+            Some(worker) => sqlx::query_scalar(self.sql.running_of.clone()).bind(worker.to_owned()),
+            None => sqlx::query_scalar(self.sql.running_all.clone()),
+        };
+        query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| unavailable("list the runs in flight", err))
+    }
+
+    pub(crate) async fn stats(&self, worker: &str) -> Result<Option<WorkerStats>> {
+        type Row = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<f64>,
+            Option<f64>,
+            i64,
+        );
+        let row: Row = sqlx::query_as(self.sql.stats.clone())
+            .bind(worker)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|err| unavailable(&format!("read the statistics of worker '{worker}'"), err))?;
+        let percentiles: Option<Vec<f64>> = sqlx::query_scalar(self.sql.percentiles.clone())
+            .bind(worker)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|err| unavailable(&format!("read the statistics of worker '{worker}'"), err))?;
+        let count = |n: Option<i64>| n.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+        let percentile = |i: usize| percentiles.as_ref().and_then(|p| p.get(i).copied());
+        Ok(Some(WorkerStats {
+            runs: count(row.0),
+            errors: count(row.1),
+            cancelled: count(row.2),
+            timeouts: count(row.3),
+            panics: count(row.4),
+            retries: count(row.5),
+            skipped: count(row.6),
+            total_runtime_ms: row.7.map_or(0, |ms| ms.round() as u64),
+            last_run_ms: row.8.map(|ms| ms.round() as u64),
+            running: u64::try_from(row.9).unwrap_or(0),
+            p50_ms: percentile(0),
+            p95_ms: percentile(1),
+            p99_ms: percentile(2),
+            ..WorkerStats::default()
+        }))
+    }
+
+    /// A scheduled tick: the first node to take it starts its run.
+    pub(crate) async fn tick(&self, worker: &str, at: SystemTime) -> Result<()> {
+        let at_ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_millis() as f64);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|err| unavailable("start a scheduled run", err))?;
+        let started: Option<Uuid> = sqlx::query_scalar(self.sql.tick.clone())
+            .bind(worker)
+            .bind(at_ms)
+            .bind(Uuid::new_v4())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|err| unavailable("start a scheduled run", err))?;
+        if started.is_some() {
+            sqlx::query(self.sql.notify.clone())
+                .bind(&self.sql.channel)
+                .bind("q")
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| unavailable("start a scheduled run", err))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|err| unavailable("start a scheduled run", err))
+    }
+
+    pub(crate) async fn shutdown(&self, grace: Duration) -> Result<()> {
+        if let Some(executor) = &self.executor {
+            executor.shutdown(grace).await;
+        }
+        self.listener.abort();
+        Ok(())
+    }
+
+    /// How many runs this process's handles watch.
+    pub(crate) fn watched(&self) -> usize {
+        self.bus.watched()
+    }
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url.parse::<url_parts::Url>() {
+        Ok(parts) => parts.to_string(),
+        Err(()) => "the database".to_owned(),
+    }
+}
+
+/// Just enough URL parsing to hide a password.
+mod url_parts {
+    pub(crate) struct Url(String);
+
+    impl std::str::FromStr for Url {
+        type Err = ();
+        fn from_str(url: &str) -> Result<Self, ()> {
+            let (scheme, rest) = url.split_once("://").ok_or(())?;
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let shown = match authority.rsplit_once('@') {
+                Some((user, host)) => {
+                    let user = user.split(':').next().unwrap_or("");
+                    format!("{scheme}://{user}@{host}/{path}")
+                }
+                None => format!("{scheme}://{authority}/{path}"),
+            };
+            Ok(Url(shown))
+        }
+    }
+
+    impl std::fmt::Display for Url {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! A handle's view of a stored run: its messages read from the database in
+//! order, woken by notifications (see `bus`), then its outcome.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use uuid::Uuid;
+use worker_core::backend::{BoxFuture, RemoteRun};
+use worker_core::{Error, Result};
+
+use crate::cluster::Cluster;
+
+/// A handle on one stored run.
+pub(crate) struct PgRun {
+    id: Uuid,
+    id_text: String,
+    worker: String,
+    cluster: Arc<Cluster>,
+    finished: Arc<AtomicBool>,
+    /// Where reading is, while no read is under way.
+    cursor: Option<Cursor>,
+    /// A read under way: gives the cursor back with the message.
+    reading: Option<Exclusive<BoxFuture<'static, (Cursor, Option<Value>)>>>,
+}
+
+/// Makes a `Send` value `Sync` by allowing only `&mut` access to it: a
+/// shared reference can't reach it, so sharing one across threads is
+/// harmless (what the unstable `std::sync::Exclusive` does). Needed because
+/// a handle is `Sync` while the read it has under way, a boxed future,
+/// isn't.
+struct Exclusive<T>(T);
+
+// SAFETY: `Exclusive` exposes its value only through `&mut self`
+// (`get_mut`), never through `&self`, so no two threads can touch it at
+// once through shared references.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
+
+impl<T> Exclusive<T> {
+    fn get_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl PgRun {
+    pub(crate) fn new(cluster: Arc<Cluster>, id: Uuid, worker: String) -> Self {
+        let finished = Arc::new(AtomicBool::new(false));
+        PgRun {
+            id,
+            id_text: id.hyphenated().to_string(),
+            worker,
+            cursor: Some(Cursor::new(cluster.clone(), id, finished.clone())),
+            cluster,
+            finished,
+            reading: None,
+        }
+    }
+}
+
+impl RemoteRun for PgRun {
+    fn id(&self) -> &str {
+        &self.id_text
+    }
+
+    fn worker_name(&self) -> &str {
+        &self.worker
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Value>> {
+        loop {
+            if let Some(reading) = &mut self.reading {
+                let (cursor, message) = std::task::ready!(reading.get_mut().as_mut().poll(cx));
+                self.reading = None;
+                self.cursor = Some(cursor);
+                return Poll::Ready(message);
+            }
+            let Some(mut cursor) = self.cursor.take() else {
+                return Poll::Ready(None);
+            };
+            if let Some(message) = cursor.buffer.pop_front() {
+                self.cursor = Some(cursor);
+                return Poll::Ready(Some(message));
+            }
+            self.reading = Some(Exclusive(Box::pin(cursor.next())));
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Value> {
+        self.cursor.as_mut()?.buffer.pop_front()
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    fn cancel(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.cluster.cancel(&self.id_text))
+    }
+
+    fn outcome(self: Box<Self>) -> BoxFuture<'static, Result<Value>> {
+        let PgRun {
+            id, worker, cluster, ..
+        } = *self;
+        Box::pin(async move { cluster.outcome(id, &worker).await })
+    }
+}
+
+/// How far a handle has read: the next message's number, what was fetched
+/// and not yet given out, and whether the run has ended.
+struct Cursor {
+    cluster: Arc<Cluster>,
+    run: Uuid,
+    watch: Option<watch::Receiver<u64>>,
+    next_seq: i32,
+    buffer: VecDeque<Value>,
+    /// The run has ended and every message was fetched.
+    done: bool,
+    finished: Arc<AtomicBool>,
+}
+
+impl Cursor {
+    fn new(cluster: Arc<Cluster>, run: Uuid, finished: Arc<AtomicBool>) -> Self {
+        let watch = Some(cluster.bus.watch(run));
+        Cursor {
+            cluster,
+            run,
+            watch,
+            next_seq: 0,
+            buffer: VecDeque::new(),
+            done: false,
+            finished,
+        }
+    }
+
+    /// The next message, waiting for it; `None` once the run has ended and
+    /// everything was read.
+    async fn next(mut self) -> (Self, Option<Value>) {
+        loop {
+            if let Some(message) = self.buffer.pop_front() {
+                return (self, Some(message));
+            }
+            if self.done {
+                return (self, None);
+            }
+            if let Some(watch) = &mut self.watch {
+                watch.borrow_and_update();
+            }
+            match self.fetch().await {
+                Ok(()) => {
+                    if !self.buffer.is_empty() || self.done {
+                        continue;
+                    }
+                }
+                // The database is away: the listener wakes us when it is
+                // back (and every few seconds anyway).
+                Err(err) => {
+                    log::debug!(target: "worker_postgres", "run {}: can't read messages yet: {err}", self.run)
+                }
+            }
+            if let Some(watch) = &mut self.watch {
+                if watch.changed().await.is_err() {
+                    tokio::time::sleep(crate::bus::BACKSTOP).await;
+                }
+            }
+        }
+    }
+
+    /// Reads the run's state, then the messages after the last one read:
+    /// in that order, so that a run seen ended has all its messages
+    /// written.
+    async fn fetch(&mut self) -> std::result::Result<(), sqlx::Error> {
+        let sql = &self.cluster.sql;
+        let state: Option<(String, String)> = sqlx::query_as(sql.run_state.clone())
+            .bind(self.run)
+            .fetch_optional(&self.cluster.pool)
+            .await?;
+        // Gone: deleted after its retention period; nothing more to read.
+        let ended = state.is_none_or(|(_, state)| state != "queued" && state != "running");
+        let rows: Vec<(i32, Value)> = sqlx::query_as(sql.messages_after.clone())
+            .bind(self.run)
+            .bind(self.next_seq)
+            .fetch_all(&self.cluster.pool)
+            .await?;
+        let full = rows.len() == 1000;
+        for (seq, body) in rows {
+            self.next_seq = seq + 1;
+            self.buffer.push_back(body);
+        }
+        if ended {
+            self.finished.store(true, Ordering::Release);
+            if !full && self.buffer.is_empty() {
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        if let Some(watch) = self.watch.take() {
+            self.cluster.bus.unwatch(self.run, watch);
+        }
+    }
+}
+
+/// A stored outcome as the handle gives it: the output, or the error with
+/// its kind's predicates and the text it had where it happened.
+pub(crate) fn outcome_of(
+    run: Uuid,
+    worker: &str,
+    state: &str,
+    kind: Option<&str>,
+    detail: Option<&str>,
+    output: Option<Value>,
+) -> Option<Result<Value>> {
+    let run_id = run.hyphenated().to_string();
+    match state {
+        "queued" | "running" => None,
+        "succeeded" => Some(Ok(output.unwrap_or(Value::Null))),
+        "cancelled" => Some(Err(Error::from_kind("cancelled", "", worker, &run_id))),
+        _ => Some(Err(Error::from_kind(
+            kind.unwrap_or("error"),
+            detail.unwrap_or(state),
+            worker,
+            &run_id,
+        ))),
+    }
+}

@@ -1,0 +1,324 @@
+//! Durable runs on PostgreSQL for worker-core: the same `#[worker]` code on
+//! many machines, and nothing lost when a process dies.
+//!
+//! ```no_run
+//! # async fn doc() -> worker_core::Result<()> {
+//! use worker_core::prelude::*;
+//! use worker_postgres::Postgres;
+//!
+//! let manager = Workers::new()
+//!     .backend(Postgres::new("postgres://app@db/app")) // connects and migrates in start()
+//!     .start()
+//!     .await?;
+//! let mut handle = WORKER::call("generate-report", None, Some(json!({"user_id": 7}))).await?;
+//! while let Some(progress) = handle.recv().await { /* from whichever node runs it */ }
+//! handle.await_result().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - `call` and `run` store the run and return once it is committed; any
+//!   process with the worker and `execute(true)` claims it.
+//! - Runs are executed **at least once**: a node that dies (kill -9, a lost
+//!   machine, a partition past its lease) leaves its runs to be claimed
+//!   again once their lease lapses, with `ctx.attempt()` one higher. Make
+//!   workers idempotent with `ctx.run_id()` (the same on every attempt) and
+//!   `ctx.attempt()`.
+//! - **Fencing**: every write about a run carries the lease token of the
+//!   node that claimed it, so a node that lost its lease can't record an
+//!   outcome: exactly one outcome per run, ever. Leases use the database's
+//!   clock.
+//! - A crash is not the worker's failure: re-runs after a crash don't use
+//!   the worker's `retries`; they have their own budget, [`max_stalls`]
+//!   (default 2), after which the next stall fails the run with
+//!   `is_stalled()`.
+//! - Retries wait in the database (a later `run_at`), `concurrency` limits
+//!   each process, and a schedule's tick runs once in the whole cluster.
+//!
+//! The tables live in their own schema (`worker` by default): see
+//! [`schema`](Postgres::schema) and the README.
+//!
+//! [`max_stalls`]: Postgres::max_stalls
+
+#![warn(missing_docs)]
+
+mod bus;
+mod calls;
+mod cluster;
+mod executor;
+mod handle;
+mod schema;
+mod sql;
+mod writer;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use uuid::Uuid;
+use worker_core::backend::{Backend, BoxFuture, Node, RemoteRun};
+use worker_core::{Error, Result, WorkerStats};
+
+use crate::cluster::Cluster;
+
+/// The sqlx this crate uses, so that an application names the same version
+/// for [`Postgres::enqueue`]'s connection.
+pub use sqlx;
+
+/// The default schema of the tables.
+pub const DEFAULT_SCHEMA: &str = "worker";
+/// The default lease: a run's node must renew it within this (every
+/// third of it), or another node may take the run.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How many runs one process executes at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// How long an ended run stays attachable by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How many times a run is started again after a crash by default.
+pub const DEFAULT_MAX_STALLS: u32 = 2;
+
+/// The PostgreSQL backend: give it to
+/// [`Workers::backend`](worker_core::Workers::backend).
+///
+/// Cheap to clone; clones share the started backend, so one kept aside can
+/// [`enqueue`](Postgres::enqueue) after `start`.
+///
+/// ```
+/// use std::time::Duration;
+/// use worker_postgres::Postgres;
+///
+/// let backend = Postgres::new("postgres://app@localhost/app")
+///     .schema("jobs")                    // its tables live here; default "worker"
+///     .lease(Duration::from_secs(10))    // default 30 s; renewed every third of it
+///     .concurrency(16)                   // runs this process executes at once; default 64
+///     .retention(Duration::from_secs(3600))
+///     .max_stalls(2);
+/// assert_eq!(backend.get_lease(), Duration::from_secs(10));
+/// ```
+#[derive(Clone)]
+pub struct Postgres {
+    config: Arc<Config>,
+    started: Arc<OnceLock<Arc<Cluster>>>,
+}
+
+/// A backend's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) url: String,
+    pub(crate) schema: String,
+    pub(crate) lease: Duration,
+    pub(crate) execute: bool,
+    pub(crate) concurrency: usize,
+    pub(crate) retention: Duration,
+    pub(crate) max_stalls: u32,
+    pub(crate) pool_size: u32,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("url", &cluster::redact(&self.config.url))
+            .field("schema", &self.config.schema)
+            .field("lease", &self.config.lease)
+            .field("execute", &self.config.execute)
+            .field("concurrency", &self.config.concurrency)
+            .field("retention", &self.config.retention)
+            .field("max_stalls", &self.config.max_stalls)
+            .field("started", &self.started.get().is_some())
+            .finish()
+    }
+}
+
+impl Postgres {
+    /// A backend on the database at `url`
+    /// (`postgres://user[:password]@host[:port]/database`). Nothing
+    /// connects until `Workers::start`.
+    pub fn new(url: impl Into<String>) -> Postgres {
+        Postgres {
+            config: Arc::new(Config {
+                url: url.into(),
+                schema: DEFAULT_SCHEMA.to_owned(),
+                lease: DEFAULT_LEASE,
+                execute: true,
+                concurrency: DEFAULT_CONCURRENCY,
+                retention: DEFAULT_RETENTION,
+                max_stalls: DEFAULT_MAX_STALLS,
+                pool_size: 10,
+            }),
+            started: Arc::default(),
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Its tables live in this schema (created if missing); default
+    /// `"worker"`. Lower-case letters, digits and `_`.
+    pub fn schema(self, schema: &str) -> Self {
+        self.with(|c| c.schema = schema.to_owned())
+    }
+
+    /// How long a node holds a run without renewing (it renews every third
+    /// of it); default 30 s. A dead node's runs start again elsewhere about
+    /// this long after it died. At least 300 ms.
+    pub fn lease(self, lease: Duration) -> Self {
+        self.with(|c| c.lease = lease.max(Duration::from_millis(300)))
+    }
+
+    /// `false`: this process only calls, attaches and cancels; it never
+    /// executes runs. Default `true`.
+    pub fn execute(self, execute: bool) -> Self {
+        self.with(|c| c.execute = execute)
+    }
+
+    /// The most runs this process executes at once (default 64, at least 1).
+    pub fn concurrency(self, runs: usize) -> Self {
+        self.with(|c| {
+            c.concurrency = runs.max(1);
+            c.pool_size = (runs as u32 / 4).clamp(4, 32);
+        })
+    }
+
+    /// How long an ended run (with its messages) stays attachable before it
+    /// is deleted; default 24 h. Statistics are kept apart and outlive it.
+    pub fn retention(self, keep: Duration) -> Self {
+        self.with(|c| c.retention = keep)
+    }
+
+    /// How many times a run is started again after its node died before the
+    /// next such death fails it with `is_stalled()`; default 2 (so at most 3
+    /// starts).
+    pub fn max_stalls(self, stalls: u32) -> Self {
+        self.with(|c| c.max_stalls = stalls)
+    }
+
+    /// The lease.
+    pub fn get_lease(&self) -> Duration {
+        self.config.lease
+    }
+
+    /// The schema.
+    pub fn get_schema(&self) -> &str {
+        &self.config.schema
+    }
+
+    /// Stores a run of `worker` inside the caller's own transaction (or on
+    /// any connection): if the transaction rolls back, the run never
+    /// existed; once it commits, the run is queued. Returns the run's id,
+    /// for [`WORKER::attach`](worker_core::WORKER::attach).
+    ///
+    /// Needs the tables: a backend of this schema must have started once
+    /// (in any process).
+    ///
+    /// ```no_run
+    /// # async fn doc(pool: worker_postgres::sqlx::PgPool, backend: worker_postgres::Postgres) -> worker_core::Result<()> {
+    /// use serde_json::json;
+    ///
+    /// let mut tx = pool.begin().await.unwrap();
+    /// // … the application's own writes …
+    /// let run_id = backend.enqueue(&mut tx, "send-email", Some(json!({"to": "a@b.c"}))).await?;
+    /// tx.commit().await.unwrap(); // now it runs
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        worker: &str,
+        payload: Option<Value>,
+    ) -> Result<String> {
+        if worker.trim().is_empty() {
+            return Err(Error::validation(
+                "Postgres::enqueue: the worker name is empty; name a registered worker",
+            ));
+        }
+        let sql = sql::Sql::new(&self.config.schema)?;
+        let id = Uuid::new_v4();
+        sqlx::query(sql.insert_run.clone())
+            .bind(id)
+            .bind(worker)
+            .bind(payload)
+            .bind(None::<i64>)
+            .execute(&mut *conn)
+            .await
+            .map_err(|err| cluster::unavailable(&format!("enqueue a run of worker '{worker}'"), err))?;
+        sqlx::query(sql.notify.clone())
+            .bind(&sql.channel)
+            .bind("q")
+            .execute(&mut *conn)
+            .await
+            .map_err(|err| cluster::unavailable(&format!("enqueue a run of worker '{worker}'"), err))?;
+        Ok(id.hyphenated().to_string())
+    }
+
+    /// How many runs this process's handles are waiting on: each entry
+    /// goes with the run's last handle (0 when no handle is alive).
+    pub fn watched_runs(&self) -> usize {
+        self.started.get().map_or(0, |cluster| cluster.watched())
+    }
+
+    fn cluster(&self) -> Result<&Arc<Cluster>> {
+        self.started.get().ok_or_else(|| {
+            Error::msg("the PostgreSQL backend is not started: give it to Workers::backend and call start()")
+        })
+    }
+}
+
+impl Backend for Postgres {
+    fn start(&self, node: Node) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.started.get().is_some() {
+                return Err(Error::msg(
+                    "this PostgreSQL backend is started already: use a new Postgres for another manager",
+                ));
+            }
+            let cluster = Cluster::start(self.config.clone(), node).await?;
+            let _ = self.started.set(cluster);
+            Ok(())
+        })
+    }
+
+    fn call(
+        &self,
+        worker: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { self.cluster()?.call(&worker, timeout, payload).await })
+    }
+
+    fn attach(&self, run_id: &str) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
+        let run_id = run_id.to_owned();
+        Box::pin(async move { self.cluster()?.attach(&run_id).await })
+    }
+
+    fn cancel(&self, run_id: &str) -> BoxFuture<'_, Result<()>> {
+        let run_id = run_id.to_owned();
+        Box::pin(async move { self.cluster()?.cancel(&run_id).await })
+    }
+
+    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<String>>> {
+        let worker = worker.map(str::to_owned);
+        Box::pin(async move { self.cluster()?.running(worker.as_deref()).await })
+    }
+
+    fn stats(&self, worker: &str) -> BoxFuture<'_, Result<Option<WorkerStats>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { self.cluster()?.stats(&worker).await })
+    }
+
+    fn tick(&self, worker: &str, at: SystemTime) -> BoxFuture<'_, Result<()>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { self.cluster()?.tick(&worker, at).await })
+    }
+
+    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            match self.started.get() {
+                Some(cluster) => cluster.shutdown(grace).await,
+                None => Ok(()),
+            }
+        })
+    }
+}

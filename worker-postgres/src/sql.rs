@@ -1,0 +1,272 @@
+//! Every statement the backend sends, in one place, with the schema's
+//! name filled in once at start (a validated identifier, never user input
+//! at run time). Kept as `SqlStr`, which clones by reference count, so that
+//! sqlx's statement cache sees the same text every time.
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+use worker_core::{Error, Result};
+
+/// The statements of one schema.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) schema: String,
+    /// The `LISTEN`/`pg_notify` channel.
+    pub(crate) channel: String,
+    pub(crate) insert_runs: SqlStr,
+    pub(crate) insert_run: SqlStr,
+    pub(crate) notify: SqlStr,
+    pub(crate) claim: SqlStr,
+    pub(crate) next_due: SqlStr,
+    pub(crate) renew: SqlStr,
+    pub(crate) reap: SqlStr,
+    pub(crate) insert_messages: SqlStr,
+    pub(crate) finish: SqlStr,
+    pub(crate) retry: SqlStr,
+    pub(crate) release: SqlStr,
+    pub(crate) cancel: SqlStr,
+    pub(crate) run_state: SqlStr,
+    pub(crate) cancel_asked: SqlStr,
+    pub(crate) messages_after: SqlStr,
+    pub(crate) outcome: SqlStr,
+    pub(crate) running_all: SqlStr,
+    pub(crate) running_of: SqlStr,
+    pub(crate) stats: SqlStr,
+    pub(crate) percentiles: SqlStr,
+    pub(crate) tick: SqlStr,
+    pub(crate) node_beat: SqlStr,
+    pub(crate) node_gone: SqlStr,
+    pub(crate) purge: SqlStr,
+}
+
+/// Counts an ending into `{s}.stats`, from a CTE `ended(worker, state,
+/// duration_ms)`: the rows the statement actually changed, so a repeated
+/// statement (a retried batch) counts nothing twice.
+const COUNT_ENDINGS: &str = "
+INSERT INTO {s}.stats AS s (worker, runs, errors, cancelled, timeouts, panics, stalled, total_ms, last_run_ms)
+SELECT worker,
+       count(*) FILTER (WHERE state NOT IN ('cancelled')),
+       count(*) FILTER (WHERE state IN ('failed', 'timed_out', 'panicked', 'stalled')),
+       count(*) FILTER (WHERE state = 'cancelled'),
+       count(*) FILTER (WHERE state = 'timed_out'),
+       count(*) FILTER (WHERE state = 'panicked'),
+       count(*) FILTER (WHERE state = 'stalled'),
+       coalesce(sum(duration_ms) FILTER (WHERE state NOT IN ('cancelled', 'stalled')), 0),
+       max(duration_ms) FILTER (WHERE state NOT IN ('cancelled', 'stalled'))
+FROM ended GROUP BY worker
+ON CONFLICT (worker) DO UPDATE SET
+    runs = s.runs + excluded.runs,
+    errors = s.errors + excluded.errors,
+    cancelled = s.cancelled + excluded.cancelled,
+    timeouts = s.timeouts + excluded.timeouts,
+    panics = s.panics + excluded.panics,
+    stalled = s.stalled + excluded.stalled,
+    total_ms = s.total_ms + excluded.total_ms,
+    last_run_ms = coalesce(excluded.last_run_ms, s.last_run_ms)";
+
+impl Sql {
+    /// The statements for `schema`, which must be a plain lower-case
+    /// identifier (so that it needs no quoting anywhere).
+    pub(crate) fn new(schema: &str) -> Result<Self> {
+        let valid = !schema.is_empty()
+            && schema.len() <= 48
+            && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(Error::validation(format!(
+                "Postgres::schema: {schema:?} is not a usable schema name; use lower-case letters, digits and '_', starting with a letter (at most 48)"
+            )));
+        }
+        let text = |template: &str| -> SqlStr {
+            AssertSqlSafe(template.replace("{s}", schema)).into_sql_str()
+        };
+        let count = COUNT_ENDINGS;
+        Ok(Sql {
+            schema: schema.to_owned(),
+            channel: format!("{schema}_worker_events"),
+            insert_runs: text(
+                "INSERT INTO {s}.runs (id, worker, payload, timeout_ms)
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int8[])",
+            ),
+            insert_run: text(
+                "INSERT INTO {s}.runs (id, worker, payload, timeout_ms) VALUES ($1, $2, $3, $4)",
+            ),
+            notify: text("SELECT pg_notify($1, $2)"),
+            // The oldest due runs of the workers this node has, locked so
+            // that concurrent claimers skip them. The lease runs on the
+            // database's clock.
+            claim: text(
+                "UPDATE {s}.runs r
+                 SET state = 'running', node = $1, lease_token = gen_random_uuid(),
+                     lease_until = now() + $2 * interval '1 millisecond',
+                     started_at = coalesce(r.started_at, now())
+                 WHERE r.id IN (
+                     SELECT id FROM {s}.runs
+                     WHERE state = 'queued' AND run_at <= now() AND worker = ANY($3)
+                     ORDER BY run_at
+                     LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING r.id, r.worker, r.payload, r.attempt, r.timeout_ms, r.lease_token,
+                     (SELECT coalesce(max(m.seq) + 1, 0) FROM {s}.messages m WHERE m.run_id = r.id),
+                     r.cancel_requested",
+            ),
+            next_due: text(
+                "SELECT extract(epoch FROM (min(run_at) - now())) * 1000
+                 FROM {s}.runs WHERE state = 'queued' AND worker = ANY($1)",
+            ),
+            // Renews the leases this node still holds; what it doesn't get
+            // back it has lost. Also says which runs were asked to stop
+            // (in case the notification was lost).
+            renew: text(
+                "UPDATE {s}.runs r SET lease_until = now() + $3 * interval '1 millisecond'
+                 FROM unnest($1::uuid[], $2::uuid[]) AS l(id, token)
+                 WHERE r.id = l.id AND r.lease_token = l.token AND r.state = 'running'
+                 RETURNING r.id, r.cancel_requested",
+            ),
+            // Runs whose lease ran out: their node died, stopped or lost
+            // the database. Queued again with one attempt more, or failed
+            // as stalled once they used up the stall budget ($1).
+            reap: text(&format!(
+                "WITH lapsed AS (
+                     SELECT id FROM {{s}}.runs
+                     WHERE state = 'running' AND lease_until < now()
+                     FOR UPDATE SKIP LOCKED),
+                 changed AS (
+                     UPDATE {{s}}.runs r SET
+                         state = CASE WHEN r.stalls >= $1 THEN 'stalled' ELSE 'queued' END,
+                         attempt = CASE WHEN r.stalls >= $1 THEN r.attempt ELSE r.attempt + 1 END,
+                         stalls = r.stalls + 1,
+                         run_at = now(), node = NULL, lease_token = NULL, lease_until = NULL,
+                         ended_at = CASE WHEN r.stalls >= $1 THEN now() END,
+                         error_kind = CASE WHEN r.stalls >= $1 THEN 'stalled' END,
+                         error = CASE WHEN r.stalls >= $1 THEN (r.stalls + 1)::text END
+                     FROM lapsed WHERE r.id = lapsed.id
+                     RETURNING r.id, r.worker, r.state, NULL::double precision AS duration_ms),
+                 ended AS (SELECT worker, state, duration_ms FROM changed WHERE state = 'stalled'),
+                 counted AS ({count})
+                 SELECT id, state FROM changed"
+            )),
+            insert_messages: text(
+                "INSERT INTO {s}.messages (run_id, seq, attempt, body)
+                 SELECT m.run_id, m.seq, m.attempt, m.body
+                 FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::int4[], $5::jsonb[])
+                     AS m(run_id, token, seq, attempt, body)
+                 JOIN {s}.runs r ON r.id = m.run_id AND r.lease_token = m.token
+                 ON CONFLICT DO NOTHING",
+            ),
+            // Records endings, fenced: only where the lease is still this
+            // node's.
+            finish: text(&format!(
+                "WITH changed AS (
+                     UPDATE {{s}}.runs r SET
+                         state = e.state, ended_at = now(), duration_ms = e.duration_ms,
+                         error_kind = e.kind, error = e.error, output = e.output,
+                         lease_token = NULL, lease_until = NULL
+                     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
+                         AS e(id, token, state, kind, error, output, duration_ms)
+                     WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
+                     RETURNING r.id, r.worker, r.state, r.duration_ms),
+                 ended AS (SELECT worker, state, duration_ms FROM changed),
+                 counted AS ({count})
+                 SELECT id FROM changed"
+            )),
+            // A failed attempt to try again at `now() + delay`: one attempt
+            // more, a retry counted.
+            retry: text(
+                "WITH changed AS (
+                     UPDATE {s}.runs r SET
+                         state = 'queued', attempt = r.attempt + 1,
+                         run_at = now() + e.delay_ms * interval '1 millisecond',
+                         node = NULL, lease_token = NULL, lease_until = NULL
+                     FROM unnest($1::uuid[], $2::uuid[], $3::float8[]) AS e(id, token, delay_ms)
+                     WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
+                     RETURNING r.id, r.worker),
+                 counted AS (
+                     INSERT INTO {s}.stats AS s (worker, retries)
+                     SELECT worker, count(*) FROM changed GROUP BY worker
+                     ON CONFLICT (worker) DO UPDATE SET retries = s.retries + excluded.retries)
+                 SELECT id FROM changed",
+            ),
+            // A run this node gives back (it is shutting down): queued
+            // again at once, same attempt, nothing counted.
+            release: text(
+                "UPDATE {s}.runs r SET state = 'queued', run_at = now(),
+                     node = NULL, lease_token = NULL, lease_until = NULL
+                 FROM unnest($1::uuid[], $2::uuid[]) AS e(id, token)
+                 WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
+                 RETURNING r.id",
+            ),
+            // Asks a run to stop: a queued one ends here and now; a running
+            // one is stopped by its node.
+            cancel: text(&format!(
+                "WITH changed AS (
+                     UPDATE {{s}}.runs SET cancel_requested = true,
+                         state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
+                         ended_at = CASE WHEN state = 'queued' THEN now() ELSE ended_at END,
+                         error_kind = CASE WHEN state = 'queued' THEN 'cancelled' ELSE error_kind END
+                     WHERE id = $1 AND state IN ('queued', 'running')
+                     RETURNING id, worker, state, NULL::double precision AS duration_ms),
+                 ended AS (SELECT worker, state, duration_ms FROM changed WHERE state = 'cancelled'),
+                 counted AS ({count})
+                 SELECT state FROM changed"
+            )),
+            run_state: text("SELECT worker, state FROM {s}.runs WHERE id = $1"),
+            cancel_asked: text("SELECT cancel_requested FROM {s}.runs WHERE id = $1"),
+            messages_after: text(
+                "SELECT seq, body FROM {s}.messages WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT 1000",
+            ),
+            outcome: text(
+                "SELECT worker, state, error_kind, error, output FROM {s}.runs WHERE id = $1",
+            ),
+            running_all: text(
+                "SELECT id::text FROM {s}.runs WHERE state = 'running' ORDER BY started_at, id",
+            ),
+            running_of: text(
+                "SELECT id::text FROM {s}.runs WHERE state = 'running' AND worker = $1 ORDER BY started_at, id",
+            ),
+            stats: text(
+                "SELECT s.runs, s.errors, s.cancelled, s.timeouts, s.panics, s.retries, s.skipped,
+                        s.total_ms, s.last_run_ms,
+                        (SELECT count(*) FROM {s}.runs r WHERE r.state = 'running' AND r.worker = $1)
+                 FROM (SELECT $1::text AS worker) w LEFT JOIN {s}.stats s ON s.worker = w.worker",
+            ),
+            // Of the worker's last 1,000 finished runs.
+            percentiles: text(
+                "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
+                 FROM (SELECT duration_ms FROM {s}.runs
+                       WHERE worker = $1 AND ended_at IS NOT NULL AND duration_ms IS NOT NULL
+                       ORDER BY ended_at DESC LIMIT 1000) recent",
+            ),
+            tick: text(
+                "WITH taken AS (
+                     INSERT INTO {s}.ticks (worker, tick_at, run_id) VALUES ($1, to_timestamp($2::float8 / 1000.0), $3)
+                     ON CONFLICT DO NOTHING RETURNING run_id)
+                 INSERT INTO {s}.runs (id, worker) SELECT run_id, $1 FROM taken RETURNING id",
+            ),
+            node_beat: text(
+                "INSERT INTO {s}.nodes (node, executes) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()",
+            ),
+            node_gone: text("DELETE FROM {s}.nodes WHERE node = $1"),
+            // What outlived its retention: ended runs (their messages go
+            // with them), old ticks, nodes silent for a day.
+            purge: text(
+                "WITH old AS (
+                     DELETE FROM {s}.runs WHERE id IN (
+                         SELECT id FROM {s}.runs
+                         WHERE ended_at < now() - $1 * interval '1 millisecond'
+                         LIMIT 10000)
+                     RETURNING id),
+                 ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
+                 nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day')
+                 SELECT count(*) FROM old",
+            ),
+        })
+    }
+
+    /// A statement of this schema, for the ones used once (migrations).
+    pub(crate) fn text(&self, template: &str) -> SqlStr {
+        AssertSqlSafe(template.replace("{s}", &self.schema)).into_sql_str()
+    }
+}

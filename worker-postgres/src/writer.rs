@@ -1,0 +1,244 @@
+//! This node's outbox: the messages its runs emit and the endings it
+//! records, written in batches, one transaction and one notification of
+//! each kind per batch, in the order they were queued.
+//!
+//! Everything it writes is fenced by the run's lease token, so a node that
+//! lost a lease changes nothing, and everything is idempotent (a message is
+//! keyed by its run and number; an ending only changes a running run), so
+//! a batch that failed halfway, or whose commit went unacknowledged, is
+//! simply written again until the database takes it.
+//!
+//! The queue is bounded: when the database is slow, the tasks that feed it
+//! wait, their runs' message buffers fill, and the runs are held (the
+//! foundation's back-pressure).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::bus::payloads;
+use crate::sql::Sql;
+
+/// How many items wait at most before their writers wait.
+pub(crate) const QUEUE: usize = 8192;
+
+/// Most items in one transaction.
+const BATCH: usize = 2000;
+
+/// What a node writes.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A message a run emitted.
+    Message {
+        run: Uuid,
+        token: Uuid,
+        seq: i32,
+        attempt: i32,
+        body: Value,
+    },
+    /// A run's ending; `done` says whether it was recorded (`false`: the
+    /// lease was lost, someone else owns the run now).
+    Finish {
+        run: Uuid,
+        token: Uuid,
+        ending: Ending,
+        done: oneshot::Sender<bool>,
+    },
+    /// A failed attempt to try again after `delay_ms`.
+    Retry {
+        run: Uuid,
+        token: Uuid,
+        delay_ms: f64,
+        done: oneshot::Sender<bool>,
+    },
+    /// A run given back to the queue (shutdown).
+    Release {
+        run: Uuid,
+        token: Uuid,
+        done: oneshot::Sender<bool>,
+    },
+    /// Answers once everything queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// How a run ended, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Ending {
+    /// `succeeded`, `failed`, `timed_out`, `panicked` or `cancelled`.
+    pub(crate) state: &'static str,
+    pub(crate) kind: Option<&'static str>,
+    pub(crate) error: Option<String>,
+    pub(crate) output: Option<Value>,
+    pub(crate) duration_ms: f64,
+}
+
+/// Starts the writer; it ends when every sender is gone.
+pub(crate) fn start(pool: PgPool, sql: Arc<Sql>) -> mpsc::Sender<Item> {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(write(pool, sql, receiver));
+    sender
+}
+
+async fn write(pool: PgPool, sql: Arc<Sql>, mut receiver: mpsc::Receiver<Item>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let mut delay = Duration::from_millis(50);
+        let recorded = loop {
+            match write_batch(&pool, &sql, &batch).await {
+                Ok(recorded) => break recorded,
+                Err(err) => {
+                    log::warn!(
+                        target: "worker_postgres",
+                        "can't write {} messages and endings yet ({err}); trying again in {delay:?}",
+                        batch.len()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        for item in batch.drain(..) {
+            match item {
+                Item::Finish { run, done, .. }
+                | Item::Retry { run, done, .. }
+                | Item::Release { run, done, .. } => {
+                    let _ = done.send(recorded.contains(&run));
+                }
+                Item::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Item::Message { .. } => {}
+            }
+        }
+    }
+}
+
+/// Writes one batch in one transaction; returns the runs whose ending,
+/// retry or release was taken (the others had lost their lease).
+async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut messages = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut finishes = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::<Option<&str>>::new(),
+        Vec::<Option<String>>::new(),
+        Vec::<Option<Value>>::new(),
+        Vec::new(),
+    );
+    let mut retries = (Vec::new(), Vec::new(), Vec::new());
+    let mut releases = (Vec::new(), Vec::new());
+    for item in batch {
+        match item {
+            Item::Message {
+                run,
+                token,
+                seq,
+                attempt,
+                body,
+            } => {
+                messages.0.push(*run);
+                messages.1.push(*token);
+                messages.2.push(*seq);
+                messages.3.push(*attempt);
+                messages.4.push(body.clone());
+            }
+            Item::Finish {
+                run, token, ending, ..
+            } => {
+                finishes.0.push(*run);
+                finishes.1.push(*token);
+                finishes.2.push(ending.state);
+                finishes.3.push(ending.kind);
+                finishes.4.push(ending.error.clone());
+                finishes.5.push(ending.output.clone());
+                finishes.6.push(ending.duration_ms);
+            }
+            Item::Retry {
+                run,
+                token,
+                delay_ms,
+                ..
+            } => {
+                retries.0.push(*run);
+                retries.1.push(*token);
+                retries.2.push(*delay_ms);
+            }
+            Item::Release { run, token, .. } => {
+                releases.0.push(*run);
+                releases.1.push(*token);
+            }
+            Item::Flush(_) => {}
+        }
+    }
+    if messages.0.is_empty() && finishes.0.is_empty() && retries.0.is_empty() && releases.0.is_empty()
+    {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin().await?;
+    let mut notes = Vec::new();
+    if !messages.0.is_empty() {
+        sqlx::query(sql.insert_messages.clone())
+            .bind(&messages.0)
+            .bind(&messages.1)
+            .bind(&messages.2)
+            .bind(&messages.3)
+            .bind(&messages.4)
+            .execute(&mut *tx)
+            .await?;
+        let mut runs = messages.0.clone();
+        runs.dedup();
+        notes.extend(payloads("m", &runs));
+    }
+    let mut recorded = Vec::new();
+    if !retries.0.is_empty() {
+        let retried: Vec<Uuid> = sqlx::query_scalar(sql.retry.clone())
+            .bind(&retries.0)
+            .bind(&retries.1)
+            .bind(&retries.2)
+            .fetch_all(&mut *tx)
+            .await?;
+        if !retried.is_empty() {
+            notes.push("q".to_owned());
+        }
+        recorded.extend(retried);
+    }
+    if !finishes.0.is_empty() {
+        let ended: Vec<Uuid> = sqlx::query_scalar(sql.finish.clone())
+            .bind(&finishes.0)
+            .bind(&finishes.1)
+            .bind(&finishes.2)
+            .bind(&finishes.3)
+            .bind(&finishes.4)
+            .bind(&finishes.5)
+            .bind(&finishes.6)
+            .fetch_all(&mut *tx)
+            .await?;
+        notes.extend(payloads("e", &ended));
+        recorded.extend(ended);
+    }
+    if !releases.0.is_empty() {
+        let released: Vec<Uuid> = sqlx::query_scalar(sql.release.clone())
+            .bind(&releases.0)
+            .bind(&releases.1)
+            .fetch_all(&mut *tx)
+            .await?;
+        if !released.is_empty() {
+            notes.push("q".to_owned());
+        }
+        recorded.extend(released);
+    }
+    for note in notes {
+        sqlx::query(sql.notify.clone())
+            .bind(&sql.channel)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}

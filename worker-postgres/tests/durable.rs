@@ -1,0 +1,268 @@
+//! Durable mode in one process, against a real PostgreSQL: the same API as
+//! in-process mode, with runs stored, claimed, executed and recorded
+//! through the database.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{database, eventually, manager, pool, schema};
+use worker_core::prelude::*;
+
+#[tokio::test]
+async fn call_stores_the_run_then_messages_and_output_come_back_in_order() {
+    let Some(db) = database() else { return };
+    let schema = schema("call");
+    let manager = manager(support::backend(db, &schema)).await;
+    assert!(manager.is_durable());
+
+    let mut handle = manager
+        .call("echo", None, Some(json!({"n": 5})))
+        .await
+        .unwrap();
+    let id = handle.id().to_owned();
+    // Committed before call returned.
+    let pool = pool(db).await;
+    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema}.runs WHERE id = '{id}'"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+
+    let mut seen = Vec::new();
+    while let Some(message) = handle.recv().await {
+        seen.push(message["i"].as_u64().unwrap());
+    }
+    assert_eq!(seen, [0, 1, 2, 3, 4]);
+    assert!(handle.is_finished());
+    let output: Value = handle.await_output().await.unwrap();
+    assert_eq!(output, json!({"n": 5, "attempt": 1}));
+
+    // run() waits for the outcome the same way.
+    manager.run("noop", None).await.unwrap();
+    let stats = manager.stats("echo").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.running), (1, 0, 0));
+    assert!(stats.p50_ms.is_some());
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn errors_come_back_with_the_same_predicates_and_text_as_in_process() {
+    let Some(db) = database() else { return };
+    let durable = manager(support::backend(db, &schema("errors"))).await;
+    let local = WorkerManager::new();
+    support::workers::register(&local).await;
+    for how in ["error", "panic", "timeout", "validation", "permanent"] {
+        let payload = Some(json!({"how": how}));
+        let there = durable.call("fails", None, payload.clone()).await.unwrap();
+        let here = local.call("fails", None, payload).await.unwrap();
+        let (there_id, here_id) = (there.id().to_owned(), here.id().to_owned());
+        let there = there.await_result().await.unwrap_err();
+        let here = here.await_result().await.unwrap_err();
+        assert_eq!(
+            there.to_string().replace(&there_id, "ID"),
+            here.to_string().replace(&here_id, "ID"),
+            "{how}"
+        );
+        let predicates = |e: &Error| {
+            [
+                e.is_timeout(),
+                e.is_panic(),
+                e.is_validation(),
+                e.is_cancelled(),
+                e.is_permanent(),
+                e.is_stalled(),
+            ]
+        };
+        assert_eq!(predicates(&there), predicates(&here), "{how}");
+    }
+    let stats = durable.stats("fails").await.unwrap();
+    assert_eq!(
+        (stats.runs, stats.errors, stats.timeouts, stats.panics),
+        (5, 5, 1, 1)
+    );
+    durable.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_attempt_waits_in_the_database_and_its_messages_follow_the_first() {
+    let Some(db) = database() else { return };
+    let schema = schema("retry");
+    let manager = manager(support::backend(db, &schema)).await;
+    let mut handle = manager.call("fails-once", None, None).await.unwrap();
+    let mut messages = Vec::new();
+    while let Some(message) = handle.recv().await {
+        messages.push(message);
+    }
+    assert_eq!(messages, [json!({"attempt": 1}), json!({"attempt": 2})]);
+    let output: Value = handle.await_output().await.unwrap();
+    assert_eq!(output, json!({"attempt": 2}));
+    let stats = manager.stats("fails-once").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.retries), (1, 0, 1));
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn enqueue_in_a_rolled_back_transaction_never_runs_and_a_committed_one_does() {
+    let Some(db) = database() else { return };
+    let schema = schema("enqueue");
+    let backend = support::backend(db, &schema);
+    let manager = manager(backend.clone()).await;
+    let pool = pool(db).await;
+
+    let mut tx = pool.begin().await.unwrap();
+    let rolled_back = backend
+        .enqueue(&mut tx, "echo", Some(json!({"n": 1})))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let error = manager.attach(&rolled_back).await.unwrap_err();
+    assert!(
+        error.to_string().starts_with(&format!("Run '{rolled_back}' is unknown")),
+        "{error}"
+    );
+
+    let mut tx = pool.begin().await.unwrap();
+    let committed = backend
+        .enqueue(&mut tx, "echo", Some(json!({"n": 2})))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut handle = manager.attach(&committed).await.unwrap();
+    assert_eq!(handle.recv().await, Some(json!({"i": 0})));
+    assert_eq!(handle.recv().await, Some(json!({"i": 1})));
+    assert_eq!(handle.recv().await, None);
+    handle.await_result().await.unwrap();
+    assert_eq!(manager.stats("echo").await.unwrap().runs, 1, "only the committed one ran");
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_stops_a_queued_or_running_run_and_attach_replays_from_the_first_message() {
+    let Some(db) = database() else { return };
+    let schema = schema("cancel");
+    // A caller that executes nothing: its runs stay queued.
+    let caller = manager(support::backend(db, &schema).execute(false)).await;
+    let queued = caller.call("slow", None, None).await.unwrap();
+    assert_eq!(caller.running().await.unwrap(), Vec::<String>::new(), "queued, not running");
+    queued.cancel().await.unwrap();
+    assert!(queued.await_result().await.unwrap_err().is_cancelled());
+
+    let executor = manager(support::backend(db, &schema)).await;
+    let mut running = caller
+        .call("slow", None, Some(json!({"ms": 60_000})))
+        .await
+        .unwrap();
+    let id = running.id().to_owned();
+    assert_eq!(running.recv().await, Some(json!({"started": 1})));
+    assert_eq!(caller.running().await.unwrap(), [id.clone()]);
+    assert_eq!(caller.running_for("slow").await.unwrap(), [id.clone()]);
+    let asked = std::time::Instant::now();
+    caller.cancel(&id).await.unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(1) + Duration::from_millis(300), "within 1 s plus the grace period");
+    // Cancelled: the sleep returned early and the worker said so.
+    let mut attached = caller.attach(&id).await.unwrap();
+    assert_eq!(attached.recv().await, Some(json!({"started": 1})));
+    let error = attached.await_result().await.unwrap_err();
+    assert!(error.is_cancelled(), "{error}");
+    assert_eq!(error.to_string(), format!("Worker 'slow' run {id} was cancelled"));
+    assert_eq!(caller.stats("slow").await.unwrap().cancelled, 2);
+    assert!(caller.cancel(&id).await.unwrap_err().is_run_not_found());
+    executor.shutdown().await.unwrap();
+    caller.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn local_workers_never_touch_the_database() {
+    let Some(db) = database() else { return };
+    let schema = schema("local");
+    let manager = manager(support::backend(db, &schema).execute(false)).await;
+    let output: Value = manager
+        .call("in-process", None, None)
+        .await
+        .unwrap()
+        .await_output()
+        .await
+        .unwrap();
+    assert_eq!(output, json!({"pid": std::process::id()}));
+    let pool = pool(db).await;
+    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema}.runs"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+    assert_eq!(manager.stats("in-process").await.unwrap().runs, 1);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn stats_survive_the_deletion_of_ended_runs_and_nothing_is_kept_past_retention() {
+    let Some(db) = database() else { return };
+    let schema = schema("retention");
+    let backend = support::backend(db, &schema).retention(Duration::from_millis(1));
+    let manager = manager(backend.clone()).await;
+    for _ in 0..3 {
+        manager.run("echo", Some(json!({"n": 2}))).await.unwrap();
+    }
+    let pool = pool(db).await;
+    let count = |table: &str| {
+        let pool = pool.clone();
+        let query = format!("SELECT count(*) FROM {schema}.{table}");
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    // The purge runs a few seconds after start, then every minute.
+    eventually("the ended runs are purged", || {
+        let runs = count("runs");
+        async move { runs.await == 0 }
+    })
+    .await;
+    assert_eq!(count("messages").await, 0, "messages go with their runs");
+    assert_eq!(manager.stats("echo").await.unwrap().runs, 3);
+    assert_eq!(backend.watched_runs(), 0, "no handle left anything behind");
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
+    let manager = WorkerManager::new();
+    let error = manager
+        .set_backend(std::sync::Arc::new(worker_postgres::Postgres::new("mysql://x")))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().starts_with("Postgres::new: the URL is not a PostgreSQL connection string"),
+        "{error}"
+    );
+    let error = manager
+        .set_backend(std::sync::Arc::new(
+            worker_postgres::Postgres::new("postgres://x@127.0.0.1:1/x").schema("Bad-Name"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(error.is_validation());
+    assert_eq!(
+        error.to_string(),
+        "Postgres::schema: \"Bad-Name\" is not a usable schema name; use lower-case letters, digits and '_', starting with a letter (at most 48)"
+    );
+    let error = manager
+        .set_backend(std::sync::Arc::new(worker_postgres::Postgres::new(
+            "postgres://nobody@127.0.0.1:1/nothing",
+        )))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().starts_with("PostgreSQL: can't connect to postgres://nobody@127.0.0.1:1/nothing"),
+        "{error}"
+    );
+    assert!(!manager.is_durable(), "nothing changed");
+}

@@ -1,0 +1,118 @@
+//! The workers of the PostgreSQL tests, registered the same way in the
+//! test process (which calls) and in the node processes (which execute):
+//! the same code on every machine.
+
+use std::time::Duration;
+
+use serde_json::json;
+use worker_core::prelude::*;
+
+/// Registers them all on `manager`.
+pub async fn register(manager: &WorkerManager) {
+    // {"n": 3, "ms": 0}: n messages {"i": 0..n}, ms apart; output {"n": n}.
+    manager
+        .register_with("echo", WorkerOptions::new(), |ctx| async move {
+            let n = ctx.payload().and_then(|p| p["n"].as_u64()).unwrap_or(0);
+            let ms = ctx.payload().and_then(|p| p["ms"].as_u64()).unwrap_or(0);
+            for i in 0..n {
+                ctx.send(json!({"i": i})).await?;
+                if ms > 0 {
+                    ctx.sleep(Duration::from_millis(ms)).await;
+                }
+            }
+            Ok(json!({"n": n, "attempt": ctx.attempt()}))
+        })
+        .await
+        .unwrap();
+    // Nothing at all: for throughput and counting.
+    manager
+        .register("noop", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    // {"ms": 5000}: says it started (with its attempt), sleeps (a cancel
+    // ends the sleep early), says it is done; output its attempt.
+    manager
+        .register_with("slow", WorkerOptions::new(), |ctx| async move {
+            let ms = ctx.payload().and_then(|p| p["ms"].as_u64()).unwrap_or(5000);
+            ctx.send(json!({"started": ctx.attempt()})).await?;
+            ctx.sleep(Duration::from_millis(ms)).await;
+            ctx.send(json!({"done": ctx.attempt()})).await?;
+            Ok(json!({"attempt": ctx.attempt()}))
+        })
+        .await
+        .unwrap();
+    // Kills its whole process, every attempt.
+    manager
+        .register("abort", |ctx| async move {
+            ctx.send(json!({"aborting": ctx.attempt()})).await?;
+            // Give the outbox a moment to write the message.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            std::process::abort();
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Fails its first attempt; retried once after 200 ms.
+    manager
+        .register_with(
+            "fails-once",
+            WorkerOptions::new()
+                .retries(1)
+                .backoff(Duration::from_millis(200)),
+            |ctx| async move {
+                ctx.emit(json!({"attempt": ctx.attempt()}))?;
+                if ctx.attempt() == 1 {
+                    return Err(Error::msg("the first attempt fails"));
+                }
+                Ok(json!({"attempt": ctx.attempt()}))
+            },
+        )
+        .await
+        .unwrap();
+    // Every way to fail: {"how": "error" | "panic" | "timeout" | "validation" | "permanent"}.
+    manager
+        .register_with(
+            "fails",
+            WorkerOptions::new().timeout(Duration::from_millis(300)),
+            |ctx| async move {
+                let how = ctx
+                    .payload()
+                    .and_then(|p| p["how"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                match how.as_str() {
+                    "panic" => panic!("it panicked, as asked"),
+                    "timeout" => {
+                        ctx.sleep(Duration::from_secs(60)).await;
+                        Ok(())
+                    }
+                    "validation" => Err(Error::validation("'amount' must be positive")),
+                    "permanent" => Err(Error::permanent("account closed")),
+                    _ => Err(Error::msg("it failed, as asked")),
+                }
+            },
+        )
+        .await
+        .unwrap();
+    // Never goes through the backend.
+    manager
+        .register_with("in-process", WorkerOptions::new().local(), |_ctx| async {
+            Ok(json!({"pid": std::process::id()}))
+        })
+        .await
+        .unwrap();
+}
+
+/// `tick`, which runs every second: only the nodes that test schedules
+/// have it. Registered after the backend started, so that it ticks through
+/// the backend.
+pub async fn register_ticks(manager: &WorkerManager) {
+    manager
+        .register_with(
+            "tick",
+            WorkerOptions::new().every(Duration::from_secs(1)),
+            |_ctx| async { Ok(()) },
+        )
+        .await
+        .unwrap();
+}
