@@ -54,7 +54,10 @@ impl Bus {
     pub(crate) fn unwatch(&self, run: Uuid, receiver: watch::Receiver<u64>) {
         drop(receiver);
         let mut watches = self.watches();
-        if watches.get(&run).is_some_and(|sender| sender.receiver_count() == 0) {
+        if watches
+            .get(&run)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
             watches.remove(&run);
         }
     }

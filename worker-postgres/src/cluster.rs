@@ -63,8 +63,10 @@ impl Cluster {
                 redact(&config.url)
             )));
         }
-        let options: sqlx::postgres::PgConnectOptions =
-            config.url.parse().map_err(|err| not_postgres(format!("{err}")))?;
+        let options: sqlx::postgres::PgConnectOptions = config
+            .url
+            .parse()
+            .map_err(|err| not_postgres(format!("{err}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size)
             .min_connections(1)
@@ -78,7 +80,8 @@ impl Cluster {
         let bus = Arc::new(Bus::default());
         let listener = tokio::spawn(bus::listen(pool.clone(), sql.channel.clone(), bus.clone()));
         let calls = calls::start(pool.clone(), sql.clone());
-        let executor = Executor::start(config.clone(), node, pool.clone(), sql.clone(), bus.clone())?;
+        let executor =
+            Executor::start(config.clone(), node, pool.clone(), sql.clone(), bus.clone())?;
         Ok(Arc::new(Cluster {
             pool,
             sql,
@@ -105,10 +108,7 @@ impl Cluster {
             timeout_ms: timeout.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
             stored,
         };
-        self.calls
-            .send(call)
-            .await
-            .map_err(|_| Error::Shutdown)?;
+        self.calls.send(call).await.map_err(|_| Error::Shutdown)?;
         answer.await.map_err(|_| Error::Shutdown)??;
         Ok(Box::new(PgRun::new(self.clone(), id, worker.to_owned())))
     }
@@ -134,16 +134,29 @@ impl Cluster {
         let mut watch = self.bus.watch(run);
         let result = loop {
             watch.borrow_and_update();
-            let row: std::result::Result<Option<(String, String, Option<String>, Option<String>, Option<Value>)>, _> =
-                sqlx::query_as(self.sql.outcome.clone())
-                    .bind(run)
-                    .fetch_optional(&self.pool)
-                    .await;
+            let row: std::result::Result<
+                Option<(
+                    String,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<Value>,
+                )>,
+                _,
+            > = sqlx::query_as(self.sql.outcome.clone())
+                .bind(run)
+                .fetch_optional(&self.pool)
+                .await;
             match row {
                 Ok(Some((_, state, kind, detail, output))) => {
-                    if let Some(outcome) =
-                        outcome_of(run, worker, &state, kind.as_deref(), detail.as_deref(), output)
-                    {
+                    if let Some(outcome) = outcome_of(
+                        run,
+                        worker,
+                        &state,
+                        kind.as_deref(),
+                        detail.as_deref(),
+                        output,
+                    ) {
                         break outcome;
                     }
                 }
@@ -152,7 +165,9 @@ impl Cluster {
                         "Run '{run}' of worker '{worker}' is gone: it ended more than the retention period ago"
                     )));
                 }
-                Err(err) => log::debug!(target: "worker_postgres", "run {run}: can't read its outcome yet: {err}"),
+                Err(err) => {
+                    log::debug!(target: "worker_postgres", "run {run}: can't read its outcome yet: {err}")
+                }
             }
             if watch.changed().await.is_err() {
                 tokio::time::sleep(bus::BACKSTOP).await;
@@ -251,12 +266,16 @@ impl Cluster {
             .bind(worker)
             .fetch_one(&self.pool)
             .await
-            .map_err(|err| unavailable(&format!("read the statistics of worker '{worker}'"), err))?;
+            .map_err(|err| {
+                unavailable(&format!("read the statistics of worker '{worker}'"), err)
+            })?;
         let percentiles: Option<Vec<f64>> = sqlx::query_scalar(self.sql.percentiles.clone())
             .bind(worker)
             .fetch_one(&self.pool)
             .await
-            .map_err(|err| unavailable(&format!("read the statistics of worker '{worker}'"), err))?;
+            .map_err(|err| {
+                unavailable(&format!("read the statistics of worker '{worker}'"), err)
+            })?;
         let count = |n: Option<i64>| n.map_or(0, |n| u64::try_from(n).unwrap_or(0));
         let percentile = |i: usize| percentiles.as_ref().and_then(|p| p.get(i).copied());
         Ok(Some(WorkerStats {

@@ -168,10 +168,11 @@ impl Executor {
     /// How long until the next delayed run of these workers is due, at most
     /// the backstop.
     async fn next_due(&self, workers: &[String]) -> Duration {
-        let due: std::result::Result<Option<f64>, _> = sqlx::query_scalar(self.sql.next_due.clone())
-            .bind(workers)
-            .fetch_one(&self.pool)
-            .await;
+        let due: std::result::Result<Option<f64>, _> =
+            sqlx::query_scalar(self.sql.next_due.clone())
+                .bind(workers)
+                .fetch_one(&self.pool)
+                .await;
         match due {
             Ok(Some(ms)) if ms > 0.0 => Duration::from_secs_f64(ms / 1e3).min(bus::BACKSTOP),
             Ok(Some(_)) => Duration::from_millis(5),
@@ -274,7 +275,11 @@ impl Executor {
             },
             // Stopped because this node is going away: not the run's
             // failure, and not a cancel anyone asked for.
-            Err(error) if error.is_cancelled() && self.is_stopping() && !self.cancel_was_asked(run).await => {
+            Err(error)
+                if error.is_cancelled()
+                    && self.is_stopping()
+                    && !self.cancel_was_asked(run).await =>
+            {
                 Item::Release {
                     run: run.id,
                     token: run.token,
@@ -283,10 +288,9 @@ impl Executor {
             }
             Err(error) => {
                 let jitter = (Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64;
-                let delay = self
-                    .node
-                    .options(&run.worker)
-                    .and_then(|o| o.retry_delay(u32::try_from(run.attempt).unwrap_or(1), &error, jitter));
+                let delay = self.node.options(&run.worker).and_then(|o| {
+                    o.retry_delay(u32::try_from(run.attempt).unwrap_or(1), &error, jitter)
+                });
                 match delay {
                     Some(delay) => Item::Retry {
                         run: run.id,
@@ -326,12 +330,12 @@ impl Executor {
     /// its outcome, even during shutdown).
     async fn cancel_was_asked(&self, run: &Claimed) -> bool {
         sqlx::query_scalar::<_, bool>(self.sql.cancel_asked.clone())
-        .bind(run.id)
-        .fetch_optional(&self.pool)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+            .bind(run.id)
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
     }
 
     /// Stops the runs asked to stop that execute here.
@@ -520,7 +524,16 @@ struct Claimed {
 }
 
 /// A row of the claim statement.
-type ClaimRow = (Uuid, String, Option<Value>, i32, Option<i64>, Uuid, i32, bool);
+type ClaimRow = (
+    Uuid,
+    String,
+    Option<Value>,
+    i32,
+    Option<i64>,
+    Uuid,
+    i32,
+    bool,
+);
 
 impl From<ClaimRow> for Claimed {
     fn from(row: ClaimRow) -> Self {

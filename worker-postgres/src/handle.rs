@@ -102,7 +102,10 @@ impl RemoteRun for PgRun {
 
     fn outcome(self: Box<Self>) -> BoxFuture<'static, Result<Value>> {
         let PgRun {
-            id, worker, cluster, ..
+            id,
+            worker,
+            cluster,
+            ..
         } = *self;
         Box::pin(async move { cluster.outcome(id, &worker).await })
     }

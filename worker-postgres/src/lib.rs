@@ -241,13 +241,17 @@ impl Postgres {
             .bind(None::<i64>)
             .execute(&mut *conn)
             .await
-            .map_err(|err| cluster::unavailable(&format!("enqueue a run of worker '{worker}'"), err))?;
+            .map_err(|err| {
+                cluster::unavailable(&format!("enqueue a run of worker '{worker}'"), err)
+            })?;
         sqlx::query(sql.notify.clone())
             .bind(&sql.channel)
             .bind("q")
             .execute(&mut *conn)
             .await
-            .map_err(|err| cluster::unavailable(&format!("enqueue a run of worker '{worker}'"), err))?;
+            .map_err(|err| {
+                cluster::unavailable(&format!("enqueue a run of worker '{worker}'"), err)
+            })?;
         Ok(id.hyphenated().to_string())
     }
 

@@ -175,7 +175,10 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
             Item::Flush(_) => {}
         }
     }
-    if messages.0.is_empty() && finishes.0.is_empty() && retries.0.is_empty() && releases.0.is_empty()
+    if messages.0.is_empty()
+        && finishes.0.is_empty()
+        && retries.0.is_empty()
+        && releases.0.is_empty()
     {
         return Ok(Vec::new());
     }

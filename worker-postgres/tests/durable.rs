@@ -121,7 +121,9 @@ async fn enqueue_in_a_rolled_back_transaction_never_runs_and_a_committed_one_doe
     tx.rollback().await.unwrap();
     let error = manager.attach(&rolled_back).await.unwrap_err();
     assert!(
-        error.to_string().starts_with(&format!("Run '{rolled_back}' is unknown")),
+        error
+            .to_string()
+            .starts_with(&format!("Run '{rolled_back}' is unknown")),
         "{error}"
     );
 
@@ -136,7 +138,11 @@ async fn enqueue_in_a_rolled_back_transaction_never_runs_and_a_committed_one_doe
     assert_eq!(handle.recv().await, Some(json!({"i": 1})));
     assert_eq!(handle.recv().await, None);
     handle.await_result().await.unwrap();
-    assert_eq!(manager.stats("echo").await.unwrap().runs, 1, "only the committed one ran");
+    assert_eq!(
+        manager.stats("echo").await.unwrap().runs,
+        1,
+        "only the committed one ran"
+    );
     manager.shutdown().await.unwrap();
 }
 
@@ -147,7 +153,11 @@ async fn cancel_stops_a_queued_or_running_run_and_attach_replays_from_the_first_
     // A caller that executes nothing: its runs stay queued.
     let caller = manager(support::backend(db, &schema).execute(false)).await;
     let queued = caller.call("slow", None, None).await.unwrap();
-    assert_eq!(caller.running().await.unwrap(), Vec::<String>::new(), "queued, not running");
+    assert_eq!(
+        caller.running().await.unwrap(),
+        Vec::<String>::new(),
+        "queued, not running"
+    );
     queued.cancel().await.unwrap();
     assert!(queued.await_result().await.unwrap_err().is_cancelled());
 
@@ -162,13 +172,19 @@ async fn cancel_stops_a_queued_or_running_run_and_attach_replays_from_the_first_
     assert_eq!(caller.running_for("slow").await.unwrap(), [id.clone()]);
     let asked = std::time::Instant::now();
     caller.cancel(&id).await.unwrap();
-    assert!(asked.elapsed() < Duration::from_secs(1) + Duration::from_millis(300), "within 1 s plus the grace period");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1) + Duration::from_millis(300),
+        "within 1 s plus the grace period"
+    );
     // Cancelled: the sleep returned early and the worker said so.
     let mut attached = caller.attach(&id).await.unwrap();
     assert_eq!(attached.recv().await, Some(json!({"started": 1})));
     let error = attached.await_result().await.unwrap_err();
     assert!(error.is_cancelled(), "{error}");
-    assert_eq!(error.to_string(), format!("Worker 'slow' run {id} was cancelled"));
+    assert_eq!(
+        error.to_string(),
+        format!("Worker 'slow' run {id} was cancelled")
+    );
     assert_eq!(caller.stats("slow").await.unwrap().cancelled, 2);
     assert!(caller.cancel(&id).await.unwrap_err().is_run_not_found());
     executor.shutdown().await.unwrap();
@@ -236,11 +252,15 @@ async fn stats_survive_the_deletion_of_ended_runs_and_nothing_is_kept_past_reten
 async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
     let manager = WorkerManager::new();
     let error = manager
-        .set_backend(std::sync::Arc::new(worker_postgres::Postgres::new("mysql://x")))
+        .set_backend(std::sync::Arc::new(worker_postgres::Postgres::new(
+            "mysql://x",
+        )))
         .await
         .unwrap_err();
     assert!(
-        error.to_string().starts_with("Postgres::new: the URL is not a PostgreSQL connection string"),
+        error
+            .to_string()
+            .starts_with("Postgres::new: the URL is not a PostgreSQL connection string"),
         "{error}"
     );
     let error = manager
@@ -261,7 +281,9 @@ async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().starts_with("PostgreSQL: can't connect to postgres://nobody@127.0.0.1:1/nothing"),
+        error
+            .to_string()
+            .starts_with("PostgreSQL: can't connect to postgres://nobody@127.0.0.1:1/nothing"),
         "{error}"
     );
     assert!(!manager.is_durable(), "nothing changed");

@@ -90,7 +90,13 @@ pub fn schema(test: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let clean: String = test
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(24)
         .collect();
     format!("t_{clean}_{}_{n}", std::process::id())
@@ -215,10 +221,14 @@ impl Cluster {
             )?;
         }
         let mut initdb = as_server_user(&bin.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        initdb.arg("-D").arg(dir.join("data")).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
         run(initdb, "initdb")?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -270,7 +280,10 @@ impl Cluster {
             r#"while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}"#,
             pid = std::process::id(),
             stop = if is_root() {
-                format!("runuser -u postgres -- {}", self.bin.join("pg_ctl").display())
+                format!(
+                    "runuser -u postgres -- {}",
+                    self.bin.join("pg_ctl").display()
+                )
             } else {
                 self.bin.join("pg_ctl").display().to_string()
             },
@@ -377,7 +390,10 @@ impl NodeProcess {
                         return line;
                     }
                 }
-                Err(_) => panic!("the node never printed {text:?}; it printed {:#?}", self.log),
+                Err(_) => panic!(
+                    "the node never printed {text:?}; it printed {:#?}",
+                    self.log
+                ),
             }
         }
     }
