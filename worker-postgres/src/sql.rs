@@ -256,6 +256,7 @@ impl Sql {
                      DELETE FROM {s}.runs WHERE id IN (
                          SELECT id FROM {s}.runs
                          WHERE ended_at < now() - $1 * interval '1 millisecond'
+                         ORDER BY ended_at
                          LIMIT 10000)
                      RETURNING id),
                  ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),

@@ -288,3 +288,158 @@ async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
     );
     assert!(!manager.is_durable(), "nothing changed");
 }
+
+#[tokio::test]
+async fn twenty_thousand_messages_arrive_once_in_order_through_the_batched_outbox() {
+    let Some(db) = database() else { return };
+    let manager = manager(support::backend(db, &schema("flood"))).await;
+    let mut handle = manager
+        .call("echo", None, Some(json!({"n": 20_000})))
+        .await
+        .unwrap();
+    let mut next = 0;
+    while let Some(message) = handle.recv().await {
+        assert_eq!(message, json!({"i": next}));
+        next += 1;
+    }
+    assert_eq!(next, 20_000);
+    handle.await_result().await.unwrap();
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_process_executes_at_most_its_concurrency_at_once() {
+    let Some(db) = database() else { return };
+    let schema = schema("limit");
+    let manager = manager(support::backend(db, &schema).concurrency(2)).await;
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        handles.push(
+            manager
+                .call("slow", None, Some(json!({"ms": 300})))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut most = 0;
+    let started = std::time::Instant::now();
+    while handles.iter().any(|h| !h.is_finished()) && started.elapsed() < support::PATIENCE {
+        most = most.max(manager.running().await.unwrap().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // is_finished is learnt by reading: drain what arrived.
+        for handle in &mut handles {
+            while handle.try_recv().is_some() {}
+        }
+        if manager.stats("slow").await.unwrap().runs == 6 {
+            break;
+        }
+    }
+    assert_eq!(most, 2, "two at a time, never more");
+    for handle in handles {
+        handle.await_result().await.unwrap();
+    }
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn nodes_starting_at_once_migrate_once() {
+    let Some(db) = database() else { return };
+    let schema = schema("migrate");
+    let starts = (0..4).map(|_| {
+        let backend = support::backend(db, &schema).execute(false);
+        async move {
+            let manager = WorkerManager::new();
+            manager
+                .set_backend(std::sync::Arc::new(backend))
+                .await
+                .map(|()| manager)
+        }
+    });
+    let managers = futures_join_all(starts).await;
+    for manager in &managers {
+        assert!(manager.as_ref().is_ok(), "{:?}", manager.as_ref().err());
+    }
+    let pool = pool(db).await;
+    let versions: Vec<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {schema}.migrations ORDER BY version"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(versions, [1], "applied once");
+    // Starting again changes nothing.
+    let again = WorkerManager::new();
+    again
+        .set_backend(std::sync::Arc::new(
+            support::backend(db, &schema).execute(false),
+        ))
+        .await
+        .unwrap();
+    for manager in managers.into_iter().flatten().chain([again]) {
+        manager.shutdown().await.unwrap();
+    }
+}
+
+/// Awaits every future at once (a tiny `join_all`).
+async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}
+
+#[tokio::test]
+async fn the_claim_path_uses_indexes_at_a_million_rows() {
+    let Some(db) = database() else { return };
+    let schema = schema("explain");
+    // Create the tables, then fill them directly: 1,000,000 ended runs and
+    // a few queued and running ones, as after months of use.
+    let manager = manager(support::backend(db, &schema).execute(false)).await;
+    let pool = pool(db).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.runs (id, worker, state, ended_at, duration_ms)
+         SELECT gen_random_uuid(), 'echo', 'succeeded', now() - (i || ' seconds')::interval, 1
+         FROM generate_series(1, 1000000) i;
+         INSERT INTO {schema}.runs (id, worker) SELECT gen_random_uuid(), 'echo' FROM generate_series(1, 100);
+         INSERT INTO {schema}.runs (id, worker, state, lease_until, lease_token)
+         SELECT gen_random_uuid(), 'echo', 'running', now() + interval '1 hour', gen_random_uuid()
+         FROM generate_series(1, 100);
+         ANALYZE {schema}.runs;"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let plans = [
+        // The claim's inner select, the reaper's, running(), next due.
+        format!(
+            "SELECT id FROM {schema}.runs WHERE state = 'queued' AND run_at <= now()
+             AND worker = ANY(ARRAY['echo']) ORDER BY run_at LIMIT 64 FOR UPDATE SKIP LOCKED"
+        ),
+        format!(
+            "SELECT id FROM {schema}.runs WHERE state = 'running' AND lease_until < now() FOR UPDATE SKIP LOCKED"
+        ),
+        format!("SELECT id FROM {schema}.runs WHERE state = 'running' AND worker = 'echo'"),
+        format!(
+            "SELECT min(run_at) FROM {schema}.runs WHERE state = 'queued' AND worker = ANY(ARRAY['echo'])"
+        ),
+        // The purge, oldest first.
+        format!(
+            "SELECT id FROM {schema}.runs WHERE ended_at < now() - interval '1 day' ORDER BY ended_at LIMIT 10000"
+        ),
+    ];
+    for query in plans {
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {query}")))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Seq Scan"), "{query}\n{plan}");
+    }
+    manager.shutdown().await.unwrap();
+}
