@@ -40,6 +40,15 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// A stored outcome: worker, state, error kind, error, output.
+type OutcomeRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Value>,
+);
+
 /// The error for a database that can't be reached or refused a statement.
 pub(crate) fn unavailable(what: &str, err: sqlx::Error) -> Error {
     Error::msg(format!(
@@ -134,19 +143,11 @@ impl Cluster {
         let mut watch = self.bus.watch(run);
         let result = loop {
             watch.borrow_and_update();
-            let row: std::result::Result<
-                Option<(
-                    String,
-                    String,
-                    Option<String>,
-                    Option<String>,
-                    Option<Value>,
-                )>,
-                _,
-            > = sqlx::query_as(self.sql.outcome.clone())
-                .bind(run)
-                .fetch_optional(&self.pool)
-                .await;
+            let row: std::result::Result<Option<OutcomeRow>, _> =
+                sqlx::query_as(self.sql.outcome.clone())
+                    .bind(run)
+                    .fetch_optional(&self.pool)
+                    .await;
             match row {
                 Ok(Some((_, state, kind, detail, output))) => {
                     if let Some(outcome) = outcome_of(

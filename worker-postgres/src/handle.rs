@@ -24,8 +24,11 @@ pub(crate) struct PgRun {
     /// Where reading is, while no read is under way.
     cursor: Option<Cursor>,
     /// A read under way: gives the cursor back with the message.
-    reading: Option<Exclusive<BoxFuture<'static, (Cursor, Option<Value>)>>>,
+    reading: Option<Exclusive<Reading>>,
 }
+
+/// A read under way.
+type Reading = BoxFuture<'static, (Cursor, Option<Value>)>;
 
 /// Makes a `Send` value `Sync` by allowing only `&mut` access to it: a
 /// shared reference can't reach it, so sharing one across threads is
@@ -163,10 +166,10 @@ impl Cursor {
                     log::debug!(target: "worker_postgres", "run {}: can't read messages yet: {err}", self.run)
                 }
             }
-            if let Some(watch) = &mut self.watch {
-                if watch.changed().await.is_err() {
-                    tokio::time::sleep(crate::bus::BACKSTOP).await;
-                }
+            if let Some(watch) = &mut self.watch
+                && watch.changed().await.is_err()
+            {
+                tokio::time::sleep(crate::bus::BACKSTOP).await;
             }
         }
     }

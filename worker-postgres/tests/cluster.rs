@@ -54,7 +54,7 @@ async fn messages_of(handle: &mut WorkerHandle) -> Vec<Value> {
     messages
 }
 
-fn node_with<'a>(nodes: &'a mut [NodeProcess], pid: u32) -> &'a mut NodeProcess {
+fn node_with(nodes: &mut [NodeProcess], pid: u32) -> &mut NodeProcess {
     nodes
         .iter_mut()
         .find(|n| n.pid() == pid)

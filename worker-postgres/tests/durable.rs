@@ -168,8 +168,8 @@ async fn cancel_stops_a_queued_or_running_run_and_attach_replays_from_the_first_
         .unwrap();
     let id = running.id().to_owned();
     assert_eq!(running.recv().await, Some(json!({"started": 1})));
-    assert_eq!(caller.running().await.unwrap(), [id.clone()]);
-    assert_eq!(caller.running_for("slow").await.unwrap(), [id.clone()]);
+    assert_eq!(caller.running().await.unwrap(), std::slice::from_ref(&id));
+    assert_eq!(caller.running_for("slow").await.unwrap(), std::slice::from_ref(&id));
     let asked = std::time::Instant::now();
     caller.cancel(&id).await.unwrap();
     assert!(
@@ -381,9 +381,9 @@ async fn nodes_starting_at_once_migrate_once() {
 }
 
 /// Awaits every future at once (a tiny `join_all`).
-async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
