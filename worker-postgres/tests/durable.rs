@@ -169,7 +169,10 @@ async fn cancel_stops_a_queued_or_running_run_and_attach_replays_from_the_first_
     let id = running.id().to_owned();
     assert_eq!(running.recv().await, Some(json!({"started": 1})));
     assert_eq!(caller.running().await.unwrap(), std::slice::from_ref(&id));
-    assert_eq!(caller.running_for("slow").await.unwrap(), std::slice::from_ref(&id));
+    assert_eq!(
+        caller.running_for("slow").await.unwrap(),
+        std::slice::from_ref(&id)
+    );
     let asked = std::time::Instant::now();
     caller.cancel(&id).await.unwrap();
     assert!(

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn doc() -> std::io::Result<()> {
-//! let manager = web::start_workers().await.expect("workers");
+//! let manager = web::start_workers(None).await.expect("workers");
 //! let metrics = web::install_metrics().ok();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let app = web::app(manager.clone(), metrics);
@@ -34,10 +34,21 @@ use worker_web::Dashboard;
 use crate::payloads::demo_validators;
 
 /// Loads the workers of `src/workers/` (found at compile time by
-/// `#[auto_discover]`) into the global manager and returns it.
+/// `#[auto_discover]`) into the global manager and returns it. Given a
+/// PostgreSQL URL, runs them durably there: every process started with the
+/// same URL shares them.
 #[auto_discover]
-pub async fn start_workers() -> worker_core::Result<WorkerManager> {
-    Workers::new().auto_load().start().await
+pub async fn start_workers(postgres: Option<String>) -> worker_core::Result<WorkerManager> {
+    let workers = Workers::new().auto_load();
+    match postgres {
+        Some(url) => {
+            workers
+                .backend(worker_postgres::Postgres::new(url))
+                .start()
+                .await
+        }
+        None => workers.start().await,
+    }
 }
 
 /// The dashboard over `manager`, with the demo workers' validators.

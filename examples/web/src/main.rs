@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p web                            # http://127.0.0.1:3000
 //! cargo run -p web -- --addr 0.0.0.0:8080     # or WEB_ADDR=0.0.0.0:8080
+//! cargo run -p web -- --postgres URL          # durable runs on PostgreSQL
 //! ```
 //!
 //! Serves until Ctrl+C or SIGTERM, then stops accepting connections,
@@ -14,28 +15,31 @@ use std::process::ExitCode;
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
 const USAGE: &str = "\
-usage: web [--addr HOST:PORT]
+usage: web [--addr HOST:PORT] [--postgres URL]
 
 Serves worker-core's workers over HTTP: the dashboard at /, Prometheus
 metrics at /metrics. RUST_LOG-style filtering is not built in: it logs
 info and above.
 
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000, or $WEB_ADDR)
+  --postgres URL     run the workers durably on this PostgreSQL (they also
+                     run on every other process started with it)
   -h, --help         this help";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = match parse_args(std::env::args().skip(1), std::env::var("WEB_ADDR").ok()) {
-        Ok(Some(addr)) => addr,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let Args { addr, postgres } =
+        match parse_args(std::env::args().skip(1), std::env::var("WEB_ADDR").ok()) {
+            Ok(Some(args)) => args,
+            Ok(None) => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Err(message) => {
+                eprintln!("error: {message}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
     init_tracing();
     let metrics = match web::install_metrics() {
         Ok(handle) => Some(handle),
@@ -45,7 +49,7 @@ async fn main() -> ExitCode {
         }
     };
 
-    let manager = match web::start_workers().await {
+    let manager = match web::start_workers(postgres).await {
         Ok(manager) => manager,
         Err(err) => {
             eprintln!("error: the workers did not start: {err}");
@@ -79,17 +83,33 @@ async fn main() -> ExitCode {
     }
 }
 
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+struct Args {
+    addr: String,
+    postgres: Option<String>,
+}
+
 /// `Ok(None)` for `--help`; else the address from `--addr`, `$WEB_ADDR` or
-/// the default, in that order.
+/// the default, in that order, and the database of `--postgres`.
 fn parse_args(
     args: impl IntoIterator<Item = String>,
     env_addr: Option<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Args>, String> {
     let mut addr = None;
+    let mut postgres = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
+            "--postgres" => match args.next() {
+                Some(value) => postgres = Some(value),
+                None => {
+                    return Err(
+                        "--postgres needs a value, like postgres://app@localhost/app".to_owned(),
+                    );
+                }
+            },
             "--addr" => match args.next() {
                 Some(value) => addr = Some(value),
                 None => return Err("--addr needs a value, like 127.0.0.1:3000".to_owned()),
@@ -103,7 +123,7 @@ fn parse_args(
     let addr = addr
         .or(env_addr.filter(|value| !value.trim().is_empty()))
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    Ok(Some(addr))
+    Ok(Some(Args { addr, postgres }))
 }
 
 /// Resolves on Ctrl+C, or SIGTERM on Unix.
@@ -141,6 +161,7 @@ mod tests {
             args.iter().map(|arg| arg.to_string()),
             env.map(str::to_owned),
         )
+        .map(|args| args.map(|args| args.addr))
     }
 
     #[test]
@@ -158,5 +179,11 @@ mod tests {
         assert_eq!(parse(&["--help"], None), Ok(None));
         assert!(parse(&["--addr"], None).is_err());
         assert!(parse(&["--port", "1"], None).is_err());
+        let durable = parse_args(["--postgres".into(), "postgres://a@b/c".into()], None);
+        assert_eq!(
+            durable.unwrap().unwrap().postgres.as_deref(),
+            Some("postgres://a@b/c")
+        );
+        assert!(parse(&["--postgres"], None).is_err());
     }
 }

@@ -25,7 +25,7 @@ pub struct Server {
 /// Serves the app over the global manager (`WORKER::`), with the demo
 /// workers, on a free port of 127.0.0.1, until `shutdown` resolves.
 pub async fn start_until(shutdown: impl Future<Output = ()> + Send + 'static) -> Server {
-    let manager = web::start_workers().await.unwrap();
+    let manager = web::start_workers(None).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = web::app(manager.clone(), None);
