@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::handle::WorkerHandle;
+use crate::observe::Outcome;
 use crate::options::WorkerOptions;
 pub use crate::remote::{BoxFuture, RemoteRun};
 use crate::stats::WorkerStats;
@@ -60,6 +61,108 @@ pub trait Backend: Send + Sync + 'static {
     /// This process's part stops: no more claims; runs in flight get
     /// `grace`, and those that don't end by then go back to the queue.
     fn shutdown(&self, grace: Duration) -> BoxFuture<'_, Result<()>>;
+
+    /// For dashboards: ended runs, newest first, as `query` filters them.
+    /// `Ok(None)` (the default) if the backend keeps no history.
+    fn history(&self, query: HistoryQuery) -> BoxFuture<'_, Result<Option<Vec<StoredRun>>>> {
+        let _ = query;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// For dashboards: one stored run, in flight or ended; `Ok(None)` if
+    /// unknown (or no history is kept).
+    fn stored_run(&self, run_id: &str) -> BoxFuture<'_, Result<Option<StoredRun>>> {
+        let _ = run_id;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// For dashboards: the processes sharing the backend; `Ok(None)` if it
+    /// doesn't know them.
+    fn nodes(&self) -> BoxFuture<'_, Result<Option<Vec<NodeInfo>>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// For dashboards: ended runs of the last `window` per `bucket`, by
+    /// outcome, with each bucket's p95 duration; `Ok(None)` if no history
+    /// is kept.
+    fn timeline(
+        &self,
+        window: Duration,
+        bucket: Duration,
+    ) -> BoxFuture<'_, Result<Option<Vec<TimelineBucket>>>> {
+        let _ = (window, bucket);
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Which ended runs [`Backend::history`] gives.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Only this worker's.
+    pub worker: Option<String>,
+    /// Only those that ended this way.
+    pub outcome: Option<Outcome>,
+    /// Failures (errors, timeouts, panics, stalls) first.
+    pub failed_first: bool,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A run as a backend stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRun {
+    /// Its id.
+    pub run_id: String,
+    /// The worker.
+    pub worker: String,
+    /// How it ended; `None` while queued or running.
+    pub outcome: Option<Outcome>,
+    /// `queued`, `running`, or the outcome's name.
+    pub state: String,
+    /// The attempt executing or last executed (1 for the first).
+    pub attempt: u32,
+    /// The error's text, as its handle would show it.
+    pub error: Option<String>,
+    /// The payload.
+    pub payload: Option<Value>,
+    /// The output, once it succeeded.
+    pub output: Option<Value>,
+    /// When it was stored.
+    pub created_at: SystemTime,
+    /// When its first attempt started.
+    pub started_at: Option<SystemTime>,
+    /// When it ended.
+    pub ended_at: Option<SystemTime>,
+    /// How long its last attempt took, in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// The node that ran (or runs) it.
+    pub node: Option<String>,
+}
+
+/// A process sharing a backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    /// Its name: `host:pid:tag`.
+    pub node: String,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// Its last heartbeat.
+    pub last_heartbeat: SystemTime,
+    /// Whether it executes runs (or only calls).
+    pub executes: bool,
+    /// The runs it executes now.
+    pub running: Vec<String>,
+}
+
+/// Ended runs in one span of time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineBucket {
+    /// Where the span starts.
+    pub start: SystemTime,
+    /// How many ended, by outcome (outcomes with none left out).
+    pub counts: Vec<(Outcome, u64)>,
+    /// The 95th percentile of their durations, in milliseconds.
+    pub p95_ms: Option<f64>,
 }
 
 /// A run a backend claimed for this process: what [`Node::execute`] needs.

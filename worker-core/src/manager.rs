@@ -397,6 +397,49 @@ impl WorkerManager {
             .map_err(|_| Error::msg("this worker manager already has a backend"))
     }
 
+    /// Ended runs from the backend, newest first (for dashboards);
+    /// `Ok(None)` without a backend, or one that keeps no history.
+    pub async fn history(
+        &self,
+        query: crate::backend::HistoryQuery,
+    ) -> Result<Option<Vec<crate::backend::StoredRun>>> {
+        match self.shared.backend.get() {
+            Some(backend) => backend.history(query).await,
+            None => Ok(None),
+        }
+    }
+
+    /// A run stored in the backend (for dashboards); `Ok(None)` if unknown
+    /// or without a backend.
+    pub async fn stored_run(&self, run_id: &str) -> Result<Option<crate::backend::StoredRun>> {
+        match self.shared.backend.get() {
+            Some(backend) => backend.stored_run(run_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The processes sharing the backend (for dashboards); `Ok(None)`
+    /// without a backend.
+    pub async fn nodes(&self) -> Result<Option<Vec<crate::backend::NodeInfo>>> {
+        match self.shared.backend.get() {
+            Some(backend) => backend.nodes().await,
+            None => Ok(None),
+        }
+    }
+
+    /// Ended runs per `bucket` over the last `window` from the backend (for
+    /// dashboards); `Ok(None)` without a backend.
+    pub async fn timeline(
+        &self,
+        window: Duration,
+        bucket: Duration,
+    ) -> Result<Option<Vec<crate::backend::TimelineBucket>>> {
+        match self.shared.backend.get() {
+            Some(backend) => backend.timeline(window, bucket).await,
+            None => Ok(None),
+        }
+    }
+
     /// Whether runs go through a backend.
     pub fn is_durable(&self) -> bool {
         self.shared.backend.get().is_some()

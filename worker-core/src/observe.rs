@@ -27,20 +27,25 @@ pub enum Outcome {
     Panicked,
     /// Cancelled by id, by handle or by shutdown.
     Cancelled,
+    /// Durable mode: its node died or lost its lease past the backend's
+    /// stall budget.
+    Stalled,
 }
 
 impl Outcome {
     /// Every outcome, in the order dashboards list them.
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Succeeded,
         Outcome::Failed,
         Outcome::TimedOut,
         Outcome::Panicked,
         Outcome::Cancelled,
+        Outcome::Stalled,
     ];
 
-    /// The outcome's name in snake case, as metrics labels and JSON use it:
-    /// `succeeded`, `failed`, `timed_out`, `panicked`, `cancelled`.
+    /// The outcome's name in snake case, as metrics labels, JSON and the
+    /// durable backend use it: `succeeded`, `failed`, `timed_out`,
+    /// `panicked`, `cancelled`, `stalled`.
     ///
     /// ```
     /// use worker_core::observe::Outcome;
@@ -54,6 +59,7 @@ impl Outcome {
             Outcome::TimedOut => "timed_out",
             Outcome::Panicked => "panicked",
             Outcome::Cancelled => "cancelled",
+            Outcome::Stalled => "stalled",
         }
     }
 
@@ -61,7 +67,7 @@ impl Outcome {
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            Outcome::Failed | Outcome::TimedOut | Outcome::Panicked
+            Outcome::Failed | Outcome::TimedOut | Outcome::Panicked | Outcome::Stalled
         )
     }
 }
@@ -81,7 +87,7 @@ impl std::str::FromStr for Outcome {
             .find(|outcome| outcome.as_str() == text)
             .ok_or_else(|| {
                 format!(
-                    "'{text}' is not an outcome; use one of succeeded, failed, timed_out, panicked, cancelled"
+                    "'{text}' is not an outcome; use one of succeeded, failed, timed_out, panicked, cancelled, stalled"
                 )
             })
     }

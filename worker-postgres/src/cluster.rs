@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use worker_core::backend::{Node, RemoteRun};
+use worker_core::backend::{HistoryQuery, Node, NodeInfo, RemoteRun, StoredRun, TimelineBucket};
+use worker_core::observe::Outcome;
 use worker_core::{Error, Result, WorkerStats};
 
 use crate::Config;
@@ -37,6 +38,76 @@ impl std::fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("schema", &self.sql.schema)
             .finish_non_exhaustive()
+    }
+}
+
+/// A run as `RUN_COLUMNS` gives it.
+type StoredRow = (
+    String,
+    String,
+    String,
+    i32,
+    Option<String>,
+    Option<String>,
+    Option<Value>,
+    Option<Value>,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<String>,
+);
+
+fn time_of(unix_ms: f64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs_f64(unix_ms.max(0.0) / 1e3)
+}
+
+fn stored(row: StoredRow) -> StoredRun {
+    let (
+        id,
+        worker,
+        state,
+        attempt,
+        kind,
+        detail,
+        payload,
+        output,
+        created,
+        started,
+        ended,
+        duration_ms,
+        node,
+    ) = row;
+    let outcome = state.parse::<Outcome>().ok();
+    let error = match (outcome, kind.as_deref()) {
+        (None | Some(Outcome::Succeeded), _) => None,
+        (Some(Outcome::Cancelled), _) => {
+            Some(Error::from_kind("cancelled", "", &worker, &id).to_string())
+        }
+        (Some(_), kind) => Some(
+            Error::from_kind(
+                kind.unwrap_or("error"),
+                detail.as_deref().unwrap_or(""),
+                &worker,
+                &id,
+            )
+            .to_string(),
+        ),
+    };
+    StoredRun {
+        run_id: id,
+        worker,
+        outcome,
+        state,
+        attempt: u32::try_from(attempt).unwrap_or(1),
+        error,
+        payload,
+        output,
+        created_at: time_of(created),
+        started_at: started.map(time_of),
+        ended_at: ended.map(time_of),
+        duration_ms,
+        node,
     }
 }
 
@@ -325,6 +396,115 @@ impl Cluster {
         tx.commit()
             .await
             .map_err(|err| unavailable("start a scheduled run", err))
+    }
+
+    pub(crate) async fn history(&self, query: HistoryQuery) -> Result<Vec<StoredRun>> {
+        let limit = i64::try_from(query.limit.max(1)).unwrap_or(i64::MAX);
+        let read = |err| unavailable("read the history of runs", err);
+        let mut rows: Vec<StoredRow> = Vec::new();
+        if query.failed_first && query.outcome.is_none() {
+            rows = sqlx::query_as(self.sql.history_failures.clone())
+                .bind(query.worker.as_deref())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(read)?;
+        }
+        let left = limit - rows.len() as i64;
+        if left > 0 {
+            let rest: Vec<StoredRow> = sqlx::query_as(self.sql.history.clone())
+                .bind(query.worker.as_deref())
+                .bind(query.outcome.map(Outcome::as_str))
+                // Failures already listed come back here: ask for enough.
+                .bind(left + rows.len() as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(read)?;
+            let listed: std::collections::HashSet<String> =
+                rows.iter().map(|row| row.0.clone()).collect();
+            rows.extend(
+                rest.into_iter()
+                    .filter(|row| !listed.contains(&row.0))
+                    .take(usize::try_from(left).unwrap_or(0)),
+            );
+        }
+        Ok(rows.into_iter().map(stored).collect())
+    }
+
+    pub(crate) async fn stored_run(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        let Ok(id) = Uuid::try_parse(run_id) else {
+            return Ok(None);
+        };
+        let row: Option<StoredRow> = sqlx::query_as(self.sql.stored_run.clone())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| unavailable(&format!("read run '{run_id}'"), err))?;
+        Ok(row.map(stored))
+    }
+
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        let rows: Vec<(String, f64, f64, bool, Vec<String>)> =
+            sqlx::query_as(self.sql.nodes.clone())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|err| unavailable("list the nodes", err))?;
+        Ok(rows
+            .into_iter()
+            .map(|(node, started, beat, executes, running)| NodeInfo {
+                node,
+                started_at: time_of(started),
+                last_heartbeat: time_of(beat),
+                executes,
+                running,
+            })
+            .collect())
+    }
+
+    pub(crate) async fn timeline(
+        &self,
+        window: Duration,
+        bucket: Duration,
+    ) -> Result<Vec<TimelineBucket>> {
+        let bucket_s = bucket.as_secs_f64().max(1.0);
+        let window_ms = window.as_secs_f64() * 1e3;
+        let read = |err| unavailable("read the timeline", err);
+        let counts: Vec<(f64, String, i64)> = sqlx::query_as(self.sql.timeline_counts.clone())
+            .bind(bucket_s)
+            .bind(window_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(read)?;
+        let p95s: Vec<(f64, Option<f64>)> = sqlx::query_as(self.sql.timeline_p95.clone())
+            .bind(bucket_s)
+            .bind(window_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(read)?;
+        let mut buckets: std::collections::BTreeMap<i64, TimelineBucket> = Default::default();
+        let key = |start_s: f64| (start_s * 1000.0).round() as i64;
+        let bucket_at = |start_s: f64| TimelineBucket {
+            start: time_of(start_s * 1000.0),
+            counts: Vec::new(),
+            p95_ms: None,
+        };
+        for (start_s, state, count) in counts {
+            let Ok(outcome) = state.parse::<Outcome>() else {
+                continue;
+            };
+            buckets
+                .entry(key(start_s))
+                .or_insert_with(|| bucket_at(start_s))
+                .counts
+                .push((outcome, u64::try_from(count).unwrap_or(0)));
+        }
+        for (start_s, p95) in p95s {
+            buckets
+                .entry(key(start_s))
+                .or_insert_with(|| bucket_at(start_s))
+                .p95_ms = p95;
+        }
+        Ok(buckets.into_values().collect())
     }
 
     pub(crate) async fn shutdown(&self, grace: Duration) -> Result<()> {

@@ -359,9 +359,10 @@ impl Executor {
         let renew_every = self.config.lease / 3;
         let mut last_renew = Instant::now();
         let mut last_purge = Instant::now() - PURGE_EVERY + Duration::from_secs(5);
+        // The first pass at once: the node shows up in `nodes()` as soon
+        // as it has started.
         let mut beat = true;
         loop {
-            tokio::time::sleep(REAP_EVERY).await;
             if let Err(err) = self.reap().await {
                 log::debug!(target: "worker_postgres", "can't look for lapsed leases: {err}");
             }
@@ -378,6 +379,7 @@ impl Executor {
                     log::warn!(target: "worker_postgres", "can't purge old runs: {err}");
                 }
             }
+            tokio::time::sleep(REAP_EVERY).await;
         }
     }
 

@@ -55,7 +55,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use uuid::Uuid;
-use worker_core::backend::{Backend, BoxFuture, Node, RemoteRun};
+use worker_core::backend::{
+    Backend, BoxFuture, HistoryQuery, Node, NodeInfo, RemoteRun, StoredRun, TimelineBucket,
+};
 use worker_core::{Error, Result, WorkerStats};
 
 use crate::cluster::Cluster;
@@ -324,5 +326,26 @@ impl Backend for Postgres {
                 None => Ok(()),
             }
         })
+    }
+
+    fn history(&self, query: HistoryQuery) -> BoxFuture<'_, Result<Option<Vec<StoredRun>>>> {
+        Box::pin(async move { self.cluster()?.history(query).await.map(Some) })
+    }
+
+    fn stored_run(&self, run_id: &str) -> BoxFuture<'_, Result<Option<StoredRun>>> {
+        let run_id = run_id.to_owned();
+        Box::pin(async move { self.cluster()?.stored_run(&run_id).await })
+    }
+
+    fn nodes(&self) -> BoxFuture<'_, Result<Option<Vec<NodeInfo>>>> {
+        Box::pin(async move { self.cluster()?.nodes().await.map(Some) })
+    }
+
+    fn timeline(
+        &self,
+        window: Duration,
+        bucket: Duration,
+    ) -> BoxFuture<'_, Result<Option<Vec<TimelineBucket>>>> {
+        Box::pin(async move { self.cluster()?.timeline(window, bucket).await.map(Some) })
     }
 }

@@ -34,9 +34,20 @@ pub(crate) struct Sql {
     pub(crate) percentiles: SqlStr,
     pub(crate) tick: SqlStr,
     pub(crate) node_beat: SqlStr,
+    pub(crate) history: SqlStr,
+    pub(crate) history_failures: SqlStr,
+    pub(crate) stored_run: SqlStr,
+    pub(crate) nodes: SqlStr,
+    pub(crate) timeline_counts: SqlStr,
+    pub(crate) timeline_p95: SqlStr,
     pub(crate) node_gone: SqlStr,
     pub(crate) purge: SqlStr,
 }
+
+/// What a dashboard reads of a run (see `cluster::StoredRow`).
+const RUN_COLUMNS: &str = "id::text, worker, state, attempt, error_kind, error, payload, output,
+    extract(epoch FROM created_at)::float8 * 1000, extract(epoch FROM started_at)::float8 * 1000,
+    extract(epoch FROM ended_at)::float8 * 1000, duration_ms, node";
 
 /// Counts an ending into `{s}.stats`, from a CTE `ended(worker, state,
 /// duration_ms)`: the rows the statement actually changed, so a repeated
@@ -243,6 +254,41 @@ impl Sql {
                      INSERT INTO {s}.ticks (worker, tick_at, run_id) VALUES ($1, to_timestamp($2::float8 / 1000.0), $3)
                      ON CONFLICT DO NOTHING RETURNING run_id)
                  INSERT INTO {s}.runs (id, worker) SELECT run_id, $1 FROM taken RETURNING id",
+            ),
+            // Ended runs, newest first: the ended_at index, backwards.
+            history: text(&format!(
+                "SELECT {RUN_COLUMNS} FROM {{s}}.runs
+                 WHERE ended_at IS NOT NULL AND ($1::text IS NULL OR worker = $1)
+                   AND ($2::text IS NULL OR state = $2)
+                 ORDER BY ended_at DESC LIMIT $3"
+            )),
+            history_failures: text(&format!(
+                "SELECT {RUN_COLUMNS} FROM {{s}}.runs
+                 WHERE ended_at IS NOT NULL AND ($1::text IS NULL OR worker = $1)
+                   AND state IN ('failed', 'timed_out', 'panicked', 'stalled')
+                 ORDER BY ended_at DESC LIMIT $2"
+            )),
+            stored_run: text(&format!("SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = $1")),
+            nodes: text(
+                "SELECT n.node, extract(epoch FROM n.started_at)::float8 * 1000,
+                        extract(epoch FROM n.heartbeat_at)::float8 * 1000, n.executes,
+                        array(SELECT r.id::text FROM {s}.runs r
+                              WHERE r.state = 'running' AND r.node = n.node ORDER BY r.started_at)
+                 FROM {s}.nodes n
+                 WHERE n.heartbeat_at > now() - interval '1 hour'
+                 ORDER BY n.node",
+            ),
+            timeline_counts: text(
+                "SELECT (floor(extract(epoch FROM ended_at) / $1) * $1)::float8, state, count(*)
+                 FROM {s}.runs WHERE ended_at > now() - $2 * interval '1 millisecond'
+                 GROUP BY 1, 2",
+            ),
+            timeline_p95: text(
+                "SELECT (floor(extract(epoch FROM ended_at) / $1) * $1)::float8,
+                        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+                 FROM {s}.runs WHERE ended_at > now() - $2 * interval '1 millisecond'
+                   AND duration_ms IS NOT NULL AND state NOT IN ('cancelled', 'stalled')
+                 GROUP BY 1",
             ),
             node_beat: text(
                 "INSERT INTO {s}.nodes (node, executes) VALUES ($1, $2)

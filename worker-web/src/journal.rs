@@ -195,8 +195,10 @@ impl Observer for Journal {
 /// The kind of a failed run's error, as the SSE `outcome` event and the
 /// attempts list give it: `timeout`, `cancelled`, `panic`, `validation` or
 /// `error`.
-fn kind_of(error: &Error) -> &'static str {
-    if error.is_timeout() {
+pub(crate) fn kind_of(error: &Error) -> &'static str {
+    if error.is_stalled() {
+        "stalled"
+    } else if error.is_timeout() {
         "timeout"
     } else if error.is_cancelled() {
         "cancelled"

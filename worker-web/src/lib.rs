@@ -41,6 +41,10 @@
 //! installs a [`Journal`](journal::Journal) as the manager's
 //! [`Observer`](worker_core::observe::Observer). Runs that ended before it
 //! was mounted are not shown.
+//!
+//! Over a durable manager (`Workers::backend`), it reads runs, their
+//! messages, the timeline and the nodes from the backend instead, so it
+//! shows the whole cluster's, whichever node ran them.
 
 #![warn(missing_docs)]
 
@@ -49,6 +53,7 @@ pub mod journal;
 pub mod page;
 pub mod payloads;
 mod routes;
+mod stored;
 pub mod timeline;
 
 use std::collections::HashMap;

@@ -25,6 +25,7 @@ use crate::errors::ApiError;
 use crate::journal::{Journal, RunEvent, RunReader, unix_ms};
 use crate::page;
 use crate::payloads::{Validator, invalid};
+use crate::stored;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -37,6 +38,23 @@ pub(crate) struct Web {
 }
 
 impl Web {
+    /// Whether `worker`'s runs live in the backend (durable mode), so the
+    /// backend, not this process's journal, knows them all.
+    fn stored(&self, worker: &str) -> bool {
+        self.manager.is_durable() && self.manager.options(worker).is_some_and(|o| !o.is_local())
+    }
+
+    /// The run from the backend, if the manager has one and knows it.
+    async fn stored_run(
+        &self,
+        id: &str,
+    ) -> Result<Option<worker_core::backend::StoredRun>, ApiError> {
+        if !self.manager.is_durable() {
+            return Ok(None);
+        }
+        Ok(self.manager.stored_run(id).await?)
+    }
+
     /// `403` on a read-only dashboard.
     fn writable(&self, what: &str) -> Result<(), ApiError> {
         if self.read_only {
@@ -283,6 +301,22 @@ async fn recent_runs(
         }
     };
     let limit = query.limit.unwrap_or(usize::MAX);
+    if state.manager.is_durable() {
+        let history = state
+            .manager
+            .history(worker_core::backend::HistoryQuery {
+                worker,
+                outcome,
+                failed_first,
+                limit: limit.min(state.journal.capacity()),
+            })
+            .await?
+            .unwrap_or_default();
+        let runs: Vec<Value> = history.iter().map(stored::summary).collect();
+        return Ok(Json(
+            json!({"runs": runs, "kept": state.journal.capacity()}),
+        ));
+    }
     let mut runs: Vec<_> = state
         .journal
         .recent()
@@ -312,11 +346,17 @@ async fn run_detail(
     State(state): State<Web>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let run = state
+    if let Some(run) = state
         .journal
         .get(&id)
-        .ok_or_else(|| unknown_run(&state, &id))?;
-    Ok(Json(run.detail()))
+        .filter(|run| !state.stored(run.worker()))
+    {
+        return Ok(Json(run.detail()));
+    }
+    match state.stored_run(&id).await? {
+        Some(run) => Ok(Json(stored::detail(&run))),
+        None => Err(unknown_run(&state, &id)),
+    }
 }
 
 /// `DELETE /runs/{id}`: cancels the run and waits until it has ended (at
@@ -335,26 +375,35 @@ async fn cancel_run(
 /// payload, for a run that ended without succeeding (`409` otherwise).
 async fn retry_run(State(state): State<Web>, Path(id): Path<String>) -> Result<Response, ApiError> {
     state.writable("retry runs")?;
-    let run = state
+    let journaled = state
         .journal
         .get(&id)
-        .ok_or_else(|| unknown_run(&state, &id))?;
-    match run.outcome() {
+        .filter(|run| !state.stored(run.worker()));
+    let (worker, outcome, payload) = match journaled {
+        Some(run) => (
+            run.worker().to_owned(),
+            run.outcome(),
+            run.payload().cloned(),
+        ),
+        None => match state.stored_run(&id).await? {
+            Some(run) => (run.worker, run.outcome, run.payload),
+            None => return Err(unknown_run(&state, &id)),
+        },
+    };
+    match outcome {
         None => {
             return Err(ApiError::conflict(format!(
-                "Run '{id}' of worker '{}' is still running: cancel it or wait for it to end before retrying it",
-                run.worker()
+                "Run '{id}' of worker '{worker}' is still running: cancel it or wait for it to end before retrying it"
             )));
         }
         Some(Outcome::Succeeded) => {
             return Err(ApiError::conflict(format!(
-                "Run '{id}' of worker '{}' succeeded; only a run that failed, timed out, panicked or was cancelled can be retried",
-                run.worker()
+                "Run '{id}' of worker '{worker}' succeeded; only a run that failed, timed out, panicked, stalled or was cancelled can be retried"
             )));
         }
         Some(_) => {}
     }
-    let response = started(&state, run.worker(), run.payload().cloned()).await?;
+    let response = started(&state, &worker, payload).await?;
     if let Some(Ok(retry)) = response.headers().get(header::LOCATION).map(|l| l.to_str()) {
         let retry_id = retry
             .trim_start_matches("/runs/")
@@ -374,18 +423,42 @@ async fn run_events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let run = state
-        .journal
-        .get(&id)
-        .ok_or_else(|| unknown_run(&state, &id))?;
-    let after = headers
+    let after: Option<u64> = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok());
-    let stream = futures::stream::unfold(run.reader(after), |mut reader: RunReader| async move {
-        let event = reader.next().await?;
-        Some((Ok(sse_event(event)), reader))
-    });
+    let journaled = state
+        .journal
+        .get(&id)
+        .filter(|run| !state.stored(run.worker()));
+    let stream: futures::stream::BoxStream<'static, Result<Event, Infallible>> = match journaled {
+        Some(run) => Box::pin(futures::stream::unfold(
+            run.reader(after),
+            |mut reader: RunReader| async move {
+                let event = reader.next().await?;
+                Some((Ok(sse_event(event)), reader))
+            },
+        )),
+        None => {
+            // Durable: the backend replays the run from its first message,
+            // wherever it runs.
+            if state.stored_run(&id).await?.is_none() {
+                return Err(unknown_run(&state, &id));
+            }
+            let handle = state.manager.attach(&id).await?;
+            Box::pin(futures::StreamExt::map(
+                stored::events(handle, after),
+                |next| {
+                    Ok(match next {
+                        stored::Next::Message { seq, data } => {
+                            sse_event(RunEvent::Message { seq, data })
+                        }
+                        stored::Next::Outcome(outcome) => sse_event(RunEvent::Outcome(outcome)),
+                    })
+                },
+            ))
+        }
+    };
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -404,13 +477,25 @@ fn sse_event(event: RunEvent) -> Event {
 
 /// `GET /timeline`: runs per outcome and p95 duration, per 5 seconds, for
 /// the last 15 minutes.
-async fn timeline(State(state): State<Web>) -> Json<Value> {
-    Json(state.journal.timeline().to_json(SystemTime::now()))
+async fn timeline(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
+    let now = SystemTime::now();
+    if let Some(buckets) = state
+        .manager
+        .timeline(stored::WINDOW, crate::timeline::BUCKET)
+        .await?
+    {
+        return Ok(Json(stored::timeline(&buckets, now)));
+    }
+    Ok(Json(state.journal.timeline().to_json(now)))
 }
 
-/// `GET /nodes`: the processes that run this manager's workers. In-process
-/// there is one, this one, alive as it answers.
+/// `GET /nodes`: the processes that run this manager's workers: every node
+/// sharing the backend in durable mode; in-process, this one, alive as it
+/// answers.
 async fn nodes(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
+    if let Some(nodes) = state.manager.nodes().await? {
+        return Ok(Json(stored::nodes(&nodes)));
+    }
     let runs = state.manager.running().await?;
     Ok(Json(json!({
         "durable": false,

@@ -34,7 +34,7 @@ struct Bucket {
     /// Which 5 seconds since the epoch this bucket counts; `u64::MAX` for
     /// none yet.
     slot: u64,
-    counts: [u32; 5],
+    counts: [u32; Outcome::ALL.len()],
     bins: Box<[u32; BINS]>,
 }
 
@@ -42,7 +42,7 @@ impl Default for Timeline {
     fn default() -> Self {
         let empty = Bucket {
             slot: u64::MAX,
-            counts: [0; 5],
+            counts: [0; Outcome::ALL.len()],
             bins: Box::new([0; BINS]),
         };
         Timeline {
@@ -86,12 +86,12 @@ impl Timeline {
         let bucket = &mut buckets[(slot % BUCKETS as u64) as usize];
         if bucket.slot != slot {
             bucket.slot = slot;
-            bucket.counts = [0; 5];
+            bucket.counts = [0; Outcome::ALL.len()];
             bucket.bins.fill(0);
         }
         bucket.counts[outcome_index(outcome)] += 1;
-        // Cancelled runs have no duration in the statistics either.
-        if outcome != Outcome::Cancelled {
+        // Cancelled and stalled runs have no duration in the statistics.
+        if !matches!(outcome, Outcome::Cancelled | Outcome::Stalled) {
             bucket.bins[bin_of(duration)] += 1;
         }
     }
@@ -110,7 +110,7 @@ impl Timeline {
                 let (counts, p95) = if bucket.slot == slot {
                     (bucket.counts, p95_ms(&bucket.bins))
                 } else {
-                    ([0; 5], None)
+                    ([0; Outcome::ALL.len()], None)
                 };
                 let mut row = json!({
                     "start_ms": slot * BUCKET.as_millis() as u64,

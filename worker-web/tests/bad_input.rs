@@ -193,7 +193,7 @@ async fn bad_queries_and_unknown_runs_say_what_is_wrong() {
     let message = refused(server.get("/runs/recent?outcome=exploded").await, 400).await;
     assert_eq!(
         message,
-        "outcome: 'exploded' is not an outcome; use one of succeeded, failed, timed_out, panicked, cancelled"
+        "outcome: 'exploded' is not an outcome; use one of succeeded, failed, timed_out, panicked, cancelled, stalled"
     );
     let message = refused(server.get("/runs/recent?failed_first=maybe").await, 400).await;
     assert_eq!(message, "failed_first must be 1 or 0, not \"maybe\"");

@@ -140,7 +140,7 @@ async fn a_failed_run_is_retried_as_a_new_run_with_its_payload_and_others_are_no
     assert_eq!(
         error["error"],
         format!(
-            "Run '{ok}' of worker 'flaky' succeeded; only a run that failed, timed out, panicked or was cancelled can be retried"
+            "Run '{ok}' of worker 'flaky' succeeded; only a run that failed, timed out, panicked, stalled or was cancelled can be retried"
         )
     );
     let running = server.start_run("slow", None).await;

@@ -1,0 +1,179 @@
+//! Durable mode: runs, nodes and the timeline read from the manager's
+//! backend (the database every node shares) rather than from this
+//! process's journal, in the same JSON shapes, so the page can't tell.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use worker_core::backend::{NodeInfo, StoredRun, TimelineBucket};
+use worker_core::observe::Outcome;
+use worker_core::{Error, WorkerHandle};
+
+use crate::journal::{kind_of, unix_ms};
+use crate::timeline::{BUCKET, BUCKETS};
+
+/// A stored run as a recent-runs row (the journal's `summary`).
+pub(crate) fn summary(run: &StoredRun) -> Value {
+    json!({
+        "run_id": run.run_id,
+        "worker": run.worker,
+        "outcome": run.outcome.map(Outcome::as_str),
+        "error": run.error,
+        "attempts": run.attempt,
+        "duration_ms": run.duration_ms.map(|ms| (ms * 10.0).round() / 10.0),
+        "started_at_ms": unix_ms(run.started_at.unwrap_or(run.created_at)),
+        "ended_at_ms": run.ended_at.map(unix_ms),
+        "node": run.node,
+    })
+}
+
+/// A stored run's page (the journal's `detail`). The backend keeps the
+/// last attempt's ending only, so earlier attempts are listed without
+/// their errors.
+pub(crate) fn detail(run: &StoredRun) -> Value {
+    let mut detail = summary(run);
+    let attempts: Vec<Value> = (1..=run.attempt)
+        .map(|attempt| {
+            let last = attempt == run.attempt;
+            json!({
+                "attempt": attempt,
+                "outcome": if last { run.outcome.map(Outcome::as_str) } else { Some("retried") },
+                "error": if last { run.error.clone() } else { None },
+                "retry_in_ms": null,
+            })
+        })
+        .collect();
+    let fields = [
+        (
+            "state",
+            json!(if run.outcome.is_some() {
+                "ended"
+            } else {
+                "running"
+            }),
+        ),
+        ("payload", run.payload.clone().unwrap_or(Value::Null)),
+        ("output", run.output.clone().unwrap_or(Value::Null)),
+        ("attempts", Value::Array(attempts)),
+        ("messages", Value::Null),
+        ("dropped", json!(0)),
+        ("progress", Value::Null),
+        ("retried_as", Value::Null),
+    ];
+    if let Value::Object(map) = &mut detail {
+        map.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    }
+    detail
+}
+
+/// The nodes view: each node, its heartbeat and its runs.
+pub(crate) fn nodes(nodes: &[NodeInfo]) -> Value {
+    let nodes: Vec<Value> = nodes
+        .iter()
+        .map(|node| {
+            json!({
+                "node": node.node,
+                "last_heartbeat_ms": unix_ms(node.last_heartbeat),
+                "started_at_ms": unix_ms(node.started_at),
+                "executes": node.executes,
+                "running": node.running.len(),
+                "runs": node.running,
+            })
+        })
+        .collect();
+    json!({"durable": true, "nodes": nodes})
+}
+
+/// The backend's buckets laid out as the journal's timeline: 180 buckets of
+/// 5 s, oldest first, ending with the one `now` is in.
+pub(crate) fn timeline(buckets: &[TimelineBucket], now: SystemTime) -> Value {
+    let step = BUCKET.as_millis() as u64;
+    let newest = unix_ms(now) / step;
+    let rows: Vec<Value> = (0..BUCKETS as u64)
+        .rev()
+        .map(|back| newest.saturating_sub(back))
+        .map(|slot| {
+            let found = buckets.iter().find(|b| unix_ms(b.start) / step == slot);
+            let mut row = json!({
+                "start_ms": slot * step,
+                "p95_ms": found.and_then(|b| b.p95_ms).map(|ms| (ms * 100.0).round() / 100.0),
+            });
+            for outcome in Outcome::ALL {
+                let count = found
+                    .and_then(|b| b.counts.iter().find(|(o, _)| *o == outcome))
+                    .map_or(0, |(_, n)| *n);
+                row[outcome.as_str()] = json!(count);
+            }
+            row
+        })
+        .collect();
+    json!({
+        "bucket_seconds": BUCKET.as_secs(),
+        "now_ms": unix_ms(now),
+        "buckets": rows,
+    })
+}
+
+/// How far back the timeline reads.
+pub(crate) const WINDOW: Duration = Duration::from_secs(BUCKETS as u64 * 5);
+
+/// What the SSE stream of a stored run sends next.
+pub(crate) enum Next {
+    Message { seq: u64, data: Value },
+    Outcome(Value),
+}
+
+/// The SSE stream of a stored run: its messages from the first (skipping
+/// those up to `after`, a `Last-Event-ID`), then its outcome.
+pub(crate) fn events(
+    handle: WorkerHandle,
+    after: Option<u64>,
+) -> impl futures::Stream<Item = Next> + Send {
+    let skip = after.map_or(0, |seq| seq + 1);
+    futures::stream::unfold(Some((handle, 0u64)), move |state| async move {
+        let (mut handle, mut seq) = state?;
+        loop {
+            match handle.recv().await {
+                Some(data) => {
+                    let this = seq;
+                    seq += 1;
+                    if this < skip {
+                        continue;
+                    }
+                    return Some((Next::Message { seq: this, data }, Some((handle, seq))));
+                }
+                None => {
+                    let outcome = outcome_json(handle.await_output::<Value>().await);
+                    return Some((Next::Outcome(outcome), None));
+                }
+            }
+        }
+    })
+}
+
+/// `{"ok", "outcome", "kind", "error", "output"}` of a run's result.
+pub(crate) fn outcome_json(result: Result<Value, Error>) -> Value {
+    match result {
+        Ok(output) => json!({
+            "ok": true, "outcome": "succeeded", "kind": "ok", "error": null,
+            "output": Some(output).filter(|o| !o.is_null()),
+        }),
+        Err(error) => {
+            let outcome = if error.is_timeout() {
+                Outcome::TimedOut
+            } else if error.is_panic() {
+                Outcome::Panicked
+            } else if error.is_cancelled() {
+                Outcome::Cancelled
+            } else if error.is_stalled() {
+                Outcome::Stalled
+            } else {
+                Outcome::Failed
+            };
+            json!({
+                "ok": false, "outcome": outcome.as_str(), "kind": kind_of(&error),
+                "error": error.to_string(), "output": null,
+            })
+        }
+    }
+}
