@@ -187,6 +187,7 @@ impl Executor {
             .send(Item::Release {
                 run: run.id,
                 token: run.token,
+                delay_ms: 0.0,
                 done,
             })
             .await;
@@ -283,9 +284,18 @@ impl Executor {
                 Item::Release {
                     run: run.id,
                     token: run.token,
+                    delay_ms: 0.0,
                     done,
                 }
             }
+            // The worker's own queue here is full (`queue_limit`): not the
+            // run's failure; it waits a moment and any node may take it.
+            Err(error) if error.is_overloaded() => Item::Release {
+                run: run.id,
+                token: run.token,
+                delay_ms: 250.0,
+                done,
+            },
             Err(error) => {
                 let jitter = (Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64;
                 let delay = self.node.options(&run.worker).and_then(|o| {

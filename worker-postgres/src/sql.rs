@@ -202,9 +202,10 @@ impl Sql {
             // A run this node gives back (it is shutting down): queued
             // again at once, same attempt, nothing counted.
             release: text(
-                "UPDATE {s}.runs r SET state = 'queued', run_at = now(),
+                "UPDATE {s}.runs r SET state = 'queued',
+                     run_at = now() + e.delay_ms * interval '1 millisecond',
                      node = NULL, lease_token = NULL, lease_until = NULL
-                 FROM unnest($1::uuid[], $2::uuid[]) AS e(id, token)
+                 FROM unnest($1::uuid[], $2::uuid[], $3::float8[]) AS e(id, token, delay_ms)
                  WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
                  RETURNING r.id",
             ),

@@ -55,10 +55,12 @@ pub(crate) enum Item {
         delay_ms: f64,
         done: oneshot::Sender<bool>,
     },
-    /// A run given back to the queue (shutdown).
+    /// A run given back to the queue, due again after `delay_ms`: this
+    /// node is shutting down, or the worker's queue here is full.
     Release {
         run: Uuid,
         token: Uuid,
+        delay_ms: f64,
         done: oneshot::Sender<bool>,
     },
     /// Answers once everything queued before it is written.
@@ -131,7 +133,7 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
         Vec::new(),
     );
     let mut retries = (Vec::new(), Vec::new(), Vec::new());
-    let mut releases = (Vec::new(), Vec::new());
+    let mut releases = (Vec::new(), Vec::new(), Vec::new());
     for item in batch {
         match item {
             Item::Message {
@@ -168,9 +170,15 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
                 retries.1.push(*token);
                 retries.2.push(*delay_ms);
             }
-            Item::Release { run, token, .. } => {
+            Item::Release {
+                run,
+                token,
+                delay_ms,
+                ..
+            } => {
                 releases.0.push(*run);
                 releases.1.push(*token);
+                releases.2.push(*delay_ms);
             }
             Item::Flush(_) => {}
         }
@@ -228,6 +236,7 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
         let released: Vec<Uuid> = sqlx::query_scalar(sql.release.clone())
             .bind(&releases.0)
             .bind(&releases.1)
+            .bind(&releases.2)
             .fetch_all(&mut *tx)
             .await?;
         if !released.is_empty() {

@@ -345,6 +345,23 @@ async fn a_process_executes_at_most_its_concurrency_at_once() {
 }
 
 #[tokio::test]
+async fn runs_past_a_workers_queue_limit_wait_in_the_database_instead_of_failing() {
+    let Some(db) = database() else { return };
+    let manager = manager(support::backend(db, &schema("overload"))).await;
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        handles.push(manager.call("one-at-a-time", None, None).await.unwrap());
+    }
+    for handle in handles {
+        let output: Value = handle.await_output().await.unwrap();
+        assert_eq!(output, json!({"attempt": 1}), "not a retry");
+    }
+    let stats = manager.stats("one-at-a-time").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.retries), (6, 0, 0));
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn nodes_starting_at_once_migrate_once() {
     let Some(db) = database() else { return };
     let schema = schema("migrate");

@@ -94,6 +94,19 @@ pub async fn register(manager: &WorkerManager) {
         )
         .await
         .unwrap();
+    // One at a time per process, one more waiting: the rest go back to the
+    // queue for a moment.
+    manager
+        .register_with(
+            "one-at-a-time",
+            WorkerOptions::new().concurrency(1).queue_limit(1),
+            |ctx| async move {
+                ctx.sleep(Duration::from_millis(100)).await;
+                Ok(json!({"attempt": ctx.attempt()}))
+            },
+        )
+        .await
+        .unwrap();
     // Never goes through the backend.
     manager
         .register_with("in-process", WorkerOptions::new().local(), |_ctx| async {
