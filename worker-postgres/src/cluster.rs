@@ -1,5 +1,6 @@
 //! The backend once started: the pool, the statements, the listener, the
-//! call batcher and (unless this process only calls) the executor; and
+//! call batcher and the executor (which only maintains, in a process that
+//! only calls); and
 //! what the caller's side asks of them.
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub(crate) struct Cluster {
     pub(crate) bus: Arc<Bus>,
     config: Arc<Config>,
     calls: mpsc::Sender<Call>,
-    executor: Option<Arc<Executor>>,
+    executor: Arc<Executor>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -508,9 +509,7 @@ impl Cluster {
     }
 
     pub(crate) async fn shutdown(&self, grace: Duration) -> Result<()> {
-        if let Some(executor) = &self.executor {
-            executor.shutdown(grace).await;
-        }
+        self.executor.shutdown(grace).await;
         self.listener.abort();
         Ok(())
     }

@@ -69,15 +69,15 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    /// Starts claiming and maintenance, unless the config says this
-    /// process only calls (then `None`).
+    /// Starts maintenance (every node reaps, renews and purges) and, unless
+    /// the config says this process only calls, claiming.
     pub(crate) fn start(
         config: Arc<Config>,
         node: Node,
         pool: PgPool,
         sql: Arc<Sql>,
         bus: Arc<Bus>,
-    ) -> Result<Option<Arc<Executor>>> {
+    ) -> Result<Arc<Executor>> {
         let outbox = writer::start(pool.clone(), sql.clone());
         let executor = Arc::new(Executor {
             name: node_name(),
@@ -97,12 +97,11 @@ impl Executor {
         // Every node reaps and purges, also one that only calls: a cluster
         // of callers still recovers what the dead left behind.
         tokio::spawn(executor.clone().maintain());
-        if !executor.config.execute {
-            return Ok(None);
+        if executor.config.execute {
+            tokio::spawn(executor.clone().claim_loop());
+            tokio::spawn(executor.clone().cancel_loop());
         }
-        tokio::spawn(executor.clone().claim_loop());
-        tokio::spawn(executor.clone().cancel_loop());
-        Ok(Some(executor))
+        Ok(executor)
     }
 
     fn in_flight(&self) -> MutexGuard<'_, InFlight> {
@@ -372,7 +371,7 @@ impl Executor {
         // The first pass at once: the node shows up in `nodes()` as soon
         // as it has started.
         let mut beat = true;
-        loop {
+        while !self.is_stopping() {
             if let Err(err) = self.reap().await {
                 log::debug!(target: "worker_postgres", "can't look for lapsed leases: {err}");
             }
@@ -389,7 +388,10 @@ impl Executor {
                     log::warn!(target: "worker_postgres", "can't purge old runs: {err}");
                 }
             }
-            tokio::time::sleep(REAP_EVERY).await;
+            tokio::select! {
+                () = tokio::time::sleep(REAP_EVERY) => {}
+                () = self.stopped.notified() => {}
+            }
         }
     }
 
