@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 use worker_core::backend::{ClaimedRun, Node};
 use worker_core::{Error, Result};
@@ -60,7 +60,8 @@ pub(crate) struct Executor {
     bus: Arc<Bus>,
     outbox: mpsc::Sender<Item>,
     slots: Arc<Semaphore>,
-    slot_freed: Notify,
+    /// A held run was let go: the claim loop may claim again.
+    room_freed: Notify,
     in_flight: Mutex<InFlight>,
     /// Shutting down: claim nothing more; what is cancelled goes back.
     stopping: AtomicBool,
@@ -88,7 +89,7 @@ impl Executor {
             sql,
             bus,
             outbox,
-            slot_freed: Notify::new(),
+            room_freed: Notify::new(),
             in_flight: Mutex::default(),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
@@ -112,17 +113,38 @@ impl Executor {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// Claims due runs while there is room, waiting for a notification, a
-    /// free slot, the next delayed run or the backstop in between.
+    /// How many runs this node holds at most: those executing, those
+    /// claimed ahead waiting for a slot (a local queue, so that a busy node
+    /// claims in batches), and those whose ending is being written.
+    fn hold_limit(&self) -> usize {
+        self.config.concurrency * 2
+    }
+
+    /// Claims due runs while there is room, waiting for a notification,
+    /// room, the next delayed run or the backstop in between.
     async fn claim_loop(self: Arc<Self>) {
         let lease_ms = self.config.lease.as_secs_f64() * 1e3;
+        // Under load, wait for a batch's worth of room (or a moment) rather
+        // than claim one run per statement.
+        let batch = (self.config.concurrency / 4).max(1);
         while !self.is_stopping() {
-            let room = self.slots.available_permits().min(CLAIM_BATCH);
-            if room == 0 {
+            let held = self.in_flight().runs.len();
+            let room = self.hold_limit().saturating_sub(held).min(CLAIM_BATCH);
+            if room == 0 || (room < batch && held > 0) {
                 tokio::select! {
-                    () = self.slot_freed.notified() => {}
+                    () = self.room_freed.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(2)), if room > 0 => {}
                     () = self.stopped.notified() => {}
                 }
+                if room == 0 {
+                    continue;
+                }
+            }
+            let room = self
+                .hold_limit()
+                .saturating_sub(self.in_flight().runs.len())
+                .min(CLAIM_BATCH);
+            if room == 0 {
                 continue;
             }
             let workers = self.node.workers();
@@ -144,13 +166,15 @@ impl Executor {
             };
             let full = claimed.len() == room;
             for run in claimed.into_iter().map(Claimed::from) {
-                match self.slots.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        tokio::spawn(self.clone().execute(run, permit));
-                    }
-                    // Can't happen (room was counted); give it back.
-                    Err(_) => self.give_back(run).await,
-                }
+                // Held (and its lease renewed) from now on.
+                self.in_flight().runs.insert(
+                    run.id,
+                    Lease {
+                        token: run.token,
+                        lost: false,
+                    },
+                );
+                tokio::spawn(self.clone().execute(run));
             }
             if full {
                 continue;
@@ -179,27 +203,46 @@ impl Executor {
         }
     }
 
-    async fn give_back(&self, run: Claimed) {
-        let (done, _) = oneshot::channel();
-        let _ = self
-            .outbox
-            .send(Item::Release {
-                run: run.id,
-                token: run.token,
-                delay_ms: 0.0,
-                done,
-            })
-            .await;
+    /// One attempt of one run, from claim to recorded ending: waits for one
+    /// of this process's slots, executes, and hands the ending to the
+    /// outbox; the slot is free again then, while the lease is kept until
+    /// the ending is written.
+    async fn execute(self: Arc<Self>, run: Claimed) {
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let ending = if self.is_stopping() {
+            // Claimed ahead, never started: straight back to the queue.
+            self.release(&run, 0.0).await
+        } else {
+            self.attempt(&run).await
+        };
+        drop(permit);
+        if let Some(recorded) = ending {
+            if let Ok(false) = recorded.await {
+                log::warn!(
+                    target: "worker_postgres",
+                    "[Worker:{} run:{}] its lease lapsed before its outcome was written: another node runs it again",
+                    run.worker,
+                    &run.id.hyphenated().to_string()[..8]
+                );
+            }
+        }
+        let emptied = {
+            let mut in_flight = self.in_flight();
+            in_flight.runs.remove(&run.id);
+            in_flight.runs.is_empty()
+        };
+        self.room_freed.notify_one();
+        if emptied {
+            self.all_done.notify_waiters();
+        }
     }
 
-    /// One attempt of one run, from claim to recorded ending.
-    async fn execute(self: Arc<Self>, run: Claimed, permit: OwnedSemaphorePermit) {
+    /// Executes the attempt here and queues its ending; `None` if the lease
+    /// was lost meanwhile (then nothing about it may be written).
+    async fn attempt(&self, run: &Claimed) -> Option<oneshot::Receiver<bool>> {
         let started = Instant::now();
-        let lease = Lease {
-            token: run.token,
-            lost: false,
-        };
-        self.in_flight().runs.insert(run.id, lease);
         let run_id = run.id.hyphenated().to_string();
         let claimed = ClaimedRun {
             run_id: run_id.clone(),
@@ -214,8 +257,7 @@ impl Executor {
             Ok(mut handle) => {
                 // Asked to stop before we started: stop at once.
                 if run.cancel_requested || self.is_stopping() {
-                    let stop = self.node.cancel_local(&run_id);
-                    tokio::spawn(stop);
+                    tokio::spawn(self.node.cancel_local(&run_id));
                 }
                 let mut seq = run.next_seq;
                 while let Some(body) = handle.recv().await {
@@ -236,29 +278,40 @@ impl Executor {
             }
             Err(error) => Err(error),
         };
-        let lost = self.in_flight().runs.get(&run.id).is_some_and(|l| l.lost);
-        if lost {
+        if self.in_flight().runs.get(&run.id).is_some_and(|l| l.lost) {
             log::warn!(
                 target: "worker_postgres",
                 "[Worker:{} run:{}] lost its lease: its outcome is not recorded here; another node runs it again",
                 run.worker,
                 &run_id[..8]
             );
-        } else {
-            let took = started.elapsed().as_secs_f64() * 1e3;
-            self.record(&run, result, took).await;
+            return None;
         }
-        self.in_flight().runs.remove(&run.id);
-        drop(permit);
-        self.slot_freed.notify_one();
-        if self.in_flight().runs.is_empty() {
-            self.all_done.notify_waiters();
-        }
+        let took = started.elapsed().as_secs_f64() * 1e3;
+        self.record(run, result, took).await
+    }
+
+    /// Gives a run back to the queue, due again after `delay_ms`.
+    async fn release(&self, run: &Claimed, delay_ms: f64) -> Option<oneshot::Receiver<bool>> {
+        let (done, recorded) = oneshot::channel();
+        let item = Item::Release {
+            run: run.id,
+            token: run.token,
+            delay_ms,
+            done,
+        };
+        self.outbox.send(item).await.ok()?;
+        Some(recorded)
     }
 
     /// Writes an attempt's ending: the outcome, a retry, or (shutting down,
     /// stopped by it) the run given back to the queue.
-    async fn record(&self, run: &Claimed, result: Result<Value>, took_ms: f64) {
+    async fn record(
+        &self,
+        run: &Claimed,
+        result: Result<Value>,
+        took_ms: f64,
+    ) -> Option<oneshot::Receiver<bool>> {
         let (done, recorded) = oneshot::channel();
         let item = match result {
             Ok(output) => Item::Finish {
@@ -322,17 +375,8 @@ impl Executor {
                 }
             }
         };
-        if self.outbox.send(item).await.is_err() {
-            return;
-        }
-        if let Ok(false) = recorded.await {
-            log::warn!(
-                target: "worker_postgres",
-                "[Worker:{} run:{}] its lease lapsed before its outcome was written: another node runs it again",
-                run.worker,
-                &run.id.hyphenated().to_string()[..8]
-            );
-        }
+        self.outbox.send(item).await.ok()?;
+        Some(recorded)
     }
 
     /// Whether someone asked for this run to stop (then its cancellation is

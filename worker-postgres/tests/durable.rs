@@ -324,15 +324,13 @@ async fn a_process_executes_at_most_its_concurrency_at_once() {
                 .unwrap(),
         );
     }
+    // What executes here: the local runs in flight (the node may hold a
+    // few more, claimed ahead, that wait for a slot).
     let mut most = 0;
     let started = std::time::Instant::now();
-    while handles.iter().any(|h| !h.is_finished()) && started.elapsed() < support::PATIENCE {
-        most = most.max(manager.running().await.unwrap().len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        // is_finished is learnt by reading: drain what arrived.
-        for handle in &mut handles {
-            while handle.try_recv().is_some() {}
-        }
+    while started.elapsed() < support::PATIENCE {
+        most = most.max(manager.in_flight());
+        tokio::time::sleep(Duration::from_millis(10)).await;
         if manager.stats("slow").await.unwrap().runs == 6 {
             break;
         }
