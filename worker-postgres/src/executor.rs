@@ -218,15 +218,15 @@ impl Executor {
             self.attempt(&run).await
         };
         drop(permit);
-        if let Some(recorded) = ending {
-            if let Ok(false) = recorded.await {
-                log::warn!(
-                    target: "worker_postgres",
-                    "[Worker:{} run:{}] its lease lapsed before its outcome was written: another node runs it again",
-                    run.worker,
-                    &run.id.hyphenated().to_string()[..8]
-                );
-            }
+        if let Some(recorded) = ending
+            && let Ok(false) = recorded.await
+        {
+            log::warn!(
+                target: "worker_postgres",
+                "[Worker:{} run:{}] its lease lapsed before its outcome was written: another node runs it again",
+                run.worker,
+                &run.id.hyphenated().to_string()[..8]
+            );
         }
         let emptied = {
             let mut in_flight = self.in_flight();

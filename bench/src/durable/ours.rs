@@ -1,0 +1,221 @@
+//! Our side: worker-core's `WorkerManager` with the worker-postgres
+//! backend, used as its README shows.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use worker_core::WorkerManager;
+use worker_postgres::Postgres;
+
+use super::common::{
+    BoxFut, CONCURRENCY, Drained, Finished, LONG_JOB, Pace, Queue, Result, await_drain,
+    check_stored, record_start, share,
+};
+
+/// The tables' schema (in the database `bench_ours`).
+const SCHEMA: &str = "bench_ours";
+
+pub struct Ours;
+
+/// The backend for `setting`: "default" keeps every default but the
+/// concurrency of the cases (32); "lease-1s" is the shortest lease we'd
+/// call safe (renewed every 333 ms, so two renewals may be late).
+fn backend(url: &str, setting: &str) -> Result<Postgres> {
+    let backend = Postgres::new(url).schema(SCHEMA).concurrency(CONCURRENCY);
+    match setting {
+        "default" => Ok(backend),
+        "lease-1s" => Ok(backend.lease(Duration::from_secs(1))),
+        other => Err(format!("ours: unknown setting {other:?}").into()),
+    }
+}
+
+/// A manager that only calls: its backend never claims runs.
+async fn caller(url: &str) -> Result<WorkerManager> {
+    let manager = WorkerManager::new();
+    manager.register("noop", |_ctx| async { Ok(()) }).await?;
+    let backend = Postgres::new(url).schema(SCHEMA).execute(false);
+    manager.set_backend(Arc::new(backend)).await?;
+    Ok(manager)
+}
+
+async fn drain(url: &str, setting: &str, jobs: usize, cap: Duration) -> Result<Drained> {
+    // Queue them first, in one transaction with the documented
+    // `Postgres::enqueue` (a backend of the schema must have started once:
+    // the caller's did, and migrated).
+    caller(url).await?.shutdown().await?;
+    let store = Postgres::new(url).schema(SCHEMA);
+    let pool = worker_postgres::sqlx::PgPool::connect(url).await?;
+    let mut tx = pool.begin().await?;
+    for _ in 0..jobs {
+        store.enqueue(&mut tx, "noop", None).await?;
+    }
+    tx.commit().await?;
+    pool.close().await;
+
+    let finished = Finished::default();
+    let manager = WorkerManager::new();
+    let counter = finished.clone();
+    manager
+        .register("noop", move |_ctx| {
+            let counter = counter.clone();
+            async move {
+                counter.add();
+                Ok(())
+            }
+        })
+        .await?;
+    let started = Instant::now();
+    // Connects, finds the tables in place and starts claiming.
+    manager
+        .set_backend(Arc::new(backend(url, setting)?))
+        .await?;
+    // Done = the outcome is committed: the cluster-wide count says so.
+    let drained = await_drain(started, &finished, jobs, cap, || async {
+        Ok(manager.stats("noop").await.map_or(0, |s| s.runs as usize))
+    })
+    .await?;
+    manager.shutdown().await?;
+    Ok(drained)
+}
+
+async fn latency(url: &str, setting: &str, pace: Pace) -> Result<Vec<Duration>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let manager = WorkerManager::new();
+    manager
+        .register("noop", move |_ctx| {
+            let _ = tx.send(Instant::now());
+            async { Ok(()) }
+        })
+        .await?;
+    manager
+        .set_backend(Arc::new(backend(url, setting)?))
+        .await?;
+    let mut samples = Vec::with_capacity(pace.jobs);
+    let began = Instant::now();
+    for _ in 0..pace.jobs {
+        if began.elapsed() >= pace.budget {
+            break;
+        }
+        tokio::time::sleep(pace.gap).await;
+        let enqueued = Instant::now();
+        manager.call("noop", None, None).await?;
+        let started = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await?
+            .ok_or("ours: the worker is gone")?;
+        samples.push(started.saturating_duration_since(enqueued));
+    }
+    manager.shutdown().await?;
+    Ok(samples)
+}
+
+async fn enqueue(url: &str, jobs: usize, tasks: usize) -> Result<Duration> {
+    let manager = caller(url).await?;
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let manager = manager.clone();
+        let n = share(jobs, tasks, task);
+        set.spawn(async move {
+            for _ in 0..n {
+                // Returns once the run is committed.
+                manager.call("noop", None, None).await?;
+            }
+            Ok::<_, worker_core::Error>(())
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined??;
+    }
+    let elapsed = started.elapsed();
+    check_stored(url, "SELECT count(*) FROM bench_ours.runs", jobs).await?;
+    manager.shutdown().await?;
+    Ok(elapsed)
+}
+
+async fn prepare(url: &str) -> Result<()> {
+    caller(url).await?.shutdown().await?;
+    Ok(())
+}
+
+async fn enqueue_long(url: &str) -> Result<()> {
+    let manager = WorkerManager::new();
+    manager.register("long", |_ctx| async { Ok(()) }).await?;
+    let backend = Postgres::new(url).schema(SCHEMA).execute(false);
+    manager.set_backend(Arc::new(backend)).await?;
+    manager.call("long", None, None).await?;
+    manager.shutdown().await?;
+    Ok(())
+}
+
+async fn node(url: &str, setting: &str, name: &str) -> Result<()> {
+    let pool = worker_postgres::sqlx::PgPool::connect(url).await?;
+    let manager = WorkerManager::new();
+    let node = name.to_owned();
+    manager
+        .register("long", move |ctx| {
+            let pool = pool.clone();
+            let node = node.clone();
+            async move {
+                let recorded =
+                    record_start(&pool, "ours", ctx.run_id(), i64::from(ctx.attempt()), &node)
+                        .await;
+                if let Err(err) = recorded {
+                    eprintln!("ours node: can't record the start: {err}");
+                }
+                tokio::time::sleep(LONG_JOB).await;
+                Ok(())
+            }
+        })
+        .await?;
+    manager
+        .set_backend(Arc::new(backend(url, setting)?))
+        .await?;
+    println!("ready");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+impl Queue for Ours {
+    fn name(&self) -> &'static str {
+        "ours"
+    }
+    fn database(&self) -> &'static str {
+        "bench_ours"
+    }
+    fn describe(&self, setting: &str) -> String {
+        match setting {
+            "default" => "defaults (lease 30 s), concurrency 32".to_owned(),
+            "lease-1s" => "lease 1 s (renewed every 333 ms)".to_owned(),
+            other => other.to_owned(),
+        }
+    }
+    fn drain<'a>(
+        &'a self,
+        url: &'a str,
+        setting: &'a str,
+        jobs: usize,
+        cap: Duration,
+    ) -> BoxFut<'a, Drained> {
+        Box::pin(drain(url, setting, jobs, cap))
+    }
+    fn latency<'a>(
+        &'a self,
+        url: &'a str,
+        setting: &'a str,
+        pace: Pace,
+    ) -> BoxFut<'a, Vec<Duration>> {
+        Box::pin(latency(url, setting, pace))
+    }
+    fn enqueue<'a>(&'a self, url: &'a str, jobs: usize, tasks: usize) -> BoxFut<'a, Duration> {
+        Box::pin(enqueue(url, jobs, tasks))
+    }
+    fn prepare<'a>(&'a self, url: &'a str) -> BoxFut<'a, ()> {
+        Box::pin(prepare(url))
+    }
+    fn enqueue_long<'a>(&'a self, url: &'a str) -> BoxFut<'a, ()> {
+        Box::pin(enqueue_long(url))
+    }
+    fn node<'a>(&'a self, url: &'a str, setting: &'a str, name: &'a str) -> BoxFut<'a, ()> {
+        Box::pin(node(url, setting, name))
+    }
+}
