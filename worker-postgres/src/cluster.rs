@@ -133,30 +133,10 @@ impl Cluster {
     /// `execute`) executing.
     pub(crate) async fn start(config: Arc<Config>, node: Node) -> Result<Arc<Cluster>> {
         let sql = Arc::new(Sql::new(&config.schema)?);
-        let not_postgres = |why: String| {
-            Error::validation(format!(
-                "Postgres::new: the URL is not a PostgreSQL connection string ({why}); use postgres://user[:password]@host[:port]/database"
-            ))
+        let pool = match &config.pool {
+            Some(pool) => pool.clone(),
+            None => connect(&config).await?,
         };
-        if !(config.url.starts_with("postgres://") || config.url.starts_with("postgresql://")) {
-            return Err(not_postgres(format!(
-                "{} does not start with postgres://",
-                redact(&config.url)
-            )));
-        }
-        let options: sqlx::postgres::PgConnectOptions = config
-            .url
-            .parse()
-            .map_err(|err| not_postgres(format!("{err}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(config.pool_size)
-            .min_connections(1)
-            // A call fails at once, with a clear error, while the database
-            // is away, rather than waiting for it.
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
-            .await
-            .map_err(|err| unavailable(&format!("connect to {}", redact(&config.url)), err))?;
         schema::migrate(&pool, &sql).await?;
         let bus = Arc::new(Bus::default());
         let listener = tokio::spawn(bus::listen(pool.clone(), sql.channel.clone(), bus.clone()));
@@ -514,10 +494,47 @@ impl Cluster {
         Ok(())
     }
 
+    /// Test hook: see `Postgres::pause_lease_renewal_for_tests`.
+    pub(crate) fn pause_renewals(&self, pause: Duration) {
+        self.executor.pause_renewals(pause);
+    }
+
     /// How many runs this process's handles watch.
     pub(crate) fn watched(&self) -> usize {
         self.bus.watched()
     }
+}
+
+/// A pool on the configured URL.
+async fn connect(config: &Config) -> Result<PgPool> {
+    let not_postgres = |why: String| {
+        Error::validation(format!(
+            "Postgres::new: the URL is not a PostgreSQL connection string ({why}); use postgres://user[:password]@host[:port]/database"
+        ))
+    };
+    if !(config.url.starts_with("postgres://") || config.url.starts_with("postgresql://")) {
+        return Err(not_postgres(format!(
+            "{} does not start with postgres://",
+            redact(&config.url)
+        )));
+    }
+    let options: sqlx::postgres::PgConnectOptions = config
+        .url
+        .parse()
+        .map_err(|err| not_postgres(format!("{err}")))?;
+    PgPoolOptions::new()
+        .max_connections(
+            config
+                .pool_size
+                .unwrap_or_else(|| config.default_pool_size()),
+        )
+        .min_connections(1)
+        // A call fails at once, with a clear error, while the database
+        // is away, rather than waiting for it.
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(options)
+        .await
+        .map_err(|err| unavailable(&format!("connect to {}", redact(&config.url)), err))
 }
 
 /// The URL without its password, for messages.

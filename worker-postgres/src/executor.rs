@@ -10,9 +10,8 @@
 //! that run. So each run has exactly one recorded outcome, whatever
 //! crashes, though its worker may have started more than once.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,6 +23,7 @@ use worker_core::{Error, Result};
 
 use crate::Config;
 use crate::bus::{self, Bus};
+use crate::leases::{self, Leases, Renewed, Unsafe};
 use crate::sql::Sql;
 use crate::writer::{self, Ending, Item};
 
@@ -37,19 +37,6 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Most runs claimed in one statement.
 const CLAIM_BATCH: usize = 256;
 
-/// The runs this node executes, with their lease tokens.
-#[derive(Debug, Default)]
-struct InFlight {
-    runs: HashMap<Uuid, Lease>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Lease {
-    token: Uuid,
-    /// The lease was lost: nothing about the run may be written any more.
-    lost: bool,
-}
-
 /// One node's executor.
 pub(crate) struct Executor {
     config: Arc<Config>,
@@ -62,11 +49,13 @@ pub(crate) struct Executor {
     slots: Arc<Semaphore>,
     /// A held run was let go: the claim loop may claim again.
     room_freed: Notify,
-    in_flight: Mutex<InFlight>,
+    /// The runs this node holds, from claim to committed ending.
+    leases: Arc<Leases>,
+    /// Renews `leases`; ends after shutdown has written every ending.
+    renewal: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Shutting down: claim nothing more; what is cancelled goes back.
     stopping: AtomicBool,
     stopped: Notify,
-    all_done: Notify,
 }
 
 impl Executor {
@@ -83,6 +72,7 @@ impl Executor {
         let executor = Arc::new(Executor {
             name: node_name(),
             slots: Arc::new(Semaphore::new(config.concurrency)),
+            leases: Arc::new(Leases::new(config.lease)),
             config,
             node,
             pool,
@@ -90,23 +80,31 @@ impl Executor {
             bus,
             outbox,
             room_freed: Notify::new(),
-            in_flight: Mutex::default(),
+            renewal: Mutex::default(),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
-            all_done: Notify::new(),
         });
         // Every node reaps and purges, also one that only calls: a cluster
         // of callers still recovers what the dead left behind.
         tokio::spawn(executor.clone().maintain());
         if executor.config.execute {
+            let found = executor.clone();
+            let renewal = tokio::spawn(leases::renew_loop(
+                executor.leases.clone(),
+                executor.pool.clone(),
+                executor.sql.clone(),
+                move |renewed| found.renewed(renewed),
+            ));
+            *executor.renewal.lock().unwrap_or_else(|p| p.into_inner()) = Some(renewal);
             tokio::spawn(executor.clone().claim_loop());
             tokio::spawn(executor.clone().cancel_loop());
         }
         Ok(executor)
     }
 
-    fn in_flight(&self) -> MutexGuard<'_, InFlight> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    /// Test hook: this node's lease renewal stops for `pause`.
+    pub(crate) fn pause_renewals(&self, pause: Duration) {
+        self.leases.pause_renewals(pause);
     }
 
     fn is_stopping(&self) -> bool {
@@ -128,7 +126,7 @@ impl Executor {
         // than claim one run per statement.
         let batch = (self.config.concurrency / 4).max(1);
         while !self.is_stopping() {
-            let held = self.in_flight().runs.len();
+            let held = self.leases.len();
             let room = self.hold_limit().saturating_sub(held).min(CLAIM_BATCH);
             if room == 0 || (room < batch && held > 0) {
                 tokio::select! {
@@ -142,12 +140,15 @@ impl Executor {
             }
             let room = self
                 .hold_limit()
-                .saturating_sub(self.in_flight().runs.len())
+                .saturating_sub(self.leases.len())
                 .min(CLAIM_BATCH);
             if room == 0 {
                 continue;
             }
             let workers = self.node.workers();
+            // The leases are set by the database's now(), which can't be
+            // earlier than this.
+            let sent = Instant::now();
             let claimed: std::result::Result<Vec<ClaimRow>, sqlx::Error> =
                 sqlx::query_as(self.sql.claim.clone())
                     .bind(&self.name)
@@ -165,15 +166,19 @@ impl Executor {
                 }
             };
             let full = claimed.len() == room;
+            let took = sent.elapsed();
+            if took > self.leases.margin() && !claimed.is_empty() {
+                log::warn!(
+                    target: "worker_postgres",
+                    "claiming {} run(s) took {} ms of their {} ms lease",
+                    claimed.len(),
+                    took.as_millis(),
+                    self.config.lease.as_millis()
+                );
+            }
             for run in claimed.into_iter().map(Claimed::from) {
                 // Held (and its lease renewed) from now on.
-                self.in_flight().runs.insert(
-                    run.id,
-                    Lease {
-                        token: run.token,
-                        lost: false,
-                    },
-                );
+                self.leases.hold(run.id, run.token, sent);
                 tokio::spawn(self.clone().execute(run));
             }
             if full {
@@ -214,6 +219,17 @@ impl Executor {
         let ending = if self.is_stopping() {
             // Claimed ahead, never started: straight back to the queue.
             self.release(&run, 0.0).await
+        } else if let Err(why) = self.leases.may_start(run.id) {
+            // Its lease may lapse under it (renewal is late: this process
+            // is starved or cut off) or has gone to another node: it must
+            // not start here. Handed back as it is, same attempt; if the
+            // lease has lapsed already, the fenced release changes nothing
+            // and the reaper requeues it.
+            self.refuse_start(&run, why);
+            match why {
+                Unsafe::Lost => None,
+                Unsafe::Lapsing { .. } => self.release(&run, 0.0).await,
+            }
         } else {
             self.attempt(&run).await
         };
@@ -228,14 +244,34 @@ impl Executor {
                 &run.id.hyphenated().to_string()[..8]
             );
         }
-        let emptied = {
-            let mut in_flight = self.in_flight();
-            in_flight.runs.remove(&run.id);
-            in_flight.runs.is_empty()
-        };
+        self.leases.let_go(run.id);
         self.room_freed.notify_one();
-        if emptied {
-            self.all_done.notify_waiters();
+    }
+
+    fn refuse_start(&self, run: &Claimed, why: Unsafe) {
+        let run_id = run.id.hyphenated().to_string();
+        match why {
+            Unsafe::Lost => log::warn!(
+                target: "worker_postgres",
+                "[Worker:{} run:{}] not started on node {}: its lease went to another node before it could start",
+                run.worker,
+                &run_id[..8],
+                self.name
+            ),
+            Unsafe::Lapsing { left, late } => log::warn!(
+                target: "worker_postgres",
+                "[Worker:{} run:{}] not started on node {}: its lease {} (lease {} ms, renewed every {} ms); handed back",
+                run.worker,
+                &run_id[..8],
+                self.name,
+                if late {
+                    "may have lapsed".to_owned()
+                } else {
+                    format!("has only {} ms left", left.as_millis())
+                },
+                self.config.lease.as_millis(),
+                self.leases.period().as_millis()
+            ),
         }
     }
 
@@ -278,7 +314,7 @@ impl Executor {
             }
             Err(error) => Err(error),
         };
-        if self.in_flight().runs.get(&run.id).is_some_and(|l| l.lost) {
+        if self.leases.is_lost(run.id) {
             log::warn!(
                 target: "worker_postgres",
                 "[Worker:{} run:{}] lost its lease: its outcome is not recorded here; another node runs it again",
@@ -399,31 +435,30 @@ impl Executor {
                 () = self.stopped.notified() => return,
             }
             for run in self.bus.take_cancels() {
-                if self.in_flight().runs.contains_key(&run) {
+                if self.leases.holds(run) {
                     tokio::spawn(self.node.cancel_local(&run.hyphenated().to_string()));
                 }
             }
         }
     }
 
-    /// Renews leases, reaps lapsed ones, beats the node's heart and purges,
-    /// each on its own period, until the process stops.
+    /// Reaps lapsed leases, beats the node's heart and purges, each on its
+    /// own period, until the process stops. (Lease renewal has a loop and
+    /// a connection of its own: see `leases`.)
     async fn maintain(self: Arc<Self>) {
-        let renew_every = self.config.lease / 3;
-        let mut last_renew = Instant::now();
+        let beat_every = self.config.lease / 3;
         let mut last_purge = Instant::now() - PURGE_EVERY + Duration::from_secs(5);
-        // The first pass at once: the node shows up in `nodes()` as soon
+        // The first beat at once: the node shows up in `nodes()` as soon
         // as it has started.
-        let mut beat = true;
+        let mut last_beat: Option<Instant> = None;
         while !self.is_stopping() {
             if let Err(err) = self.reap().await {
                 log::debug!(target: "worker_postgres", "can't look for lapsed leases: {err}");
             }
-            if last_renew.elapsed() >= renew_every || beat {
-                beat = false;
-                last_renew = Instant::now();
-                if let Err(err) = self.renew().await {
-                    log::warn!(target: "worker_postgres", "can't renew leases: {err}");
+            if last_beat.is_none_or(|beat| beat.elapsed() >= beat_every) {
+                last_beat = Some(Instant::now());
+                if let Err(err) = self.beat().await {
+                    log::warn!(target: "worker_postgres", "can't record this node's heartbeat: {err}");
                 }
             }
             if last_purge.elapsed() >= PURGE_EVERY {
@@ -443,17 +478,18 @@ impl Executor {
     async fn reap(&self) -> std::result::Result<(), sqlx::Error> {
         let max_stalls = i32::try_from(self.config.max_stalls).unwrap_or(i32::MAX);
         let mut tx = self.pool.begin().await?;
-        let changed: Vec<(Uuid, String)> = sqlx::query_as(self.sql.reap.clone())
-            .bind(max_stalls)
-            .fetch_all(&mut *tx)
-            .await?;
+        let changed: Vec<(Uuid, String, String, Option<String>, f64)> =
+            sqlx::query_as(self.sql.reap.clone())
+                .bind(max_stalls)
+                .fetch_all(&mut *tx)
+                .await?;
         if changed.is_empty() {
             return tx.commit().await;
         }
         let stalled: Vec<Uuid> = changed
             .iter()
-            .filter(|(_, state)| state == "stalled")
-            .map(|(id, _)| *id)
+            .filter(|(_, _, state, _, _)| state == "stalled")
+            .map(|(id, ..)| *id)
             .collect();
         let mut notes = bus::payloads("e", &stalled);
         if stalled.len() < changed.len() {
@@ -467,64 +503,38 @@ impl Executor {
                 .await?;
         }
         tx.commit().await?;
-        log::warn!(
-            target: "worker_postgres",
-            "{} run(s) lost their node: {} queued again, {} failed as stalled",
-            changed.len(),
-            changed.len() - stalled.len(),
-            stalled.len()
-        );
+        for (id, worker, state, node, late_ms) in &changed {
+            log::warn!(
+                target: "worker_postgres",
+                "[Worker:{worker} run:{}] stalled: node {} did not renew its lease ({late_ms:.0} ms past it); {}",
+                &id.hyphenated().to_string()[..8],
+                node.as_deref().unwrap_or("?"),
+                if state == "stalled" {
+                    "failed as stalled: no stalls left"
+                } else {
+                    "queued again"
+                }
+            );
+        }
         Ok(())
     }
 
-    /// Renews this node's leases; a lease not renewed was lost, and its run
-    /// is stopped here. Also stops runs asked to stop (a lost
-    /// notification's backstop) and records the node's heartbeat.
-    async fn renew(&self) -> std::result::Result<(), sqlx::Error> {
+    /// Records the node's heartbeat, for `nodes()`.
+    async fn beat(&self) -> std::result::Result<(), sqlx::Error> {
         sqlx::query(self.sql.node_beat.clone())
             .bind(&self.name)
             .bind(self.config.execute)
             .execute(&self.pool)
-            .await?;
-        let held: Vec<(Uuid, Uuid)> = self
-            .in_flight()
-            .runs
-            .iter()
-            .filter(|(_, lease)| !lease.lost)
-            .map(|(id, lease)| (*id, lease.token))
-            .collect();
-        if held.is_empty() {
-            return Ok(());
-        }
-        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
-        let renewed: Vec<(Uuid, bool)> = sqlx::query_as(self.sql.renew.clone())
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(self.config.lease.as_secs_f64() * 1e3)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut stop = Vec::new();
-        {
-            let mut in_flight = self.in_flight();
-            for (id, _) in &held {
-                match renewed.iter().find(|(renewed, _)| renewed == id) {
-                    Some((_, true)) => stop.push(*id),
-                    Some((_, false)) => {}
-                    None => {
-                        // Already ended here, or lost: only the latter
-                        // is still listed.
-                        if let Some(lease) = in_flight.runs.get_mut(id) {
-                            lease.lost = true;
-                            stop.push(*id);
-                        }
-                    }
-                }
-            }
-        }
-        for id in stop {
+            .await
+            .map(drop)
+    }
+
+    /// Acts on a renewal pass: runs whose lease is lost and runs asked to
+    /// stop are stopped here.
+    fn renewed(&self, renewed: Renewed) {
+        for id in renewed.lost.into_iter().chain(renewed.cancel) {
             tokio::spawn(self.node.cancel_local(&id.hyphenated().to_string()));
         }
-        Ok(())
     }
 
     async fn purge(&self) -> std::result::Result<(), sqlx::Error> {
@@ -544,15 +554,15 @@ impl Executor {
     pub(crate) async fn shutdown(&self, grace: Duration) {
         self.stopping.store(true, Ordering::Release);
         self.stopped.notify_waiters();
-        let running: Vec<Uuid> = self.in_flight().runs.keys().copied().collect();
+        let running: Vec<Uuid> = self.leases.ids();
         for id in &running {
             tokio::spawn(self.node.cancel_local(&id.hyphenated().to_string()));
         }
         // Each run ends within the grace period; then its ending is written.
         let deadline = Instant::now() + grace + Duration::from_secs(10);
         loop {
-            let notified = self.all_done.notified();
-            if self.in_flight().runs.is_empty() || Instant::now() >= deadline {
+            let notified = self.leases.emptied.notified();
+            if self.leases.is_empty() || Instant::now() >= deadline {
                 break;
             }
             let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
@@ -560,6 +570,14 @@ impl Executor {
         let (flushed, written) = oneshot::channel();
         if self.outbox.send(Item::Flush(flushed)).await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(10), written).await;
+        }
+        if let Some(renewal) = self
+            .renewal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            renewal.abort();
         }
         let _ = sqlx::query(self.sql.node_gone.clone())
             .bind(&self.name)

@@ -46,6 +46,7 @@ mod calls;
 mod cluster;
 mod executor;
 mod handle;
+mod leases;
 mod schema;
 mod sql;
 mod writer;
@@ -112,7 +113,18 @@ pub(crate) struct Config {
     pub(crate) concurrency: usize,
     pub(crate) retention: Duration,
     pub(crate) max_stalls: u32,
-    pub(crate) pool_size: u32,
+    /// `None`: [`Config::default_pool_size`].
+    pub(crate) pool_size: Option<u32>,
+    /// The application's own pool, used instead of connecting to `url`.
+    pub(crate) pool: Option<sqlx::PgPool>,
+}
+
+impl Config {
+    /// The pool's size unless set: a quarter of the concurrency, between 4
+    /// and 32 (16 at the default concurrency of 64).
+    pub(crate) fn default_pool_size(&self) -> u32 {
+        (u32::try_from(self.concurrency / 4).unwrap_or(u32::MAX)).clamp(4, 32)
+    }
 }
 
 impl std::fmt::Debug for Postgres {
@@ -144,7 +156,8 @@ impl Postgres {
                 concurrency: DEFAULT_CONCURRENCY,
                 retention: DEFAULT_RETENTION,
                 max_stalls: DEFAULT_MAX_STALLS,
-                pool_size: 10,
+                pool_size: None,
+                pool: None,
             }),
             started: Arc::default(),
         }
@@ -176,10 +189,40 @@ impl Postgres {
 
     /// The most runs this process executes at once (default 64, at least 1).
     pub fn concurrency(self, runs: usize) -> Self {
-        self.with(|c| {
-            c.concurrency = runs.max(1);
-            c.pool_size = (runs as u32 / 4).clamp(4, 32);
-        })
+        self.with(|c| c.concurrency = runs.max(1))
+    }
+
+    /// How many pooled connections this process opens at most (at least
+    /// 2). Default: a quarter of [`concurrency`](Postgres::concurrency),
+    /// between 4 and 32, so 16 at the default concurrency of 64.
+    ///
+    /// Calls, claims, the outbox of messages and endings, the reaper and
+    /// dashboard reads share the pool; one of its connections is held for
+    /// `LISTEN`. Lease renewal has one connection of its own outside the
+    /// pool, so that a busy pool can't make a healthy node lose its leases.
+    /// A process holds at most `pool_size + 1` connections; size
+    /// PostgreSQL's `max_connections` for every process of the cluster.
+    pub fn pool_size(self, connections: u32) -> Self {
+        self.with(|c| c.pool_size = Some(connections.max(2)))
+    }
+
+    /// Uses the application's own pool instead of connecting to the URL
+    /// given to [`new`](Postgres::new) (which is then only shown in
+    /// messages). Its size and timeouts are the application's;
+    /// [`pool_size`](Postgres::pool_size) no longer applies. Lease renewal
+    /// still opens one connection of its own, with the pool's connect
+    /// options.
+    ///
+    /// ```no_run
+    /// # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
+    /// use worker_postgres::{Postgres, sqlx::postgres::PgPoolOptions};
+    ///
+    /// let pool = PgPoolOptions::new().max_connections(20).connect("postgres://app@db/app").await?;
+    /// let backend = Postgres::new("postgres://app@db/app").pool(pool.clone());
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(self, pool: sqlx::PgPool) -> Self {
+        self.with(|c| c.pool = Some(pool))
     }
 
     /// How long an ended run (with its messages) stays attachable before it
@@ -261,6 +304,15 @@ impl Postgres {
     /// goes with the run's last handle (0 when no handle is alive).
     pub fn watched_runs(&self) -> usize {
         self.started.get().map_or(0, |cluster| cluster.watched())
+    }
+
+    /// Test hook, not part of the API: this process stops renewing its
+    /// leases for `pause`, as a process too starved to renew would. Used
+    /// by the tests of what a node does when its renewal is late.
+    #[doc(hidden)]
+    pub fn pause_lease_renewal_for_tests(&self, pause: Duration) -> Result<()> {
+        self.cluster()?.pause_renewals(pause);
+        Ok(())
     }
 
     fn cluster(&self) -> Result<&Arc<Cluster>> {

@@ -126,21 +126,34 @@ impl Sql {
                 "SELECT extract(epoch FROM (min(run_at) - now())) * 1000
                  FROM {s}.runs WHERE state = 'queued' AND worker = ANY($1)",
             ),
-            // Renews the leases this node still holds; what it doesn't get
-            // back it has lost. Also says which runs were asked to stop
-            // (in case the notification was lost).
+            // Renews the leases this node still holds, skipping rows
+            // another transaction has locked (the outbox writing their
+            // ending) rather than waiting behind it. Per run: renewed,
+            // asked to stop (in case the notification was lost), and
+            // whether the lease is still this node's (not renewed but
+            // ours: locked, renewed on the next pass).
             renew: text(
-                "UPDATE {s}.runs r SET lease_until = now() + $3 * interval '1 millisecond'
-                 FROM unnest($1::uuid[], $2::uuid[]) AS l(id, token)
-                 WHERE r.id = l.id AND r.lease_token = l.token AND r.state = 'running'
-                 RETURNING r.id, r.cancel_requested",
+                "WITH held AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS l(id, token)),
+                 mine AS (
+                     SELECT r.id FROM {s}.runs r JOIN held ON r.id = held.id AND r.lease_token = held.token
+                     WHERE r.state = 'running'
+                     FOR UPDATE OF r SKIP LOCKED),
+                 renewed AS (
+                     UPDATE {s}.runs r SET lease_until = now() + $3 * interval '1 millisecond'
+                     FROM mine WHERE r.id = mine.id
+                     RETURNING r.id, r.cancel_requested)
+                 SELECT held.id, renewed.id IS NOT NULL, coalesce(renewed.cancel_requested, false),
+                        renewed.id IS NOT NULL OR EXISTS (
+                            SELECT 1 FROM {s}.runs r
+                            WHERE r.id = held.id AND r.lease_token = held.token AND r.state = 'running')
+                 FROM held LEFT JOIN renewed ON renewed.id = held.id",
             ),
             // Runs whose lease ran out: their node died, stopped or lost
             // the database. Queued again with one attempt more, or failed
             // as stalled once they used up the stall budget ($1).
             reap: text(&format!(
                 "WITH lapsed AS (
-                     SELECT id FROM {{s}}.runs
+                     SELECT id, node, lease_until FROM {{s}}.runs
                      WHERE state = 'running' AND lease_until < now()
                      FOR UPDATE SKIP LOCKED),
                  changed AS (
@@ -153,10 +166,12 @@ impl Sql {
                          error_kind = CASE WHEN r.stalls >= $1 THEN 'stalled' END,
                          error = CASE WHEN r.stalls >= $1 THEN (r.stalls + 1)::text END
                      FROM lapsed WHERE r.id = lapsed.id
-                     RETURNING r.id, r.worker, r.state, NULL::double precision AS duration_ms),
+                     RETURNING r.id, r.worker, r.state, NULL::double precision AS duration_ms,
+                         lapsed.node AS held_by,
+                         extract(epoch FROM now() - lapsed.lease_until)::float8 * 1000 AS late_ms),
                  ended AS (SELECT worker, state, duration_ms FROM changed WHERE state = 'stalled'),
                  counted AS ({count})
-                 SELECT id, state FROM changed"
+                 SELECT id, worker, state, held_by, late_ms FROM changed"
             )),
             insert_messages: text(
                 "INSERT INTO {s}.messages (run_id, seq, attempt, body)

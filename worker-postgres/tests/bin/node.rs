@@ -1,7 +1,8 @@
 //! A node for the multi-process tests: the test workers, a PostgreSQL
 //! backend that executes them, and nothing else. Configured by the
 //! environment (`DATABASE_URL`, `WORKER_SCHEMA`, `LEASE_MS`, `CONCURRENCY`,
-//! `MAX_STALLS`, `GRACE_MS`, `TICKS`); prints `ready` once it claims runs,
+//! `MAX_STALLS`, `GRACE_MS`, `TICKS`, and `STARTS_FILE` for the starts of
+//! the `counted` worker); prints `ready` once it claims runs,
 //! and on SIGTERM shuts down gracefully, prints `stopped` and exits 0.
 
 #[path = "../support/workers.rs"]
@@ -29,6 +30,14 @@ async fn main() {
         .lease(Duration::from_millis(env_number("LEASE_MS", 2000)))
         .concurrency(env_number("CONCURRENCY", 16) as usize)
         .max_stalls(env_number("MAX_STALLS", 2) as u32);
+    if let Ok(path) = std::env::var("STARTS_FILE") {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open STARTS_FILE");
+        let _ = workers::STARTS.set(file);
+    }
     let manager = WorkerManager::new();
     manager.set_grace_period(Duration::from_millis(env_number("GRACE_MS", 300)));
     let ticks = std::env::var("TICKS").is_ok_and(|v| v == "1");

@@ -162,6 +162,8 @@ pub struct NodeSettings {
     pub max_stalls: u32,
     pub grace_ms: u64,
     pub ticks: bool,
+    /// Where the node appends the starts of `counted`.
+    pub starts_file: Option<std::path::PathBuf>,
 }
 
 impl NodeSettings {
@@ -174,6 +176,7 @@ impl NodeSettings {
             max_stalls: 2,
             grace_ms: 300,
             ticks: false,
+            starts_file: None,
         }
     }
 }
@@ -181,7 +184,11 @@ impl NodeSettings {
 impl NodeProcess {
     /// Starts a node and waits until it says it is ready.
     pub fn start(settings: &NodeSettings) -> NodeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_worker-postgres-test-node"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_worker-postgres-test-node"));
+        if let Some(file) = &settings.starts_file {
+            command.env("STARTS_FILE", file);
+        }
+        let mut child = command
             .env("DATABASE_URL", &settings.url)
             .env("WORKER_SCHEMA", &settings.schema)
             .env("LEASE_MS", settings.lease_ms.to_string())

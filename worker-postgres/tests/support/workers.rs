@@ -2,10 +2,15 @@
 //! test process (which calls) and in the node processes (which execute):
 //! the same code on every machine.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::json;
 use worker_core::prelude::*;
+
+/// Where `counted` writes a line per start, if set: `STARTS_FILE` in a
+/// node process, a file of the test's in the test process.
+pub static STARTS: OnceLock<std::fs::File> = OnceLock::new();
 
 /// Registers them all on `manager`.
 pub async fn register(manager: &WorkerManager) {
@@ -27,6 +32,29 @@ pub async fn register(manager: &WorkerManager) {
     // Nothing at all: for throughput and counting.
     manager
         .register("noop", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    // Appends `<run id> <attempt> <pid>` to STARTS as it starts (one
+    // write to a file opened for appending: lines from many processes
+    // never mix), then sleeps {"ms": n} if asked: for counting starts.
+    manager
+        .register("counted", |ctx| async move {
+            if let Some(mut file) = STARTS.get() {
+                use std::io::Write;
+                let line = format!(
+                    "{} {} {}\n",
+                    ctx.run_id(),
+                    ctx.attempt(),
+                    std::process::id()
+                );
+                file.write_all(line.as_bytes()).expect("record the start");
+            }
+            let ms = ctx.payload().and_then(|p| p["ms"].as_u64()).unwrap_or(0);
+            if ms > 0 {
+                ctx.sleep(Duration::from_millis(ms)).await;
+            }
+            Ok(())
+        })
         .await
         .unwrap();
     // {"ms": 5000}: says it started (with its attempt), sleeps (a cancel
