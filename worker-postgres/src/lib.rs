@@ -69,8 +69,9 @@ pub use sqlx;
 
 /// The default schema of the tables.
 pub const DEFAULT_SCHEMA: &str = "worker";
-/// The default lease: a run's node must renew it within this (every
-/// third of it), or another node may take the run.
+/// The default lease: a run's node must renew it within this (it renews
+/// every third of it, on a connection of its own), or another node may
+/// take the run.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How many runs one process executes at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 64;
@@ -174,9 +175,15 @@ impl Postgres {
         self.with(|c| c.schema = schema.to_owned())
     }
 
-    /// How long a node holds a run without renewing (it renews every third
-    /// of it); default 30 s. A dead node's runs start again elsewhere about
-    /// this long after it died. At least 300 ms.
+    /// How long a node holds a run without renewing; default 30 s. A dead
+    /// node's runs start again elsewhere about this long after it died
+    /// (plus up to 250 ms, the reaper's period). At least 300 ms.
+    ///
+    /// The node renews every third of it, on a connection of its own, and
+    /// starts a run it claimed ahead only while at least a third of its
+    /// lease is left: a node must be stalled for a third of the lease
+    /// (a long GC-like pause, a starved machine, a partition) before any
+    /// run can start twice. 500 ms is the shortest lease tested.
     pub fn lease(self, lease: Duration) -> Self {
         self.with(|c| c.lease = lease.max(Duration::from_millis(300)))
     }
