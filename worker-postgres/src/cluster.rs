@@ -135,7 +135,12 @@ impl Cluster {
         let sql = Arc::new(Sql::new(&config.schema)?);
         let pool = match &config.pool {
             Some(pool) => pool.clone(),
-            None => connect(&config).await?,
+            None => {
+                let size = config
+                    .pool_size
+                    .unwrap_or_else(|| config.default_pool_size());
+                connect(&config, size).await?
+            }
         };
         schema::migrate(&pool, &sql).await?;
         let bus = Arc::new(Bus::default());
@@ -505,8 +510,8 @@ impl Cluster {
     }
 }
 
-/// A pool on the configured URL.
-async fn connect(config: &Config) -> Result<PgPool> {
+/// A pool of at most `size` connections on the configured URL.
+pub(crate) async fn connect(config: &Config, size: u32) -> Result<PgPool> {
     let not_postgres = |why: String| {
         Error::validation(format!(
             "Postgres::new: the URL is not a PostgreSQL connection string ({why}); use postgres://user[:password]@host[:port]/database"
@@ -523,11 +528,7 @@ async fn connect(config: &Config) -> Result<PgPool> {
         .parse()
         .map_err(|err| not_postgres(format!("{err}")))?;
     PgPoolOptions::new()
-        .max_connections(
-            config
-                .pool_size
-                .unwrap_or_else(|| config.default_pool_size()),
-        )
+        .max_connections(size)
         .min_connections(1)
         // A call fails at once, with a clear error, while the database
         // is away, rather than waiting for it.

@@ -100,8 +100,13 @@ impl Sql {
                 "INSERT INTO {s}.runs (id, worker, payload, timeout_ms)
                  SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int8[])",
             ),
+            // One statement: stored and announced together, also outside
+            // a transaction.
             insert_run: text(
-                "INSERT INTO {s}.runs (id, worker, payload, timeout_ms) VALUES ($1, $2, $3, $4)",
+                "WITH stored AS (
+                     INSERT INTO {s}.runs (id, worker, payload, timeout_ms) VALUES ($1, $2, $3, $4)
+                     RETURNING id)
+                 SELECT pg_notify($5, 'q') FROM stored",
             ),
             notify: text("SELECT pg_notify($1, $2)"),
             // The oldest due runs of the workers this node has, locked so

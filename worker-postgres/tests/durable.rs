@@ -147,6 +147,37 @@ async fn enqueue_in_a_rolled_back_transaction_never_runs_and_a_committed_one_doe
 }
 
 #[tokio::test]
+async fn migrate_lets_a_process_enqueue_before_any_node_starts() {
+    let Some(db) = database() else { return };
+    let schema = schema("migrate");
+    let backend = support::backend(db, &schema);
+    backend.migrate().await.unwrap();
+    backend.migrate().await.unwrap(); // idempotent
+    let pool = pool(db).await;
+    let versions: Vec<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {schema}.migrations ORDER BY version"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(versions.first(), Some(&1));
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    // On a connection outside any transaction: stored and announced in one
+    // statement.
+    let mut conn = pool.acquire().await.unwrap();
+    let id = backend
+        .enqueue(&mut conn, "echo", Some(json!({"n": 1})))
+        .await
+        .unwrap();
+    // A node started later finds it; a small pool is enough.
+    let manager = manager(support::backend(db, &schema).pool_size(2)).await;
+    let handle = manager.attach(&id).await.unwrap();
+    let output: Value = handle.await_output().await.unwrap();
+    assert_eq!(output, json!({"n": 1, "attempt": 1}));
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn cancel_stops_a_queued_or_running_run_and_attach_replays_from_the_first_message() {
     let Some(db) = database() else { return };
     let schema = schema("cancel");

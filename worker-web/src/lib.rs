@@ -9,8 +9,8 @@
 //! use worker_core::Workers;
 //!
 //! let manager = Workers::new().start().await?;
-//! let app = axum::Router::new()
-//!     .nest("/workers", worker_web::router(manager.clone()));
+//! // The page at /workers and /workers/, the API under /workers/.
+//! let app = worker_web::mount(axum::Router::new(), "/workers", worker_web::router(manager.clone()));
 //!     // .layer(my_auth_layer): access control is the app's own
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
@@ -79,6 +79,28 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// ```
 pub fn router(manager: WorkerManager) -> Router {
     Dashboard::new(manager).router()
+}
+
+/// Mounts a dashboard router ([`router`], [`router_read_only`] or
+/// [`Dashboard::router`]) on `app` under `prefix`, serving the page at both
+/// `/ops` and `/ops/` (axum's `nest` alone routes only the first, and the
+/// second is the address most people type).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager = worker_core::WorkerManager::new();
+/// let app = worker_web::mount(axum::Router::new(), "/ops", worker_web::router(manager));
+/// # let _ = app;
+/// # }
+/// ```
+pub fn mount(app: Router, prefix: &str, dashboard: Router) -> Router {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return app.merge(dashboard);
+    }
+    app.nest(prefix, dashboard)
+        .route(&format!("{prefix}/"), axum::routing::get(page::index))
 }
 
 /// The dashboard without the routes that start, cancel or retry runs:
@@ -189,7 +211,8 @@ impl Dashboard {
         (routes::router(state), journal)
     }
 
-    /// The router: mount it anywhere with `Router::nest`.
+    /// The router: mount it anywhere with [`mount`] (or `Router::nest`,
+    /// which leaves the prefix with a trailing slash unrouted).
     pub fn router(self) -> Router {
         self.into_parts().0
     }

@@ -342,8 +342,8 @@ async fn the_journal_keeps_the_last_ended_runs_and_forgets_older_ones() {
 #[tokio::test]
 async fn the_page_under_a_prefix_and_unknown_routes() {
     let server = start_default().await;
-    // At the prefix itself: axum's `nest` doesn't route "/ops/workers/".
-    for path in [""] {
+    // At the prefix, with and without the slash people type.
+    for path in ["", "/"] {
         let page = server.get(path).await;
         assert_eq!(page.status(), 200, "{path:?}");
         assert!(

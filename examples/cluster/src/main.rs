@@ -119,7 +119,11 @@ async fn web(args: &[String]) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("ready http://{addr}/workers");
-    let app = axum::Router::new().nest("/workers", worker_web::router(manager.clone()));
+    let app = worker_web::mount(
+        axum::Router::new(),
+        "/workers",
+        worker_web::router(manager.clone()),
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = worker_core::shutdown_signal().await;

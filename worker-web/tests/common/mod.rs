@@ -165,7 +165,7 @@ pub async fn start_default() -> Server {
 pub async fn start(dashboard: Dashboard) -> Server {
     let manager = dashboard.manager().clone();
     let (router, journal) = dashboard.into_parts();
-    let app = axum::Router::new().nest(PREFIX, router);
+    let app = worker_web::mount(axum::Router::new(), PREFIX, router);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}{PREFIX}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
