@@ -137,6 +137,34 @@ pub struct StoredRun {
     pub duration_ms: Option<f64>,
     /// The node that ran (or runs) it.
     pub node: Option<String>,
+    /// Every attempt that executed and ended, oldest first, as
+    /// [`Backend::stored_run`] gives them; empty in
+    /// [`Backend::history`]'s listings, which don't read them.
+    pub attempts: Vec<StoredAttempt>,
+}
+
+/// One attempt of a stored run that executed and ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAttempt {
+    /// Its number: 1 for the first. A number repeats when a node shutting
+    /// down handed the attempt back unfinished.
+    pub attempt: u32,
+    /// The node that executed it.
+    pub node: Option<String>,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// When it ended.
+    pub ended_at: SystemTime,
+    /// How it ended: `Failed`, `TimedOut` or `Panicked` for an attempt
+    /// that was retried, `Stalled` for one whose node stopped renewing its
+    /// lease; `None` for one handed back unfinished by a node shutting
+    /// down.
+    pub outcome: Option<Outcome>,
+    /// Its error, as a handle would show it (for a stall: which node
+    /// stopped renewing, and how late).
+    pub error: Option<String>,
+    /// How long it ran, in milliseconds (unknown for a stall).
+    pub duration_ms: Option<f64>,
 }
 
 /// A process sharing a backend.

@@ -11,7 +11,9 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use worker_core::backend::{HistoryQuery, Node, NodeInfo, RemoteRun, StoredRun, TimelineBucket};
+use worker_core::backend::{
+    HistoryQuery, Node, NodeInfo, RemoteRun, StoredAttempt, StoredRun, TimelineBucket,
+};
 use worker_core::observe::Outcome;
 use worker_core::{Error, Result, WorkerStats};
 
@@ -109,6 +111,47 @@ fn stored(row: StoredRow) -> StoredRun {
         ended_at: ended.map(time_of),
         duration_ms,
         node,
+        attempts: Vec::new(),
+    }
+}
+
+/// An attempt as `attempts_of` gives it.
+type AttemptRow = (
+    i32,
+    Option<String>,
+    f64,
+    f64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+);
+
+fn stored_attempt(run: &StoredRun, row: AttemptRow) -> StoredAttempt {
+    let (attempt, node, started, ended, outcome, kind, detail, duration_ms) = row;
+    // `released` is the one attempt ending that is no run outcome.
+    let outcome = outcome.parse::<Outcome>().ok();
+    let error = match outcome {
+        None | Some(Outcome::Succeeded) => None,
+        Some(Outcome::Stalled) => detail,
+        Some(_) => Some(
+            Error::from_kind(
+                kind.as_deref().unwrap_or("error"),
+                detail.as_deref().unwrap_or(""),
+                &run.worker,
+                &run.run_id,
+            )
+            .to_string(),
+        ),
+    };
+    StoredAttempt {
+        attempt: u32::try_from(attempt).unwrap_or(1),
+        node,
+        started_at: time_of(started),
+        ended_at: time_of(ended),
+        outcome,
+        error,
+        duration_ms,
     }
 }
 
@@ -426,7 +469,19 @@ impl Cluster {
             .fetch_optional(&self.pool)
             .await
             .map_err(|err| unavailable(&format!("read run '{run_id}'"), err))?;
-        Ok(row.map(stored))
+        let Some(mut run) = row.map(stored) else {
+            return Ok(None);
+        };
+        let attempts: Vec<AttemptRow> = sqlx::query_as(self.sql.attempts_of.clone())
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| unavailable(&format!("read the attempts of run '{run_id}'"), err))?;
+        run.attempts = attempts
+            .into_iter()
+            .map(|row| stored_attempt(&run, row))
+            .collect();
+        Ok(Some(run))
     }
 
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {

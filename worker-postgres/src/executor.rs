@@ -68,9 +68,10 @@ impl Executor {
         sql: Arc<Sql>,
         bus: Arc<Bus>,
     ) -> Result<Arc<Executor>> {
-        let outbox = writer::start(pool.clone(), sql.clone());
+        let name = node_name();
+        let outbox = writer::start(pool.clone(), sql.clone(), name.clone());
         let executor = Arc::new(Executor {
-            name: node_name(),
+            name,
             slots: Arc::new(Semaphore::new(config.concurrency)),
             leases: Arc::new(Leases::new(config.lease)),
             config,
@@ -218,7 +219,7 @@ impl Executor {
         };
         let ending = if self.is_stopping() {
             // Claimed ahead, never started: straight back to the queue.
-            self.release(&run, 0.0).await
+            self.release(&run, 0.0, None).await
         } else if let Err(why) = self.leases.may_start(run.id) {
             // Its lease may lapse under it (renewal is late: this process
             // is starved or cut off) or has gone to another node: it must
@@ -228,7 +229,7 @@ impl Executor {
             self.refuse_start(&run, why);
             match why {
                 Unsafe::Lost => None,
-                Unsafe::Lapsing { .. } => self.release(&run, 0.0).await,
+                Unsafe::Lapsing { .. } => self.release(&run, 0.0, None).await,
             }
         } else {
             self.attempt(&run).await
@@ -327,13 +328,20 @@ impl Executor {
         self.record(run, result, took).await
     }
 
-    /// Gives a run back to the queue, due again after `delay_ms`.
-    async fn release(&self, run: &Claimed, delay_ms: f64) -> Option<oneshot::Receiver<bool>> {
+    /// Gives a run back to the queue, due again after `delay_ms`;
+    /// `ran_ms` if it had started.
+    async fn release(
+        &self,
+        run: &Claimed,
+        delay_ms: f64,
+        ran_ms: Option<f64>,
+    ) -> Option<oneshot::Receiver<bool>> {
         let (done, recorded) = oneshot::channel();
         let item = Item::Release {
             run: run.id,
             token: run.token,
             delay_ms,
+            ran_ms,
             done,
         };
         self.outbox.send(item).await.ok()?;
@@ -373,6 +381,7 @@ impl Executor {
                     run: run.id,
                     token: run.token,
                     delay_ms: 0.0,
+                    ran_ms: Some(took_ms),
                     done,
                 }
             }
@@ -382,6 +391,7 @@ impl Executor {
                 run: run.id,
                 token: run.token,
                 delay_ms: 250.0,
+                ran_ms: None,
                 done,
             },
             Err(error) => {
@@ -389,23 +399,25 @@ impl Executor {
                 let delay = self.node.options(&run.worker).and_then(|o| {
                     o.retry_delay(u32::try_from(run.attempt).unwrap_or(1), &error, jitter)
                 });
+                let ending = Ending {
+                    state: state_of(&error),
+                    kind: Some(error.kind()),
+                    error: Some(error.detail()),
+                    output: None,
+                    duration_ms: took_ms,
+                };
                 match delay {
                     Some(delay) => Item::Retry {
                         run: run.id,
                         token: run.token,
                         delay_ms: delay.as_secs_f64() * 1e3,
+                        ending,
                         done,
                     },
                     None => Item::Finish {
                         run: run.id,
                         token: run.token,
-                        ending: Ending {
-                            state: state_of(&error),
-                            kind: Some(error.kind()),
-                            error: Some(error.detail()),
-                            output: None,
-                            duration_ms: took_ms,
-                        },
+                        ending,
                         done,
                     },
                 }

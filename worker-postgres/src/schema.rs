@@ -10,10 +10,11 @@ use crate::sql::Sql;
 
 /// `(version, what it does, statements)`, oldest first. Never edit one
 /// that has shipped: add the next.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "runs, their messages, statistics, nodes and schedule ticks",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "runs, their messages, statistics, nodes and schedule ticks",
+        r#"
 CREATE TABLE {s}.runs (
     id               uuid PRIMARY KEY,
     worker           text NOT NULL,
@@ -86,7 +87,33 @@ CREATE TABLE {s}.ticks (
     PRIMARY KEY (worker, tick_at)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "one row per attempt, and when the current attempt was claimed",
+        r#"
+-- Set by each claim: when the attempt in flight began (for its stall row).
+ALTER TABLE {s}.runs ADD COLUMN claimed_at timestamptz;
+
+-- Every attempt that executed, written in the transaction that records its
+-- ending, retry, release or stall; deleted with its run.
+CREATE TABLE {s}.attempts (
+    run_id      uuid NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,
+    attempt     integer NOT NULL,
+    node        text,
+    started_at  timestamptz NOT NULL,
+    ended_at    timestamptz NOT NULL,
+    -- succeeded | failed | timed_out | panicked | cancelled | stalled |
+    -- released (handed back unfinished by a node shutting down)
+    outcome     text NOT NULL,
+    error_kind  text,
+    error       text,
+    duration_ms double precision
+);
+CREATE INDEX attempts_run ON {s}.attempts (run_id, ended_at);
+"#,
+    ),
+];
 
 /// Creates the schema and applies the migrations it lacks.
 pub(crate) async fn migrate(pool: &PgPool, sql: &Sql) -> Result<()> {

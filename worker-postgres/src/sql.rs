@@ -37,6 +37,7 @@ pub(crate) struct Sql {
     pub(crate) history: SqlStr,
     pub(crate) history_failures: SqlStr,
     pub(crate) stored_run: SqlStr,
+    pub(crate) attempts_of: SqlStr,
     pub(crate) nodes: SqlStr,
     pub(crate) timeline_counts: SqlStr,
     pub(crate) timeline_p95: SqlStr,
@@ -48,6 +49,10 @@ pub(crate) struct Sql {
 const RUN_COLUMNS: &str = "id::text, worker, state, attempt, error_kind, error, payload, output,
     extract(epoch FROM created_at)::float8 * 1000, extract(epoch FROM started_at)::float8 * 1000,
     extract(epoch FROM ended_at)::float8 * 1000, duration_ms, node";
+
+/// The head of the statement that keeps one row per attempt.
+const ATTEMPTED: &str = "INSERT INTO {s}.attempts
+    (run_id, attempt, node, started_at, ended_at, outcome, error_kind, error, duration_ms)";
 
 /// Counts an ending into `{s}.stats`, from a CTE `ended(worker, state,
 /// duration_ms)`: the rows the statement actually changed, so a repeated
@@ -116,7 +121,7 @@ impl Sql {
                 "UPDATE {s}.runs r
                  SET state = 'running', node = $1, lease_token = gen_random_uuid(),
                      lease_until = now() + $2 * interval '1 millisecond',
-                     started_at = coalesce(r.started_at, now())
+                     started_at = coalesce(r.started_at, now()), claimed_at = now()
                  WHERE r.id IN (
                      SELECT id FROM {s}.runs
                      WHERE state = 'queued' AND run_at <= now() AND worker = ANY($3)
@@ -158,7 +163,7 @@ impl Sql {
             // as stalled once they used up the stall budget ($1).
             reap: text(&format!(
                 "WITH lapsed AS (
-                     SELECT id, node, lease_until FROM {{s}}.runs
+                     SELECT id, node, lease_until, attempt, claimed_at FROM {{s}}.runs
                      WHERE state = 'running' AND lease_until < now()
                      FOR UPDATE SKIP LOCKED),
                  changed AS (
@@ -172,10 +177,16 @@ impl Sql {
                          error = CASE WHEN r.stalls >= $1 THEN (r.stalls + 1)::text END
                      FROM lapsed WHERE r.id = lapsed.id
                      RETURNING r.id, r.worker, r.state, NULL::double precision AS duration_ms,
-                         lapsed.node AS held_by,
+                         lapsed.node AS held_by, lapsed.attempt AS lapsed_attempt, lapsed.claimed_at,
                          extract(epoch FROM now() - lapsed.lease_until)::float8 * 1000 AS late_ms),
                  ended AS (SELECT worker, state, duration_ms FROM changed WHERE state = 'stalled'),
-                 counted AS ({count})
+                 counted AS ({count}),
+                 attempted AS ({ATTEMPTED}
+                     SELECT id, lapsed_attempt, held_by, coalesce(claimed_at, now()), now(), 'stalled', NULL,
+                            'its node (' || coalesce(held_by, '?') || ') stopped renewing its lease; lapsed '
+                                || round(late_ms::numeric) || ' ms before it was reaped',
+                            NULL
+                     FROM changed)
                  SELECT id, worker, state, held_by, late_ms FROM changed"
             )),
             insert_messages: text(
@@ -197,9 +208,13 @@ impl Sql {
                      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
                          AS e(id, token, state, kind, error, output, duration_ms)
                      WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
-                     RETURNING r.id, r.worker, r.state, r.duration_ms),
+                     RETURNING r.id, r.worker, r.state, r.duration_ms, r.attempt, r.error_kind, r.error),
                  ended AS (SELECT worker, state, duration_ms FROM changed),
-                 counted AS ({count})
+                 counted AS ({count}),
+                 attempted AS ({ATTEMPTED}
+                     SELECT id, attempt, $8, now() - duration_ms * interval '1 millisecond', now(),
+                            state, error_kind, error, duration_ms
+                     FROM changed)
                  SELECT id FROM changed"
             )),
             // A failed attempt to try again at `now() + delay`: one attempt
@@ -210,24 +225,37 @@ impl Sql {
                          state = 'queued', attempt = r.attempt + 1,
                          run_at = now() + e.delay_ms * interval '1 millisecond',
                          node = NULL, lease_token = NULL, lease_until = NULL
-                     FROM unnest($1::uuid[], $2::uuid[], $3::float8[]) AS e(id, token, delay_ms)
+                     FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::float8[])
+                         AS e(id, token, delay_ms, state, kind, error, duration_ms)
                      WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
-                     RETURNING r.id, r.worker),
+                     RETURNING r.id, r.worker, r.attempt - 1 AS attempt, e.state, e.kind, e.error, e.duration_ms),
                  counted AS (
                      INSERT INTO {s}.stats AS s (worker, retries)
                      SELECT worker, count(*) FROM changed GROUP BY worker
-                     ON CONFLICT (worker) DO UPDATE SET retries = s.retries + excluded.retries)
+                     ON CONFLICT (worker) DO UPDATE SET retries = s.retries + excluded.retries),
+                 attempted AS (INSERT INTO {s}.attempts (run_id, attempt, node, started_at, ended_at, outcome, error_kind, error, duration_ms)
+                     SELECT id, attempt, $8, now() - duration_ms * interval '1 millisecond', now(),
+                            state, kind, error, duration_ms
+                     FROM changed)
                  SELECT id FROM changed",
             ),
             // A run this node gives back (it is shutting down): queued
             // again at once, same attempt, nothing counted.
+            // An attempt cut short by the shutdown (`ran_ms` set) is kept
+            // as `released`; a run never started leaves no attempt.
             release: text(
-                "UPDATE {s}.runs r SET state = 'queued',
-                     run_at = now() + e.delay_ms * interval '1 millisecond',
-                     node = NULL, lease_token = NULL, lease_until = NULL
-                 FROM unnest($1::uuid[], $2::uuid[], $3::float8[]) AS e(id, token, delay_ms)
-                 WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
-                 RETURNING r.id",
+                "WITH changed AS (
+                     UPDATE {s}.runs r SET state = 'queued',
+                         run_at = now() + e.delay_ms * interval '1 millisecond',
+                         node = NULL, lease_token = NULL, lease_until = NULL
+                     FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::float8[]) AS e(id, token, delay_ms, ran_ms)
+                     WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
+                     RETURNING r.id, r.attempt, e.ran_ms),
+                 attempted AS (INSERT INTO {s}.attempts (run_id, attempt, node, started_at, ended_at, outcome, error_kind, error, duration_ms)
+                     SELECT id, attempt, $5, now() - ran_ms * interval '1 millisecond', now(),
+                            'released', NULL, NULL, ran_ms
+                     FROM changed WHERE ran_ms IS NOT NULL)
+                 SELECT id FROM changed",
             ),
             // Asks a run to stop: a queued one ends here and now; a running
             // one is stopped by its node.
@@ -290,6 +318,11 @@ impl Sql {
                  ORDER BY ended_at DESC LIMIT $2"
             )),
             stored_run: text(&format!("SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = $1")),
+            attempts_of: text(
+                "SELECT attempt, node, extract(epoch FROM started_at)::float8 * 1000,
+                        extract(epoch FROM ended_at)::float8 * 1000, outcome, error_kind, error, duration_ms
+                 FROM {s}.attempts WHERE run_id = $1 ORDER BY ended_at, attempt",
+            ),
             nodes: text(
                 "SELECT n.node, extract(epoch FROM n.started_at)::float8 * 1000,
                         extract(epoch FROM n.heartbeat_at)::float8 * 1000, n.executes,

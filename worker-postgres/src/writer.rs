@@ -48,19 +48,23 @@ pub(crate) enum Item {
         ending: Ending,
         done: oneshot::Sender<bool>,
     },
-    /// A failed attempt to try again after `delay_ms`.
+    /// A failed attempt (its `ending`) to try again after `delay_ms`.
     Retry {
         run: Uuid,
         token: Uuid,
         delay_ms: f64,
+        ending: Ending,
         done: oneshot::Sender<bool>,
     },
     /// A run given back to the queue, due again after `delay_ms`: this
-    /// node is shutting down, or the worker's queue here is full.
+    /// node is shutting down, or the worker's queue here is full, or its
+    /// lease is too close to lapsing to start it. `ran_ms`: how long the
+    /// attempt ran before it was cut short, if it started.
     Release {
         run: Uuid,
         token: Uuid,
         delay_ms: f64,
+        ran_ms: Option<f64>,
         done: oneshot::Sender<bool>,
     },
     /// Answers once everything queued before it is written.
@@ -78,19 +82,19 @@ pub(crate) struct Ending {
     pub(crate) duration_ms: f64,
 }
 
-/// Starts the writer; it ends when every sender is gone.
-pub(crate) fn start(pool: PgPool, sql: Arc<Sql>) -> mpsc::Sender<Item> {
+/// Starts the writer of node `node`; it ends when every sender is gone.
+pub(crate) fn start(pool: PgPool, sql: Arc<Sql>, node: String) -> mpsc::Sender<Item> {
     let (sender, receiver) = mpsc::channel(QUEUE);
-    tokio::spawn(write(pool, sql, receiver));
+    tokio::spawn(write(pool, sql, node, receiver));
     sender
 }
 
-async fn write(pool: PgPool, sql: Arc<Sql>, mut receiver: mpsc::Receiver<Item>) {
+async fn write(pool: PgPool, sql: Arc<Sql>, node: String, mut receiver: mpsc::Receiver<Item>) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let mut delay = Duration::from_millis(50);
         let recorded = loop {
-            match write_batch(&pool, &sql, &batch).await {
+            match write_batch(&pool, &sql, &node, &batch).await {
                 Ok(recorded) => break recorded,
                 Err(err) => {
                     log::warn!(
@@ -121,7 +125,12 @@ async fn write(pool: PgPool, sql: Arc<Sql>, mut receiver: mpsc::Receiver<Item>) 
 
 /// Writes one batch in one transaction; returns the runs whose ending,
 /// retry or release was taken (the others had lost their lease).
-async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uuid>, sqlx::Error> {
+async fn write_batch(
+    pool: &PgPool,
+    sql: &Sql,
+    node: &str,
+    batch: &[Item],
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let mut messages = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut finishes = (
         Vec::new(),
@@ -132,8 +141,16 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
         Vec::<Option<Value>>::new(),
         Vec::new(),
     );
-    let mut retries = (Vec::new(), Vec::new(), Vec::new());
-    let mut releases = (Vec::new(), Vec::new(), Vec::new());
+    let mut retries = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::<&str>::new(),
+        Vec::<Option<&str>>::new(),
+        Vec::<Option<String>>::new(),
+        Vec::new(),
+    );
+    let mut releases = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for item in batch {
         match item {
             Item::Message {
@@ -164,21 +181,28 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
                 run,
                 token,
                 delay_ms,
+                ending,
                 ..
             } => {
                 retries.0.push(*run);
                 retries.1.push(*token);
                 retries.2.push(*delay_ms);
+                retries.3.push(ending.state);
+                retries.4.push(ending.kind);
+                retries.5.push(ending.error.clone());
+                retries.6.push(ending.duration_ms);
             }
             Item::Release {
                 run,
                 token,
                 delay_ms,
+                ran_ms,
                 ..
             } => {
                 releases.0.push(*run);
                 releases.1.push(*token);
                 releases.2.push(*delay_ms);
+                releases.3.push(*ran_ms);
             }
             Item::Flush(_) => {}
         }
@@ -211,6 +235,11 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
             .bind(&retries.0)
             .bind(&retries.1)
             .bind(&retries.2)
+            .bind(&retries.3)
+            .bind(&retries.4)
+            .bind(&retries.5)
+            .bind(&retries.6)
+            .bind(node)
             .fetch_all(&mut *tx)
             .await?;
         if !retried.is_empty() {
@@ -227,6 +256,7 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
             .bind(&finishes.4)
             .bind(&finishes.5)
             .bind(&finishes.6)
+            .bind(node)
             .fetch_all(&mut *tx)
             .await?;
         notes.extend(payloads("e", &ended));
@@ -237,6 +267,8 @@ async fn write_batch(pool: &PgPool, sql: &Sql, batch: &[Item]) -> Result<Vec<Uui
             .bind(&releases.0)
             .bind(&releases.1)
             .bind(&releases.2)
+            .bind(&releases.3)
+            .bind(node)
             .fetch_all(&mut *tx)
             .await?;
         if !released.is_empty() {

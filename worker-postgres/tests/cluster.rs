@@ -101,6 +101,29 @@ async fn a_node_killed_mid_run_leaves_it_to_another_with_attempt_two_and_one_out
         (1, 0, 0),
         "a crash is not a retry"
     );
+    // Both attempts are kept: the stall with the node that held it.
+    let run = caller.stored_run(&id).await.unwrap().unwrap();
+    assert_eq!(run.attempts.len(), 2, "{:?}", run.attempts);
+    let (stalled, succeeded) = (&run.attempts[0], &run.attempts[1]);
+    assert_eq!(
+        (stalled.attempt, stalled.outcome),
+        (1, Some(worker_core::observe::Outcome::Stalled))
+    );
+    let holder = stalled.node.as_deref().expect("the stalled attempt's node");
+    assert_eq!(holder.split(':').nth(1), Some(victim.to_string().as_str()));
+    assert!(
+        stalled
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains(holder) && e.contains("stopped renewing its lease")),
+        "{:?}",
+        stalled.error
+    );
+    assert_eq!(
+        (succeeded.attempt, succeeded.outcome),
+        (2, Some(worker_core::observe::Outcome::Succeeded))
+    );
+    assert_ne!(succeeded.node.as_deref(), Some(holder));
     caller.shutdown().await.unwrap();
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{database, eventually, manager, pool, schema};
+use worker_core::observe::Outcome;
 use worker_core::prelude::*;
 
 #[tokio::test]
@@ -93,6 +94,7 @@ async fn a_failed_attempt_waits_in_the_database_and_its_messages_follow_the_firs
     let schema = schema("retry");
     let manager = manager(support::backend(db, &schema)).await;
     let mut handle = manager.call("fails-once", None, None).await.unwrap();
+    let id = handle.id().to_owned();
     let mut messages = Vec::new();
     while let Some(message) = handle.recv().await {
         messages.push(message);
@@ -102,6 +104,30 @@ async fn a_failed_attempt_waits_in_the_database_and_its_messages_follow_the_firs
     assert_eq!(output, json!({"attempt": 2}));
     let stats = manager.stats("fails-once").await.unwrap();
     assert_eq!((stats.runs, stats.errors, stats.retries), (1, 0, 1));
+    // Both attempts are kept, the failed one with its error.
+    let run = manager.stored_run(&id).await.unwrap().unwrap();
+    let attempts: Vec<_> = run
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.outcome, a.error.clone(), a.node.is_some()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (
+                1,
+                Some(Outcome::Failed),
+                Some("the first attempt fails".to_owned()),
+                true
+            ),
+            (2, Some(Outcome::Succeeded), None, true),
+        ]
+    );
+    assert!(
+        run.attempts
+            .iter()
+            .all(|a| a.started_at <= a.ended_at && a.duration_ms.is_some_and(|ms| ms >= 0.0))
+    );
     manager.shutdown().await.unwrap();
 }
 
@@ -415,7 +441,7 @@ async fn nodes_starting_at_once_migrate_once() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1], "applied once");
+    assert_eq!(versions, [1, 2], "each applied once");
     // Starting again changes nothing.
     let again = WorkerManager::new();
     again

@@ -27,22 +27,47 @@ pub(crate) fn summary(run: &StoredRun) -> Value {
     })
 }
 
-/// A stored run's page (the journal's `detail`). The backend keeps the
-/// last attempt's ending only, so earlier attempts are listed without
-/// their errors.
+/// A stored run's page (the journal's `detail`): every attempt the
+/// backend kept (retried, stalled, handed back), then the one in flight,
+/// if any.
 pub(crate) fn detail(run: &StoredRun) -> Value {
     let mut detail = summary(run);
-    let attempts: Vec<Value> = (1..=run.attempt)
+    let mut attempts: Vec<Value> = run
+        .attempts
+        .iter()
         .map(|attempt| {
-            let last = attempt == run.attempt;
             json!({
-                "attempt": attempt,
-                "outcome": if last { run.outcome.map(Outcome::as_str) } else { Some("retried") },
-                "error": if last { run.error.clone() } else { None },
+                "attempt": attempt.attempt,
+                "outcome": attempt.outcome.map_or("released", Outcome::as_str),
+                "error": attempt.error,
+                "node": attempt.node,
+                "duration_ms": attempt.duration_ms.map(|ms| (ms * 10.0).round() / 10.0),
+                "started_at_ms": unix_ms(attempt.started_at),
+                "ended_at_ms": unix_ms(attempt.ended_at),
                 "retry_in_ms": null,
             })
         })
         .collect();
+    // A run that ended before attempts were kept (a schema migrated from
+    // version 1): its last attempt, from the run itself.
+    if attempts.is_empty() && run.outcome.is_some() {
+        attempts.push(json!({
+            "attempt": run.attempt,
+            "outcome": run.outcome.map(Outcome::as_str),
+            "error": run.error,
+            "node": run.node,
+            "retry_in_ms": null,
+        }));
+    }
+    if run.outcome.is_none() && run.state == "running" {
+        attempts.push(json!({
+            "attempt": run.attempt,
+            "outcome": null,
+            "error": null,
+            "node": run.node,
+            "retry_in_ms": null,
+        }));
+    }
     let fields = [
         (
             "state",

@@ -1,0 +1,115 @@
+//! The dashboard over a durable manager, in headless Chromium: a run's page
+//! lists every attempt the database kept, a retried failure with its error
+//! and a stall with the node that held it.
+//!
+//! Ignored by `cargo test --workspace` (it needs Chromium); CI runs it with
+//! `cargo test -p worker-postgres --test dashboard_browser -- --ignored`.
+
+#[path = "../../worker-web/tests/common/chromium.rs"]
+mod chromium;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{NodeProcess, NodeSettings, manager, schema};
+
+/// The pid of the node holding `run`, once one does.
+async fn holder(pool: &sqlx::PgPool, schema: &str, run: &str) -> u32 {
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        let node: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT node FROM {schema}.runs WHERE id = '{run}' AND state = 'running'"
+        )))
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(Some(node)) = node {
+            return node.split(':').nth(1).unwrap().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "run {run} was never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The attempts the run's page lists once it has `n`: (outcome, text).
+async fn attempts_shown(session: &chromium::Session, base: &str, run: &str, n: usize) -> Value {
+    session.navigate(&format!("{base}#/run/{run}")).await;
+    session
+        .wait_for(
+            &format!("{n} attempts of run {run}"),
+            Duration::from_secs(20),
+            &format!(
+                "const view = document.querySelector('#view-run');
+                 const items = [...document.querySelectorAll('#run-attempts li.attempt')];
+                 if (view.hidden || view.dataset.runId !== '{run}' || view.dataset.state !== 'ended'
+                     || items.length !== {n}) return null;
+                 return items.map((li) => [li.dataset.outcome, li.textContent]);"
+            ),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: cargo test -p worker-postgres --test dashboard_browser -- --ignored"]
+async fn a_durable_runs_page_shows_every_attempt_with_its_node_and_error() {
+    let Some(db) = support::database() else {
+        return;
+    };
+    let schema = schema("attempts_page");
+    let settings = NodeSettings {
+        lease_ms: 1000,
+        ..NodeSettings::new(db, &schema)
+    };
+    let mut nodes = vec![NodeProcess::start(&settings), NodeProcess::start(&settings)];
+    let web = manager(support::backend(db, &schema).execute(false)).await;
+    let app = worker_web::mount(axum::Router::new(), "/ops", worker_web::router(web.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // With the trailing slash people type.
+    let base = format!("http://{}/ops/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let pool = support::pool(db).await;
+
+    // A failure retried once.
+    let retried = web.call("fails-once", None, None).await.unwrap();
+    let retried_id = retried.id().to_owned();
+    retried.await_result().await.unwrap();
+
+    // A stall: the node running it is killed, another finishes it.
+    let mut stalled = web
+        .call("slow", None, Some(json!({"ms": 1500})))
+        .await
+        .unwrap();
+    let stalled_id = stalled.id().to_owned();
+    assert_eq!(stalled.recv().await, Some(json!({"started": 1})));
+    let victim = holder(&pool, &schema, &stalled_id).await;
+    let index = nodes.iter().position(|n| n.pid() == victim).unwrap();
+    nodes[index].signal("KILL");
+    nodes.remove(index);
+    let output: Value = stalled.await_output().await.unwrap();
+    assert_eq!(output, json!({"attempt": 2}));
+
+    let (_browser, session) = chromium::launch().await;
+    let shown = attempts_shown(&session, &base, &retried_id, 2).await;
+    assert_eq!(shown[0][0], "failed", "{shown}");
+    assert!(
+        shown[0][1]
+            .as_str()
+            .unwrap()
+            .contains("the first attempt fails"),
+        "{shown}"
+    );
+    assert_eq!(shown[1][0], "succeeded", "{shown}");
+
+    let shown = attempts_shown(&session, &base, &stalled_id, 2).await;
+    assert_eq!(shown[0][0], "stalled", "{shown}");
+    let stall = shown[0][1].as_str().unwrap();
+    assert!(
+        stall.contains(&format!(":{victim}:")) && stall.contains("stopped renewing its lease"),
+        "the stall names the node that held it: {stall}"
+    );
+    assert_eq!(shown[1][0], "succeeded", "{shown}");
+    session.save_screenshot("durable-attempts").await;
+    session.quit().await;
+    web.shutdown().await.unwrap();
+}
