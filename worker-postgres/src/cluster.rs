@@ -22,6 +22,7 @@ use crate::bus::{self, Bus};
 use crate::calls::{self, Call};
 use crate::executor::Executor;
 use crate::handle::{PgRun, outcome_of};
+use crate::leases;
 use crate::schema;
 use crate::sql::Sql;
 
@@ -189,8 +190,22 @@ impl Cluster {
         let bus = Arc::new(Bus::default());
         let listener = tokio::spawn(bus::listen(pool.clone(), sql.channel.clone(), bus.clone()));
         let calls = calls::start(pool.clone(), sql.clone());
-        let executor =
-            Executor::start(config.clone(), node, pool.clone(), sql.clone(), bus.clone())?;
+        let renewal = if config.execute {
+            let conn = leases::connect(&pool, &sql)
+                .await
+                .map_err(|err| unavailable("open the lease renewal connection", err))?;
+            Some(conn)
+        } else {
+            None
+        };
+        let executor = Executor::start(
+            config.clone(),
+            node,
+            pool.clone(),
+            sql.clone(),
+            bus.clone(),
+            renewal,
+        )?;
         Ok(Arc::new(Cluster {
             pool,
             sql,

@@ -59,14 +59,16 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    /// Starts maintenance (every node reaps, renews and purges) and, unless
-    /// the config says this process only calls, claiming.
+    /// Starts maintenance (every node reaps and purges) and, unless the
+    /// config says this process only calls, lease renewal on `renewal` (see
+    /// [`leases::connect`]) and claiming.
     pub(crate) fn start(
         config: Arc<Config>,
         node: Node,
         pool: PgPool,
         sql: Arc<Sql>,
         bus: Arc<Bus>,
+        renewal: Option<sqlx::PgConnection>,
     ) -> Result<Arc<Executor>> {
         let name = node_name();
         let outbox = writer::start(pool.clone(), sql.clone(), name.clone());
@@ -88,10 +90,11 @@ impl Executor {
         // Every node reaps and purges, also one that only calls: a cluster
         // of callers still recovers what the dead left behind.
         tokio::spawn(executor.clone().maintain());
-        if executor.config.execute {
+        if let Some(conn) = renewal.filter(|_| executor.config.execute) {
             let found = executor.clone();
             let renewal = tokio::spawn(leases::renew_loop(
                 executor.leases.clone(),
+                conn,
                 executor.pool.clone(),
                 executor.sql.clone(),
                 move |renewed| found.renewed(renewed),

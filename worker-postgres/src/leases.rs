@@ -223,18 +223,33 @@ impl Leases {
     }
 }
 
-/// Renews this node's leases every period, on a connection of its own
-/// (opened with the pool's settings), until the task is aborted; hands
-/// what each pass finds to `found`. It outlives the claim loop: runs
-/// finishing during a shutdown still need their leases.
+/// Opens renewal's own connection (with the pool's settings) and prepares
+/// its statement: done before the node claims anything, so that the first
+/// pass after a cold start pays for neither while leases run.
+pub(crate) async fn connect(pool: &PgPool, sql: &Sql) -> Result<PgConnection, sqlx::Error> {
+    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+    sqlx::query(sql.renew.clone())
+        .bind(Vec::<Uuid>::new())
+        .bind(Vec::<Uuid>::new())
+        .bind(0.0_f64)
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// Renews this node's leases every period on `conn` (reconnecting when it
+/// fails), until the task is aborted; hands what each pass finds to
+/// `found`. It outlives the claim loop: runs finishing during a shutdown
+/// still need their leases.
 pub(crate) async fn renew_loop(
     leases: Arc<Leases>,
+    conn: PgConnection,
     pool: PgPool,
     sql: Arc<Sql>,
     found: impl Fn(Renewed),
 ) {
     let period = leases.period();
-    let mut conn: Option<PgConnection> = None;
+    let mut conn = Some(conn);
     let mut due = Instant::now() + period;
     loop {
         tokio::time::sleep_until(due.into()).await;
@@ -260,7 +275,7 @@ pub(crate) async fn renew_loop(
         // Whatever happens, a pass must not outlive the leases it renews.
         let pass = tokio::time::timeout(leases.lease * 2 / 3, async {
             if conn.is_none() {
-                conn = Some(PgConnection::connect_with(&pool.connect_options()).await?);
+                conn = Some(connect(&pool, &sql).await?);
             }
             let conn = conn.as_mut().expect("connected above");
             leases.renew(conn, &sql, sent).await
