@@ -22,7 +22,9 @@ use worker_core::backend::{ClaimedRun, Node};
 use worker_core::{Error, Result};
 
 use crate::Config;
+use crate::ahead::Ahead;
 use crate::bus::{self, Bus};
+use crate::events;
 use crate::leases::{self, Leases, Renewed, Unsafe};
 use crate::sql::Sql;
 use crate::writer::{self, Ending, Item};
@@ -51,6 +53,8 @@ pub(crate) struct Executor {
     room_freed: Notify,
     /// The runs this node holds, from claim to committed ending.
     leases: Arc<Leases>,
+    /// How many of them it may hold.
+    ahead: Ahead,
     /// Renews `leases`; ends after shutdown has written every ending.
     renewal: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Shutting down: claim nothing more; what is cancelled goes back.
@@ -76,6 +80,7 @@ impl Executor {
             name,
             slots: Arc::new(Semaphore::new(config.concurrency)),
             leases: Arc::new(Leases::new(config.lease)),
+            ahead: Ahead::new(config.concurrency),
             config,
             node,
             pool,
@@ -116,10 +121,10 @@ impl Executor {
     }
 
     /// How many runs this node holds at most: those executing, those
-    /// claimed ahead waiting for a slot (a local queue, so that a busy node
-    /// claims in batches), and those whose ending is being written.
+    /// claimed ahead waiting for a slot, and those whose ending is being
+    /// written (see `ahead`).
     fn hold_limit(&self) -> usize {
-        self.config.concurrency * 2
+        self.ahead.hold_limit()
     }
 
     /// Claims due runs while there is room, waiting for a notification,
@@ -182,8 +187,14 @@ impl Executor {
             }
             for run in claimed.into_iter().map(Claimed::from) {
                 // Held (and its lease renewed) from now on.
-                self.leases.hold(run.id, run.token, sent);
-                tokio::spawn(self.clone().execute(run));
+                if self.leases.hold(run.id, run.token, sent) {
+                    tokio::spawn(self.clone().execute(run));
+                } else {
+                    // An earlier attempt of it still runs here, stopping:
+                    // the run waits a moment, for any node.
+                    let executor = self.clone();
+                    tokio::spawn(async move { executor.release(&run, 250.0, None).await });
+                }
             }
             if full {
                 continue;
@@ -241,42 +252,26 @@ impl Executor {
         if let Some(recorded) = ending
             && let Ok(false) = recorded.await
         {
-            log::warn!(
-                target: "worker_postgres",
-                "[Worker:{} run:{}] its lease lapsed before its outcome was written: another node runs it again",
-                run.worker,
-                &run.id.hyphenated().to_string()[..8]
-            );
+            events::ending_refused(&run.worker, run.id);
         }
-        self.leases.let_go(run.id);
+        self.leases.let_go(run.id, run.token);
+        self.ahead.ended();
         self.room_freed.notify_one();
     }
 
     fn refuse_start(&self, run: &Claimed, why: Unsafe) {
-        let run_id = run.id.hyphenated().to_string();
-        match why {
-            Unsafe::Lost => log::warn!(
-                target: "worker_postgres",
-                "[Worker:{} run:{}] not started on node {}: its lease went to another node before it could start",
-                run.worker,
-                &run_id[..8],
-                self.name
-            ),
-            Unsafe::Lapsing { left, late } => log::warn!(
-                target: "worker_postgres",
-                "[Worker:{} run:{}] not started on node {}: its lease {} (lease {} ms, renewed every {} ms); handed back",
-                run.worker,
-                &run_id[..8],
-                self.name,
-                if late {
-                    "may have lapsed".to_owned()
-                } else {
-                    format!("has only {} ms left", left.as_millis())
-                },
-                self.config.lease.as_millis(),
-                self.leases.period().as_millis()
-            ),
-        }
+        let left = match why {
+            Unsafe::Lost => None,
+            Unsafe::Lapsing { left } => Some(left),
+        };
+        events::start_refused(
+            &run.worker,
+            run.id,
+            &self.name,
+            left,
+            self.config.lease,
+            self.leases.period(),
+        );
     }
 
     /// Executes the attempt here and queues its ending; `None` if the lease
@@ -319,12 +314,7 @@ impl Executor {
             Err(error) => Err(error),
         };
         if self.leases.is_lost(run.id) {
-            log::warn!(
-                target: "worker_postgres",
-                "[Worker:{} run:{}] lost its lease: its outcome is not recorded here; another node runs it again",
-                run.worker,
-                &run_id[..8]
-            );
+            events::lease_lost(&run.worker, run.id);
             return None;
         }
         let took = started.elapsed().as_secs_f64() * 1e3;
@@ -519,17 +509,7 @@ impl Executor {
         }
         tx.commit().await?;
         for (id, worker, state, node, late_ms) in &changed {
-            log::warn!(
-                target: "worker_postgres",
-                "[Worker:{worker} run:{}] stalled: node {} did not renew its lease ({late_ms:.0} ms past it); {}",
-                &id.hyphenated().to_string()[..8],
-                node.as_deref().unwrap_or("?"),
-                if state == "stalled" {
-                    "failed as stalled: no stalls left"
-                } else {
-                    "queued again"
-                }
-            );
+            events::stalled(worker, *id, node.as_deref(), *late_ms, state == "stalled");
         }
         Ok(())
     }

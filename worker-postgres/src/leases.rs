@@ -28,6 +28,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::events;
 use crate::sql::Sql;
 
 /// One held run.
@@ -46,9 +47,9 @@ struct Held {
 pub(crate) enum Unsafe {
     /// Another node owns it now.
     Lost,
-    /// Its lease has less than the margin left (by this much, negative
-    /// once lapsed): renewal is late.
-    Lapsing { left: Duration, late: bool },
+    /// Its lease has less than the margin left (zero: it may have
+    /// lapsed): renewal is late.
+    Lapsing { left: Duration },
 }
 
 /// What one renewal pass found, for its caller.
@@ -97,9 +98,16 @@ impl Leases {
         self.lease / 3
     }
 
-    /// Holds a run claimed by a statement sent at `sent`.
-    pub(crate) fn hold(&self, run: Uuid, token: Uuid, sent: Instant) {
-        self.held().insert(
+    /// Holds a run claimed by a statement sent at `sent`; `false` if an
+    /// earlier attempt of it is still held here (its lease lapsed, it was
+    /// reaped, and this node claimed it again before that attempt
+    /// stopped): then the new claim must not start here.
+    pub(crate) fn hold(&self, run: Uuid, token: Uuid, sent: Instant) -> bool {
+        let mut held = self.held();
+        if held.contains_key(&run) {
+            return false;
+        }
+        held.insert(
             run,
             Held {
                 token,
@@ -107,13 +115,17 @@ impl Leases {
                 lost: false,
             },
         );
+        true
     }
 
-    /// Lets a run go once its ending is committed (or it was lost).
-    pub(crate) fn let_go(&self, run: Uuid) {
+    /// Lets the attempt of `run` claimed with `token` go, once its ending
+    /// is committed (or it was lost).
+    pub(crate) fn let_go(&self, run: Uuid, token: Uuid) {
         let emptied = {
             let mut held = self.held();
-            held.remove(&run);
+            if held.get(&run).is_some_and(|h| h.token == token) {
+                held.remove(&run);
+            }
             held.is_empty()
         };
         if emptied {
@@ -154,10 +166,7 @@ impl Leases {
         let now = Instant::now();
         let left = held.valid_until.saturating_duration_since(now);
         if left < self.margin() {
-            return Err(Unsafe::Lapsing {
-                left,
-                late: now >= held.valid_until,
-            });
+            return Err(Unsafe::Lapsing { left });
         }
         Ok(())
     }
@@ -253,20 +262,15 @@ pub(crate) async fn renew_loop(
     let mut due = Instant::now() + period;
     loop {
         tokio::time::sleep_until(due.into()).await;
+        // The test hook: as a process too starved to run this task would,
+        // it comes back late, and says so.
         if let Some(until) = leases.paused_until() {
-            due = until;
-            continue;
+            tokio::time::sleep_until(until.into()).await;
         }
         let sent = Instant::now();
         let late = sent.saturating_duration_since(due);
         if late > period / 2 {
-            log::warn!(
-                target: "worker_postgres",
-                "lease renewal ran {} ms late (every {} ms, lease {} ms): this process is too busy to keep its leases; runs it holds may be taken by another node",
-                late.as_millis(),
-                period.as_millis(),
-                leases.lease.as_millis()
-            );
+            events::renewal_late(late, period, leases.lease);
         }
         due = sent + period;
         if leases.is_empty() {

@@ -41,9 +41,11 @@
 
 #![warn(missing_docs)]
 
+mod ahead;
 mod bus;
 mod calls;
 mod cluster;
+mod events;
 mod executor;
 mod handle;
 mod leases;

@@ -95,8 +95,11 @@ CREATE TABLE {s}.ticks (
 -- Set by each claim: when the attempt in flight began (for its stall row).
 ALTER TABLE {s}.runs ADD COLUMN claimed_at timestamptz;
 
--- Every attempt that executed, written in the transaction that records its
--- ending, retry, release or stall; deleted with its run.
+-- Every attempt that executed and did not end the run, written in the
+-- transaction that records its retry, stall or hand-back; deleted with its
+-- run. The attempt that ends the run is the run's own row (its node,
+-- claimed_at, ended_at, state, error and duration), so a run that succeeds
+-- at once writes no row here.
 CREATE TABLE {s}.attempts (
     run_id      uuid NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,
     attempt     integer NOT NULL,

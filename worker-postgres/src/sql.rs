@@ -95,7 +95,12 @@ impl Sql {
             )));
         }
         let text = |template: &str| -> SqlStr {
-            AssertSqlSafe(template.replace("{s}", schema)).into_sql_str()
+            AssertSqlSafe(
+                template
+                    .replace("{ATTEMPTED}", ATTEMPTED)
+                    .replace("{s}", schema),
+            )
+            .into_sql_str()
         };
         let count = COUNT_ENDINGS;
         Ok(Sql {
@@ -208,13 +213,9 @@ impl Sql {
                      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
                          AS e(id, token, state, kind, error, output, duration_ms)
                      WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
-                     RETURNING r.id, r.worker, r.state, r.duration_ms, r.attempt, r.error_kind, r.error),
+                     RETURNING r.id, r.worker, r.state, r.duration_ms),
                  ended AS (SELECT worker, state, duration_ms FROM changed),
-                 counted AS ({count}),
-                 attempted AS ({ATTEMPTED}
-                     SELECT id, attempt, $8, now() - duration_ms * interval '1 millisecond', now(),
-                            state, error_kind, error, duration_ms
-                     FROM changed)
+                 counted AS ({count})
                  SELECT id FROM changed"
             )),
             // A failed attempt to try again at `now() + delay`: one attempt
@@ -233,7 +234,7 @@ impl Sql {
                      INSERT INTO {s}.stats AS s (worker, retries)
                      SELECT worker, count(*) FROM changed GROUP BY worker
                      ON CONFLICT (worker) DO UPDATE SET retries = s.retries + excluded.retries),
-                 attempted AS (INSERT INTO {s}.attempts (run_id, attempt, node, started_at, ended_at, outcome, error_kind, error, duration_ms)
+                 attempted AS ({ATTEMPTED}
                      SELECT id, attempt, $8, now() - duration_ms * interval '1 millisecond', now(),
                             state, kind, error, duration_ms
                      FROM changed)
@@ -251,7 +252,7 @@ impl Sql {
                      FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::float8[]) AS e(id, token, delay_ms, ran_ms)
                      WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
                      RETURNING r.id, r.attempt, e.ran_ms),
-                 attempted AS (INSERT INTO {s}.attempts (run_id, attempt, node, started_at, ended_at, outcome, error_kind, error, duration_ms)
+                 attempted AS ({ATTEMPTED}
                      SELECT id, attempt, $5, now() - ran_ms * interval '1 millisecond', now(),
                             'released', NULL, NULL, ran_ms
                      FROM changed WHERE ran_ms IS NOT NULL)
@@ -318,10 +319,24 @@ impl Sql {
                  ORDER BY ended_at DESC LIMIT $2"
             )),
             stored_run: text(&format!("SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = $1")),
+            // The attempts kept in their own rows (retried, stalled,
+            // handed back), then the last one, which is the run's row
+            // itself: ended by its node (so `node` is kept), not stalled
+            // (a stall has its own row). So the common case, one attempt
+            // that ends, writes no second row.
             attempts_of: text(
-                "SELECT attempt, node, extract(epoch FROM started_at)::float8 * 1000,
-                        extract(epoch FROM ended_at)::float8 * 1000, outcome, error_kind, error, duration_ms
-                 FROM {s}.attempts WHERE run_id = $1 ORDER BY ended_at, attempt",
+                "SELECT attempt, node, started_ms, ended_ms, outcome, error_kind, error, duration_ms FROM (
+                     SELECT attempt, node, extract(epoch FROM started_at)::float8 * 1000 AS started_ms,
+                            extract(epoch FROM ended_at)::float8 * 1000 AS ended_ms, outcome, error_kind,
+                            error, duration_ms, ended_at
+                     FROM {s}.attempts WHERE run_id = $1
+                     UNION ALL
+                     SELECT attempt, node, extract(epoch FROM coalesce(claimed_at, started_at))::float8 * 1000,
+                            extract(epoch FROM ended_at)::float8 * 1000, state, error_kind, error,
+                            duration_ms, ended_at
+                     FROM {s}.runs
+                     WHERE id = $1 AND ended_at IS NOT NULL AND node IS NOT NULL AND state <> 'stalled'
+                 ) a ORDER BY ended_at, attempt",
             ),
             nodes: text(
                 "SELECT n.node, extract(epoch FROM n.started_at)::float8 * 1000,

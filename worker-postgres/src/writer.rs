@@ -256,7 +256,6 @@ async fn write_batch(
             .bind(&finishes.4)
             .bind(&finishes.5)
             .bind(&finishes.6)
-            .bind(node)
             .fetch_all(&mut *tx)
             .await?;
         notes.extend(payloads("e", &ended));

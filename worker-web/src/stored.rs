@@ -48,17 +48,6 @@ pub(crate) fn detail(run: &StoredRun) -> Value {
             })
         })
         .collect();
-    // A run that ended before attempts were kept (a schema migrated from
-    // version 1): its last attempt, from the run itself.
-    if attempts.is_empty() && run.outcome.is_some() {
-        attempts.push(json!({
-            "attempt": run.attempt,
-            "outcome": run.outcome.map(Outcome::as_str),
-            "error": run.error,
-            "node": run.node,
-            "retry_in_ms": null,
-        }));
-    }
     if run.outcome.is_none() && run.state == "running" {
         attempts.push(json!({
             "attempt": run.attempt,
