@@ -160,7 +160,7 @@ impl Workers {
         // Before the setups, so that workers they register with a schedule
         // tick through the backend too.
         if let Some(backend) = self.backend {
-            manager.set_backend(backend).await?;
+            manager.start_backend(backend).await?;
         }
         if self.auto_load {
             let discovered = inventory::iter::<InstallRegistration>.into_iter();

@@ -379,9 +379,20 @@ impl WorkerManager {
     /// Starts `backend` for this manager: from now on `call`, `run`,
     /// `cancel`, `running`, `stats` and scheduled ticks of workers that
     /// aren't `local` go through it. Once per manager;
-    /// [`Workers::backend`](crate::Workers::backend) does it for the global
-    /// one.
-    pub async fn set_backend(&self, backend: Arc<dyn Backend>) -> Result<()> {
+    /// [`Workers::backend`](crate::Workers::backend) takes the same
+    /// argument for the global one.
+    ///
+    /// ```no_run
+    /// # async fn doc(backend: impl worker_core::backend::Backend) -> worker_core::Result<()> {
+    /// let manager = worker_core::WorkerManager::new();
+    /// manager.set_backend(backend).await?; // worker_postgres::Postgres::new(url), say
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_backend(&self, backend: impl Backend) -> Result<()> {
+        self.start_backend(Arc::new(backend)).await
+    }
+
+    pub(crate) async fn start_backend(&self, backend: Arc<dyn Backend>) -> Result<()> {
         if self.shared.backend.get().is_some() {
             return Err(Error::msg(
                 "this worker manager already has a backend: Workers::backend can be used once per manager",

@@ -312,9 +312,7 @@ async fn stats_survive_the_deletion_of_ended_runs_and_nothing_is_kept_past_reten
 async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
     let manager = WorkerManager::new();
     let error = manager
-        .set_backend(std::sync::Arc::new(worker_postgres::Postgres::new(
-            "mysql://x",
-        )))
+        .set_backend(worker_postgres::Postgres::new("mysql://x"))
         .await
         .unwrap_err();
     assert!(
@@ -324,9 +322,9 @@ async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
         "{error}"
     );
     let error = manager
-        .set_backend(std::sync::Arc::new(
+        .set_backend(
             worker_postgres::Postgres::new("postgres://x@127.0.0.1:1/x").schema("Bad-Name"),
-        ))
+        )
         .await
         .unwrap_err();
     assert!(error.is_validation());
@@ -335,9 +333,9 @@ async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
         "Postgres::schema: \"Bad-Name\" is not a usable schema name; use lower-case letters, digits and '_', starting with a letter (at most 48)"
     );
     let error = manager
-        .set_backend(std::sync::Arc::new(worker_postgres::Postgres::new(
+        .set_backend(worker_postgres::Postgres::new(
             "postgres://nobody@127.0.0.1:1/nothing",
-        )))
+        ))
         .await
         .unwrap_err();
     assert!(
@@ -424,10 +422,7 @@ async fn nodes_starting_at_once_migrate_once() {
         let backend = support::backend(db, &schema).execute(false);
         async move {
             let manager = WorkerManager::new();
-            manager
-                .set_backend(std::sync::Arc::new(backend))
-                .await
-                .map(|()| manager)
+            manager.set_backend(backend).await.map(|()| manager)
         }
     });
     let managers = futures_join_all(starts).await;
@@ -445,9 +440,7 @@ async fn nodes_starting_at_once_migrate_once() {
     // Starting again changes nothing.
     let again = WorkerManager::new();
     again
-        .set_backend(std::sync::Arc::new(
-            support::backend(db, &schema).execute(false),
-        ))
+        .set_backend(support::backend(db, &schema).execute(false))
         .await
         .unwrap();
     for manager in managers.into_iter().flatten().chain([again]) {

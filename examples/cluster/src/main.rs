@@ -17,7 +17,6 @@ mod throwaway;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -93,7 +92,7 @@ async fn node(args: &[String]) -> std::result::Result<(), String> {
     let manager = WorkerManager::new();
     register(&manager).await.map_err(|e| e.to_string())?;
     manager
-        .set_backend(Arc::new(backend(url, schema)))
+        .set_backend(backend(url, schema))
         .await
         .map_err(|e| e.to_string())?;
     println!("ready");
@@ -111,7 +110,7 @@ async fn web(args: &[String]) -> std::result::Result<(), String> {
     let manager = WorkerManager::new();
     register(&manager).await.map_err(|e| e.to_string())?;
     manager
-        .set_backend(Arc::new(backend(url, schema).execute(false)))
+        .set_backend(backend(url, schema).execute(false))
         .await
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -239,7 +238,7 @@ async fn tour(args: &[String]) -> std::result::Result<(), String> {
     let caller = WorkerManager::new();
     register(&caller).await.map_err(|e| e.to_string())?;
     caller
-        .set_backend(Arc::new(backend(&url, &schema).execute(false)))
+        .set_backend(backend(&url, &schema).execute(false))
         .await
         .map_err(|e| e.to_string())?;
     let pool = worker_postgres::sqlx::PgPool::connect(&url)

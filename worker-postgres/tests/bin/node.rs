@@ -8,7 +8,6 @@
 #[path = "../support/workers.rs"]
 mod workers;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use worker_core::WorkerManager;
@@ -44,7 +43,7 @@ async fn main() {
     // The backend first, so that the scheduled worker ticks through it.
     workers::register(&manager).await;
     manager
-        .set_backend(Arc::new(backend))
+        .set_backend(backend)
         .await
         .expect("the backend starts");
     if ticks {

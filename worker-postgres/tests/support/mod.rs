@@ -19,7 +19,7 @@ pub use throwaway::Cluster;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use worker_core::WorkerManager;
@@ -116,7 +116,7 @@ pub async fn manager(backend: Postgres) -> WorkerManager {
     manager.set_grace_period(Duration::from_millis(300));
     workers::register(&manager).await;
     manager
-        .set_backend(Arc::new(backend))
+        .set_backend(backend)
         .await
         .expect("the backend starts");
     manager
