@@ -82,6 +82,13 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// For dashboards: the latest stalled attempts, newest first, at most
+    /// `limit`; `Ok(None)` if the backend keeps none.
+    fn recent_stalls(&self, limit: usize) -> BoxFuture<'_, Result<Option<Vec<Stall>>>> {
+        let _ = limit;
+        Box::pin(async { Ok(None) })
+    }
+
     /// For dashboards: ended runs of the last `window` per `bucket`, by
     /// outcome, with each bucket's p95 duration; `Ok(None)` if no history
     /// is kept.
@@ -93,6 +100,24 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (window, bucket);
         Box::pin(async { Ok(None) })
     }
+}
+
+/// An attempt whose node stopped renewing its lease (it crashed, was
+/// paused or cut off, or was too starved to renew), for dashboards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stall {
+    /// The run.
+    pub run_id: String,
+    /// Its worker.
+    pub worker: String,
+    /// The attempt that stalled.
+    pub attempt: u32,
+    /// The node that held it.
+    pub node: Option<String>,
+    /// When the stall was found (the lease reaped).
+    pub at: SystemTime,
+    /// What happened, as the run page shows it.
+    pub detail: Option<String>,
 }
 
 /// Which ended runs [`Backend::history`] gives.

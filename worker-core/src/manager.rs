@@ -429,6 +429,15 @@ impl WorkerManager {
         }
     }
 
+    /// The latest stalled attempts in the backend, newest first (for
+    /// dashboards); `Ok(None)` without a backend.
+    pub async fn recent_stalls(&self, limit: usize) -> Result<Option<Vec<crate::backend::Stall>>> {
+        match self.shared.backend.get() {
+            Some(backend) => backend.recent_stalls(limit).await,
+            None => Ok(None),
+        }
+    }
+
     /// The processes sharing the backend (for dashboards); `Ok(None)`
     /// without a backend.
     pub async fn nodes(&self) -> Result<Option<Vec<crate::backend::NodeInfo>>> {

@@ -12,7 +12,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use worker_core::backend::{
-    HistoryQuery, Node, NodeInfo, RemoteRun, StoredAttempt, StoredRun, TimelineBucket,
+    HistoryQuery, Node, NodeInfo, RemoteRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
 };
 use worker_core::observe::Outcome;
 use worker_core::{Error, Result, WorkerStats};
@@ -497,6 +497,26 @@ impl Cluster {
             .map(|row| stored_attempt(&run, row))
             .collect();
         Ok(Some(run))
+    }
+
+    pub(crate) async fn recent_stalls(&self, limit: usize) -> Result<Vec<Stall>> {
+        let rows: Vec<(String, String, i32, Option<String>, f64, Option<String>)> =
+            sqlx::query_as(self.sql.recent_stalls.clone())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|err| unavailable("list the recent stalls", err))?;
+        Ok(rows
+            .into_iter()
+            .map(|(run_id, worker, attempt, node, at, detail)| Stall {
+                run_id,
+                worker,
+                attempt: u32::try_from(attempt).unwrap_or(1),
+                node,
+                at: time_of(at),
+                detail,
+            })
+            .collect())
     }
 
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {

@@ -59,7 +59,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use uuid::Uuid;
 use worker_core::backend::{
-    Backend, BoxFuture, HistoryQuery, Node, NodeInfo, RemoteRun, StoredRun, TimelineBucket,
+    Backend, BoxFuture, HistoryQuery, Node, NodeInfo, RemoteRun, Stall, StoredRun, TimelineBucket,
 };
 use worker_core::{Error, Result, WorkerStats};
 
@@ -441,6 +441,10 @@ impl Backend for Postgres {
     fn stored_run(&self, run_id: &str) -> BoxFuture<'_, Result<Option<StoredRun>>> {
         let run_id = run_id.to_owned();
         Box::pin(async move { self.cluster()?.stored_run(&run_id).await })
+    }
+
+    fn recent_stalls(&self, limit: usize) -> BoxFuture<'_, Result<Option<Vec<Stall>>>> {
+        Box::pin(async move { self.cluster()?.recent_stalls(limit).await.map(Some) })
     }
 
     fn nodes(&self) -> BoxFuture<'_, Result<Option<Vec<NodeInfo>>>> {

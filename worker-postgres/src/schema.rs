@@ -114,6 +114,8 @@ CREATE TABLE {s}.attempts (
     duration_ms double precision
 );
 CREATE INDEX attempts_run ON {s}.attempts (run_id, ended_at);
+-- The dashboard's recent stalls.
+CREATE INDEX attempts_stalled ON {s}.attempts (ended_at) WHERE outcome = 'stalled';
 "#,
     ),
 ];

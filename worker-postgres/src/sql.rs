@@ -38,6 +38,7 @@ pub(crate) struct Sql {
     pub(crate) history_failures: SqlStr,
     pub(crate) stored_run: SqlStr,
     pub(crate) attempts_of: SqlStr,
+    pub(crate) recent_stalls: SqlStr,
     pub(crate) nodes: SqlStr,
     pub(crate) timeline_counts: SqlStr,
     pub(crate) timeline_p95: SqlStr,
@@ -324,6 +325,13 @@ impl Sql {
             // itself: ended by its node (so `node` is kept), not stalled
             // (a stall has its own row). So the common case, one attempt
             // that ends, writes no second row.
+            recent_stalls: text(
+                "SELECT a.run_id::text, r.worker, a.attempt, a.node,
+                        extract(epoch FROM a.ended_at)::float8 * 1000, a.error
+                 FROM {s}.attempts a JOIN {s}.runs r ON r.id = a.run_id
+                 WHERE a.outcome = 'stalled'
+                 ORDER BY a.ended_at DESC LIMIT $1",
+            ),
             attempts_of: text(
                 "SELECT attempt, node, started_ms, ended_ms, outcome, error_kind, error, duration_ms FROM (
                      SELECT attempt, node, extract(epoch FROM started_at)::float8 * 1000 AS started_ms,

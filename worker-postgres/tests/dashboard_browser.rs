@@ -1,6 +1,7 @@
 //! The dashboard over a durable manager, in headless Chromium: a run's page
 //! lists every attempt the database kept, a retried failure with its error
-//! and a stall with the node that held it.
+//! and a stall with the node that held it; the overview lists recent
+//! stalls.
 //!
 //! Ignored by `cargo test --workspace` (it needs Chromium); CI runs it with
 //! `cargo test -p worker-postgres --test dashboard_browser -- --ignored`.
@@ -110,6 +111,27 @@ async fn a_durable_runs_page_shows_every_attempt_with_its_node_and_error() {
     );
     assert_eq!(shown[1][0], "succeeded", "{shown}");
     session.save_screenshot("durable-attempts").await;
+
+    // The overview lists the stall under the nodes, with the node.
+    session.navigate(&format!("{base}#/")).await;
+    let listed = session
+        .wait_for(
+            "the stall on the overview",
+            Duration::from_secs(20),
+            &format!(
+                "const el = document.querySelector('#stalls .stall[data-run-id=\"{stalled_id}\"]');
+                 return el && !document.querySelector('#stalls-box').hidden ? el.textContent : null;"
+            ),
+        )
+        .await;
+    assert!(
+        listed.as_str().unwrap().contains(&format!(":{victim}:")),
+        "{listed}"
+    );
+    session
+        .execute("document.querySelector('#stalls-box').scrollIntoView(); return null;")
+        .await;
+    session.save_screenshot("durable-stalls").await;
     session.quit().await;
     web.shutdown().await.unwrap();
 }

@@ -34,7 +34,7 @@
 //! DELETE /runs/{id}              cancel it                            → 200 {"cancelled": id}
 //! POST   /runs/{id}/retry        a new run with its payload           → 202 {"run_id", …}
 //! GET    /timeline               runs per outcome and p95 per 5 s, last 15 minutes
-//! GET    /nodes                  the processes running workers, with their runs
+//! GET    /nodes                  the processes running workers, with their runs (durable: and the latest stalls)
 //! ```
 //!
 //! The dashboard sees every run of the manager, whoever started it: it

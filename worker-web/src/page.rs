@@ -13,7 +13,8 @@
 //!   `select#worker`, `input#payload`, `button#start`, `button#start-demo`;
 //!   `#running .run[data-run-id][data-worker]` with `button.cancel`;
 //!   `svg#chart-throughput` and `svg#chart-latency` (`data-drawn="1"` once
-//!   drawn); `#nodes .node[data-node]`;
+//!   drawn); `#nodes .node[data-node]`; `#stalls .stall[data-run-id]`
+//!   (durable mode);
 //! - recent runs: `select#filter-worker`, `select#filter-outcome`,
 //!   `input#failed-first`, `#recent tr.recent-run[data-run-id][data-outcome]`
 //!   with `td.error`;

@@ -492,13 +492,25 @@ async fn timeline(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
 /// `GET /nodes`: the processes that run this manager's workers: every node
 /// sharing the backend in durable mode; in-process, this one, alive as it
 /// answers.
+/// How many stalls `/nodes` lists.
+const RECENT_STALLS: usize = 20;
+
+/// `GET /nodes`: the processes, their heartbeats and runs; in durable mode
+/// also the latest stalls (attempts whose node stopped renewing).
 async fn nodes(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
     if let Some(nodes) = state.manager.nodes().await? {
-        return Ok(Json(stored::nodes(&nodes)));
+        let stalls = state
+            .manager
+            .recent_stalls(RECENT_STALLS)
+            .await?
+            .unwrap_or_default();
+        return Ok(Json(stored::nodes(&nodes, &stalls)));
     }
     let runs = state.manager.running().await?;
+    // In one process there is no lease to stall.
     Ok(Json(json!({
         "durable": false,
+        "stalls": [],
         "nodes": [{
             "node": state.journal.node(),
             "last_heartbeat_ms": unix_ms(SystemTime::now()),

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
-use worker_core::backend::{NodeInfo, StoredRun, TimelineBucket};
+use worker_core::backend::{NodeInfo, Stall, StoredRun, TimelineBucket};
 use worker_core::observe::Outcome;
 use worker_core::{Error, WorkerHandle};
 
@@ -81,7 +81,7 @@ pub(crate) fn detail(run: &StoredRun) -> Value {
 }
 
 /// The nodes view: each node, its heartbeat and its runs.
-pub(crate) fn nodes(nodes: &[NodeInfo]) -> Value {
+pub(crate) fn nodes(nodes: &[NodeInfo], stalls: &[Stall]) -> Value {
     let nodes: Vec<Value> = nodes
         .iter()
         .map(|node| {
@@ -95,7 +95,20 @@ pub(crate) fn nodes(nodes: &[NodeInfo]) -> Value {
             })
         })
         .collect();
-    json!({"durable": true, "nodes": nodes})
+    let stalls: Vec<Value> = stalls
+        .iter()
+        .map(|stall| {
+            json!({
+                "run_id": stall.run_id,
+                "worker": stall.worker,
+                "attempt": stall.attempt,
+                "node": stall.node,
+                "at_ms": unix_ms(stall.at),
+                "detail": stall.detail,
+            })
+        })
+        .collect();
+    json!({"durable": true, "nodes": nodes, "stalls": stalls})
 }
 
 /// The backend's buckets laid out as the journal's timeline: 180 buckets of

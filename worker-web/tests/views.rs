@@ -193,6 +193,11 @@ async fn the_nodes_view_shows_this_process_with_its_runs() {
     let run_id = server.start_run("slow", None).await;
     let nodes = server.get_json("/nodes").await;
     assert_eq!(nodes["durable"], false);
+    assert_eq!(
+        nodes["stalls"],
+        json!([]),
+        "no lease to stall in one process"
+    );
     let node = &nodes["nodes"][0];
     assert_eq!(node["node"], server.get_json("/workers").await["node"]);
     assert_eq!(node["running"], 1);
