@@ -26,6 +26,9 @@ use crate::leases;
 use crate::schema;
 use crate::sql::Sql;
 
+/// One row of the `recent_stalls` statement, in its column order.
+type StallRow = (String, String, i32, Option<String>, f64, Option<String>);
+
 /// A started backend.
 pub(crate) struct Cluster {
     pub(crate) pool: PgPool,
@@ -499,13 +502,14 @@ impl Cluster {
         Ok(Some(run))
     }
 
+    /// Reads a stall as the `recent_stalls` statement selects it: run id,
+    /// worker, attempt, node, when (epoch seconds) and the reaper's detail.
     pub(crate) async fn recent_stalls(&self, limit: usize) -> Result<Vec<Stall>> {
-        let rows: Vec<(String, String, i32, Option<String>, f64, Option<String>)> =
-            sqlx::query_as(self.sql.recent_stalls.clone())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|err| unavailable("list the recent stalls", err))?;
+        let rows: Vec<StallRow> = sqlx::query_as(self.sql.recent_stalls.clone())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| unavailable("list the recent stalls", err))?;
         Ok(rows
             .into_iter()
             .map(|(run_id, worker, attempt, node, at, detail)| Stall {
