@@ -1,6 +1,7 @@
-//! The durable-mode bench: worker-postgres against apalis-postgres and
-//! graphile_worker on one PostgreSQL server. Built only with the `durable`
-//! feature, so that everyday builds never compile the other libraries:
+//! The durable-mode bench: worker-postgres against apalis-postgres,
+//! graphile_worker and awa on one PostgreSQL server. Built only with the
+//! `durable` feature, so that everyday builds never compile the other
+//! libraries:
 //!
 //! ```text
 //! cargo run --release -p bench --features durable --bin durable -- --postgres URL

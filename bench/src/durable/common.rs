@@ -1,4 +1,4 @@
-//! What the three libraries' modules share: the `Queue` trait each one
+//! What the four libraries' modules share: the `Queue` trait each one
 //! implements, fresh databases, the `bench_starts` table of case (c), child
 //! processes, and the statistics.
 

@@ -1,7 +1,7 @@
-//! The durable-mode bench: worker-postgres against two other PostgreSQL
-//! job queues, apalis-postgres 1.0 and graphile_worker 0.14, on the same
-//! server in the same run, each in a database of its own that is dropped
-//! and created again before every measurement.
+//! The durable-mode bench: worker-postgres against three other PostgreSQL
+//! job queues, apalis-postgres 1.0, graphile_worker 0.14 and awa 0.6.9, on
+//! the same server in the same run, each in a database of its own that is
+//! dropped and created again before every measurement.
 //!
 //! ```text
 //! cargo run --release -p bench --features durable --bin durable -- --postgres URL
@@ -22,6 +22,7 @@
 //! Nothing here asserts on timings: the output is a report.
 
 mod apalis;
+mod awa;
 mod common;
 mod graphile;
 mod ours;
@@ -43,10 +44,11 @@ const USAGE: &str = "\
 usage: durable [--postgres URL] [--quick] [--full] [--case a,b,c,d] [--rounds N] [--json FILE]
 
   --postgres URL  the server (default: $DATABASE_URL); the bench creates and
-                  drops the databases bench_ours, bench_apalis, bench_graphile
+                  drops the databases bench_ours, bench_apalis, bench_graphile,
+                  bench_awa
   --quick         tiny sizes, 1 round, no (c): checks the harness, not the speed
   --full          also measure the anchors' default recovery (apalis: 300 s;
-                  graphile: never, so a 60 s timeout) in (c)
+                  graphile: never, so a 60 s timeout; awa: up to ~2 min) in (c)
   --case IDS      run only these cases
   --rounds N      rounds per measurement (default 3, quick 1)
   --json FILE     also write the results as JSON to FILE
@@ -55,11 +57,13 @@ usage: durable [--postgres URL] [--quick] [--full] [--case a,b,c,d] [--rounds N]
 static OURS: ours::Ours = ours::Ours;
 static APALIS: apalis::Apalis = apalis::Apalis;
 static GRAPHILE: graphile::Graphile = graphile::Graphile;
+static AWA: awa::Awa = awa::Awa;
 
 /// The table's anchor columns: (name, header).
-const ANCHORS: [(&str, &str); 2] = [
+const ANCHORS: [(&str, &str); 3] = [
     ("apalis", "apalis-postgres 1.0"),
     ("graphile", "graphile_worker 0.14"),
+    ("awa", "awa 0.6.9"),
 ];
 
 fn queue(name: &str) -> Option<&'static dyn Queue> {
@@ -67,6 +71,7 @@ fn queue(name: &str) -> Option<&'static dyn Queue> {
         "ours" => Some(&OURS),
         "apalis" => Some(&APALIS),
         "graphile" => Some(&GRAPHILE),
+        "awa" => Some(&AWA),
         _ => None,
     }
 }
@@ -260,7 +265,7 @@ async fn run(args: &Args, admin_url: &str) -> Result<()> {
     if wants("d") {
         rows.extend(enqueue(admin_url, &plan).await?);
     }
-    for lib in [&OURS as &dyn Queue, &APALIS, &GRAPHILE] {
+    for lib in [&OURS as &dyn Queue, &APALIS, &GRAPHILE, &AWA] {
         drop_database(admin_url, lib.database()).await?;
     }
 
@@ -381,6 +386,8 @@ async fn throughput(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         Leg::new(&GRAPHILE, "default"),
         Leg::new(&GRAPHILE, "best"),
         Leg::new(&GRAPHILE, "local-queue"),
+        Leg::new(&AWA, "default"),
+        Leg::new(&AWA, "partitioned-4"),
     ];
     let jobs = plan.drain_jobs;
     let cap = plan.drain_cap;
@@ -426,6 +433,7 @@ async fn throughput(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
             anchors: vec![
                 take(&mut legs, "apalis", "default"),
                 take(&mut legs, "graphile", "default"),
+                take(&mut legs, "awa", "default"),
             ],
         },
         Row {
@@ -436,6 +444,7 @@ async fn throughput(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
             anchors: vec![
                 take(&mut legs, "apalis", "batch-100"),
                 take(&mut legs, "graphile", "best"),
+                take(&mut legs, "awa", "partitioned-4"),
             ],
         },
         Row {
@@ -457,6 +466,7 @@ async fn latency(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         Leg::new(&OURS, "default"),
         Leg::new(&APALIS, "pubsub"),
         Leg::new(&GRAPHILE, "default"),
+        Leg::new(&AWA, "default"),
     ];
     let jobs = plan.latency_jobs;
     let pace = Pace {
@@ -540,6 +550,7 @@ async fn latency_with_defaults(admin_url: &str, plan: &Plan) -> Result<Row> {
         Leg::new(&OURS, "default"),
         Leg::new(&APALIS, "default"),
         Leg::new(&GRAPHILE, "default"),
+        Leg::new(&AWA, "default"),
     ];
     let once = Plan {
         rounds: 1,
@@ -599,10 +610,12 @@ async fn recovery(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         Leg::new(&OURS, "lease-1s"),
         Leg::new(&APALIS, "hb-334ms"),
         Leg::new(&GRAPHILE, "recovery-1s"),
+        Leg::new(&AWA, "recovery-1s"),
     ];
     if plan.full {
         legs.push(Leg::new(&APALIS, "default"));
         legs.push(Leg::new(&GRAPHILE, "default"));
+        legs.push(Leg::new(&AWA, "default"));
     }
     let plan_cap = plan.recovery_cap;
     rounds(
@@ -611,11 +624,12 @@ async fn recovery(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         plan,
         &mut legs,
         async |leg: &Leg, url: &str| {
-            // apalis's default needs 300 s: give it that and the usual 60 s.
-            let cap = if leg.cell.lib == "apalis" && leg.setting() == "default" {
-                Duration::from_secs(300) + plan_cap
-            } else {
-                plan_cap
+            // apalis's default needs 300 s, awa's up to about 125 s: give
+            // them that and the usual 60 s.
+            let cap = match (leg.cell.lib, leg.setting()) {
+                ("apalis", "default") => Duration::from_secs(300) + plan_cap,
+                ("awa", "default") => Duration::from_secs(125) + plan_cap,
+                _ => plan_cap,
             };
             Ok(
                 match kill_and_restart(url, leg.queue, leg.setting(), cap).await? {
@@ -629,9 +643,11 @@ async fn recovery(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
 
     let mut apalis_default = Cell::new("apalis", "default", APALIS.describe("default"));
     let mut graphile_default = Cell::new("graphile", "default", GRAPHILE.describe("default"));
+    let mut awa_default = Cell::new("awa", "default", AWA.describe("default"));
     if plan.full {
         apalis_default = take(&mut legs, "apalis", "default");
         graphile_default = take(&mut legs, "graphile", "default");
+        awa_default = take(&mut legs, "awa", "default");
     } else {
         apalis_default.fixed = Some(
             "300 s (its setting: heartbeat_interval 30 s × missed_heartbeats 10; not measured, --full does)"
@@ -641,6 +657,11 @@ async fn recovery(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
             "never by itself (worker_recovery is off by default: WorkerRecoveryConfig.enabled = false)"
                 .to_owned(),
         );
+        awa_default.fixed = Some(
+            "60-125 s (its settings: heartbeat 30 s, rescued once 90 s stale by a scan every 30 s, \
+             then its retry backoff 2-2.5 s; not measured, --full does)"
+                .to_owned(),
+        );
     }
     Ok(vec![
         Row {
@@ -648,7 +669,7 @@ async fn recovery(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
             what: "kill -9 → job starts again in another process: defaults".to_owned(),
             unit: Unit::Seconds,
             ours: take(&mut legs, "ours", "default"),
-            anchors: vec![apalis_default, graphile_default],
+            anchors: vec![apalis_default, graphile_default, awa_default],
         },
         Row {
             case: "c".to_owned(),
@@ -659,6 +680,7 @@ async fn recovery(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
             anchors: vec![
                 take(&mut legs, "apalis", "hb-334ms"),
                 take(&mut legs, "graphile", "recovery-1s"),
+                take(&mut legs, "awa", "recovery-1s"),
             ],
         },
     ])
@@ -713,6 +735,7 @@ async fn enqueue(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         Leg::new(&OURS, "default"),
         Leg::new(&APALIS, "default"),
         Leg::new(&GRAPHILE, "default"),
+        Leg::new(&AWA, "default"),
     ];
     let (jobs, tasks) = (plan.enqueue_jobs, plan.enqueue_tasks);
     rounds(
@@ -734,7 +757,8 @@ async fn enqueue(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         leg.cell.described = match leg.cell.lib {
             "ours" => "manager.call on an execute(false) manager".to_owned(),
             "apalis" => "PostgresStorage::push (TaskSink), default pool".to_owned(),
-            _ => "WorkerUtils::add_job, default pool".to_owned(),
+            "graphile" => "WorkerUtils::add_job, default pool".to_owned(),
+            _ => "awa::insert_with, default pool".to_owned(),
         };
     }
     let mut cells = legs.into_iter().map(|l| l.cell);

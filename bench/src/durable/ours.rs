@@ -1,7 +1,6 @@
 //! Our side: worker-core's `WorkerManager` with the worker-postgres
 //! backend, used as its README shows.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use worker_core::WorkerManager;
@@ -34,16 +33,15 @@ async fn caller(url: &str) -> Result<WorkerManager> {
     let manager = WorkerManager::new();
     manager.register("noop", |_ctx| async { Ok(()) }).await?;
     let backend = Postgres::new(url).schema(SCHEMA).execute(false);
-    manager.set_backend(Arc::new(backend)).await?;
+    manager.set_backend(backend).await?;
     Ok(manager)
 }
 
 async fn drain(url: &str, setting: &str, jobs: usize, cap: Duration) -> Result<Drained> {
     // Queue them first, in one transaction with the documented
-    // `Postgres::enqueue` (a backend of the schema must have started once:
-    // the caller's did, and migrated).
-    caller(url).await?.shutdown().await?;
+    // `Postgres::enqueue`, after `migrate` made the tables.
     let store = Postgres::new(url).schema(SCHEMA);
+    store.migrate().await?;
     let pool = worker_postgres::sqlx::PgPool::connect(url).await?;
     let mut tx = pool.begin().await?;
     for _ in 0..jobs {
@@ -66,9 +64,7 @@ async fn drain(url: &str, setting: &str, jobs: usize, cap: Duration) -> Result<D
         .await?;
     let started = Instant::now();
     // Connects, finds the tables in place and starts claiming.
-    manager
-        .set_backend(Arc::new(backend(url, setting)?))
-        .await?;
+    manager.set_backend(backend(url, setting)?).await?;
     // Done = the outcome is committed: the cluster-wide count says so.
     let drained = await_drain(started, &finished, jobs, cap, || async {
         Ok(manager.stats("noop").await.map_or(0, |s| s.runs as usize))
@@ -87,9 +83,7 @@ async fn latency(url: &str, setting: &str, pace: Pace) -> Result<Vec<Duration>> 
             async { Ok(()) }
         })
         .await?;
-    manager
-        .set_backend(Arc::new(backend(url, setting)?))
-        .await?;
+    manager.set_backend(backend(url, setting)?).await?;
     let mut samples = Vec::with_capacity(pace.jobs);
     let began = Instant::now();
     for _ in 0..pace.jobs {
@@ -141,7 +135,7 @@ async fn enqueue_long(url: &str) -> Result<()> {
     let manager = WorkerManager::new();
     manager.register("long", |_ctx| async { Ok(()) }).await?;
     let backend = Postgres::new(url).schema(SCHEMA).execute(false);
-    manager.set_backend(Arc::new(backend)).await?;
+    manager.set_backend(backend).await?;
     manager.call("long", None, None).await?;
     manager.shutdown().await?;
     Ok(())
@@ -167,9 +161,7 @@ async fn node(url: &str, setting: &str, name: &str) -> Result<()> {
             }
         })
         .await?;
-    manager
-        .set_backend(Arc::new(backend(url, setting)?))
-        .await?;
+    manager.set_backend(backend(url, setting)?).await?;
     println!("ready");
     std::future::pending::<()>().await;
     Ok(())
