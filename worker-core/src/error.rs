@@ -144,6 +144,13 @@ pub enum Error {
         waiting: usize,
     },
 
+    /// The backend's database can't be reached (durable mode): the
+    /// connection was refused, dropped, or not had in time. Nothing the
+    /// call was to store was stored, so it is safe to try again once the
+    /// database is back. See [`Error::is_unavailable`].
+    #[error("{0}")]
+    Unavailable(String),
+
     /// `await_output::<T>()` asked for a type the run's output doesn't fit.
     #[error("the output of worker '{worker}' is not the requested type: {reason}")]
     OutputMismatch {
@@ -213,6 +220,12 @@ impl Error {
     /// An error with only a message, for failures no other kind describes.
     pub fn msg(message: impl fmt::Display) -> Self {
         Error::Other(message.to_string().into())
+    }
+
+    /// The backend's database can't be reached: for backends, with a
+    /// message that names the database and what could not be done.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable(message.into())
     }
 
     /// A caught panic, as the error of the run it ended.
@@ -318,6 +331,19 @@ impl Error {
     /// backend's `max_stalls` (durable mode only).
     pub fn is_stalled(&self) -> bool {
         matches!(self, Error::Stalled { .. })
+    }
+
+    /// The backend's database can't be reached (durable mode): nothing was
+    /// stored, and the same call may be tried again later.
+    ///
+    /// ```
+    /// use worker_core::Error;
+    ///
+    /// let err = Error::unavailable("PostgreSQL at postgres://app@db/app is unreachable");
+    /// assert!(err.is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
     }
 
     /// The kind of a run's error, as a backend stores it: `validation`,

@@ -9,13 +9,15 @@
 //! committed; a lone call goes out at once.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use worker_core::{Error, Result};
 
+use crate::reach::Reach;
 use crate::sql::Sql;
 
 /// Most calls in one insert.
@@ -28,51 +30,74 @@ pub(crate) struct Call {
     pub(crate) worker: String,
     pub(crate) payload: Option<Value>,
     pub(crate) timeout_ms: Option<i64>,
+    /// When it was called: its wait for a connection counts from then.
+    pub(crate) asked: Instant,
     pub(crate) stored: oneshot::Sender<Result<()>>,
 }
 
 /// Starts the task that stores calls; it ends with the last sender.
-pub(crate) fn start(pool: PgPool, sql: Arc<Sql>) -> mpsc::Sender<Call> {
+pub(crate) fn start(reach: Reach, sql: Arc<Sql>) -> mpsc::Sender<Call> {
     let (sender, receiver) = mpsc::channel(BATCH * 4);
-    tokio::spawn(store(pool, sql, receiver));
+    tokio::spawn(store(reach, sql, receiver));
     sender
 }
 
-async fn store(pool: PgPool, sql: Arc<Sql>, mut receiver: mpsc::Receiver<Call>) {
+async fn store(reach: Reach, sql: Arc<Sql>, mut receiver: mpsc::Receiver<Call>) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        let result = insert(&pool, &sql, &batch).await.map_err(|err| {
-            Error::msg(format!(
-                "can't store the run in PostgreSQL, so it was not started: {err}; check that the database is reachable and try again"
-            ))
-        });
+        let result = insert(&reach, &sql, &batch).await;
         for call in batch.drain(..) {
             let answer = match &result {
                 Ok(()) => Ok(()),
-                Err(error) => Err(Error::msg(error)),
+                Err(error) => Err(same(error)),
             };
             let _ = call.stored.send(answer);
         }
     }
 }
 
-async fn insert(pool: &PgPool, sql: &Sql, batch: &[Call]) -> Result<(), sqlx::Error> {
+/// One batch's error for each of its calls (the error is not `Clone`).
+fn same(error: &Error) -> Error {
+    if error.is_unavailable() {
+        Error::unavailable(error.to_string())
+    } else {
+        Error::msg(error)
+    }
+}
+
+/// Stores a batch. An error before the commit leaves nothing stored; one
+/// during the commit can't tell whether it was, and says so.
+async fn insert(reach: &Reach, sql: &Sql, batch: &[Call]) -> Result<()> {
+    const WHAT: &str = "store the run, so it was not started";
     let ids: Vec<Uuid> = batch.iter().map(|call| call.id).collect();
     let workers: Vec<&str> = batch.iter().map(|call| call.worker.as_str()).collect();
     let payloads: Vec<Option<&Value>> = batch.iter().map(|call| call.payload.as_ref()).collect();
     let timeouts: Vec<Option<i64>> = batch.iter().map(|call| call.timeout_ms).collect();
-    let mut tx = pool.begin().await?;
+    let asked = batch
+        .iter()
+        .map(|call| call.asked)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let mut conn = reach.connection_for(WHAT, asked).await?;
+    let mut tx = conn.begin().await.map_err(|err| reach.error(WHAT, err))?;
     sqlx::query(sql.insert_runs.clone())
         .bind(&ids)
         .bind(&workers)
         .bind(&payloads)
         .bind(&timeouts)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|err| reach.error(WHAT, err))?;
     sqlx::query(sql.notify.clone())
         .bind(&sql.channel)
         .bind("q")
         .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+        .await
+        .map_err(|err| reach.error(WHAT, err))?;
+    tx.commit().await.map_err(|err| {
+        reach.error(
+            "confirm that the run was stored (the connection failed during the commit, so the run may have been stored and may start)",
+            err,
+        )
+    })
 }

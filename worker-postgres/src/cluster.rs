@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+use sqlx::Connection;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +24,7 @@ use crate::calls::{self, Call};
 use crate::executor::Executor;
 use crate::handle::{PgRun, outcome_of};
 use crate::leases;
+use crate::reach::{self, Reach};
 use crate::schema;
 use crate::sql::Sql;
 
@@ -31,6 +33,8 @@ type StallRow = (String, String, i32, Option<String>, f64, Option<String>);
 
 /// A started backend.
 pub(crate) struct Cluster {
+    /// The pool as client operations use it: within the acquire timeout.
+    reach: Reach,
     pub(crate) pool: PgPool,
     pub(crate) sql: Arc<Sql>,
     pub(crate) bus: Arc<Bus>,
@@ -168,11 +172,10 @@ type OutcomeRow = (
     Option<Value>,
 );
 
-/// The error for a database that can't be reached or refused a statement.
-pub(crate) fn unavailable(what: &str, err: sqlx::Error) -> Error {
-    Error::msg(format!(
-        "PostgreSQL: can't {what}: {err}; check that the database is reachable"
-    ))
+/// The error for a statement of `what` that failed outside a started
+/// backend's client operations (connecting, migrating, `enqueue`).
+pub(crate) fn unavailable(config: &Config, what: &str, err: sqlx::Error) -> Error {
+    reach::error(&redact(&config.url), what, err)
 }
 
 impl Cluster {
@@ -192,11 +195,12 @@ impl Cluster {
         schema::migrate(&pool, &sql).await?;
         let bus = Arc::new(Bus::default());
         let listener = tokio::spawn(bus::listen(pool.clone(), sql.channel.clone(), bus.clone()));
-        let calls = calls::start(pool.clone(), sql.clone());
+        let reach = Reach::new(pool.clone(), redact(&config.url), config.acquire_timeout);
+        let calls = calls::start(reach.clone(), sql.clone());
         let renewal = if config.execute {
             let conn = leases::connect(&pool, &sql)
                 .await
-                .map_err(|err| unavailable("open the lease renewal connection", err))?;
+                .map_err(|err| unavailable(&config, "open the lease renewal connection", err))?;
             Some(conn)
         } else {
             None
@@ -210,6 +214,7 @@ impl Cluster {
             renewal,
         )?;
         Ok(Arc::new(Cluster {
+            reach,
             pool,
             sql,
             bus,
@@ -233,6 +238,7 @@ impl Cluster {
             worker: worker.to_owned(),
             payload,
             timeout_ms: timeout.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            asked: std::time::Instant::now(),
             stored,
         };
         self.calls.send(call).await.map_err(|_| Error::Shutdown)?;
@@ -244,9 +250,9 @@ impl Cluster {
         let id = Uuid::try_parse(run_id).map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
         let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reach.connection("look up a run").await?)
             .await
-            .map_err(|err| unavailable(&format!("look up run '{run_id}'"), err))?;
+            .map_err(|err| self.reach.error(&format!("look up run '{run_id}'"), err))?;
         let Some((worker, _)) = state else {
             return Err(Error::msg(format!(
                 "Run '{run_id}' is unknown: it was never stored, or it ended more than the retention period ({}) ago",
@@ -301,16 +307,16 @@ impl Cluster {
     /// period, or once its lease lapses if its node is gone).
     pub(crate) async fn cancel(&self, run_id: &str) -> Result<()> {
         let id = Uuid::try_parse(run_id).map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
-        let mut tx = self
-            .pool
+        let mut conn = self.reach.connection("cancel a run").await?;
+        let mut tx = conn
             .begin()
             .await
-            .map_err(|err| unavailable("cancel a run", err))?;
+            .map_err(|err| self.reach.error("cancel a run", err))?;
         let state: Option<String> = sqlx::query_scalar(self.sql.cancel.clone())
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(|err| unavailable("cancel a run", err))?;
+            .map_err(|err| self.reach.error("cancel a run", err))?;
         let Some(state) = state else {
             return Err(Error::RunNotFound(run_id.to_owned()));
         };
@@ -321,11 +327,11 @@ impl Cluster {
                 .bind(note)
                 .execute(&mut *tx)
                 .await
-                .map_err(|err| unavailable("cancel a run", err))?;
+                .map_err(|err| self.reach.error("cancel a run", err))?;
         }
         tx.commit()
             .await
-            .map_err(|err| unavailable("cancel a run", err))?;
+            .map_err(|err| self.reach.error("cancel a run", err))?;
         if state == "cancelled" {
             return Ok(());
         }
@@ -363,9 +369,9 @@ impl Cluster {
             None => sqlx::query_scalar(self.sql.running_all.clone()),
         };
         query
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reach.connection("list the runs in flight").await?)
             .await
-            .map_err(|err| unavailable("list the runs in flight", err))
+            .map_err(|err| self.reach.error("list the runs in flight", err))
     }
 
     pub(crate) async fn stats(&self, worker: &str) -> Result<Option<WorkerStats>> {
@@ -383,17 +389,19 @@ impl Cluster {
         );
         let row: Row = sqlx::query_as(self.sql.stats.clone())
             .bind(worker)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.reach.connection("read a worker's statistics").await?)
             .await
             .map_err(|err| {
-                unavailable(&format!("read the statistics of worker '{worker}'"), err)
+                self.reach
+                    .error(&format!("read the statistics of worker '{worker}'"), err)
             })?;
         let percentiles: Option<Vec<f64>> = sqlx::query_scalar(self.sql.percentiles.clone())
             .bind(worker)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.reach.connection("read a worker's statistics").await?)
             .await
             .map_err(|err| {
-                unavailable(&format!("read the statistics of worker '{worker}'"), err)
+                self.reach
+                    .error(&format!("read the statistics of worker '{worker}'"), err)
             })?;
         let count = |n: Option<i64>| n.map_or(0, |n| u64::try_from(n).unwrap_or(0));
         let percentile = |i: usize| percentiles.as_ref().and_then(|p| p.get(i).copied());
@@ -424,36 +432,36 @@ impl Cluster {
             .pool
             .begin()
             .await
-            .map_err(|err| unavailable("start a scheduled run", err))?;
+            .map_err(|err| self.reach.error("start a scheduled run", err))?;
         let started: Option<Uuid> = sqlx::query_scalar(self.sql.tick.clone())
             .bind(worker)
             .bind(at_ms)
             .bind(Uuid::new_v4())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(|err| unavailable("start a scheduled run", err))?;
+            .map_err(|err| self.reach.error("start a scheduled run", err))?;
         if started.is_some() {
             sqlx::query(self.sql.notify.clone())
                 .bind(&self.sql.channel)
                 .bind("q")
                 .execute(&mut *tx)
                 .await
-                .map_err(|err| unavailable("start a scheduled run", err))?;
+                .map_err(|err| self.reach.error("start a scheduled run", err))?;
         }
         tx.commit()
             .await
-            .map_err(|err| unavailable("start a scheduled run", err))
+            .map_err(|err| self.reach.error("start a scheduled run", err))
     }
 
     pub(crate) async fn history(&self, query: HistoryQuery) -> Result<Vec<StoredRun>> {
         let limit = i64::try_from(query.limit.max(1)).unwrap_or(i64::MAX);
-        let read = |err| unavailable("read the history of runs", err);
+        let read = |err| self.reach.error("read the history of runs", err);
         let mut rows: Vec<StoredRow> = Vec::new();
         if query.failed_first && query.outcome.is_none() {
             rows = sqlx::query_as(self.sql.history_failures.clone())
                 .bind(query.worker.as_deref())
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.reach.connection("read the history of runs").await?)
                 .await
                 .map_err(read)?;
         }
@@ -464,7 +472,7 @@ impl Cluster {
                 .bind(query.outcome.map(Outcome::as_str))
                 // Failures already listed come back here: ask for enough.
                 .bind(left + rows.len() as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.reach.connection("read the history of runs").await?)
                 .await
                 .map_err(read)?;
             let listed: std::collections::HashSet<String> =
@@ -484,17 +492,20 @@ impl Cluster {
         };
         let row: Option<StoredRow> = sqlx::query_as(self.sql.stored_run.clone())
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reach.connection("read a run").await?)
             .await
-            .map_err(|err| unavailable(&format!("read run '{run_id}'"), err))?;
+            .map_err(|err| self.reach.error(&format!("read run '{run_id}'"), err))?;
         let Some(mut run) = row.map(stored) else {
             return Ok(None);
         };
         let attempts: Vec<AttemptRow> = sqlx::query_as(self.sql.attempts_of.clone())
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reach.connection("read a run's attempts").await?)
             .await
-            .map_err(|err| unavailable(&format!("read the attempts of run '{run_id}'"), err))?;
+            .map_err(|err| {
+                self.reach
+                    .error(&format!("read the attempts of run '{run_id}'"), err)
+            })?;
         run.attempts = attempts
             .into_iter()
             .map(|row| stored_attempt(&run, row))
@@ -507,9 +518,9 @@ impl Cluster {
     pub(crate) async fn recent_stalls(&self, limit: usize) -> Result<Vec<Stall>> {
         let rows: Vec<StallRow> = sqlx::query_as(self.sql.recent_stalls.clone())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reach.connection("list the recent stalls").await?)
             .await
-            .map_err(|err| unavailable("list the recent stalls", err))?;
+            .map_err(|err| self.reach.error("list the recent stalls", err))?;
         Ok(rows
             .into_iter()
             .map(|(run_id, worker, attempt, node, at, detail)| Stall {
@@ -526,9 +537,9 @@ impl Cluster {
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         let rows: Vec<(String, f64, f64, bool, Vec<String>)> =
             sqlx::query_as(self.sql.nodes.clone())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.reach.connection("list the nodes").await?)
                 .await
-                .map_err(|err| unavailable("list the nodes", err))?;
+                .map_err(|err| self.reach.error("list the nodes", err))?;
         Ok(rows
             .into_iter()
             .map(|(node, started, beat, executes, running)| NodeInfo {
@@ -548,17 +559,17 @@ impl Cluster {
     ) -> Result<Vec<TimelineBucket>> {
         let bucket_s = bucket.as_secs_f64().max(1.0);
         let window_ms = window.as_secs_f64() * 1e3;
-        let read = |err| unavailable("read the timeline", err);
+        let read = |err| self.reach.error("read the timeline", err);
         let counts: Vec<(f64, String, i64)> = sqlx::query_as(self.sql.timeline_counts.clone())
             .bind(bucket_s)
             .bind(window_ms)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reach.connection("read the timeline").await?)
             .await
             .map_err(read)?;
         let p95s: Vec<(f64, Option<f64>)> = sqlx::query_as(self.sql.timeline_p95.clone())
             .bind(bucket_s)
             .bind(window_ms)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reach.connection("read the timeline").await?)
             .await
             .map_err(read)?;
         let mut buckets: std::collections::BTreeMap<i64, TimelineBucket> = Default::default();
@@ -621,15 +632,30 @@ pub(crate) async fn connect(config: &Config, size: u32) -> Result<PgPool> {
         .url
         .parse()
         .map_err(|err| not_postgres(format!("{err}")))?;
-    PgPoolOptions::new()
+    let connected = PgPoolOptions::new()
         .max_connections(size)
         .min_connections(1)
-        // A call fails at once, with a clear error, while the database
-        // is away, rather than waiting for it.
+        // The node's own loops wait this long for a connection and retry;
+        // client operations wait `acquire_timeout` (see `reach`).
         .acquire_timeout(Duration::from_secs(3))
-        .connect_with(options)
-        .await
-        .map_err(|err| unavailable(&format!("connect to {}", redact(&config.url)), err))
+        .connect_with(options.clone())
+        .await;
+    match connected {
+        Ok(pool) => Ok(pool),
+        // The pool retried until its timeout and kept only that; one
+        // direct attempt says why (refused, unknown host, bad password).
+        Err(sqlx::Error::PoolTimedOut) => {
+            let reason = match sqlx::PgConnection::connect_with(&options).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    sqlx::Error::PoolTimedOut
+                }
+                Err(err) => err,
+            };
+            Err(unavailable(config, "connect", reason))
+        }
+        Err(err) => Err(unavailable(config, "connect", err)),
+    }
 }
 
 /// The URL without its password, for messages.

@@ -49,6 +49,7 @@ mod events;
 mod executor;
 mod handle;
 mod leases;
+mod reach;
 mod schema;
 mod sql;
 mod writer;
@@ -122,6 +123,8 @@ pub(crate) struct Config {
     pub(crate) pool_size: Option<u32>,
     /// The application's own pool, used instead of connecting to `url`.
     pub(crate) pool: Option<sqlx::PgPool>,
+    /// How long a client operation waits for a pooled connection.
+    pub(crate) acquire_timeout: Duration,
 }
 
 impl Config {
@@ -142,6 +145,7 @@ impl std::fmt::Debug for Postgres {
             .field("concurrency", &self.config.concurrency)
             .field("retention", &self.config.retention)
             .field("max_stalls", &self.config.max_stalls)
+            .field("acquire_timeout", &self.config.acquire_timeout)
             .field("started", &self.started.get().is_some())
             .finish()
     }
@@ -163,6 +167,7 @@ impl Postgres {
                 max_stalls: DEFAULT_MAX_STALLS,
                 pool_size: None,
                 pool: None,
+                acquire_timeout: reach::DEFAULT_ACQUIRE_TIMEOUT,
             }),
             sql: Arc::default(),
             started: Arc::default(),
@@ -279,6 +284,29 @@ impl Postgres {
         self.with(|c| c.pool = Some(pool))
     }
 
+    /// How long a call, a cancel or a read (`stats`, `running`, `attach`,
+    /// the dashboard's) waits for a pooled connection before it fails with
+    /// [`is_unavailable()`](worker_core::Error::is_unavailable); default
+    /// 500 ms.
+    ///
+    /// While PostgreSQL is down or unreachable, a call therefore fails
+    /// within this time, with an error that names the database and says
+    /// that nothing was stored, rather than waiting for the database. A
+    /// pool whose every connection is open and busy is not a database that
+    /// is down: calls then wait for a connection for up to 10 s more. The
+    /// node's own loops (claims, endings, the reaper) wait longer and
+    /// retry, and pick up by themselves once the database is back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use worker_postgres::Postgres;
+    ///
+    /// let backend = Postgres::new("postgres://app@db/app").acquire_timeout(Duration::from_millis(200));
+    /// ```
+    pub fn acquire_timeout(self, wait: Duration) -> Self {
+        self.with(|c| c.acquire_timeout = wait.max(Duration::from_millis(10)))
+    }
+
     /// How long an ended run (with its messages) stays attachable before it
     /// is deleted; default 24 h. Statistics are kept apart and outlive it.
     pub fn retention(self, keep: Duration) -> Self {
@@ -349,7 +377,11 @@ impl Postgres {
             .execute(&mut *conn)
             .await
             .map_err(|err| {
-                cluster::unavailable(&format!("enqueue a run of worker '{worker}'"), err)
+                cluster::unavailable(
+                    &self.config,
+                    &format!("enqueue a run of worker '{worker}'"),
+                    err,
+                )
             })?;
         Ok(id.hyphenated().to_string())
     }

@@ -509,3 +509,122 @@ async fn a_caller_that_restarts_attaches_and_replays_from_the_first_message() {
     assert_eq!(output["n"], 5);
     second.shutdown().await.unwrap();
 }
+
+/// While PostgreSQL is down, calls fail fast and say so; none is lost or
+/// stored twice across the outage.
+#[tokio::test]
+async fn calls_while_postgres_is_down_fail_within_a_second_and_none_is_lost_or_doubled() {
+    let Some(cluster) = support::private_cluster() else {
+        return;
+    };
+    let db = Database {
+        url: cluster.url(),
+        cluster: None,
+    };
+    let schema = schema("outage");
+    // Nothing executes: every stored run stays in the table to be counted.
+    let caller = Arc::new(caller(&db, &schema).await);
+
+    /// What one call came to.
+    struct Answer {
+        n: u64,
+        took: Duration,
+        result: Result<String>,
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = tokio::task::JoinSet::new();
+    for task in 0..8u64 {
+        let caller = caller.clone();
+        let stop = stop.clone();
+        callers.spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = task;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let asked = Instant::now();
+                let result = caller
+                    .call("noop", None, Some(json!({ "n": n })))
+                    .await
+                    .map(|handle| handle.id().to_owned());
+                answers.push(Answer {
+                    n,
+                    took: asked.elapsed(),
+                    result,
+                });
+                n += 8;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answers
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.stop_server().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_server().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = Vec::new();
+    while let Some(joined) = callers.join_next().await {
+        answers.extend(joined.unwrap());
+    }
+
+    let pool = pool(&db).await;
+    let stored: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (payload->>'n')::int8, count(*) FROM {schema}.runs GROUP BY 1"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let stored: std::collections::HashMap<u64, i64> = stored
+        .into_iter()
+        .map(|(n, count)| (n as u64, count))
+        .collect();
+    let (mut succeeded, mut failed, mut unsure) = (0, 0, 0);
+    for answer in &answers {
+        let copies = stored.get(&answer.n).copied().unwrap_or(0);
+        match &answer.result {
+            Ok(run_id) => {
+                succeeded += 1;
+                assert_eq!(copies, 1, "call {} (run {run_id}) stored once", answer.n);
+            }
+            Err(err) => {
+                assert!(err.is_unavailable(), "call {}: {err}", answer.n);
+                assert!(
+                    err.to_string().contains("127.0.0.1"),
+                    "the error names the database: {err}"
+                );
+                assert!(
+                    answer.took < Duration::from_secs(1),
+                    "call {} failed after {:?}, not within 1 s: {err}",
+                    answer.n,
+                    answer.took
+                );
+                if err.to_string().contains("may have been stored") {
+                    unsure += 1;
+                    assert!(copies <= 1, "call {} stored at most once", answer.n);
+                } else {
+                    failed += 1;
+                    assert_eq!(
+                        copies, 0,
+                        "call {} failed and is not stored: {err}",
+                        answer.n
+                    );
+                }
+            }
+        }
+    }
+    assert!(failed > 0, "some calls ran into the outage");
+    assert!(succeeded > 0, "calls before and after it were stored");
+    // Calls work again after the outage, by themselves.
+    let last = answers.iter().max_by_key(|answer| answer.n).unwrap();
+    assert!(last.result.is_ok(), "the calls after the outage succeed");
+    eprintln!(
+        "{succeeded} stored, {failed} failed while PostgreSQL was down, {unsure} unsure; slowest failure {:?}",
+        answers
+            .iter()
+            .filter(|answer| answer.result.is_err())
+            .map(|answer| answer.took)
+            .max()
+            .unwrap_or_default()
+    );
+    caller.shutdown().await.unwrap();
+}

@@ -338,11 +338,16 @@ async fn a_bad_url_or_schema_is_a_clear_error_at_start() {
         ))
         .await
         .unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
     assert!(
-        error
-            .to_string()
-            .starts_with("PostgreSQL: can't connect to postgres://nobody@127.0.0.1:1/nothing"),
+        error.to_string().starts_with(
+            "PostgreSQL at postgres://nobody@127.0.0.1:1/nothing is unreachable: can't connect: "
+        ),
         "{error}"
+    );
+    assert!(
+        !error.to_string().contains("pool timed out"),
+        "the error gives the reason, not the pool's timeout: {error}"
     );
     assert!(!manager.is_durable(), "nothing changed");
 }
