@@ -192,7 +192,7 @@ impl Cluster {
                 connect(&config, size).await?
             }
         };
-        schema::migrate(&pool, &sql).await?;
+        schema::migrate(&pool, &sql, i32::MAX).await?;
         let bus = Arc::new(Bus::default());
         let listener = tokio::spawn(bus::listen(pool.clone(), sql.channel.clone(), bus.clone()));
         let reach = Reach::new(pool.clone(), redact(&config.url), config.acquire_timeout);
@@ -312,11 +312,19 @@ impl Cluster {
             .begin()
             .await
             .map_err(|err| self.reach.error("cancel a run", err))?;
-        let state: Option<String> = sqlx::query_scalar(self.sql.cancel.clone())
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|err| self.reach.error("cancel a run", err))?;
+        let mut state: Option<String> = None;
+        // Twice: a run claimed between the statement's snapshot and its
+        // row lock is neither queued nor running to it.
+        for _ in 0..2 {
+            state = sqlx::query_scalar(self.sql.cancel.clone())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|err| self.reach.error("cancel a run", err))?;
+            if state.is_some() {
+                break;
+            }
+        }
         let Some(state) = state else {
             return Err(Error::RunNotFound(run_id.to_owned()));
         };

@@ -208,13 +208,25 @@ impl Postgres {
     /// # Ok(()) }
     /// ```
     pub async fn migrate(&self) -> Result<()> {
+        self.migrate_up_to(i32::MAX).await
+    }
+
+    /// Test hook, not part of the API: applies the migrations up to
+    /// `version` only, leaving the schema as an older version of this
+    /// crate made it. Used by the tests of upgrades.
+    #[doc(hidden)]
+    pub async fn migrate_up_to_for_tests(&self, version: i32) -> Result<()> {
+        self.migrate_up_to(version).await
+    }
+
+    async fn migrate_up_to(&self, version: i32) -> Result<()> {
         let sql = self.sql()?;
         match (self.started.get(), &self.config.pool) {
-            (Some(cluster), _) => schema::migrate(&cluster.pool, &sql).await,
-            (None, Some(pool)) => schema::migrate(pool, &sql).await,
+            (Some(cluster), _) => schema::migrate(&cluster.pool, &sql, version).await,
+            (None, Some(pool)) => schema::migrate(pool, &sql, version).await,
             (None, None) => {
                 let pool = cluster::connect(&self.config, 1).await?;
-                let migrated = schema::migrate(&pool, &sql).await;
+                let migrated = schema::migrate(&pool, &sql, version).await;
                 pool.close().await;
                 migrated
             }

@@ -118,10 +118,58 @@ CREATE INDEX attempts_run ON {s}.attempts (run_id, ended_at);
 CREATE INDEX attempts_stalled ON {s}.attempts (ended_at) WHERE outcome = 'stalled';
 "#,
     ),
+    (
+        3,
+        "ended runs in their own table; the hot table holds only queued and running runs",
+        r#"
+-- A run's row leaves `runs` in the statement that records its ending and
+-- lands here. `runs` then stays as small as the work in flight, so claims
+-- and renewals touch a table autovacuum keeps small, however much history
+-- the retention keeps.
+CREATE TABLE {s}.ended_runs (LIKE {s}.runs INCLUDING DEFAULTS);
+ALTER TABLE {s}.ended_runs ADD PRIMARY KEY (id);
+-- Retention, the dashboard's history and timeline.
+CREATE INDEX ended_runs_at ON {s}.ended_runs (ended_at);
+-- A worker's recent durations (its percentiles) and its history.
+CREATE INDEX ended_runs_worker_at ON {s}.ended_runs (worker, ended_at);
+-- The dashboard's failures first: without it, a history with no failure
+-- in it is read whole to find none.
+CREATE INDEX ended_runs_failed_at ON {s}.ended_runs (ended_at)
+    WHERE state IN ('failed', 'timed_out', 'panicked', 'stalled');
+
+-- Messages and attempts outlive their run's move (so first: the cascade
+-- would delete them with the rows moved below); retention deletes them
+-- with the run.
+ALTER TABLE {s}.messages DROP CONSTRAINT IF EXISTS messages_run_id_fkey;
+ALTER TABLE {s}.attempts DROP CONSTRAINT IF EXISTS attempts_run_id_fkey;
+
+INSERT INTO {s}.ended_runs SELECT * FROM {s}.runs WHERE ended_at IS NOT NULL;
+DELETE FROM {s}.runs WHERE ended_at IS NOT NULL;
+
+-- The hot table's indexes: the claim (runs_queued) and the running runs,
+-- keyed on a column a lease renewal never changes, so that a renewal (it
+-- sets lease_until only) is a HOT update in place, with room left on each
+-- page for it.
+DROP INDEX {s}.runs_ended;
+DROP INDEX {s}.runs_worker_ended;
+DROP INDEX {s}.runs_leased;
+ALTER TABLE {s}.runs SET (fillfactor = 70);
+
+-- Every run, wherever it is, for people looking one up by hand.
+CREATE VIEW {s}.all_runs AS
+    SELECT * FROM {s}.runs UNION ALL SELECT * FROM {s}.ended_runs;
+"#,
+    ),
 ];
 
-/// Creates the schema and applies the migrations it lacks.
-pub(crate) async fn migrate(pool: &PgPool, sql: &Sql) -> Result<()> {
+/// How recent a node's heartbeat must be for migration 3 to take it for a
+/// node of an older version still running (heartbeats come every third of
+/// the lease, so this covers leases up to 3 minutes).
+const LIVE_NODE: &str = "1 minute";
+
+/// Creates the schema and applies the migrations it lacks, up to
+/// `up_to` (`i32::MAX`: all of them).
+pub(crate) async fn migrate(pool: &PgPool, sql: &Sql, up_to: i32) -> Result<()> {
     let failed = |what: &str, err: sqlx::Error| {
         Error::msg(format!(
             "can't prepare the schema {:?} in PostgreSQL ({what}): {err}",
@@ -153,9 +201,19 @@ pub(crate) async fn migrate(pool: &PgPool, sql: &Sql) -> Result<()> {
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| failed("read migrations", e))?;
+    let known = MIGRATIONS.last().map_or(0, |(version, ..)| *version);
+    if let Some(newer) = applied.iter().find(|&&version| version > known) {
+        return Err(Error::msg(format!(
+            "the schema {:?} in PostgreSQL has migration {newer}, which this version of worker-postgres (up to {known}) does not know: a newer version migrated it. Run this process with that version or newer",
+            sql.schema
+        )));
+    }
     for (version, name, statements) in MIGRATIONS {
-        if applied.contains(version) {
+        if applied.contains(version) || *version > up_to {
             continue;
+        }
+        if *version == 3 && applied.contains(&1) {
+            refuse_beside_live_nodes(&mut tx, sql).await?;
         }
         sqlx::raw_sql(sql.text(statements))
             .execute(&mut *tx)
@@ -170,4 +228,28 @@ pub(crate) async fn migrate(pool: &PgPool, sql: &Sql) -> Result<()> {
         log::info!(target: "worker_postgres", "schema {}: applied migration {version} ({name})", sql.schema);
     }
     tx.commit().await.map_err(|e| failed("commit", e))
+}
+
+/// Migration 3 moves ended runs out of `runs`. A node of an older version
+/// would still look for them there (its handles would take a run a newer
+/// node ended for one past its retention), so the migration refuses to run
+/// while such a node is alive, and says which.
+async fn refuse_beside_live_nodes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    sql: &Sql,
+) -> Result<()> {
+    let live: Vec<String> = sqlx::query_scalar(sql.text(&format!(
+        "SELECT node FROM {{s}}.nodes WHERE heartbeat_at > now() - interval '{LIVE_NODE}' ORDER BY node"
+    )))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(|err| Error::msg(format!("can't list the running nodes: {err}")))?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "can't upgrade the schema {:?} to version 3 (ended runs in their own table) while nodes of the older version run: {} (heartbeat within the last {LIVE_NODE}). Stop them, then start this version; a node stopped by kill -9 counts until its heartbeat is a minute old",
+        sql.schema,
+        live.join(", ")
+    )))
 }

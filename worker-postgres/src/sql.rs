@@ -44,12 +44,18 @@ pub(crate) struct Sql {
     pub(crate) timeline_p95: SqlStr,
     pub(crate) node_gone: SqlStr,
     pub(crate) purge: SqlStr,
+    pub(crate) vacuum_runs: SqlStr,
 }
 
 /// What a dashboard reads of a run (see `cluster::StoredRow`).
 const RUN_COLUMNS: &str = "id::text, worker, state, attempt, error_kind, error, payload, output,
     extract(epoch FROM created_at)::float8 * 1000, extract(epoch FROM started_at)::float8 * 1000,
     extract(epoch FROM ended_at)::float8 * 1000, duration_ms, node";
+
+/// The columns an ended run keeps, in `{s}.ended_runs` as in `{s}.runs`.
+const ENDED_COLUMNS: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
+    cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error, output,
+    claimed_at";
 
 /// The head of the statement that keeps one row per attempt.
 const ATTEMPTED: &str = "INSERT INTO {s}.attempts
@@ -169,22 +175,35 @@ impl Sql {
             // as stalled once they used up the stall budget ($1).
             reap: text(&format!(
                 "WITH lapsed AS (
-                     SELECT id, node, lease_until, attempt, claimed_at FROM {{s}}.runs
+                     SELECT id, node, lease_until, attempt, claimed_at, stalls FROM {{s}}.runs
                      WHERE state = 'running' AND lease_until < now()
                      FOR UPDATE SKIP LOCKED),
-                 changed AS (
+                 requeued AS (
                      UPDATE {{s}}.runs r SET
-                         state = CASE WHEN r.stalls >= $1 THEN 'stalled' ELSE 'queued' END,
-                         attempt = CASE WHEN r.stalls >= $1 THEN r.attempt ELSE r.attempt + 1 END,
-                         stalls = r.stalls + 1,
-                         run_at = now(), node = NULL, lease_token = NULL, lease_until = NULL,
-                         ended_at = CASE WHEN r.stalls >= $1 THEN now() END,
-                         error_kind = CASE WHEN r.stalls >= $1 THEN 'stalled' END,
-                         error = CASE WHEN r.stalls >= $1 THEN (r.stalls + 1)::text END
-                     FROM lapsed WHERE r.id = lapsed.id
+                         state = 'queued', attempt = r.attempt + 1, stalls = r.stalls + 1,
+                         run_at = now(), node = NULL, lease_token = NULL, lease_until = NULL
+                     FROM lapsed WHERE r.id = lapsed.id AND lapsed.stalls < $1
                      RETURNING r.id, r.worker, r.state, NULL::double precision AS duration_ms,
                          lapsed.node AS held_by, lapsed.attempt AS lapsed_attempt, lapsed.claimed_at,
                          extract(epoch FROM now() - lapsed.lease_until)::float8 * 1000 AS late_ms),
+                 gone AS (
+                     DELETE FROM {{s}}.runs r USING lapsed
+                     WHERE r.id = lapsed.id AND lapsed.stalls >= $1
+                     RETURNING r.*),
+                 moved AS (
+                     INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
+                     SELECT id, worker, payload, 'stalled', attempt, stalls + 1, now(), timeout_ms, NULL,
+                            cancel_requested, created_at, started_at, now(), NULL, 'stalled',
+                            (stalls + 1)::text, NULL, claimed_at
+                     FROM gone
+                     RETURNING id),
+                 changed AS (
+                     SELECT * FROM requeued
+                     UNION ALL
+                     SELECT gone.id, gone.worker, 'stalled', NULL::double precision, gone.node,
+                            gone.attempt, gone.claimed_at,
+                            extract(epoch FROM now() - gone.lease_until)::float8 * 1000
+                     FROM gone JOIN moved ON moved.id = gone.id),
                  ended AS (SELECT worker, state, duration_ms FROM changed WHERE state = 'stalled'),
                  counted AS ({count}),
                  attempted AS ({ATTEMPTED}
@@ -205,19 +224,27 @@ impl Sql {
             ),
             // Records endings, fenced: only where the lease is still this
             // node's.
+            // The ended run leaves the hot table for `ended_runs`, in
+            // the same statement: the hot table holds only what is queued
+            // or running, so claims never wade through history.
             finish: text(&format!(
-                "WITH changed AS (
-                     UPDATE {{s}}.runs r SET
-                         state = e.state, ended_at = now(), duration_ms = e.duration_ms,
-                         error_kind = e.kind, error = e.error, output = e.output,
-                         lease_token = NULL, lease_until = NULL
-                     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
+                "WITH gone AS (
+                     DELETE FROM {{s}}.runs r
+                     USING unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
                          AS e(id, token, state, kind, error, output, duration_ms)
                      WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
-                     RETURNING r.id, r.worker, r.state, r.duration_ms),
-                 ended AS (SELECT worker, state, duration_ms FROM changed),
+                     RETURNING r.*, e.state AS e_state, e.kind AS e_kind, e.error AS e_error,
+                         e.output AS e_output, e.duration_ms AS e_duration_ms),
+                 moved AS (
+                     INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
+                     SELECT id, worker, payload, e_state, attempt, stalls, run_at, timeout_ms, node,
+                            cancel_requested, created_at, started_at, now(), e_duration_ms, e_kind,
+                            e_error, e_output, claimed_at
+                     FROM gone
+                     RETURNING id, worker, state, duration_ms),
+                 ended AS (SELECT worker, state, duration_ms FROM moved),
                  counted AS ({count})
-                 SELECT id FROM changed"
+                 SELECT id FROM moved"
             )),
             // A failed attempt to try again at `now() + delay`: one attempt
             // more, a retry counted.
@@ -261,25 +288,38 @@ impl Sql {
             ),
             // Asks a run to stop: a queued one ends here and now; a running
             // one is stopped by its node.
+            // (A run claimed between this statement's snapshot and its
+            // row lock matches neither part: the caller asks again.)
             cancel: text(&format!(
-                "WITH changed AS (
-                     UPDATE {{s}}.runs SET cancel_requested = true,
-                         state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
-                         ended_at = CASE WHEN state = 'queued' THEN now() ELSE ended_at END,
-                         error_kind = CASE WHEN state = 'queued' THEN 'cancelled' ELSE error_kind END
-                     WHERE id = $1 AND state IN ('queued', 'running')
-                     RETURNING id, worker, state, NULL::double precision AS duration_ms),
-                 ended AS (SELECT worker, state, duration_ms FROM changed WHERE state = 'cancelled'),
+                "WITH asked AS (
+                     UPDATE {{s}}.runs SET cancel_requested = true
+                     WHERE id = $1 AND state = 'running'
+                     RETURNING state),
+                 gone AS (DELETE FROM {{s}}.runs WHERE id = $1 AND state = 'queued' RETURNING *),
+                 moved AS (
+                     INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
+                     SELECT id, worker, payload, 'cancelled', attempt, stalls, run_at, timeout_ms, node,
+                            true, created_at, started_at, now(), NULL, 'cancelled', NULL, NULL, claimed_at
+                     FROM gone
+                     RETURNING worker, state, NULL::double precision AS duration_ms),
+                 ended AS (SELECT worker, state, duration_ms FROM moved),
                  counted AS ({count})
-                 SELECT state FROM changed"
+                 SELECT state FROM asked UNION ALL SELECT state FROM moved"
             )),
-            run_state: text("SELECT worker, state FROM {s}.runs WHERE id = $1"),
+            // A run is in one of the two tables; one statement sees both
+            // in one snapshot, so a run being moved is seen in exactly one.
+            run_state: text(
+                "SELECT worker, state FROM {s}.runs WHERE id = $1
+                 UNION ALL SELECT worker, state FROM {s}.ended_runs WHERE id = $1",
+            ),
             cancel_asked: text("SELECT cancel_requested FROM {s}.runs WHERE id = $1"),
             messages_after: text(
                 "SELECT seq, body FROM {s}.messages WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT 1000",
             ),
             outcome: text(
-                "SELECT worker, state, error_kind, error, output FROM {s}.runs WHERE id = $1",
+                "SELECT worker, state, error_kind, error, output FROM {s}.ended_runs WHERE id = $1
+                 UNION ALL
+                 SELECT worker, state, error_kind, error, output FROM {s}.runs WHERE id = $1",
             ),
             running_all: text(
                 "SELECT id::text FROM {s}.runs WHERE state = 'running' ORDER BY started_at, id",
@@ -296,8 +336,8 @@ impl Sql {
             // Of the worker's last 1,000 finished runs.
             percentiles: text(
                 "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
-                 FROM (SELECT duration_ms FROM {s}.runs
-                       WHERE worker = $1 AND ended_at IS NOT NULL AND duration_ms IS NOT NULL
+                 FROM (SELECT duration_ms FROM {s}.ended_runs
+                       WHERE worker = $1 AND duration_ms IS NOT NULL
                        ORDER BY ended_at DESC LIMIT 1000) recent",
             ),
             tick: text(
@@ -308,29 +348,36 @@ impl Sql {
             ),
             // Ended runs, newest first: the ended_at index, backwards.
             history: text(&format!(
-                "SELECT {RUN_COLUMNS} FROM {{s}}.runs
-                 WHERE ended_at IS NOT NULL AND ($1::text IS NULL OR worker = $1)
+                "SELECT {RUN_COLUMNS} FROM {{s}}.ended_runs
+                 WHERE ($1::text IS NULL OR worker = $1)
                    AND ($2::text IS NULL OR state = $2)
                  ORDER BY ended_at DESC LIMIT $3"
             )),
             history_failures: text(&format!(
-                "SELECT {RUN_COLUMNS} FROM {{s}}.runs
-                 WHERE ended_at IS NOT NULL AND ($1::text IS NULL OR worker = $1)
+                "SELECT {RUN_COLUMNS} FROM {{s}}.ended_runs
+                 WHERE ($1::text IS NULL OR worker = $1)
                    AND state IN ('failed', 'timed_out', 'panicked', 'stalled')
                  ORDER BY ended_at DESC LIMIT $2"
             )),
-            stored_run: text(&format!("SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = $1")),
+            stored_run: text(&format!(
+                "SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = $1
+                 UNION ALL SELECT {RUN_COLUMNS} FROM {{s}}.ended_runs WHERE id = $1"
+            )),
             // The attempts kept in their own rows (retried, stalled,
             // handed back), then the last one, which is the run's row
             // itself: ended by its node (so `node` is kept), not stalled
             // (a stall has its own row). So the common case, one attempt
             // that ends, writes no second row.
             recent_stalls: text(
-                "SELECT a.run_id::text, r.worker, a.attempt, a.node,
-                        extract(epoch FROM a.ended_at)::float8 * 1000, a.error
-                 FROM {s}.attempts a JOIN {s}.runs r ON r.id = a.run_id
-                 WHERE a.outcome = 'stalled'
-                 ORDER BY a.ended_at DESC LIMIT $1",
+                "SELECT * FROM (
+                     SELECT a.run_id::text,
+                            coalesce((SELECT worker FROM {s}.runs WHERE id = a.run_id),
+                                     (SELECT worker FROM {s}.ended_runs WHERE id = a.run_id)) AS worker,
+                            a.attempt, a.node, extract(epoch FROM a.ended_at)::float8 * 1000, a.error
+                     FROM {s}.attempts a
+                     WHERE a.outcome = 'stalled'
+                     ORDER BY a.ended_at DESC LIMIT $1) stalls
+                 WHERE worker IS NOT NULL",
             ),
             attempts_of: text(
                 "SELECT attempt, node, started_ms, ended_ms, outcome, error_kind, error, duration_ms FROM (
@@ -342,8 +389,8 @@ impl Sql {
                      SELECT attempt, node, extract(epoch FROM coalesce(claimed_at, started_at))::float8 * 1000,
                             extract(epoch FROM ended_at)::float8 * 1000, state, error_kind, error,
                             duration_ms, ended_at
-                     FROM {s}.runs
-                     WHERE id = $1 AND ended_at IS NOT NULL AND node IS NOT NULL AND state <> 'stalled'
+                     FROM {s}.ended_runs
+                     WHERE id = $1 AND node IS NOT NULL AND state <> 'stalled'
                  ) a ORDER BY ended_at, attempt",
             ),
             nodes: text(
@@ -357,13 +404,13 @@ impl Sql {
             ),
             timeline_counts: text(
                 "SELECT (floor(extract(epoch FROM ended_at) / $1) * $1)::float8, state, count(*)
-                 FROM {s}.runs WHERE ended_at > now() - $2 * interval '1 millisecond'
+                 FROM {s}.ended_runs WHERE ended_at > now() - $2 * interval '1 millisecond'
                  GROUP BY 1, 2",
             ),
             timeline_p95: text(
                 "SELECT (floor(extract(epoch FROM ended_at) / $1) * $1)::float8,
                         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
-                 FROM {s}.runs WHERE ended_at > now() - $2 * interval '1 millisecond'
+                 FROM {s}.ended_runs WHERE ended_at > now() - $2 * interval '1 millisecond'
                    AND duration_ms IS NOT NULL AND state NOT IN ('cancelled', 'stalled')
                  GROUP BY 1",
             ),
@@ -372,20 +419,35 @@ impl Sql {
                  ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()",
             ),
             node_gone: text("DELETE FROM {s}.nodes WHERE node = $1"),
-            // What outlived its retention: ended runs (their messages go
-            // with them), old ticks, nodes silent for a day.
+            // What outlived its retention, at most $2 runs at a time:
+            // ended runs with their messages and attempts (also those an
+            // older version of this crate left in the hot table), old
+            // ticks, nodes silent for a day.
             purge: text(
                 "WITH old AS (
-                     DELETE FROM {s}.runs WHERE id IN (
-                         SELECT id FROM {s}.runs
+                     DELETE FROM {s}.ended_runs WHERE id IN (
+                         SELECT id FROM {s}.ended_runs
                          WHERE ended_at < now() - $1 * interval '1 millisecond'
                          ORDER BY ended_at
-                         LIMIT 10000)
+                         LIMIT $2)
                      RETURNING id),
+                 old_in_runs AS (
+                     DELETE FROM {s}.runs
+                     WHERE ended_at < now() - $1 * interval '1 millisecond'
+                     RETURNING id),
+                 messages AS (
+                     DELETE FROM {s}.messages
+                     WHERE run_id IN (SELECT id FROM old UNION ALL SELECT id FROM old_in_runs)),
+                 attempts AS (
+                     DELETE FROM {s}.attempts
+                     WHERE run_id IN (SELECT id FROM old UNION ALL SELECT id FROM old_in_runs)),
                  ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
                  nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day')
                  SELECT count(*) FROM old",
             ),
+            // SKIP_LOCKED: never wait behind a lock (an ALTER, a manual
+            // VACUUM FULL); the next pass comes in two seconds.
+            vacuum_runs: text("VACUUM (SKIP_LOCKED) {s}.runs"),
         })
     }
 

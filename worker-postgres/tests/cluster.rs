@@ -36,7 +36,7 @@ async fn owner(pool: &sqlx::PgPool, schema: &str, run: &str) -> u32 {
 
 async fn row(pool: &sqlx::PgPool, schema: &str, run: &str) -> (String, i32, i32) {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT state, attempt, stalls FROM {schema}.runs WHERE id = '{run}'"
+        "SELECT state, attempt, stalls FROM {schema}.all_runs WHERE id = '{run}'"
     )))
     .fetch_one(pool)
     .await
@@ -229,7 +229,7 @@ async fn postgres_restarting_under_queued_and_running_runs_loses_and_doubles_not
     );
     let pool = pool(&db).await;
     let ended: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {schema}.runs WHERE state = 'succeeded'"
+        "SELECT count(*) FROM {schema}.ended_runs WHERE state = 'succeeded'"
     )))
     .fetch_one(&pool)
     .await
@@ -380,7 +380,7 @@ async fn three_nodes_run_three_thousand_runs_each_exactly_once() {
     let pool = pool(db).await;
     let per_run: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT (SELECT count(*) FROM {schema}.messages m WHERE m.run_id = r.id), r.attempt::int8
-         FROM {schema}.runs r WHERE r.state = 'succeeded'"
+         FROM {schema}.ended_runs r WHERE r.state = 'succeeded'"
     )))
     .fetch_all(&pool)
     .await
@@ -420,14 +420,14 @@ async fn a_schedule_on_three_nodes_runs_once_per_tick() {
     drop(late);
     let pool = pool(db).await;
     let per_tick: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {schema}.runs r JOIN {schema}.ticks t ON t.run_id = r.id
+        "SELECT count(*) FROM {schema}.all_runs r JOIN {schema}.ticks t ON t.run_id = r.id
          WHERE r.worker = 'tick' GROUP BY t.tick_at ORDER BY t.tick_at"
     )))
     .fetch_all(&pool)
     .await
     .unwrap();
     let runs: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {schema}.runs WHERE worker = 'tick'"
+        "SELECT count(*) FROM {schema}.all_runs WHERE worker = 'tick'"
     )))
     .fetch_one(&pool)
     .await
@@ -569,7 +569,7 @@ async fn calls_while_postgres_is_down_fail_within_a_second_and_none_is_lost_or_d
 
     let pool = pool(&db).await;
     let stored: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT (payload->>'n')::int8, count(*) FROM {schema}.runs GROUP BY 1"
+        "SELECT (payload->>'n')::int8, count(*) FROM {schema}.all_runs GROUP BY 1"
     )))
     .fetch_all(&pool)
     .await

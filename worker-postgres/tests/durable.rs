@@ -26,7 +26,7 @@ async fn call_stores_the_run_then_messages_and_output_come_back_in_order() {
     // Committed before call returned.
     let pool = pool(db).await;
     let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {schema}.runs WHERE id = '{id}'"
+        "SELECT count(*) FROM {schema}.all_runs WHERE id = '{id}'"
     )))
     .fetch_one(&pool)
     .await
@@ -266,7 +266,7 @@ async fn local_workers_never_touch_the_database() {
     assert_eq!(output, json!({"pid": std::process::id()}));
     let pool = pool(db).await;
     let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {schema}.runs"
+        "SELECT count(*) FROM {schema}.all_runs"
     )))
     .fetch_one(&pool)
     .await
@@ -298,11 +298,12 @@ async fn stats_survive_the_deletion_of_ended_runs_and_nothing_is_kept_past_reten
     };
     // The purge runs a few seconds after start, then every minute.
     eventually("the ended runs are purged", || {
-        let runs = count("runs");
+        let runs = count("all_runs");
         async move { runs.await == 0 }
     })
     .await;
     assert_eq!(count("messages").await, 0, "messages go with their runs");
+    assert_eq!(count("attempts").await, 0, "and their attempts");
     assert_eq!(manager.stats("echo").await.unwrap().runs, 3);
     assert_eq!(backend.watched_runs(), 0, "no handle left anything behind");
     manager.shutdown().await.unwrap();
@@ -441,7 +442,7 @@ async fn nodes_starting_at_once_migrate_once() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2], "each applied once");
+    assert_eq!(versions, [1, 2, 3], "each applied once");
     // Starting again changes nothing.
     let again = WorkerManager::new();
     again
@@ -468,22 +469,24 @@ where
 }
 
 #[tokio::test]
-async fn the_claim_path_uses_indexes_at_a_million_rows() {
+async fn the_claim_path_uses_indexes_beside_a_million_ended_runs() {
     let Some(db) = database() else { return };
     let schema = schema("explain");
-    // Create the tables, then fill them directly: 1,000,000 ended runs and
-    // a few queued and running ones, as after months of use.
+    // Create the tables, then fill them directly: 1,000,000 ended runs, as
+    // after months of use, and a backlog of 100,000 queued runs and a few
+    // running ones.
     let manager = manager(support::backend(db, &schema).execute(false)).await;
     let pool = pool(db).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {schema}.runs (id, worker, state, ended_at, duration_ms)
+        "INSERT INTO {schema}.ended_runs (id, worker, state, ended_at, duration_ms)
          SELECT gen_random_uuid(), 'echo', 'succeeded', now() - (i || ' seconds')::interval, 1
          FROM generate_series(1, 1000000) i;
-         INSERT INTO {schema}.runs (id, worker) SELECT gen_random_uuid(), 'echo' FROM generate_series(1, 100);
+         INSERT INTO {schema}.runs (id, worker) SELECT gen_random_uuid(), 'echo' FROM generate_series(1, 100000);
          INSERT INTO {schema}.runs (id, worker, state, lease_until, lease_token)
          SELECT gen_random_uuid(), 'echo', 'running', now() + interval '1 hour', gen_random_uuid()
          FROM generate_series(1, 100);
-         ANALYZE {schema}.runs;"
+         ANALYZE {schema}.runs;
+         ANALYZE {schema}.ended_runs;"
     )))
     .execute(&pool)
     .await
@@ -501,9 +504,13 @@ async fn the_claim_path_uses_indexes_at_a_million_rows() {
         format!(
             "SELECT min(run_at) FROM {schema}.runs WHERE state = 'queued' AND worker = ANY(ARRAY['echo'])"
         ),
-        // The purge, oldest first.
+        // The purge, oldest first; a worker's percentiles, newest first.
         format!(
-            "SELECT id FROM {schema}.runs WHERE ended_at < now() - interval '1 day' ORDER BY ended_at LIMIT 10000"
+            "SELECT id FROM {schema}.ended_runs WHERE ended_at < now() - interval '1 day' ORDER BY ended_at LIMIT 5000"
+        ),
+        format!(
+            "SELECT duration_ms FROM {schema}.ended_runs WHERE worker = 'echo' AND duration_ms IS NOT NULL
+             ORDER BY ended_at DESC LIMIT 1000"
         ),
     ];
     for query in plans {
@@ -515,4 +522,93 @@ async fn the_claim_path_uses_indexes_at_a_million_rows() {
         assert!(!plan.contains("Seq Scan"), "{query}\n{plan}");
     }
     manager.shutdown().await.unwrap();
+}
+
+/// Upgrading a schema an older version made (ended runs in `runs`) moves
+/// them to `ended_runs`, keeps what handles and pages read, and refuses
+/// while a node of the older version runs.
+#[tokio::test]
+async fn upgrading_moves_ended_runs_across_and_refuses_beside_a_live_older_node() {
+    let Some(db) = database() else { return };
+    let schema = schema("upgrade");
+    let backend = support::backend(db, &schema);
+    backend.migrate_up_to_for_tests(2).await.unwrap();
+    let pool = pool(db).await;
+    // As the older version left it: an ended run with its output and a
+    // message, a queued run, and a node of that version alive.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.runs (id, worker, state, started_at, ended_at, duration_ms, output, node)
+         VALUES ('00000000-0000-4000-8000-000000000001', 'echo', 'succeeded', now(), now(), 3, '{{\"n\": 1}}', 'old-node');
+         INSERT INTO {schema}.messages (run_id, seq, attempt, body)
+         VALUES ('00000000-0000-4000-8000-000000000001', 0, 1, '\"hello\"');
+         INSERT INTO {schema}.runs (id, worker, payload)
+         VALUES ('00000000-0000-4000-8000-000000000002', 'echo', '{{\"n\": 2}}');
+         INSERT INTO {schema}.nodes (node, executes) VALUES ('old-node', true);"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let refused = backend.migrate().await.unwrap_err();
+    assert!(
+        refused.to_string().contains("old-node") && refused.to_string().contains("version 3"),
+        "{refused}"
+    );
+    let versions: Vec<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {schema}.migrations ORDER BY version"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(versions, [1, 2], "nothing changed");
+
+    // The old node stops (a graceful stop deletes its row).
+    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {schema}.nodes")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let manager = manager(backend).await;
+    let (hot, ended): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT count(*) FROM {schema}.runs WHERE ended_at IS NOT NULL),
+                (SELECT count(*) FROM {schema}.ended_runs)"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((hot, ended), (0, 1), "the ended run moved across");
+
+    // What handles and pages read of the old run still reads the same.
+    let mut old = manager
+        .attach("00000000-0000-4000-8000-000000000001")
+        .await
+        .unwrap();
+    assert_eq!(old.recv().await, Some(json!("hello")));
+    assert_eq!(old.await_output::<Value>().await.unwrap(), json!({"n": 1}));
+    let page = manager
+        .stored_run("00000000-0000-4000-8000-000000000001")
+        .await
+        .unwrap()
+        .expect("the old run's page");
+    assert_eq!(page.outcome, Some(Outcome::Succeeded));
+    assert_eq!(page.attempts.len(), 1, "its one attempt, from its row");
+    // The queued run runs on the new version.
+    let queued = manager
+        .attach("00000000-0000-4000-8000-000000000002")
+        .await
+        .unwrap();
+    assert_eq!(
+        queued.await_output::<Value>().await.unwrap(),
+        json!({"n": 2, "attempt": 1})
+    );
+    manager.shutdown().await.unwrap();
+
+    // A schema a newer version migrated is refused, not run.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.migrations (version, name) VALUES (99, 'from the future')"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let newer = support::backend(db, &schema).migrate().await.unwrap_err();
+    assert!(newer.to_string().contains("migration 99"), "{newer}");
 }

@@ -44,7 +44,7 @@ fn node_starts(schema: &str) -> PathBuf {
 /// Every run of the schema: id -> (state, attempt, stalls).
 async fn runs(pool: &sqlx::PgPool, schema: &str) -> HashMap<String, (String, i32, i32)> {
     let rows: Vec<(String, String, i32, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id::text, state, attempt, stalls FROM {schema}.runs"
+        "SELECT id::text, state, attempt, stalls FROM {schema}.all_runs"
     )))
     .fetch_all(pool)
     .await
@@ -56,7 +56,7 @@ async fn runs(pool: &sqlx::PgPool, schema: &str) -> HashMap<String, (String, i32
 
 async fn ended(pool: &sqlx::PgPool, schema: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {schema}.runs WHERE ended_at IS NOT NULL"
+        "SELECT count(*) FROM {schema}.ended_runs"
     )))
     .fetch_one(pool)
     .await
