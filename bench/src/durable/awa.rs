@@ -13,13 +13,17 @@ use awa::{
     Client, ClientBuilder, InsertOpts, JobArgs, JobContext, JobError, JobResult, PartitionedQueue,
     QueueConfig,
 };
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx_awa::PgPool;
 
 use super::common::{
     BoxFut, CONCURRENCY, Drained, Finished, LONG_JOB, Pace, Queue, Result, await_drain,
     check_stored, record_start, share,
 };
+use super::sustained::{self, Probe, Session};
 
 pub struct Awa;
 
@@ -373,5 +377,111 @@ impl Queue for Awa {
     }
     fn node<'a>(&'a self, url: &'a str, setting: &'a str, name: &'a str) -> BoxFut<'a, ()> {
         Box::pin(node(url, setting, name))
+    }
+}
+
+/// The sustained-load job: the bench's payload (enqueue time and padding).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SustainedJob {
+    at: u64,
+    pad: String,
+}
+
+impl JobArgs for SustainedJob {
+    fn kind() -> &'static str {
+        "sustained"
+    }
+}
+
+/// The sustained-load node: one queue with awa's defaults but
+/// `max_workers` (the bench's concurrency) and the completed-job
+/// retention.
+struct Sustained {
+    client: Client,
+    pool: PgPool,
+    /// The producer's own pool, as a web app that enqueues would have.
+    producer: PgPool,
+}
+
+async fn start_sustained(
+    url: &str,
+    probe: Arc<Probe>,
+    retention: Duration,
+) -> Result<Box<dyn Session>> {
+    let pool = connect(url).await?;
+    let client = Client::builder(pool.clone())
+        .queue(
+            QUEUE,
+            QueueConfig {
+                max_workers: sustained::CONCURRENCY as u32,
+                ..QueueConfig::default()
+            },
+        )
+        .completed_retention(retention)
+        .register::<SustainedJob, _, _>(move |job: SustainedJob, _ctx: &JobContext| {
+            let probe = probe.clone();
+            async move {
+                probe.started(Some(job.at));
+                tokio::time::sleep(sustained::WORK).await;
+                probe.finished();
+                Ok::<_, JobError>(JobResult::Completed)
+            }
+        })
+        .build()?;
+    client.start().await?;
+    let producer = PgPool::connect(url).await?;
+    Ok(Box::new(Sustained {
+        client,
+        pool,
+        producer,
+    }))
+}
+
+impl Session for Sustained {
+    fn enqueue<'a>(&'a self, payloads: Vec<Value>) -> BoxFut<'a, ()> {
+        Box::pin(async move {
+            let mut params = Vec::with_capacity(payloads.len());
+            for payload in payloads {
+                let job: SustainedJob = serde_json::from_value(payload)?;
+                params.push(awa::insert::params_with(&job, opts("default", 0)?)?);
+            }
+            // COPY, awa's fastest bulk insert (its multi-row
+            // `insert_many` kept only ~1.3k jobs/s queued here).
+            awa::insert_many_copy_from_pool(&self.producer, &params).await?;
+            Ok(())
+        })
+    }
+
+    fn read_dashboard<'a>(&'a self) -> BoxFut<'a, bool> {
+        // awa's UI is a separate program; the bench has no reads for it.
+        Box::pin(async { Ok(false) })
+    }
+
+    fn stop(self: Box<Self>) -> BoxFut<'static, ()> {
+        Box::pin(async move {
+            stop(&self.client, &self.pool).await;
+            self.producer.close().await;
+            Ok(())
+        })
+    }
+}
+
+impl sustained::Load for Awa {
+    fn name(&self) -> &'static str {
+        "awa"
+    }
+    fn database(&self) -> &'static str {
+        "bench_awa"
+    }
+    fn schema(&self) -> &'static str {
+        "awa"
+    }
+    fn start<'a>(
+        &'a self,
+        url: &'a str,
+        probe: Arc<Probe>,
+        retention: Duration,
+    ) -> BoxFut<'a, Box<dyn Session>> {
+        Box::pin(start_sustained(url, probe, retention))
     }
 }

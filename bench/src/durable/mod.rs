@@ -27,6 +27,7 @@ mod common;
 mod graphile;
 mod ours;
 mod report;
+mod sustained;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -52,6 +53,20 @@ usage: durable [--postgres URL] [--quick] [--full] [--case a,b,c,d] [--rounds N]
   --case IDS      run only these cases
   --rounds N      rounds per measurement (default 3, quick 1)
   --json FILE     also write the results as JSON to FILE
+
+usage: durable --sustained SECONDS [--postgres URL] [--libs ours,awa]
+               [--retention SECONDS] [--window SECONDS]
+               [--idle-tx AT+FOR] [--readers AT+FOR]
+
+  the sustained load instead (issue 22): a producer keeps 4,000 jobs
+  queued (batches of up to 128, 256-byte payloads), one node runs them at
+  concurrency 64 with 1 ms of work each, for SECONDS per library, back to
+  back; it prints the rate and claim latency per window (default 30 s) and
+  every table's live and dead tuples and size each minute
+  --retention     how long ended jobs are kept (default 120 s)
+  --idle-tx       a transaction held open and idle from AT for FOR seconds
+  --readers       4 tasks reading the dashboard's queries, a round a second
+                  each, from AT for FOR seconds
 ";
 
 static OURS: ours::Ours = ours::Ours;
@@ -86,6 +101,13 @@ struct Args {
     json: Option<String>,
     /// Hidden: be a node of case (c): LIB SETTING NAME.
     node: Option<(String, String, String)>,
+    /// The sustained load for this long per library, instead of (a)-(d).
+    sustained: Option<Duration>,
+    libs: Option<Vec<String>>,
+    retention: Option<Duration>,
+    window: Option<Duration>,
+    idle_tx: Option<sustained::Phase>,
+    readers: Option<sustained::Phase>,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -123,11 +145,33 @@ fn parse_args() -> std::result::Result<Args, String> {
             "--node" => {
                 args.node = Some((value("--node")?, value("--node")?, value("--node")?));
             }
+            "--sustained" => args.sustained = Some(seconds("--sustained", value("--sustained")?)?),
+            "--retention" => args.retention = Some(seconds("--retention", value("--retention")?)?),
+            "--window" => args.window = Some(seconds("--window", value("--window")?)?),
+            "--libs" => {
+                args.libs = Some(
+                    value("--libs")?
+                        .split(',')
+                        .map(|lib| lib.trim().to_owned())
+                        .collect(),
+                );
+            }
+            "--idle-tx" => args.idle_tx = Some(value("--idle-tx")?.parse()?),
+            "--readers" => args.readers = Some(value("--readers")?.parse()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(args)
+}
+
+/// A whole number of seconds, at least 1, for option `name`.
+fn seconds(name: &str, text: String) -> std::result::Result<Duration, String> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .map(Duration::from_secs)
+        .ok_or(format!("bad {name} {text:?}: a whole number of seconds"))
 }
 
 /// Sizes and rounds.
@@ -230,6 +274,7 @@ pub fn main() -> ExitCode {
             Some(queue) => runtime.block_on(queue.node(&url, setting, name)),
             None => Err(format!("unknown library {lib:?}").into()),
         },
+        None if args.sustained.is_some() => runtime.block_on(run_sustained(&args, &url)),
         None => runtime.block_on(run(&args, &url)),
     };
     match result {
@@ -239,6 +284,47 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The sustained load, one library after the other on the same server.
+async fn run_sustained(args: &Args, admin_url: &str) -> Result<()> {
+    let plan = sustained::Plan {
+        length: args.sustained.unwrap_or(Duration::from_secs(600)),
+        window: args.window.unwrap_or(Duration::from_secs(30)),
+        retention: args.retention.unwrap_or(Duration::from_secs(120)),
+        idle_tx: args.idle_tx,
+        readers: args.readers,
+    };
+    let libs = args
+        .libs
+        .clone()
+        .unwrap_or_else(|| vec!["ours".to_owned(), "awa".to_owned()]);
+    let mut measured = Vec::new();
+    for lib in &libs {
+        let load: &dyn sustained::Load = match lib.as_str() {
+            "ours" => &OURS,
+            "awa" => &AWA,
+            other => {
+                return Err(
+                    format!("--libs: no sustained load for {other:?}; known: ours, awa").into(),
+                );
+            }
+        };
+        measured.push(sustained::run(load, admin_url, plan).await?);
+    }
+    println!();
+    for run in &measured {
+        print!("{}", run.summary());
+    }
+    if let [ours, other] = &measured[..] {
+        println!(
+            "ratio of mean rates, {} ÷ {}: {:.2}×",
+            ours.name,
+            other.name,
+            ours.rate() / other.rate().max(1.0)
+        );
+    }
+    Ok(())
 }
 
 async fn run(args: &Args, admin_url: &str) -> Result<()> {

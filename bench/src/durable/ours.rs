@@ -1,15 +1,19 @@
 //! Our side: worker-core's `WorkerManager` with the worker-postgres
 //! backend, used as its README shows.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use worker_core::WorkerManager;
+use worker_core::backend::HistoryQuery;
 use worker_postgres::Postgres;
 
 use super::common::{
     BoxFut, CONCURRENCY, Drained, Finished, LONG_JOB, Pace, Queue, Result, await_drain,
     check_stored, record_start, share,
 };
+use super::sustained::{self, Probe, Session};
 
 /// The tables' schema (in the database `bench_ours`).
 const SCHEMA: &str = "bench_ours";
@@ -209,5 +213,102 @@ impl Queue for Ours {
     }
     fn node<'a>(&'a self, url: &'a str, setting: &'a str, name: &'a str) -> BoxFut<'a, ()> {
         Box::pin(node(url, setting, name))
+    }
+}
+
+/// The sustained-load node: the bench's job on one manager, with every
+/// default but the concurrency and the retention.
+struct Sustained {
+    manager: WorkerManager,
+}
+
+async fn start_sustained(
+    url: &str,
+    probe: Arc<Probe>,
+    retention: Duration,
+) -> Result<Box<dyn Session>> {
+    let manager = WorkerManager::new();
+    manager
+        .register("job", move |ctx| {
+            let probe = probe.clone();
+            async move {
+                probe.started(ctx.payload().and_then(|p| p["at"].as_u64()));
+                ctx.sleep(sustained::WORK).await;
+                probe.finished();
+                Ok(())
+            }
+        })
+        .await?;
+    let backend = Postgres::new(url)
+        .schema(SCHEMA)
+        .concurrency(sustained::CONCURRENCY)
+        .retention(retention);
+    manager.set_backend(backend).await?;
+    Ok(Box::new(Sustained { manager }))
+}
+
+impl Session for Sustained {
+    fn enqueue<'a>(&'a self, payloads: Vec<Value>) -> BoxFut<'a, ()> {
+        Box::pin(async move {
+            // Concurrent calls share one insert and one commit.
+            let calls = payloads
+                .into_iter()
+                .map(|payload| self.manager.call("job", None, Some(payload)));
+            for stored in futures::future::join_all(calls).await {
+                stored?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_dashboard<'a>(&'a self) -> BoxFut<'a, bool> {
+        Box::pin(async move {
+            let recent = self
+                .manager
+                .history(HistoryQuery {
+                    worker: None,
+                    outcome: None,
+                    failed_first: true,
+                    limit: 50,
+                })
+                .await?
+                .unwrap_or_default();
+            if let Some(run) = recent.first() {
+                self.manager.stored_run(&run.run_id).await?;
+            }
+            self.manager.stats("job").await;
+            self.manager.nodes().await?;
+            self.manager
+                .timeline(Duration::from_secs(3600), Duration::from_secs(60))
+                .await?;
+            Ok(true)
+        })
+    }
+
+    fn stop(self: Box<Self>) -> BoxFut<'static, ()> {
+        Box::pin(async move {
+            self.manager.shutdown().await?;
+            Ok(())
+        })
+    }
+}
+
+impl sustained::Load for Ours {
+    fn name(&self) -> &'static str {
+        "ours"
+    }
+    fn database(&self) -> &'static str {
+        "bench_ours"
+    }
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+    fn start<'a>(
+        &'a self,
+        url: &'a str,
+        probe: Arc<Probe>,
+        retention: Duration,
+    ) -> BoxFut<'a, Box<dyn Session>> {
+        Box::pin(start_sustained(url, probe, retention))
     }
 }
