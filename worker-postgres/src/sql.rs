@@ -44,6 +44,7 @@ pub(crate) struct Sql {
     pub(crate) timeline_p95: SqlStr,
     pub(crate) node_gone: SqlStr,
     pub(crate) purge: SqlStr,
+    pub(crate) purge_rest: SqlStr,
     pub(crate) vacuum_runs: SqlStr,
 }
 
@@ -420,9 +421,7 @@ impl Sql {
             ),
             node_gone: text("DELETE FROM {s}.nodes WHERE node = $1"),
             // What outlived its retention, at most $2 runs at a time:
-            // ended runs with their messages and attempts (also those an
-            // older version of this crate left in the hot table), old
-            // ticks, nodes silent for a day.
+            // ended runs with their messages and attempts.
             purge: text(
                 "WITH old AS (
                      DELETE FROM {s}.ended_runs WHERE id IN (
@@ -431,16 +430,23 @@ impl Sql {
                          ORDER BY ended_at
                          LIMIT $2)
                      RETURNING id),
-                 old_in_runs AS (
+                 messages AS (DELETE FROM {s}.messages WHERE run_id IN (SELECT id FROM old)),
+                 attempts AS (DELETE FROM {s}.attempts WHERE run_id IN (SELECT id FROM old))
+                 SELECT count(*) FROM old",
+            ),
+            // Once per purge, not per slice: runs an older version of this
+            // crate ended in the hot table (it has no index on ended_at,
+            // and a statement that reads the whole table holds back
+            // vacuum for as long as it reads), old ticks, nodes silent for
+            // a day.
+            purge_rest: text(
+                "WITH old AS (
                      DELETE FROM {s}.runs
-                     WHERE ended_at < now() - $1 * interval '1 millisecond'
+                     WHERE state NOT IN ('queued', 'running')
+                       AND ended_at < now() - $1 * interval '1 millisecond'
                      RETURNING id),
-                 messages AS (
-                     DELETE FROM {s}.messages
-                     WHERE run_id IN (SELECT id FROM old UNION ALL SELECT id FROM old_in_runs)),
-                 attempts AS (
-                     DELETE FROM {s}.attempts
-                     WHERE run_id IN (SELECT id FROM old UNION ALL SELECT id FROM old_in_runs)),
+                 messages AS (DELETE FROM {s}.messages WHERE run_id IN (SELECT id FROM old)),
+                 attempts AS (DELETE FROM {s}.attempts WHERE run_id IN (SELECT id FROM old)),
                  ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
                  nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day')
                  SELECT count(*) FROM old",
