@@ -378,7 +378,8 @@ impl Measured {
     fn minute_medians(&self) -> Vec<u64> {
         self.seconds
             .chunks(60)
-            .filter(|minute| minute.len() >= 30)
+            // A short last piece says little, unless it is the whole run.
+            .filter(|minute| minute.len() >= 30 || self.seconds.len() < 60)
             .map(|minute| {
                 let mut rates: Vec<u64> = minute.iter().map(|s| s.finished).collect();
                 rates.sort_unstable();
