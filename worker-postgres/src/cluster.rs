@@ -395,9 +395,10 @@ impl Cluster {
             Option<f64>,
             i64,
         );
+        let mut conn = self.reach.connection("read a worker's statistics").await?;
         let row: Row = sqlx::query_as(self.sql.stats.clone())
             .bind(worker)
-            .fetch_one(&mut *self.reach.connection("read a worker's statistics").await?)
+            .fetch_one(&mut *conn)
             .await
             .map_err(|err| {
                 self.reach
@@ -405,7 +406,7 @@ impl Cluster {
             })?;
         let percentiles: Option<Vec<f64>> = sqlx::query_scalar(self.sql.percentiles.clone())
             .bind(worker)
-            .fetch_one(&mut *self.reach.connection("read a worker's statistics").await?)
+            .fetch_one(&mut *conn)
             .await
             .map_err(|err| {
                 self.reach
@@ -463,13 +464,15 @@ impl Cluster {
 
     pub(crate) async fn history(&self, query: HistoryQuery) -> Result<Vec<StoredRun>> {
         let limit = i64::try_from(query.limit.max(1)).unwrap_or(i64::MAX);
-        let read = |err| self.reach.error("read the history of runs", err);
+        const WHAT: &str = "read the history of runs";
+        let read = |err| self.reach.error(WHAT, err);
+        let mut conn = self.reach.connection(WHAT).await?;
         let mut rows: Vec<StoredRow> = Vec::new();
         if query.failed_first && query.outcome.is_none() {
             rows = sqlx::query_as(self.sql.history_failures.clone())
                 .bind(query.worker.as_deref())
                 .bind(limit)
-                .fetch_all(&mut *self.reach.connection("read the history of runs").await?)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(read)?;
         }
@@ -480,7 +483,7 @@ impl Cluster {
                 .bind(query.outcome.map(Outcome::as_str))
                 // Failures already listed come back here: ask for enough.
                 .bind(left + rows.len() as i64)
-                .fetch_all(&mut *self.reach.connection("read the history of runs").await?)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(read)?;
             let listed: std::collections::HashSet<String> =
@@ -498,9 +501,10 @@ impl Cluster {
         let Ok(id) = Uuid::try_parse(run_id) else {
             return Ok(None);
         };
+        let mut conn = self.reach.connection("read a run").await?;
         let row: Option<StoredRow> = sqlx::query_as(self.sql.stored_run.clone())
             .bind(id)
-            .fetch_optional(&mut *self.reach.connection("read a run").await?)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|err| self.reach.error(&format!("read run '{run_id}'"), err))?;
         let Some(mut run) = row.map(stored) else {
@@ -508,7 +512,7 @@ impl Cluster {
         };
         let attempts: Vec<AttemptRow> = sqlx::query_as(self.sql.attempts_of.clone())
             .bind(id)
-            .fetch_all(&mut *self.reach.connection("read a run's attempts").await?)
+            .fetch_all(&mut *conn)
             .await
             .map_err(|err| {
                 self.reach
@@ -567,17 +571,19 @@ impl Cluster {
     ) -> Result<Vec<TimelineBucket>> {
         let bucket_s = bucket.as_secs_f64().max(1.0);
         let window_ms = window.as_secs_f64() * 1e3;
-        let read = |err| self.reach.error("read the timeline", err);
+        const WHAT: &str = "read the timeline";
+        let read = |err| self.reach.error(WHAT, err);
+        let mut conn = self.reach.connection(WHAT).await?;
         let counts: Vec<(f64, String, i64)> = sqlx::query_as(self.sql.timeline_counts.clone())
             .bind(bucket_s)
             .bind(window_ms)
-            .fetch_all(&mut *self.reach.connection("read the timeline").await?)
+            .fetch_all(&mut *conn)
             .await
             .map_err(read)?;
         let p95s: Vec<(f64, Option<f64>)> = sqlx::query_as(self.sql.timeline_p95.clone())
             .bind(bucket_s)
             .bind(window_ms)
-            .fetch_all(&mut *self.reach.connection("read the timeline").await?)
+            .fetch_all(&mut *conn)
             .await
             .map_err(read)?;
         let mut buckets: std::collections::BTreeMap<i64, TimelineBucket> = Default::default();

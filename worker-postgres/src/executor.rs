@@ -576,13 +576,14 @@ impl Executor {
         // the retention is gone: a busy cluster ends more runs a minute
         // than one slice.
         const SLICE: i64 = 5_000;
+        let retention_ms = self.config.retention.as_secs_f64() * 1e3;
         let mut purged: i64 = sqlx::query_scalar(self.sql.purge_rest.clone())
-            .bind(self.config.retention.as_secs_f64() * 1e3)
+            .bind(retention_ms)
             .fetch_one(&self.pool)
             .await?;
         loop {
             let deleted: i64 = sqlx::query_scalar(self.sql.purge.clone())
-                .bind(self.config.retention.as_secs_f64() * 1e3)
+                .bind(retention_ms)
                 .bind(SLICE)
                 .fetch_one(&self.pool)
                 .await?;
