@@ -259,7 +259,18 @@ async fn tour(args: &[String]) -> std::result::Result<(), String> {
     tokio::time::sleep(Duration::from_millis(700)).await;
     show(&pool, &schema).await;
 
-    let victim = &workers[0];
+    // The node holding the most runs is the one whose death shows the
+    // rescue: which node claims first is up to the scheduler, not to us.
+    let mut busiest = busiest_node(&pool, &schema).await;
+    let patience = Instant::now() + Duration::from_secs(10);
+    while busiest.is_none() && Instant::now() < patience {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        busiest = busiest_node(&pool, &schema).await;
+    }
+    let victim = workers
+        .iter()
+        .find(|w| Some(w.child.id()) == busiest)
+        .unwrap_or(&workers[0]);
     let victim_pid = victim.child.id();
     victim.signal("KILL");
     println!(
@@ -306,12 +317,26 @@ fn pids(processes: &[Process]) -> String {
         .join(", ")
 }
 
+/// The pid of the node holding the most unended runs, if any holds one.
+async fn busiest_node(pool: &worker_postgres::sqlx::PgPool, schema: &str) -> Option<u32> {
+    let rows: Vec<(String,)> =
+        worker_postgres::sqlx::query_as(worker_postgres::sqlx::AssertSqlSafe(format!(
+            "SELECT node FROM {schema}.runs WHERE state = 'running' AND node IS NOT NULL
+             GROUP BY node ORDER BY count(*) DESC LIMIT 1"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+    rows.first()
+        .and_then(|(node,)| node.split(':').nth(1)?.parse().ok())
+}
+
 /// One line: runs per state, and the running ones per node.
 async fn show(pool: &worker_postgres::sqlx::PgPool, schema: &str) {
     let rows: Vec<(String, Option<String>, i64)> =
         worker_postgres::sqlx::query_as(worker_postgres::sqlx::AssertSqlSafe(format!(
             "SELECT state, CASE WHEN state = 'running' THEN node END, count(*)
-             FROM {schema}.runs GROUP BY 1, 2 ORDER BY 1, 2"
+             FROM {schema}.all_runs GROUP BY 1, 2 ORDER BY 1, 2"
         )))
         .fetch_all(pool)
         .await
