@@ -1,7 +1,7 @@
 //! The process's one `LISTEN` connection, and who it wakes.
 //!
-//! Notifications on the schema's channel are short texts: `q` (runs were
-//! queued), `m <id> …` (runs have new messages), `e <id> …` (runs ended),
+//! Notifications on the schema's channel are short texts: `q <micros>`
+//! (runs were queued, none earlier than that: see `cursor`), `m <id> …` (runs have new messages), `e <id> …` (runs ended),
 //! `c <id> …` (runs were asked to stop). Handles wait on a watch per run
 //! id, created by the first handle on that run and removed with the last;
 //! the claim loop and the executor have their own wake-ups.
@@ -19,6 +19,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
+use crate::cursor::{self, Cursor};
+
 /// How often every waiting handle looks again without a notification.
 pub(crate) const BACKSTOP: Duration = Duration::from_secs(2);
 
@@ -31,6 +33,8 @@ pub(crate) struct Bus {
     watches: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
     /// Runs were queued (or leases lapsed): claimers look.
     pub(crate) queued: Notify,
+    /// Where this node's claims read from; queued runs rewind it.
+    pub(crate) cursor: Cursor,
     /// Runs asked to stop, for the executor.
     cancels: Mutex<Vec<Uuid>>,
     pub(crate) cancel_requested: Notify,
@@ -73,7 +77,14 @@ impl Bus {
         }
     }
 
-    /// Wakes every handle: after a reconnect, and as the backstop.
+    /// After a reconnect: whatever was sent meanwhile is lost, so claims
+    /// read from the front and every handle looks again.
+    pub(crate) fn reconnected(&self) {
+        self.cursor.rewind(None);
+        self.wake_all();
+    }
+
+    /// Wakes every handle: the backstop.
     pub(crate) fn wake_all(&self) {
         for sender in self.watches().values() {
             sender.send_modify(|version| *version += 1);
@@ -89,11 +100,19 @@ impl Bus {
 
     /// Acts on one notification's payload.
     pub(crate) fn dispatch(&self, payload: &str) {
-        let mut words = payload.split(' ');
-        let kind = words.next().unwrap_or("");
-        let ids = words.filter_map(|id| Uuid::try_parse(id).ok());
+        let (kind, rest) = match payload.split_once(' ') {
+            Some((kind, rest)) => (kind, Some(rest)),
+            None => (payload, None),
+        };
+        let ids = rest
+            .unwrap_or("")
+            .split(' ')
+            .filter_map(|id| Uuid::try_parse(id).ok());
         match kind {
-            "q" => self.queued.notify_one(),
+            "q" => {
+                self.cursor.rewind(cursor::queued_from(rest));
+                self.queued.notify_one();
+            }
             "m" | "e" => ids.for_each(|id| self.wake(&id)),
             "c" => {
                 self.cancels
@@ -133,8 +152,7 @@ pub(crate) async fn listen(pool: PgPool, channel: String, bus: Arc<Bus>) {
             match connect(&pool, &channel).await {
                 Ok(connected) => {
                     listener = Some(connected);
-                    // Whatever was sent while we were away is lost.
-                    bus.wake_all();
+                    bus.reconnected();
                 }
                 Err(err) => {
                     log::warn!(target: "worker_postgres", "can't listen for notifications yet: {err}");

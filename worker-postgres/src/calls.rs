@@ -88,9 +88,8 @@ async fn insert(reach: &Reach, sql: &Sql, batch: &[Call]) -> Result<()> {
         .execute(&mut *tx)
         .await
         .map_err(|err| reach.error(WHAT, err))?;
-    sqlx::query(sql.notify.clone())
+    sqlx::query(sql.notify_queued.clone())
         .bind(&sql.channel)
-        .bind("q")
         .execute(&mut *tx)
         .await
         .map_err(|err| reach.error(WHAT, err))?;

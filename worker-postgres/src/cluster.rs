@@ -450,9 +450,8 @@ impl Cluster {
             .await
             .map_err(|err| self.reach.error("start a scheduled run", err))?;
         if started.is_some() {
-            sqlx::query(self.sql.notify.clone())
+            sqlx::query(self.sql.notify_queued.clone())
                 .bind(&self.sql.channel)
-                .bind("q")
                 .execute(&mut *tx)
                 .await
                 .map_err(|err| self.reach.error("start a scheduled run", err))?;

@@ -24,8 +24,10 @@ use worker_core::{Error, Result};
 use crate::Config;
 use crate::ahead::Ahead;
 use crate::bus::{self, Bus};
+use crate::cursor;
 use crate::events;
 use crate::leases::{self, Leases, Renewed, Unsafe};
+use crate::pace::Pace;
 use crate::sql::Sql;
 use crate::writer::{self, Ending, Item};
 
@@ -43,6 +45,15 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// table and its indexes grow with them. Vacuumed every two seconds, the
 /// table stays about as small as the work in flight.
 const VACUUM_EVERY: Duration = Duration::from_secs(2);
+
+/// How often statistics counted as runs end are folded into their
+/// per-worker totals (see migration 4): it bounds how many rows a
+/// `stats()` read adds up.
+const FOLD_EVERY: Duration = Duration::from_secs(1);
+
+/// Reaping, vacuuming and folding each take at most one part in this many
+/// of the time (see `pace`).
+const MAINTENANCE_SHARE: u32 = 20;
 
 /// Most runs claimed in one statement.
 const CLAIM_BATCH: usize = 256;
@@ -166,14 +177,21 @@ impl Executor {
             // The leases are set by the database's now(), which can't be
             // earlier than this.
             let sent = Instant::now();
+            let from = self.bus.cursor.begin();
             let claimed: std::result::Result<Vec<ClaimRow>, sqlx::Error> =
                 sqlx::query_as(self.sql.claim.clone())
                     .bind(&self.name)
                     .bind(lease_ms)
                     .bind(&workers)
                     .bind(room as i64)
+                    .bind(from)
                     .fetch_all(&self.pool)
                     .await;
+            let latest = claimed
+                .as_ref()
+                .ok()
+                .and_then(|rows| rows.iter().map(|row| row.8).max());
+            self.bus.cursor.end(from, latest, sent);
             let claimed = match claimed {
                 Ok(claimed) => claimed,
                 Err(err) => {
@@ -207,7 +225,7 @@ impl Executor {
             if full {
                 continue;
             }
-            let wait = self.next_due(&workers).await;
+            let wait = self.next_due(&workers, self.bus.cursor.position()).await;
             tokio::select! {
                 () = self.bus.queued.notified() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -216,12 +234,13 @@ impl Executor {
         }
     }
 
-    /// How long until the next delayed run of these workers is due, at most
-    /// the backstop.
-    async fn next_due(&self, workers: &[String]) -> Duration {
+    /// How long until the next delayed run of these workers queued from
+    /// `from` on is due, at most the backstop.
+    async fn next_due(&self, workers: &[String], from: cursor::From) -> Duration {
         let due: std::result::Result<Option<f64>, _> =
             sqlx::query_scalar(self.sql.next_due.clone())
                 .bind(workers)
+                .bind(from)
                 .fetch_one(&self.pool)
                 .await;
         match due {
@@ -455,19 +474,27 @@ impl Executor {
         }
     }
 
-    /// Reaps lapsed leases, beats the node's heart and purges, each on its
-    /// own period, until the process stops. (Lease renewal has a loop and
+    /// Reaps lapsed leases, beats the node's heart, folds statistics,
+    /// vacuums and purges, each on its own period, until the process stops. (Lease renewal has a loop and
     /// a connection of its own: see `leases`.)
     async fn maintain(self: Arc<Self>) {
         let beat_every = self.config.lease / 3;
-        let mut last_purge = Instant::now() - PURGE_EVERY + Duration::from_secs(5);
-        let mut last_vacuum = Instant::now();
+        // Paced (see `pace`): reaping and vacuuming read the hot table
+        // whole, which gets slow while a long transaction holds vacuum back.
+        let mut reaping = Pace::new(REAP_EVERY, MAINTENANCE_SHARE, Duration::ZERO);
+        let mut vacuuming = Pace::new(VACUUM_EVERY, MAINTENANCE_SHARE, VACUUM_EVERY);
+        let mut folding = Pace::new(FOLD_EVERY, MAINTENANCE_SHARE, FOLD_EVERY);
+        let mut purging = Pace::new(PURGE_EVERY, 1, Duration::from_secs(5));
         // The first beat at once: the node shows up in `nodes()` as soon
         // as it has started.
         let mut last_beat: Option<Instant> = None;
         while !self.is_stopping() {
-            if let Err(err) = self.reap().await {
-                log::debug!(target: "worker_postgres", "can't look for lapsed leases: {err}");
+            if reaping.is_due() {
+                let started = Instant::now();
+                if let Err(err) = self.reap().await {
+                    log::debug!(target: "worker_postgres", "can't look for lapsed leases: {err}");
+                }
+                reaping.done(started);
             }
             if last_beat.is_none_or(|beat| beat.elapsed() >= beat_every) {
                 last_beat = Some(Instant::now());
@@ -475,17 +502,29 @@ impl Executor {
                     log::warn!(target: "worker_postgres", "can't record this node's heartbeat: {err}");
                 }
             }
-            if self.config.execute && last_vacuum.elapsed() >= VACUUM_EVERY {
-                last_vacuum = Instant::now();
+            if self.config.execute && vacuuming.is_due() {
+                let started = Instant::now();
                 if let Err(err) = self.vacuum().await {
                     log::debug!(target: "worker_postgres", "can't vacuum the runs table: {err}");
                 }
+                vacuuming.done(started);
             }
-            if last_purge.elapsed() >= PURGE_EVERY {
-                last_purge = Instant::now();
+            if folding.is_due() {
+                let started = Instant::now();
+                if let Err(err) = sqlx::query(self.sql.fold_stats.clone())
+                    .execute(&self.pool)
+                    .await
+                {
+                    log::debug!(target: "worker_postgres", "can't fold statistics: {err}");
+                }
+                folding.done(started);
+            }
+            if purging.is_due() {
+                let started = Instant::now();
                 if let Err(err) = self.purge().await {
                     log::warn!(target: "worker_postgres", "can't purge old runs: {err}");
                 }
+                purging.done(started);
             }
             tokio::select! {
                 () = tokio::time::sleep(REAP_EVERY) => {}
@@ -511,14 +550,16 @@ impl Executor {
             .filter(|(_, _, state, _, _)| state == "stalled")
             .map(|(id, ..)| *id)
             .collect();
-        let mut notes = bus::payloads("e", &stalled);
-        if stalled.len() < changed.len() {
-            notes.push("q".to_owned());
-        }
-        for note in notes {
+        for note in bus::payloads("e", &stalled) {
             sqlx::query(self.sql.notify.clone())
                 .bind(&self.sql.channel)
                 .bind(note)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if stalled.len() < changed.len() {
+            sqlx::query(self.sql.notify_queued.clone())
+                .bind(&self.sql.channel)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -659,11 +700,13 @@ type ClaimRow = (
     Uuid,
     i32,
     bool,
+    // Its `run_at`, in epoch microseconds (for the cursor).
+    i64,
 );
 
 impl From<ClaimRow> for Claimed {
     fn from(row: ClaimRow) -> Self {
-        let (id, worker, payload, attempt, timeout_ms, token, next_seq, cancel_requested) = row;
+        let (id, worker, payload, attempt, timeout_ms, token, next_seq, cancel_requested, _) = row;
         Claimed {
             id,
             worker,

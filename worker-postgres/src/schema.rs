@@ -160,6 +160,32 @@ CREATE VIEW {s}.all_runs AS
     SELECT * FROM {s}.runs UNION ALL SELECT * FROM {s}.ended_runs;
 "#,
     ),
+    (
+        4,
+        "statistics appended per ending batch and folded into stats, not updated per batch",
+        r#"
+-- Every batch of endings appends one row per worker here instead of
+-- updating that worker's row in `stats`. One row updated hundreds of
+-- times a second is a version chain that every update walks; while a long
+-- transaction holds vacuum back the chain only grows, and each ending
+-- batch pays for all of it. Nodes fold these rows into `stats` every
+-- second (one statement: a reader sees them either here or there).
+-- A node of version 3 still adds to `stats` directly: both add up.
+CREATE TABLE {s}.stat_deltas (
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
+    worker      text NOT NULL,
+    runs        bigint NOT NULL DEFAULT 0,
+    errors      bigint NOT NULL DEFAULT 0,
+    cancelled   bigint NOT NULL DEFAULT 0,
+    timeouts    bigint NOT NULL DEFAULT 0,
+    panics      bigint NOT NULL DEFAULT 0,
+    stalled     bigint NOT NULL DEFAULT 0,
+    retries     bigint NOT NULL DEFAULT 0,
+    total_ms    double precision NOT NULL DEFAULT 0,
+    last_run_ms double precision
+);
+"#,
+    ),
 ];
 
 /// How recent a node's heartbeat must be for migration 3 to take it for a

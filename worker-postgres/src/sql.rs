@@ -6,6 +6,8 @@
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use worker_core::{Error, Result};
 
+use crate::cursor::QUEUED_AT;
+
 /// The statements of one schema.
 #[derive(Debug)]
 pub(crate) struct Sql {
@@ -15,6 +17,7 @@ pub(crate) struct Sql {
     pub(crate) insert_runs: SqlStr,
     pub(crate) insert_run: SqlStr,
     pub(crate) notify: SqlStr,
+    pub(crate) notify_queued: SqlStr,
     pub(crate) claim: SqlStr,
     pub(crate) next_due: SqlStr,
     pub(crate) renew: SqlStr,
@@ -45,6 +48,7 @@ pub(crate) struct Sql {
     pub(crate) node_gone: SqlStr,
     pub(crate) purge: SqlStr,
     pub(crate) purge_rest: SqlStr,
+    pub(crate) fold_stats: SqlStr,
     pub(crate) vacuum_runs: SqlStr,
 }
 
@@ -58,15 +62,19 @@ const ENDED_COLUMNS: &str = "id, worker, payload, state, attempt, stalls, run_at
     cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error, output,
     claimed_at";
 
+/// A claim's lower bound of `run_at`, from the `cursor::From` in the
+/// statement's last parameter (`NULL`: the front).
+const FROM: &str = "coalesce('epoch'::timestamptz + $5 * interval '1 microsecond', '-infinity')";
+
 /// The head of the statement that keeps one row per attempt.
 const ATTEMPTED: &str = "INSERT INTO {s}.attempts
     (run_id, attempt, node, started_at, ended_at, outcome, error_kind, error, duration_ms)";
 
-/// Counts an ending into `{s}.stats`, from a CTE `ended(worker, state,
-/// duration_ms)`: the rows the statement actually changed, so a repeated
-/// statement (a retried batch) counts nothing twice.
+/// Counts an ending into `{s}.stat_deltas`, from a CTE `ended(worker,
+/// state, duration_ms)`: the rows the statement actually changed, so a
+/// repeated statement (a retried batch) counts nothing twice.
 const COUNT_ENDINGS: &str = "
-INSERT INTO {s}.stats AS s (worker, runs, errors, cancelled, timeouts, panics, stalled, total_ms, last_run_ms)
+INSERT INTO {s}.stat_deltas (worker, runs, errors, cancelled, timeouts, panics, stalled, total_ms, last_run_ms)
 SELECT worker,
        count(*) FILTER (WHERE state NOT IN ('cancelled')),
        count(*) FILTER (WHERE state IN ('failed', 'timed_out', 'panicked', 'stalled')),
@@ -76,16 +84,16 @@ SELECT worker,
        count(*) FILTER (WHERE state = 'stalled'),
        coalesce(sum(duration_ms) FILTER (WHERE state NOT IN ('cancelled', 'stalled')), 0),
        max(duration_ms) FILTER (WHERE state NOT IN ('cancelled', 'stalled'))
-FROM ended GROUP BY worker
-ON CONFLICT (worker) DO UPDATE SET
-    runs = s.runs + excluded.runs,
-    errors = s.errors + excluded.errors,
-    cancelled = s.cancelled + excluded.cancelled,
-    timeouts = s.timeouts + excluded.timeouts,
-    panics = s.panics + excluded.panics,
-    stalled = s.stalled + excluded.stalled,
-    total_ms = s.total_ms + excluded.total_ms,
-    last_run_ms = coalesce(excluded.last_run_ms, s.last_run_ms)";
+FROM ended GROUP BY worker";
+
+/// The per-worker sums of `{s}.stat_deltas` rows in a relation `d`: the
+/// counters, then the latest `last_run_ms`.
+const DELTA_SUMS: &str = "sum(d.runs)::int8 AS runs, sum(d.errors)::int8 AS errors,
+    sum(d.cancelled)::int8 AS cancelled, sum(d.timeouts)::int8 AS timeouts,
+    sum(d.panics)::int8 AS panics, sum(d.stalled)::int8 AS stalled,
+    sum(d.retries)::int8 AS retries, sum(d.total_ms) AS total_ms,
+    (array_agg(d.last_run_ms ORDER BY d.seq DESC) FILTER (WHERE d.last_run_ms IS NOT NULL))[1]
+        AS last_run_ms";
 
 impl Sql {
     /// The statements for `schema`, which must be a plain lower-case
@@ -106,6 +114,9 @@ impl Sql {
             AssertSqlSafe(
                 template
                     .replace("{ATTEMPTED}", ATTEMPTED)
+                    .replace("{QUEUED_AT}", QUEUED_AT)
+                    .replace("{FROM}", FROM)
+                    .replace("{DELTA_SUMS}", DELTA_SUMS)
                     .replace("{s}", schema),
             )
             .into_sql_str()
@@ -124,12 +135,14 @@ impl Sql {
                 "WITH stored AS (
                      INSERT INTO {s}.runs (id, worker, payload, timeout_ms) VALUES ($1, $2, $3, $4)
                      RETURNING id)
-                 SELECT pg_notify($5, 'q') FROM stored",
+                 SELECT pg_notify($5, {QUEUED_AT}) FROM stored",
             ),
             notify: text("SELECT pg_notify($1, $2)"),
-            // The oldest due runs of the workers this node has, locked so
-            // that concurrent claimers skip them. The lease runs on the
-            // database's clock.
+            // Says where the runs it queued are (see `cursor`).
+            notify_queued: text("SELECT pg_notify($1, {QUEUED_AT})"),
+            // The oldest due runs of the workers this node has, from its
+            // cursor on ($5, see `cursor`), locked so that concurrent
+            // claimers skip them. The lease runs on the database's clock.
             claim: text(
                 "UPDATE {s}.runs r
                  SET state = 'running', node = $1, lease_token = gen_random_uuid(),
@@ -138,16 +151,18 @@ impl Sql {
                  WHERE r.id IN (
                      SELECT id FROM {s}.runs
                      WHERE state = 'queued' AND run_at <= now() AND worker = ANY($3)
+                       AND run_at >= {FROM}
                      ORDER BY run_at
                      LIMIT $4
                      FOR UPDATE SKIP LOCKED)
                  RETURNING r.id, r.worker, r.payload, r.attempt, r.timeout_ms, r.lease_token,
                      (SELECT coalesce(max(m.seq) + 1, 0) FROM {s}.messages m WHERE m.run_id = r.id),
-                     r.cancel_requested",
+                     r.cancel_requested, floor(extract(epoch FROM r.run_at) * 1000000)::int8",
             ),
             next_due: text(
                 "SELECT extract(epoch FROM (min(run_at) - now())) * 1000
-                 FROM {s}.runs WHERE state = 'queued' AND worker = ANY($1)",
+                 FROM {s}.runs WHERE state = 'queued' AND worker = ANY($1)
+                   AND run_at >= coalesce('epoch'::timestamptz + $2 * interval '1 microsecond', '-infinity')",
             ),
             // Renews the leases this node still holds, skipping rows
             // another transaction has locked (the outbox writing their
@@ -260,9 +275,8 @@ impl Sql {
                      WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
                      RETURNING r.id, r.worker, r.attempt - 1 AS attempt, e.state, e.kind, e.error, e.duration_ms),
                  counted AS (
-                     INSERT INTO {s}.stats AS s (worker, retries)
-                     SELECT worker, count(*) FROM changed GROUP BY worker
-                     ON CONFLICT (worker) DO UPDATE SET retries = s.retries + excluded.retries),
+                     INSERT INTO {s}.stat_deltas (worker, retries)
+                     SELECT worker, count(*) FROM changed GROUP BY worker),
                  attempted AS ({ATTEMPTED}
                      SELECT id, attempt, $8, now() - duration_ms * interval '1 millisecond', now(),
                             state, kind, error, duration_ms
@@ -329,10 +343,17 @@ impl Sql {
                 "SELECT id::text FROM {s}.runs WHERE state = 'running' AND worker = $1 ORDER BY started_at, id",
             ),
             stats: text(
-                "SELECT s.runs, s.errors, s.cancelled, s.timeouts, s.panics, s.retries, s.skipped,
-                        s.total_ms, s.last_run_ms,
+                "SELECT coalesce(s.runs, 0) + coalesce(d.runs, 0), coalesce(s.errors, 0) + coalesce(d.errors, 0),
+                        coalesce(s.cancelled, 0) + coalesce(d.cancelled, 0),
+                        coalesce(s.timeouts, 0) + coalesce(d.timeouts, 0),
+                        coalesce(s.panics, 0) + coalesce(d.panics, 0),
+                        coalesce(s.retries, 0) + coalesce(d.retries, 0), s.skipped,
+                        coalesce(s.total_ms, 0) + coalesce(d.total_ms, 0),
+                        coalesce(d.last_run_ms, s.last_run_ms),
                         (SELECT count(*) FROM {s}.runs r WHERE r.state = 'running' AND r.worker = $1)
-                 FROM (SELECT $1::text AS worker) w LEFT JOIN {s}.stats s ON s.worker = w.worker",
+                 FROM (SELECT $1::text AS worker) w
+                 LEFT JOIN {s}.stats s ON s.worker = w.worker
+                 LEFT JOIN LATERAL (SELECT {DELTA_SUMS} FROM {s}.stat_deltas d WHERE d.worker = w.worker) d ON true",
             ),
             // Of the worker's last 1,000 finished runs.
             percentiles: text(
@@ -450,6 +471,26 @@ impl Sql {
                  ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
                  nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day')
                  SELECT count(*) FROM old",
+            ),
+            // The deltas counted so far, into `stats`, in one statement:
+            // a reader sees each delta in one place. Two nodes folding at
+            // once can't count one twice: the second's delete finds the
+            // rows gone.
+            fold_stats: text(
+                "WITH d AS (DELETE FROM {s}.stat_deltas RETURNING *)
+                 INSERT INTO {s}.stats AS s
+                     (worker, runs, errors, cancelled, timeouts, panics, stalled, retries, total_ms, last_run_ms)
+                 SELECT d.worker, {DELTA_SUMS} FROM d GROUP BY d.worker
+                 ON CONFLICT (worker) DO UPDATE SET
+                     runs = s.runs + excluded.runs,
+                     errors = s.errors + excluded.errors,
+                     cancelled = s.cancelled + excluded.cancelled,
+                     timeouts = s.timeouts + excluded.timeouts,
+                     panics = s.panics + excluded.panics,
+                     stalled = s.stalled + excluded.stalled,
+                     retries = s.retries + excluded.retries,
+                     total_ms = s.total_ms + excluded.total_ms,
+                     last_run_ms = coalesce(excluded.last_run_ms, s.last_run_ms)",
             ),
             // SKIP_LOCKED: never wait behind a lock (an ALTER, a manual
             // VACUUM FULL); the next pass comes in two seconds.

@@ -216,6 +216,8 @@ async fn write_batch(
     }
     let mut tx = pool.begin().await?;
     let mut notes = Vec::new();
+    // Runs queued again (retried, handed back): claimers are told where.
+    let mut queued = false;
     if !messages.0.is_empty() {
         sqlx::query(sql.insert_messages.clone())
             .bind(&messages.0)
@@ -243,7 +245,7 @@ async fn write_batch(
             .fetch_all(&mut *tx)
             .await?;
         if !retried.is_empty() {
-            notes.push("q".to_owned());
+            queued = true;
         }
         recorded.extend(retried);
     }
@@ -271,7 +273,7 @@ async fn write_batch(
             .fetch_all(&mut *tx)
             .await?;
         if !released.is_empty() {
-            notes.push("q".to_owned());
+            queued = true;
         }
         recorded.extend(released);
     }
@@ -279,6 +281,12 @@ async fn write_batch(
         sqlx::query(sql.notify.clone())
             .bind(&sql.channel)
             .bind(note)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if queued {
+        sqlx::query(sql.notify_queued.clone())
+            .bind(&sql.channel)
             .execute(&mut *tx)
             .await?;
     }
