@@ -51,7 +51,7 @@ const VACUUM_EVERY: Duration = Duration::from_secs(2);
 /// `stats()` read adds up.
 const FOLD_EVERY: Duration = Duration::from_secs(1);
 
-/// Reaping, vacuuming and folding each take at most one part in this many
+/// Reaping, vacuuming (while futile) and folding each take at most one part in this many
 /// of the time (see `pace`).
 const MAINTENANCE_SHARE: u32 = 20;
 
@@ -115,6 +115,7 @@ impl Executor {
         // of callers still recovers what the dead left behind.
         tokio::spawn(executor.clone().maintain());
         if let Some(conn) = renewal.filter(|_| executor.config.execute) {
+            tokio::spawn(executor.clone().vacuum_loop());
             let found = executor.clone();
             let renewal = tokio::spawn(leases::renew_loop(
                 executor.leases.clone(),
@@ -474,15 +475,14 @@ impl Executor {
         }
     }
 
-    /// Reaps lapsed leases, beats the node's heart, folds statistics,
-    /// vacuums and purges, each on its own period, until the process stops. (Lease renewal has a loop and
+    /// Reaps lapsed leases, beats the node's heart, folds statistics and
+    /// purges, each on its own period, until the process stops. (Lease renewal has a loop and
     /// a connection of its own: see `leases`.)
     async fn maintain(self: Arc<Self>) {
         let beat_every = self.config.lease / 3;
-        // Paced (see `pace`): reaping and vacuuming read the hot table
-        // whole, which gets slow while a long transaction holds vacuum back.
+        // Paced (see `pace`): reaping reads the hot table whole, which
+        // gets slow while a long transaction holds vacuum back.
         let mut reaping = Pace::new(REAP_EVERY, MAINTENANCE_SHARE, Duration::ZERO);
-        let mut vacuuming = Pace::new(VACUUM_EVERY, MAINTENANCE_SHARE, VACUUM_EVERY);
         let mut folding = Pace::new(FOLD_EVERY, MAINTENANCE_SHARE, FOLD_EVERY);
         let mut purging = Pace::new(PURGE_EVERY, 1, Duration::from_secs(5));
         // The first beat at once: the node shows up in `nodes()` as soon
@@ -501,13 +501,6 @@ impl Executor {
                 if let Err(err) = self.beat().await {
                     log::warn!(target: "worker_postgres", "can't record this node's heartbeat: {err}");
                 }
-            }
-            if self.config.execute && vacuuming.is_due() {
-                let started = Instant::now();
-                if let Err(err) = self.vacuum().await {
-                    log::debug!(target: "worker_postgres", "can't vacuum the runs table: {err}");
-                }
-                vacuuming.done(started);
             }
             if folding.is_due() {
                 let started = Instant::now();
@@ -531,6 +524,47 @@ impl Executor {
                 () = self.stopped.notified() => {}
             }
         }
+    }
+
+    /// Vacuums the hot table every [`VACUUM_EVERY`], on its own loop (a
+    /// vacuum of a bloated table takes seconds, which the reaper must not
+    /// wait). While a long transaction holds vacuum back, most of what it
+    /// reads it can't remove: then it is paced (see `pace`) until it
+    /// removes again.
+    async fn vacuum_loop(self: Arc<Self>) {
+        let mut vacuuming = Pace::new(VACUUM_EVERY, MAINTENANCE_SHARE, VACUUM_EVERY);
+        let mut futile = false;
+        while !self.is_stopping() {
+            let wait = if futile {
+                vacuuming.pause()
+            } else {
+                VACUUM_EVERY
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.stopped.notified() => return,
+            }
+            let started = Instant::now();
+            match self.vacuum().await {
+                Ok(()) => {
+                    vacuuming.done(started);
+                    futile = self.vacuum_was_futile().await;
+                }
+                Err(err) => {
+                    log::debug!(target: "worker_postgres", "can't vacuum the runs table: {err}");
+                }
+            }
+        }
+    }
+
+    /// Whether the hot table holds far more dead row versions than live
+    /// ones right after a vacuum: something holds the horizon back.
+    async fn vacuum_was_futile(&self) -> bool {
+        let counts: std::result::Result<Option<(i64, i64)>, _> =
+            sqlx::query_as(self.sql.runs_dead.clone())
+                .fetch_optional(&self.pool)
+                .await;
+        matches!(counts, Ok(Some((dead, live))) if dead > 10_000.max(10 * live))
     }
 
     /// Requeues (or fails as stalled) the runs whose lease lapsed.
@@ -622,12 +656,17 @@ impl Executor {
             .bind(retention_ms)
             .fetch_one(&self.pool)
             .await?;
+        // Each pass starts at the oldest (runs whose ending committed
+        // after a slice passed their `ended_at` are found by the next).
+        let mut from: Option<i64> = None;
         loop {
-            let deleted: i64 = sqlx::query_scalar(self.sql.purge.clone())
+            let (deleted, latest): (i64, Option<i64>) = sqlx::query_as(self.sql.purge.clone())
                 .bind(retention_ms)
                 .bind(SLICE)
+                .bind(from)
                 .fetch_one(&self.pool)
                 .await?;
+            from = latest.or(from);
             purged += deleted;
             if deleted < SLICE || self.is_stopping() {
                 break;

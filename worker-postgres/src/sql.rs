@@ -9,6 +9,20 @@ use worker_core::{Error, Result};
 use crate::cursor::QUEUED_AT;
 
 /// The statements of one schema.
+///
+/// Every statement that changes runs it knows by id says `r.id =
+/// ANY(...)` even where a join already pairs them: the planner's estimates
+/// of a table that churns thousands of rows a second are often "one row",
+/// and with a join alone it then reads the whole primary key (and every
+/// dead entry in it) instead of looking the ids up.
+///
+/// In `runs` (queued and running runs only), a run is running exactly when
+/// it has a lease token: the claim sets both, and every statement that
+/// queues a run again clears the token. Statements that find a run by its
+/// id test the token, never `state`: a test of `state` lets the planner
+/// read a partial index on it instead of the primary key, and while a long
+/// transaction holds vacuum back those indexes hold millions of dead
+/// entries (a renewal read all of them, for seconds).
 #[derive(Debug)]
 pub(crate) struct Sql {
     pub(crate) schema: String,
@@ -50,6 +64,7 @@ pub(crate) struct Sql {
     pub(crate) purge_rest: SqlStr,
     pub(crate) fold_stats: SqlStr,
     pub(crate) vacuum_runs: SqlStr,
+    pub(crate) runs_dead: SqlStr,
 }
 
 /// What a dashboard reads of a run (see `cluster::StoredRow`).
@@ -148,13 +163,13 @@ impl Sql {
                  SET state = 'running', node = $1, lease_token = gen_random_uuid(),
                      lease_until = now() + $2 * interval '1 millisecond',
                      started_at = coalesce(r.started_at, now()), claimed_at = now()
-                 WHERE r.id IN (
+                 WHERE r.id = ANY(ARRAY(
                      SELECT id FROM {s}.runs
                      WHERE state = 'queued' AND run_at <= now() AND worker = ANY($3)
                        AND run_at >= {FROM}
                      ORDER BY run_at
                      LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
+                     FOR UPDATE SKIP LOCKED))
                  RETURNING r.id, r.worker, r.payload, r.attempt, r.timeout_ms, r.lease_token,
                      (SELECT coalesce(max(m.seq) + 1, 0) FROM {s}.messages m WHERE m.run_id = r.id),
                      r.cancel_requested, floor(extract(epoch FROM r.run_at) * 1000000)::int8",
@@ -174,16 +189,16 @@ impl Sql {
                 "WITH held AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS l(id, token)),
                  mine AS (
                      SELECT r.id FROM {s}.runs r JOIN held ON r.id = held.id AND r.lease_token = held.token
-                     WHERE r.state = 'running'
+                     WHERE r.id = ANY($1)
                      FOR UPDATE OF r SKIP LOCKED),
                  renewed AS (
                      UPDATE {s}.runs r SET lease_until = now() + $3 * interval '1 millisecond'
-                     FROM mine WHERE r.id = mine.id
+                     FROM mine WHERE r.id = mine.id AND r.id = ANY($1)
                      RETURNING r.id, r.cancel_requested)
                  SELECT held.id, renewed.id IS NOT NULL, coalesce(renewed.cancel_requested, false),
                         renewed.id IS NOT NULL OR EXISTS (
                             SELECT 1 FROM {s}.runs r
-                            WHERE r.id = held.id AND r.lease_token = held.token AND r.state = 'running')
+                            WHERE r.id = held.id AND r.lease_token = held.token)
                  FROM held LEFT JOIN renewed ON renewed.id = held.id",
             ),
             // Runs whose lease ran out: their node died, stopped or lost
@@ -199,12 +214,14 @@ impl Sql {
                          state = 'queued', attempt = r.attempt + 1, stalls = r.stalls + 1,
                          run_at = now(), node = NULL, lease_token = NULL, lease_until = NULL
                      FROM lapsed WHERE r.id = lapsed.id AND lapsed.stalls < $1
+                         AND r.id = ANY(ARRAY(SELECT id FROM lapsed))
                      RETURNING r.id, r.worker, r.state, NULL::double precision AS duration_ms,
                          lapsed.node AS held_by, lapsed.attempt AS lapsed_attempt, lapsed.claimed_at,
                          extract(epoch FROM now() - lapsed.lease_until)::float8 * 1000 AS late_ms),
                  gone AS (
                      DELETE FROM {{s}}.runs r USING lapsed
                      WHERE r.id = lapsed.id AND lapsed.stalls >= $1
+                         AND r.id = ANY(ARRAY(SELECT id FROM lapsed))
                      RETURNING r.*),
                  moved AS (
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
@@ -236,6 +253,7 @@ impl Sql {
                  FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::int4[], $5::jsonb[])
                      AS m(run_id, token, seq, attempt, body)
                  JOIN {s}.runs r ON r.id = m.run_id AND r.lease_token = m.token
+                 WHERE r.id = ANY($1)
                  ON CONFLICT DO NOTHING",
             ),
             // Records endings, fenced: only where the lease is still this
@@ -248,7 +266,7 @@ impl Sql {
                      DELETE FROM {{s}}.runs r
                      USING unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
                          AS e(id, token, state, kind, error, output, duration_ms)
-                     WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
+                     WHERE r.id = e.id AND r.lease_token = e.token AND r.id = ANY($1)
                      RETURNING r.*, e.state AS e_state, e.kind AS e_kind, e.error AS e_error,
                          e.output AS e_output, e.duration_ms AS e_duration_ms),
                  moved AS (
@@ -272,7 +290,7 @@ impl Sql {
                          node = NULL, lease_token = NULL, lease_until = NULL
                      FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::float8[])
                          AS e(id, token, delay_ms, state, kind, error, duration_ms)
-                     WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
+                     WHERE r.id = e.id AND r.lease_token = e.token AND r.id = ANY($1)
                      RETURNING r.id, r.worker, r.attempt - 1 AS attempt, e.state, e.kind, e.error, e.duration_ms),
                  counted AS (
                      INSERT INTO {s}.stat_deltas (worker, retries)
@@ -293,7 +311,7 @@ impl Sql {
                          run_at = now() + e.delay_ms * interval '1 millisecond',
                          node = NULL, lease_token = NULL, lease_until = NULL
                      FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::float8[]) AS e(id, token, delay_ms, ran_ms)
-                     WHERE r.id = e.id AND r.lease_token = e.token AND r.state = 'running'
+                     WHERE r.id = e.id AND r.lease_token = e.token AND r.id = ANY($1)
                      RETURNING r.id, r.attempt, e.ran_ms),
                  attempted AS ({ATTEMPTED}
                      SELECT id, attempt, $5, now() - ran_ms * interval '1 millisecond', now(),
@@ -308,9 +326,9 @@ impl Sql {
             cancel: text(&format!(
                 "WITH asked AS (
                      UPDATE {{s}}.runs SET cancel_requested = true
-                     WHERE id = $1 AND state = 'running'
+                     WHERE id = $1 AND lease_token IS NOT NULL
                      RETURNING state),
-                 gone AS (DELETE FROM {{s}}.runs WHERE id = $1 AND state = 'queued' RETURNING *),
+                 gone AS (DELETE FROM {{s}}.runs WHERE id = $1 AND lease_token IS NULL RETURNING *),
                  moved AS (
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT id, worker, payload, 'cancelled', attempt, stalls, run_at, timeout_ms, node,
@@ -441,19 +459,24 @@ impl Sql {
                  ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()",
             ),
             node_gone: text("DELETE FROM {s}.nodes WHERE node = $1"),
-            // What outlived its retention, at most $2 runs at a time:
-            // ended runs with their messages and attempts.
+            // What outlived its retention, at most $2 runs at a time,
+            // ended from $3 on (epoch microseconds; NULL: the oldest), with
+            // their messages and attempts; how many, and the latest
+            // `ended_at` deleted, where the next slice starts (the slices
+            // before left dead index entries there, which vacuum may not
+            // have removed yet).
             purge: text(
                 "WITH old AS (
                      DELETE FROM {s}.ended_runs WHERE id IN (
                          SELECT id FROM {s}.ended_runs
                          WHERE ended_at < now() - $1 * interval '1 millisecond'
+                           AND ended_at >= coalesce('epoch'::timestamptz + $3 * interval '1 microsecond', '-infinity')
                          ORDER BY ended_at
                          LIMIT $2)
-                     RETURNING id),
+                     RETURNING id, ended_at),
                  messages AS (DELETE FROM {s}.messages WHERE run_id IN (SELECT id FROM old)),
                  attempts AS (DELETE FROM {s}.attempts WHERE run_id IN (SELECT id FROM old))
-                 SELECT count(*) FROM old",
+                 SELECT count(*), floor(extract(epoch FROM max(ended_at)) * 1000000)::int8 FROM old",
             ),
             // Once per purge, not per slice: runs an older version of this
             // crate ended in the hot table (it has no index on ended_at,
@@ -495,6 +518,12 @@ impl Sql {
             // SKIP_LOCKED: never wait behind a lock (an ALTER, a manual
             // VACUUM FULL); the next pass comes in two seconds.
             vacuum_runs: text("VACUUM (SKIP_LOCKED) {s}.runs"),
+            // What the last vacuum could not remove: dead row versions a
+            // transaction may still see.
+            runs_dead: text(
+                "SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0) FROM pg_stat_user_tables
+                 WHERE schemaname = '{s}' AND relname = 'runs'",
+            ),
         })
     }
 
