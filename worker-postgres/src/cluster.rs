@@ -231,7 +231,12 @@ impl Cluster {
         timeout: Option<Duration>,
         payload: Option<Value>,
     ) -> Result<Box<dyn RemoteRun>> {
-        let id = Uuid::new_v4();
+        // Time-ordered (UUIDv7: milliseconds, then 74 random bits): new
+        // runs land at the right edge of the primary keys of `runs` and
+        // `ended_runs`, not on a random page of each, which at thousands a
+        // second is most of the pages read, dirtied and logged whole after
+        // each checkpoint.
+        let id = Uuid::now_v7();
         let (stored, answer) = oneshot::channel();
         let call = Call {
             id,
@@ -445,7 +450,7 @@ impl Cluster {
         let started: Option<Uuid> = sqlx::query_scalar(self.sql.tick.clone())
             .bind(worker)
             .bind(at_ms)
-            .bind(Uuid::new_v4())
+            .bind(Uuid::now_v7())
             .fetch_optional(&mut *tx)
             .await
             .map_err(|err| self.reach.error("start a scheduled run", err))?;

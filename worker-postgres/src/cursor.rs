@@ -172,7 +172,10 @@ mod tests {
 
     #[test]
     fn notifications_say_where_runs_were_queued() {
-        assert_eq!(queued_from(Some("1765000000123456")), Some(1_765_000_000_123_456));
+        assert_eq!(
+            queued_from(Some("1765000000123456")),
+            Some(1_765_000_000_123_456)
+        );
         assert_eq!(queued_from(None), None);
         assert_eq!(queued_from(Some("garbled")), None);
     }

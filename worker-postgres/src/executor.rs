@@ -529,32 +529,51 @@ impl Executor {
     /// Vacuums the hot table every [`VACUUM_EVERY`], on its own loop (a
     /// vacuum of a bloated table takes seconds, which the reaper must not
     /// wait). While a long transaction holds vacuum back, most of what it
-    /// reads it can't remove: then it is paced (see `pace`) until it
-    /// removes again.
+    /// reads it can't remove: then it waits until the oldest snapshot
+    /// moves (that transaction ended), or is paced (see `pace`) where it
+    /// can't see the snapshots.
     async fn vacuum_loop(self: Arc<Self>) {
         let mut vacuuming = Pace::new(VACUUM_EVERY, MAINTENANCE_SHARE, VACUUM_EVERY);
-        let mut futile = false;
+        // Set while futile: the horizon the last vacuum met.
+        let mut held_at: Option<Option<i64>> = None;
         while !self.is_stopping() {
-            let wait = if futile {
-                vacuuming.pause()
-            } else {
-                VACUUM_EVERY
-            };
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(VACUUM_EVERY) => {}
                 () = self.stopped.notified() => return,
+            }
+            if let Some(held) = held_at {
+                let moved = match (held, self.horizon().await) {
+                    (Some(before), Some(now)) => now != before,
+                    _ => false,
+                };
+                if !moved && !vacuuming.is_due() {
+                    continue;
+                }
             }
             let started = Instant::now();
             match self.vacuum().await {
                 Ok(()) => {
                     vacuuming.done(started);
-                    futile = self.vacuum_was_futile().await;
+                    held_at = if self.vacuum_was_futile().await {
+                        Some(self.horizon().await)
+                    } else {
+                        None
+                    };
                 }
                 Err(err) => {
                     log::debug!(target: "worker_postgres", "can't vacuum the runs table: {err}");
                 }
             }
         }
+    }
+
+    /// The oldest snapshot of the sessions this role can see.
+    async fn horizon(&self) -> Option<i64> {
+        sqlx::query_scalar(self.sql.horizon.clone())
+            .fetch_one(&self.pool)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Whether the hot table holds far more dead row versions than live

@@ -381,7 +381,8 @@ impl Postgres {
             ));
         }
         let sql = self.sql()?;
-        let id = Uuid::new_v4();
+        // Time-ordered, as `call`'s (see there).
+        let id = Uuid::now_v7();
         sqlx::query(sql.insert_run.clone())
             .bind(id)
             .bind(worker)

@@ -65,6 +65,7 @@ pub(crate) struct Sql {
     pub(crate) fold_stats: SqlStr,
     pub(crate) vacuum_runs: SqlStr,
     pub(crate) runs_dead: SqlStr,
+    pub(crate) horizon: SqlStr,
 }
 
 /// What a dashboard reads of a run (see `cluster::StoredRow`).
@@ -518,6 +519,12 @@ impl Sql {
             // SKIP_LOCKED: never wait behind a lock (an ALTER, a manual
             // VACUUM FULL); the next pass comes in two seconds.
             vacuum_runs: text("VACUUM (SKIP_LOCKED) {s}.runs"),
+            // The oldest snapshot any session holds (as far as this role
+            // may see): while it stays put, vacuum can't remove more.
+            horizon: text(
+                "SELECT min(backend_xmin::text::int8) FROM pg_stat_activity
+                 WHERE backend_xmin IS NOT NULL",
+            ),
             // What the last vacuum could not remove: dead row versions a
             // transaction may still see.
             runs_dead: text(

@@ -172,6 +172,52 @@ async fn enqueue_in_a_rolled_back_transaction_never_runs_and_a_committed_one_doe
     manager.shutdown().await.unwrap();
 }
 
+/// Claims read the queue from where they last claimed, so that while a
+/// long transaction holds vacuum back they don't wade through the dead
+/// entries of every run claimed before. A run whose transaction began
+/// before later runs were claimed, and committed after them, lies behind
+/// that point: it still runs, once.
+#[tokio::test]
+async fn a_run_committed_after_later_runs_were_claimed_still_runs_once() {
+    let Some(db) = database() else { return };
+    let schema = schema("late");
+    let backend = support::backend(db, &schema);
+    let manager = manager(backend.clone()).await;
+    let pool = pool(db).await;
+
+    let mut tx = pool.begin().await.unwrap();
+    // Queued at the transaction's start: earlier than every run below.
+    let late = backend
+        .enqueue(&mut tx, "echo", Some(json!({"n": 1})))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        manager
+            .call("echo", None, Some(json!({"n": 0})))
+            .await
+            .unwrap()
+            .await_result()
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let handle = manager.attach(&late).await.unwrap();
+    tokio::time::timeout(support::PATIENCE, handle.await_result())
+        .await
+        .expect("the run committed late was never claimed")
+        .unwrap();
+    let attempts: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT attempt FROM {schema}.ended_runs WHERE id = '{late}'"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 1, "started once");
+    assert_eq!(manager.stats("echo").await.unwrap().runs, 21);
+    manager.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn migrate_lets_a_process_enqueue_before_any_node_starts() {
     let Some(db) = database() else { return };
