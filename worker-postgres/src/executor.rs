@@ -51,8 +51,8 @@ const VACUUM_EVERY: Duration = Duration::from_secs(2);
 /// `stats()` read adds up.
 const FOLD_EVERY: Duration = Duration::from_secs(1);
 
-/// Reaping, vacuuming (while futile) and folding each take at most one part in this many
-/// of the time (see `pace`).
+/// Reaping, vacuuming (while futile) and folding each take at most one
+/// part in this many of the time (see `pace`).
 const MAINTENANCE_SHARE: u32 = 20;
 
 /// Most runs claimed in one statement.
@@ -476,8 +476,9 @@ impl Executor {
     }
 
     /// Reaps lapsed leases, beats the node's heart, folds statistics and
-    /// purges, each on its own period, until the process stops. (Lease renewal has a loop and
-    /// a connection of its own: see `leases`.)
+    /// purges, each on its own period, until the process stops. (Lease
+    /// renewal and vacuum have loops of their own: see `leases` and
+    /// `vacuum_loop`.)
     async fn maintain(self: Arc<Self>) {
         let beat_every = self.config.lease / 3;
         // Paced (see `pace`): reaping reads the hot table whole, which
