@@ -243,7 +243,10 @@ impl Postgres {
 
     /// How long a node holds a run without renewing; default 30 s. A dead
     /// node's runs start again elsewhere about this long after it died
-    /// (plus up to 250 ms, the reaper's period). At least 300 ms.
+    /// (plus up to 250 ms, the reaper's period; longer while a transaction
+    /// left open holds vacuum back and a reaper pass gets slow, since a
+    /// pass then waits twenty times what the last one took). At least
+    /// 300 ms.
     ///
     /// The node renews every third of it, on a connection of its own, and
     /// starts a run it claimed ahead only while at least a third of its
