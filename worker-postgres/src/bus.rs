@@ -1,8 +1,9 @@
 //! The process's one `LISTEN` connection, and who it wakes.
 //!
 //! Notifications on the schema's channel are short texts: `q <micros>`
-//! (runs were queued, none earlier than that: see `cursor`), `m <id> …` (runs have new messages), `e <id> …` (runs ended),
-//! `c <id> …` (runs were asked to stop). Handles wait on a watch per run
+//! (runs were queued, none earlier than that: see `cursor`), `m <id> …`
+//! (runs have new messages), `e <id> …` (runs ended), `c <id> …` (runs
+//! were asked to stop). Handles wait on a watch per run
 //! id, created by the first handle on that run and removed with the last;
 //! the claim loop and the executor have their own wake-ups.
 //!

@@ -218,6 +218,49 @@ async fn a_run_committed_after_later_runs_were_claimed_still_runs_once() {
     manager.shutdown().await.unwrap();
 }
 
+/// Endings append their counts to `stat_deltas`; every node folds them
+/// into `stats` each second. Nothing is left there for long, and two nodes
+/// folding the same rows count each once.
+#[tokio::test]
+async fn statistics_appended_per_batch_are_folded_once_by_every_node() {
+    let Some(db) = database() else { return };
+    let schema = schema("fold");
+    let executing = manager(support::backend(db, &schema)).await;
+    let calling = manager(support::backend(db, &schema).execute(false)).await;
+    let pool = pool(db).await;
+
+    for _ in 0..50 {
+        calling
+            .call("echo", None, Some(json!({"n": 0})))
+            .await
+            .unwrap()
+            .await_result()
+            .await
+            .unwrap();
+    }
+    eventually("every delta folded into stats", || async {
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {schema}.stat_deltas"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        left == 0
+    })
+    .await;
+    let folded: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT runs FROM {schema}.stats WHERE worker = 'echo'"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(folded, 50, "each counted once");
+    assert_eq!(calling.stats("echo").await.unwrap().runs, 50);
+    assert_eq!(executing.stats("echo").await.unwrap().runs, 50);
+    calling.shutdown().await.unwrap();
+    executing.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn migrate_lets_a_process_enqueue_before_any_node_starts() {
     let Some(db) = database() else { return };

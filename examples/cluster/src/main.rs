@@ -261,12 +261,14 @@ async fn tour(args: &[String]) -> std::result::Result<(), String> {
 
     // The node holding the most runs is the one whose death shows the
     // rescue: which node claims first is up to the scheduler, not to us.
-    let mut busiest = busiest_node(&pool, &schema).await;
     let patience = Instant::now() + Duration::from_secs(10);
-    while busiest.is_none() && Instant::now() < patience {
+    let busiest = loop {
+        let busiest = busiest_node(&pool, &schema).await;
+        if busiest.is_some() || Instant::now() >= patience {
+            break busiest;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        busiest = busiest_node(&pool, &schema).await;
-    }
+    };
     let victim = workers
         .iter()
         .find(|w| Some(w.child.id()) == busiest)
