@@ -622,6 +622,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// Test hook: see `Postgres::clear_lane_for_tests`.
+    pub(crate) async fn clear_lane(&self, lane: usize) -> Result<String> {
+        self.executor
+            .clear_lane(lane)
+            .await
+            .map(|cleared| format!("{cleared:?}"))
+    }
+
     /// Test hook: see `Postgres::pause_lease_renewal_for_tests`.
     pub(crate) fn pause_renewals(&self, pause: Duration) {
         self.executor.pause_renewals(pause);

@@ -26,6 +26,7 @@ use crate::ahead::Ahead;
 use crate::bus::{self, Bus};
 use crate::cursor;
 use crate::events;
+use crate::lanes::{self, Cleared};
 use crate::leases::{self, Leases, Renewed, Unsafe};
 use crate::pace::Pace;
 use crate::sql::Sql;
@@ -129,6 +130,15 @@ impl Executor {
             tokio::spawn(executor.clone().cancel_loop());
         }
         Ok(executor)
+    }
+
+    /// Test hook: clears `lane` now (see `lanes::clear`).
+    pub(crate) async fn clear_lane(&self, lane: usize) -> Result<Cleared> {
+        let failed = |err: sqlx::Error| Error::msg(format!("can't clear lane {lane}: {err}"));
+        let tx = self.pool.begin().await.map_err(failed)?;
+        lanes::clear(tx, &self.sql, lane % lanes::LANES)
+            .await
+            .map_err(failed)
     }
 
     /// Test hook: this node's lease renewal stops for `pause`.
@@ -542,6 +552,9 @@ impl Executor {
                 () = tokio::time::sleep(VACUUM_EVERY) => {}
                 () = self.stopped.notified() => return,
             }
+            // First, whatever vacuum can do: truncation frees a lane also
+            // while a transaction holds the horizon back.
+            self.clear_oldest_lane().await;
             if let Some(held) = held_at {
                 let moved = match (held, self.horizon().await) {
                     (Some(before), Some(now)) => now != before,
@@ -566,6 +579,62 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// Clears the lane the next period fills (see `lanes`), unless
+    /// another node is vacuuming or clearing.
+    async fn clear_oldest_lane(&self) {
+        let cleared = async {
+            let mut conn = self.pool.acquire().await?;
+            if !self.upkeep_lock(&mut conn).await? {
+                return Ok(None);
+            }
+            let cleared = lanes::clear_oldest(&self.pool, &self.sql).await;
+            self.upkeep_unlock(&mut conn).await?;
+            cleared.map(Some)
+        };
+        match cleared.await {
+            Ok(Some(Cleared::Truncated { lane, moved })) => {
+                log::debug!(target: "worker_postgres", "truncated lane {lane} of the runs table after moving {moved} run(s) out of it");
+            }
+            Ok(Some(Cleared::Busy)) => {
+                log::debug!(target: "worker_postgres", "a lane of the runs table is in use by a long transaction: not truncated this time");
+            }
+            Ok(Some(Cleared::Full)) => {
+                log::debug!(target: "worker_postgres", "a lane of the runs table still holds a large backlog: not truncated this time");
+            }
+            Ok(Some(Cleared::AlreadyEmpty) | None) => {}
+            Err(err) => {
+                log::debug!(target: "worker_postgres", "can't clear a lane of the runs table: {err}");
+            }
+        }
+    }
+
+    /// Takes the cluster-wide lock of the hot table's upkeep (vacuum and
+    /// lane clearing, one node at a time) on `conn`, if it is free.
+    async fn upkeep_lock(
+        &self,
+        conn: &mut sqlx::PgConnection,
+    ) -> std::result::Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(self.upkeep_key())
+            .fetch_one(conn)
+            .await
+    }
+
+    async fn upkeep_unlock(
+        &self,
+        conn: &mut sqlx::PgConnection,
+    ) -> std::result::Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(self.upkeep_key())
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    fn upkeep_key(&self) -> String {
+        format!("worker-postgres vacuum {}", self.sql.schema)
     }
 
     /// The oldest snapshot of the sessions this role can see.
@@ -628,12 +697,7 @@ impl Executor {
     /// lock, held on this connection only while it vacuums).
     async fn vacuum(&self) -> std::result::Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        let key = format!("worker-postgres vacuum {}", self.sql.schema);
-        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(&key)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !mine {
+        if !self.upkeep_lock(&mut conn).await? {
             return Ok(());
         }
         // Simple protocol: VACUUM can't run in the implicit transaction of
@@ -641,10 +705,7 @@ impl Executor {
         let vacuumed = sqlx::raw_sql(self.sql.vacuum_runs.clone())
             .execute(&mut *conn)
             .await;
-        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-            .bind(&key)
-            .execute(&mut *conn)
-            .await?;
+        self.upkeep_unlock(&mut conn).await?;
         vacuumed.map(drop)
     }
 

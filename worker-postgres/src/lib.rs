@@ -49,6 +49,7 @@ mod cursor;
 mod events;
 mod executor;
 mod handle;
+mod lanes;
 mod leases;
 mod pace;
 mod reach;
@@ -417,6 +418,16 @@ impl Postgres {
     pub fn pause_lease_renewal_for_tests(&self, pause: Duration) -> Result<()> {
         self.cluster()?.pause_renewals(pause);
         Ok(())
+    }
+
+    /// Test hook, not part of the API: clears lane `lane` of the runs
+    /// table now, as the upkeep does to the oldest lane each period (its
+    /// runs move to the lane before it, then it is truncated). Says what
+    /// it did: `Truncated { lane, moved }`, `AlreadyEmpty`, `Busy` (its
+    /// lock was held) or `Full`.
+    #[doc(hidden)]
+    pub async fn clear_lane_for_tests(&self, lane: usize) -> Result<String> {
+        self.cluster()?.clear_lane(lane).await
     }
 
     fn cluster(&self) -> Result<&Arc<Cluster>> {

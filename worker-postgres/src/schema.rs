@@ -186,6 +186,69 @@ CREATE TABLE {s}.stat_deltas (
 );
 "#,
     ),
+    (
+        5,
+        "the hot table in three lanes, each truncated in turn instead of vacuumed",
+        r#"
+-- `runs` becomes three lanes (partitions). A run is inserted into the
+-- lane of the current 10-second period (the `lane` default; see
+-- `lanes.rs`, which must agree on the 10 and the 3) and stays there until
+-- it ends. Each period, the lane that will be current next, the one
+-- filled two periods ago, is cleared: its few runs still queued or
+-- running move to the current lane and it is truncated. TRUNCATE drops
+-- the lane's files whatever snapshot a session holds, so a long
+-- transaction that keeps vacuum from removing dead rows no longer lets
+-- the hot table grow: each lane holds at most 30 seconds of churn.
+--
+-- A node of version 3 or 4 works beside this one: its statements name
+-- `runs` and its columns, which a partitioned table answers the same.
+ALTER TABLE {s}.runs RENAME TO runs_before_lanes;
+CREATE TABLE {s}.runs (
+    LIKE {s}.runs_before_lanes INCLUDING DEFAULTS,
+    lane smallint NOT NULL
+        DEFAULT ((floor(extract(epoch FROM now()) / 10))::int8 % 3)::int2
+) PARTITION BY LIST (lane);
+-- Room on each page for a lease renewal's HOT update (as in migration 3).
+CREATE TABLE {s}.runs_lane_0 PARTITION OF {s}.runs FOR VALUES IN (0) WITH (fillfactor = 70);
+CREATE TABLE {s}.runs_lane_1 PARTITION OF {s}.runs FOR VALUES IN (1) WITH (fillfactor = 70);
+CREATE TABLE {s}.runs_lane_2 PARTITION OF {s}.runs FOR VALUES IN (2) WITH (fillfactor = 70);
+INSERT INTO {s}.runs (id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
+    lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
+    error_kind, error, output, claimed_at)
+SELECT id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
+    lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
+    error_kind, error, output, claimed_at
+FROM {s}.runs_before_lanes;
+DROP VIEW {s}.all_runs;
+DROP TABLE {s}.runs_before_lanes;
+-- A partitioned table's unique index must hold the partition key, and a
+-- run moves between lanes: ids are unique by construction (UUIDs made by
+-- the caller's process), and `ended_runs` keeps its primary key, which
+-- fails a second ending of one run.
+CREATE INDEX runs_id ON {s}.runs (id);
+CREATE INDEX runs_queued ON {s}.runs (run_at) WHERE state = 'queued';
+CREATE INDEX runs_running ON {s}.runs (worker) WHERE state = 'running';
+
+-- One row per lane: how often it was cleared, and when last.
+CREATE TABLE {s}.lanes (
+    lane       smallint PRIMARY KEY,
+    clears     bigint NOT NULL DEFAULT 0,
+    cleared_at timestamptz
+);
+INSERT INTO {s}.lanes (lane) VALUES (0), (1), (2);
+
+CREATE VIEW {s}.all_runs AS
+    SELECT id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node, lease_token,
+           lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
+           error_kind, error, output, claimed_at
+    FROM {s}.runs
+    UNION ALL
+    SELECT id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node, lease_token,
+           lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
+           error_kind, error, output, claimed_at
+    FROM {s}.ended_runs;
+"#,
+    ),
 ];
 
 /// How recent a node's heartbeat must be for migration 3 to take it for a

@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use worker_core::{Error, Result};
 
 use crate::cursor::QUEUED_AT;
+use crate::lanes::{LANES, PERIOD};
 
 /// The statements of one schema.
 ///
@@ -66,6 +67,12 @@ pub(crate) struct Sql {
     pub(crate) vacuum_runs: SqlStr,
     pub(crate) runs_dead: SqlStr,
     pub(crate) horizon: SqlStr,
+    pub(crate) oldest_lane: SqlStr,
+    pub(crate) lane_cleared: SqlStr,
+    pub(crate) lock_lane: [SqlStr; LANES],
+    pub(crate) lane_rows: [SqlStr; LANES],
+    pub(crate) move_lane: [SqlStr; LANES],
+    pub(crate) truncate_lane: [SqlStr; LANES],
 }
 
 /// What a dashboard reads of a run (see `cluster::StoredRow`).
@@ -77,6 +84,11 @@ const RUN_COLUMNS: &str = "id::text, worker, state, attempt, error_kind, error, 
 const ENDED_COLUMNS: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error, output,
     claimed_at";
+
+/// The columns of a run in `{s}.runs`, but its lane.
+const RUN_ROW: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
+    lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
+    error_kind, error, output, claimed_at";
 
 /// A claim's lower bound of `run_at`, from the `cursor::From` in the
 /// statement's last parameter (`NULL`: the front).
@@ -138,6 +150,9 @@ impl Sql {
             .into_sql_str()
         };
         let count = COUNT_ENDINGS;
+        let lanes = |statement: fn(usize) -> String| -> [SqlStr; LANES] {
+            std::array::from_fn(|lane| text(&statement(lane)))
+        };
         Ok(Sql {
             schema: schema.to_owned(),
             channel: format!("{schema}_worker_events"),
@@ -526,11 +541,37 @@ impl Sql {
                  WHERE backend_xmin IS NOT NULL",
             ),
             // What the last vacuum could not remove: dead row versions a
-            // transaction may still see.
+            // transaction may still see (in all lanes; a schema of an
+            // older version has one table).
             runs_dead: text(
-                "SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0) FROM pg_stat_user_tables
-                 WHERE schemaname = '{s}' AND relname = 'runs'",
+                "SELECT coalesce(sum(n_dead_tup), 0)::int8, coalesce(sum(n_live_tup), 0)::int8
+                 FROM pg_stat_user_tables
+                 WHERE schemaname = '{s}' AND (relname = 'runs' OR relname LIKE 'runs\\_lane\\_%')",
             ),
+            // The lane the next period fills (see `lanes`), and whether
+            // anything was written to it since it was last truncated.
+            oldest_lane: text(&format!(
+                "SELECT l, pg_relation_size(format('%I.%I', $1::text, 'runs_lane_' || l)::regclass)
+                 FROM (SELECT ((floor(extract(epoch FROM now()) / {period}))::int8 + 1) % {LANES})::int2 AS l) x",
+                period = PERIOD.as_secs()
+            )),
+            lane_cleared: text(
+                "UPDATE {s}.lanes SET clears = clears + 1, cleared_at = now() WHERE lane = $1",
+            ),
+            lock_lane: lanes(|lane| format!("LOCK TABLE {{s}}.runs_lane_{lane} IN ACCESS EXCLUSIVE MODE")),
+            lane_rows: lanes(|lane| {
+                format!("SELECT count(*) FROM (SELECT 1 FROM {{s}}.runs_lane_{lane} LIMIT $1) held")
+            }),
+            // Into the lane before it, which is the current one when the
+            // clearing runs on time, and never the lane itself.
+            move_lane: lanes(|lane| {
+                format!(
+                    "INSERT INTO {{s}}.runs ({RUN_ROW}, lane)
+                     SELECT {RUN_ROW}, {into} FROM {{s}}.runs_lane_{lane}",
+                    into = (lane + LANES - 1) % LANES
+                )
+            }),
+            truncate_lane: lanes(|lane| format!("TRUNCATE {{s}}.runs_lane_{lane}")),
         })
     }
 

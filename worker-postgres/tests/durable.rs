@@ -531,7 +531,7 @@ async fn nodes_starting_at_once_migrate_once() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4], "each applied once");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "each applied once");
     // Starting again changes nothing.
     let again = WorkerManager::new();
     again
@@ -607,8 +607,13 @@ async fn the_claim_path_uses_indexes_beside_a_million_ended_runs() {
             .fetch_all(&pool)
             .await
             .unwrap();
+        // An empty lane of `runs` is read whole, at no cost: only a
+        // table that holds rows must be reached through an index.
+        let read_whole = plan
+            .iter()
+            .any(|line| line.contains("Seq Scan") && !line.contains("(cost=0.00..0.00 "));
         let plan = plan.join("\n");
-        assert!(!plan.contains("Seq Scan"), "{query}\n{plan}");
+        assert!(!read_whole, "{query}\n{plan}");
     }
     manager.shutdown().await.unwrap();
 }

@@ -253,14 +253,33 @@ async fn a_node_whose_renewal_is_late_starts_nothing_on_a_lapsing_lease() {
 }
 
 /// 3 node processes, freshly started (the cold start is where leases were
-/// lost), 3,000 runs from 8 callers that drop their handles.
+/// lost), 3,000 runs from 8 callers that drop their handles, while the
+/// lanes of the runs table are cleared one after another, as fast as
+/// they can be (queued and running runs move lane under the nodes' feet).
 async fn three_nodes_run_each_once(lease_ms: u64) {
     let Some(db) = support::database() else {
         return;
     };
     let schema = schema(&format!("three_{lease_ms}"));
     let files = [node_starts(&schema)];
-    let caller = Arc::new(manager(support::backend(db, &schema).execute(false)).await);
+    let calling = support::backend(db, &schema).execute(false);
+    let caller = Arc::new(manager(calling.clone()).await);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clearing = tokio::spawn({
+        let done = done.clone();
+        async move {
+            let mut truncated = 0;
+            for lane in (0..3).cycle() {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let cleared = calling.clear_lane_for_tests(lane).await.unwrap();
+                truncated += usize::from(cleared.starts_with("Truncated"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            truncated
+        }
+    });
     let settings = NodeSettings {
         lease_ms,
         concurrency: 32,
@@ -287,8 +306,11 @@ async fn three_nodes_run_each_once(lease_ms: u64) {
     }
     let look = pool(db).await;
     each_started_once(&look, &schema, 3000, &files).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let truncated = clearing.await.unwrap();
+    assert!(truncated >= 3, "lanes truncated under load: {truncated}");
     eprintln!(
-        "3 nodes, lease {lease_ms} ms: 3,000 runs, each started once, in {:?}",
+        "3 nodes, lease {lease_ms} ms: 3,000 runs, each started once, in {:?}, {truncated} lanes truncated meanwhile",
         began.elapsed()
     );
     caller.shutdown().await.unwrap();
