@@ -254,6 +254,7 @@ impl Cluster {
     pub(crate) async fn attach(self: &Arc<Self>, run_id: &str) -> Result<Box<dyn RemoteRun>> {
         let id = Uuid::try_parse(run_id).map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
         let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
+            .persistent(false)
             .bind(id)
             .fetch_optional(&mut *self.reach.connection("look up a run").await?)
             .await
@@ -274,6 +275,7 @@ impl Cluster {
             watch.borrow_and_update();
             let row: std::result::Result<Option<OutcomeRow>, _> =
                 sqlx::query_as(self.sql.outcome.clone())
+                    .persistent(false)
                     .bind(run)
                     .fetch_optional(&self.pool)
                     .await;
@@ -322,6 +324,7 @@ impl Cluster {
         // row lock is neither queued nor running to it.
         for _ in 0..2 {
             state = sqlx::query_scalar(self.sql.cancel.clone())
+                .persistent(false)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -355,6 +358,7 @@ impl Cluster {
             loop {
                 watch.borrow_and_update();
                 let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
+                    .persistent(false)
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await
@@ -378,8 +382,10 @@ impl Cluster {
 
     pub(crate) async fn running(&self, worker: Option<&str>) -> Result<Vec<String>> {
         let query = match worker {
-            Some(worker) => sqlx::query_scalar(self.sql.running_of.clone()).bind(worker.to_owned()),
-            None => sqlx::query_scalar(self.sql.running_all.clone()),
+            Some(worker) => sqlx::query_scalar(self.sql.running_of.clone())
+                .persistent(false)
+                .bind(worker.to_owned()),
+            None => sqlx::query_scalar(self.sql.running_all.clone()).persistent(false),
         };
         query
             .fetch_all(&mut *self.reach.connection("list the runs in flight").await?)
@@ -402,6 +408,7 @@ impl Cluster {
         );
         let mut conn = self.reach.connection("read a worker's statistics").await?;
         let row: Row = sqlx::query_as(self.sql.stats.clone())
+            .persistent(false)
             .bind(worker)
             .fetch_one(&mut *conn)
             .await
@@ -507,6 +514,7 @@ impl Cluster {
         };
         let mut conn = self.reach.connection("read a run").await?;
         let row: Option<StoredRow> = sqlx::query_as(self.sql.stored_run.clone())
+            .persistent(false)
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
@@ -553,6 +561,7 @@ impl Cluster {
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         let rows: Vec<(String, f64, f64, bool, Vec<String>)> =
             sqlx::query_as(self.sql.nodes.clone())
+                .persistent(false)
                 .fetch_all(&mut *self.reach.connection("list the nodes").await?)
                 .await
                 .map_err(|err| self.reach.error("list the nodes", err))?;

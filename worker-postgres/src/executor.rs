@@ -29,7 +29,7 @@ use crate::events;
 use crate::lanes::{self, Cleared};
 use crate::leases::{self, Leases, Renewed, Unsafe};
 use crate::pace::Pace;
-use crate::sql::Sql;
+use crate::sql::{INDEXES_ONLY, Sql};
 use crate::writer::{self, Ending, Item};
 
 /// How often leases lapsed elsewhere are looked for: it bounds how long a
@@ -189,15 +189,22 @@ impl Executor {
             // earlier than this.
             let sent = Instant::now();
             let from = self.bus.cursor.begin();
-            let claimed: std::result::Result<Vec<ClaimRow>, sqlx::Error> =
-                sqlx::query_as(self.sql.claim.clone())
+            let claimed = async {
+                let mut tx = self.pool.begin().await?;
+                sqlx::raw_sql(INDEXES_ONLY).execute(&mut *tx).await?;
+                let claimed: Vec<ClaimRow> = sqlx::query_as(self.sql.claim.clone())
+                    .persistent(false)
                     .bind(&self.name)
                     .bind(lease_ms)
                     .bind(&workers)
                     .bind(room as i64)
                     .bind(from)
-                    .fetch_all(&self.pool)
-                    .await;
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(claimed)
+            }
+            .await;
             let latest = claimed
                 .as_ref()
                 .ok()
@@ -250,6 +257,7 @@ impl Executor {
     async fn next_due(&self, workers: &[String], from: cursor::From) -> Duration {
         let due: std::result::Result<Option<f64>, _> =
             sqlx::query_scalar(self.sql.next_due.clone())
+                .persistent(false)
                 .bind(workers)
                 .bind(from)
                 .fetch_one(&self.pool)
@@ -462,6 +470,7 @@ impl Executor {
     /// its outcome, even during shutdown).
     async fn cancel_was_asked(&self, run: &Claimed) -> bool {
         sqlx::query_scalar::<_, bool>(self.sql.cancel_asked.clone())
+            .persistent(false)
             .bind(run.id)
             .fetch_optional(&self.pool)
             .await
@@ -660,8 +669,10 @@ impl Executor {
     async fn reap(&self) -> std::result::Result<(), sqlx::Error> {
         let max_stalls = i32::try_from(self.config.max_stalls).unwrap_or(i32::MAX);
         let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql(INDEXES_ONLY).execute(&mut *tx).await?;
         let changed: Vec<(Uuid, String, String, Option<String>, f64)> =
             sqlx::query_as(self.sql.reap.clone())
+                .persistent(false)
                 .bind(max_stalls)
                 .fetch_all(&mut *tx)
                 .await?;

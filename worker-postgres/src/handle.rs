@@ -180,6 +180,7 @@ impl Cursor {
     async fn fetch(&mut self) -> std::result::Result<(), sqlx::Error> {
         let sql = &self.cluster.sql;
         let state: Option<(String, String)> = sqlx::query_as(sql.run_state.clone())
+            .persistent(false)
             .bind(self.run)
             .fetch_optional(&self.cluster.pool)
             .await?;

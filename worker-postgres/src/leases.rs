@@ -236,7 +236,14 @@ impl Leases {
 /// its statement: done before the node claims anything, so that the first
 /// pass after a cold start pays for neither while leases run.
 pub(crate) async fn connect(pool: &PgPool, sql: &Sql) -> Result<PgConnection, sqlx::Error> {
-    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+    // Indexes only, for the whole session (see `sql::INDEXES_ONLY`): the
+    // statement is prepared once, and its plan must hold as lanes fill.
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("enable_seqscan", "off")]);
+    let mut conn = PgConnection::connect_with(&options).await?;
     sqlx::query(sql.renew.clone())
         .bind(Vec::<Uuid>::new())
         .bind(Vec::<Uuid>::new())

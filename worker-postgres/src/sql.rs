@@ -9,13 +9,27 @@ use worker_core::{Error, Result};
 use crate::cursor::QUEUED_AT;
 use crate::lanes::{LANES, PERIOD};
 
+/// Sent first in the transactions of the hot path (claim, endings, reap),
+/// and set on renewal's own connection: look runs up through their
+/// indexes, never by reading a lane whole. The planner costs a few hundred
+/// lookups by id above one read of a lane it takes for small (a lane was
+/// empty moments ago), but the lane fills within its period, and while a
+/// transaction holds vacuum back it holds every dead row version of it.
+pub(crate) const INDEXES_ONLY: &str = "SET LOCAL enable_seqscan = off";
+
 /// The statements of one schema.
 ///
-/// Every statement that changes runs it knows by id says `r.id =
-/// ANY(...)` even where a join already pairs them: the planner's estimates
-/// of a table that churns thousands of rows a second are often "one row",
-/// and with a join alone it then reads the whole primary key (and every
-/// dead entry in it) instead of looking the ids up.
+/// Every statement that changes runs it knows by id finds them with `r.id =
+/// ANY(...)` and no join (see `HELD`): the planner's estimates of a table
+/// that churns thousands of rows a second are often "one row", and with a
+/// join it then either reads a whole index (and every dead entry in it)
+/// instead of looking the ids up, or looks every id up once per row.
+///
+/// Statements that read `runs` are sent unnamed (`persistent(false)` where
+/// they are run), so that each is planned with its parameters and the
+/// lanes' current sizes. A plan kept for the session was made while some
+/// lane was empty or just truncated, and read that lane whole ever after,
+/// as it filled up.
 ///
 /// In `runs` (queued and running runs only), a run is running exactly when
 /// it has a lease token: the claim sets both, and every statement that
@@ -90,6 +104,18 @@ const RUN_ROW: &str = "id, worker, payload, state, attempt, stalls, run_at, time
     lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
     error_kind, error, output, claimed_at";
 
+/// The runs of a batch that this node still holds: ids in `$1`, their
+/// lease tokens in `$2`. No join: the ids drive one index lookup each (or
+/// one hashed filter), where a join lets the planner look every id of the
+/// batch up again for each row (with the lanes, the square of the batch).
+/// Testing the token against the set is as strict as against its own
+/// run's: a token is a random UUID made by one claim of one run.
+const HELD: &str = "r.id = ANY($1) AND r.lease_token = ANY($2)";
+
+/// Where a run of the batch is in the batch's arrays: a linear search,
+/// for the statements whose batches are small (retries, hand-backs).
+const AT: &str = "array_position($1::uuid[], r.id)";
+
 /// A claim's lower bound of `run_at`, from the `cursor::From` in the
 /// statement's last parameter (`NULL`: the front).
 const FROM: &str = "coalesce('epoch'::timestamptz + $5 * interval '1 microsecond', '-infinity')";
@@ -144,6 +170,8 @@ impl Sql {
                     .replace("{ATTEMPTED}", ATTEMPTED)
                     .replace("{QUEUED_AT}", QUEUED_AT)
                     .replace("{FROM}", FROM)
+                    .replace("{HELD}", HELD)
+                    .replace("{AT}", AT)
                     .replace("{DELTA_SUMS}", DELTA_SUMS)
                     .replace("{s}", schema),
             )
@@ -204,12 +232,11 @@ impl Sql {
             renew: text(
                 "WITH held AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS l(id, token)),
                  mine AS (
-                     SELECT r.id FROM {s}.runs r JOIN held ON r.id = held.id AND r.lease_token = held.token
-                     WHERE r.id = ANY($1)
-                     FOR UPDATE OF r SKIP LOCKED),
+                     SELECT r.id FROM {s}.runs r WHERE {HELD}
+                     FOR UPDATE SKIP LOCKED),
                  renewed AS (
                      UPDATE {s}.runs r SET lease_until = now() + $3 * interval '1 millisecond'
-                     FROM mine WHERE r.id = mine.id AND r.id = ANY($1)
+                     WHERE r.id = ANY(ARRAY(SELECT id FROM mine))
                      RETURNING r.id, r.cancel_requested)
                  SELECT held.id, renewed.id IS NOT NULL, coalesce(renewed.cancel_requested, false),
                         renewed.id IS NOT NULL OR EXISTS (
@@ -268,8 +295,8 @@ impl Sql {
                  SELECT m.run_id, m.seq, m.attempt, m.body
                  FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::int4[], $5::jsonb[])
                      AS m(run_id, token, seq, attempt, body)
-                 JOIN {s}.runs r ON r.id = m.run_id AND r.lease_token = m.token
-                 WHERE r.id = ANY($1)
+                 WHERE (m.run_id, m.token) IN (
+                     SELECT r.id, r.lease_token FROM {s}.runs r WHERE r.id = ANY($1))
                  ON CONFLICT DO NOTHING",
             ),
             // Records endings, fenced: only where the lease is still this
@@ -278,19 +305,15 @@ impl Sql {
             // the same statement: the hot table holds only what is queued
             // or running, so claims never wade through history.
             finish: text(&format!(
-                "WITH gone AS (
-                     DELETE FROM {{s}}.runs r
-                     USING unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
-                         AS e(id, token, state, kind, error, output, duration_ms)
-                     WHERE r.id = e.id AND r.lease_token = e.token AND r.id = ANY($1)
-                     RETURNING r.*, e.state AS e_state, e.kind AS e_kind, e.error AS e_error,
-                         e.output AS e_output, e.duration_ms AS e_duration_ms),
+                "WITH gone AS (DELETE FROM {{s}}.runs r WHERE {{HELD}} RETURNING r.*),
                  moved AS (
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
-                     SELECT id, worker, payload, e_state, attempt, stalls, run_at, timeout_ms, node,
-                            cancel_requested, created_at, started_at, now(), e_duration_ms, e_kind,
-                            e_error, e_output, claimed_at
-                     FROM gone
+                     SELECT g.id, g.worker, g.payload, e.state, g.attempt, g.stalls, g.run_at,
+                            g.timeout_ms, g.node, g.cancel_requested, g.created_at, g.started_at,
+                            now(), e.duration_ms, e.kind, e.error, e.output, g.claimed_at
+                     FROM gone g
+                     JOIN unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
+                         AS e(id, state, kind, error, output, duration_ms) ON e.id = g.id
                      RETURNING id, worker, state, duration_ms),
                  ended AS (SELECT worker, state, duration_ms FROM moved),
                  counted AS ({count})
@@ -299,15 +322,17 @@ impl Sql {
             // A failed attempt to try again at `now() + delay`: one attempt
             // more, a retry counted.
             retry: text(
-                "WITH changed AS (
+                "WITH updated AS (
                      UPDATE {s}.runs r SET
                          state = 'queued', attempt = r.attempt + 1,
-                         run_at = now() + e.delay_ms * interval '1 millisecond',
+                         run_at = now() + ($3::float8[])[{AT}] * interval '1 millisecond',
                          node = NULL, lease_token = NULL, lease_until = NULL
-                     FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::float8[])
-                         AS e(id, token, delay_ms, state, kind, error, duration_ms)
-                     WHERE r.id = e.id AND r.lease_token = e.token AND r.id = ANY($1)
-                     RETURNING r.id, r.worker, r.attempt - 1 AS attempt, e.state, e.kind, e.error, e.duration_ms),
+                     WHERE {HELD}
+                     RETURNING r.id, r.worker, r.attempt - 1 AS attempt, {AT} AS at),
+                 changed AS (
+                     SELECT id, worker, attempt, ($4::text[])[at] AS state, ($5::text[])[at] AS kind,
+                            ($6::text[])[at] AS error, ($7::float8[])[at] AS duration_ms
+                     FROM updated),
                  counted AS (
                      INSERT INTO {s}.stat_deltas (worker, retries)
                      SELECT worker, count(*) FROM changed GROUP BY worker),
@@ -324,11 +349,10 @@ impl Sql {
             release: text(
                 "WITH changed AS (
                      UPDATE {s}.runs r SET state = 'queued',
-                         run_at = now() + e.delay_ms * interval '1 millisecond',
+                         run_at = now() + ($3::float8[])[{AT}] * interval '1 millisecond',
                          node = NULL, lease_token = NULL, lease_until = NULL
-                     FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::float8[]) AS e(id, token, delay_ms, ran_ms)
-                     WHERE r.id = e.id AND r.lease_token = e.token AND r.id = ANY($1)
-                     RETURNING r.id, r.attempt, e.ran_ms),
+                     WHERE {HELD}
+                     RETURNING r.id, r.attempt, ($4::float8[])[{AT}] AS ran_ms),
                  attempted AS ({ATTEMPTED}
                      SELECT id, attempt, $5, now() - ran_ms * interval '1 millisecond', now(),
                             'released', NULL, NULL, ran_ms

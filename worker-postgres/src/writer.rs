@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::bus::payloads;
-use crate::sql::Sql;
+use crate::sql::{INDEXES_ONLY, Sql};
 
 /// How many items wait at most before their writers wait.
 pub(crate) const QUEUE: usize = 8192;
@@ -215,11 +215,13 @@ async fn write_batch(
         return Ok(Vec::new());
     }
     let mut tx = pool.begin().await?;
+    sqlx::raw_sql(INDEXES_ONLY).execute(&mut *tx).await?;
     let mut notes = Vec::new();
     // Runs queued again (retried, handed back): claimers are told where.
     let mut queued = false;
     if !messages.0.is_empty() {
         sqlx::query(sql.insert_messages.clone())
+            .persistent(false)
             .bind(&messages.0)
             .bind(&messages.1)
             .bind(&messages.2)
@@ -234,6 +236,7 @@ async fn write_batch(
     let mut recorded = Vec::new();
     if !retries.0.is_empty() {
         let retried: Vec<Uuid> = sqlx::query_scalar(sql.retry.clone())
+            .persistent(false)
             .bind(&retries.0)
             .bind(&retries.1)
             .bind(&retries.2)
@@ -251,6 +254,7 @@ async fn write_batch(
     }
     if !finishes.0.is_empty() {
         let ended: Vec<Uuid> = sqlx::query_scalar(sql.finish.clone())
+            .persistent(false)
             .bind(&finishes.0)
             .bind(&finishes.1)
             .bind(&finishes.2)
@@ -265,6 +269,7 @@ async fn write_batch(
     }
     if !releases.0.is_empty() {
         let released: Vec<Uuid> = sqlx::query_scalar(sql.release.clone())
+            .persistent(false)
             .bind(&releases.0)
             .bind(&releases.1)
             .bind(&releases.2)
