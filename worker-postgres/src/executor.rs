@@ -39,12 +39,13 @@ const REAP_EVERY: Duration = Duration::from_millis(250);
 /// How often ended runs past their retention are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// How often the hot table is vacuumed (by one node of the cluster at a
-/// time). Every run leaves three dead row versions in `runs` (its insert,
-/// its claim, its move to `ended_runs`); autovacuum visits a database about
-/// once a minute, by which time a busy cluster has left millions, and the
-/// table and its indexes grow with them. Vacuumed every two seconds, the
-/// table stays about as small as the work in flight.
+/// How often the hot table is vacuumed, and its oldest lane cleared if
+/// due (see `lanes`), by one node of the cluster at a time. Every run
+/// leaves three dead row versions in `runs` (its insert, its claim, its
+/// move to `ended_runs`); autovacuum visits a database about once a
+/// minute, by which time a busy cluster has left millions. Vacuumed every
+/// two seconds, each lane stays about as small as the work in flight
+/// between its truncations.
 const VACUUM_EVERY: Duration = Duration::from_secs(2);
 
 /// How often statistics counted as runs end are folded into their

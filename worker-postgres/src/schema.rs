@@ -209,9 +209,15 @@ CREATE TABLE {s}.runs (
         DEFAULT ((floor(extract(epoch FROM now()) / 10))::int8 % 3)::int2
 ) PARTITION BY LIST (lane);
 -- Room on each page for a lease renewal's HOT update (as in migration 3).
-CREATE TABLE {s}.runs_lane_0 PARTITION OF {s}.runs FOR VALUES IN (0) WITH (fillfactor = 70);
-CREATE TABLE {s}.runs_lane_1 PARTITION OF {s}.runs FOR VALUES IN (1) WITH (fillfactor = 70);
-CREATE TABLE {s}.runs_lane_2 PARTITION OF {s}.runs FOR VALUES IN (2) WITH (fillfactor = 70);
+-- No autovacuum: the nodes vacuum the lanes every two seconds, and an
+-- autovacuum of a lane would hold off its truncation (it gives way to a
+-- lock only after a second, and the truncation waits 50 ms).
+CREATE TABLE {s}.runs_lane_0 PARTITION OF {s}.runs FOR VALUES IN (0)
+    WITH (fillfactor = 70, autovacuum_enabled = false);
+CREATE TABLE {s}.runs_lane_1 PARTITION OF {s}.runs FOR VALUES IN (1)
+    WITH (fillfactor = 70, autovacuum_enabled = false);
+CREATE TABLE {s}.runs_lane_2 PARTITION OF {s}.runs FOR VALUES IN (2)
+    WITH (fillfactor = 70, autovacuum_enabled = false);
 INSERT INTO {s}.runs (id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
     error_kind, error, output, claimed_at)

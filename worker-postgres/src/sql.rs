@@ -518,22 +518,14 @@ impl Sql {
                  attempts AS (DELETE FROM {s}.attempts WHERE run_id IN (SELECT id FROM old))
                  SELECT count(*), floor(extract(epoch FROM max(ended_at)) * 1000000)::int8 FROM old",
             ),
-            // Once per purge, not per slice: runs an older version of this
-            // crate ended in the hot table (it has no index on ended_at,
-            // and a statement that reads the whole table holds back
-            // vacuum for as long as it reads), old ticks, nodes silent for
-            // a day.
+            // Once per purge, not per slice: old ticks, nodes silent for a
+            // day. (No ended run is left in `runs`: migration 3 moved them
+            // out, and a node older than it refuses to start on a schema
+            // that has it.)
             purge_rest: text(
-                "WITH old AS (
-                     DELETE FROM {s}.runs
-                     WHERE state NOT IN ('queued', 'running')
-                       AND ended_at < now() - $1 * interval '1 millisecond'
-                     RETURNING id),
-                 messages AS (DELETE FROM {s}.messages WHERE run_id IN (SELECT id FROM old)),
-                 attempts AS (DELETE FROM {s}.attempts WHERE run_id IN (SELECT id FROM old)),
-                 ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
+                "WITH ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
                  nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day')
-                 SELECT count(*) FROM old",
+                 SELECT 0::int8",
             ),
             // The deltas counted so far, into `stats`, in one statement:
             // a reader sees each delta in one place. Two nodes folding at
@@ -576,7 +568,7 @@ impl Sql {
             // anything was written to it since it was last truncated.
             oldest_lane: text(&format!(
                 "SELECT l, pg_relation_size(format('%I.%I', $1::text, 'runs_lane_' || l)::regclass)
-                 FROM (SELECT ((floor(extract(epoch FROM now()) / {period}))::int8 + 1) % {LANES})::int2 AS l) x",
+                 FROM (SELECT (((floor(extract(epoch FROM now()) / {period}))::int8 + 1) % {LANES})::int2 AS l) x",
                 period = PERIOD.as_secs()
             )),
             lane_cleared: text(

@@ -204,3 +204,36 @@ async fn a_lane_is_emptied_while_a_transaction_pins_the_horizon_and_waits_for_on
     assert_eq!(node.stats("slow").await.unwrap().runs, 1);
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_upkeep_truncates_the_oldest_lane_by_itself_and_keeps_its_runs() {
+    let Some(db) = database() else { return };
+    let schema = schema("lanes_upkeep");
+    let node = manager(support::backend(db, &schema)).await;
+    let pool = pool(db).await;
+    // Ten queued runs in each lane, of a worker no node has: whichever
+    // lane is the oldest now holds some.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.runs (id, worker, lane)
+         SELECT gen_random_uuid(), 'nobody', (i % 3)::int2 FROM generate_series(1, 30) i"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    support::eventually("a lane truncated by the node's upkeep", || {
+        let pool = pool.clone();
+        let query = format!("SELECT sum(clears)::int8 FROM {schema}.lanes");
+        async move { count(&pool, query).await >= 1 }
+    })
+    .await;
+    assert_eq!(
+        count(
+            &pool,
+            format!("SELECT count(*) FROM {schema}.runs WHERE worker = 'nobody'")
+        )
+        .await,
+        30,
+        "the runs it held moved to another lane"
+    );
+    node.shutdown().await.unwrap();
+}
