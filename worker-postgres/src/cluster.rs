@@ -417,6 +417,7 @@ impl Cluster {
                     .error(&format!("read the statistics of worker '{worker}'"), err)
             })?;
         let percentiles: Option<Vec<f64>> = sqlx::query_scalar(self.sql.percentiles.clone())
+            .persistent(false)
             .bind(worker)
             .fetch_one(&mut *conn)
             .await
@@ -481,6 +482,7 @@ impl Cluster {
         let mut rows: Vec<StoredRow> = Vec::new();
         if query.failed_first && query.outcome.is_none() {
             rows = sqlx::query_as(self.sql.history_failures.clone())
+                .persistent(false)
                 .bind(query.worker.as_deref())
                 .bind(limit)
                 .fetch_all(&mut *conn)
@@ -490,6 +492,7 @@ impl Cluster {
         let left = limit - rows.len() as i64;
         if left > 0 {
             let rest: Vec<StoredRow> = sqlx::query_as(self.sql.history.clone())
+                .persistent(false)
                 .bind(query.worker.as_deref())
                 .bind(query.outcome.map(Outcome::as_str))
                 // Failures already listed come back here: ask for enough.
@@ -523,6 +526,7 @@ impl Cluster {
             return Ok(None);
         };
         let attempts: Vec<AttemptRow> = sqlx::query_as(self.sql.attempts_of.clone())
+            .persistent(false)
             .bind(id)
             .fetch_all(&mut *conn)
             .await
@@ -541,6 +545,7 @@ impl Cluster {
     /// worker, attempt, node, when (epoch seconds) and the reaper's detail.
     pub(crate) async fn recent_stalls(&self, limit: usize) -> Result<Vec<Stall>> {
         let rows: Vec<StallRow> = sqlx::query_as(self.sql.recent_stalls.clone())
+            .persistent(false)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *self.reach.connection("list the recent stalls").await?)
             .await
@@ -588,12 +593,14 @@ impl Cluster {
         let read = |err| self.reach.error(WHAT, err);
         let mut conn = self.reach.connection(WHAT).await?;
         let counts: Vec<(f64, String, i64)> = sqlx::query_as(self.sql.timeline_counts.clone())
+            .persistent(false)
             .bind(bucket_s)
             .bind(window_ms)
             .fetch_all(&mut *conn)
             .await
             .map_err(read)?;
         let p95s: Vec<(f64, Option<f64>)> = sqlx::query_as(self.sql.timeline_p95.clone())
+            .persistent(false)
             .bind(bucket_s)
             .bind(window_ms)
             .fetch_all(&mut *conn)

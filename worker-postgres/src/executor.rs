@@ -26,6 +26,7 @@ use crate::ahead::Ahead;
 use crate::bus::{self, Bus};
 use crate::cursor;
 use crate::events;
+use crate::history;
 use crate::lanes::{self, Cleared};
 use crate::leases::{self, Leases, Renewed, Unsafe};
 use crate::pace::Pace;
@@ -36,8 +37,9 @@ use crate::writer::{self, Ending, Item};
 /// dead node's run waits past its lease.
 const REAP_EVERY: Duration = Duration::from_millis(250);
 
-/// How often ended runs past their retention are deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// How often the history's slots are looked at (truncated past the
+/// retention, moved on: see `history`), and old ticks and nodes deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the hot table is vacuumed, and its oldest lane cleared if
 /// due (see `lanes`), by one node of the cluster at a time. Every run
@@ -59,6 +61,13 @@ const MAINTENANCE_SHARE: u32 = 20;
 
 /// Most runs claimed in one statement.
 const CLAIM_BATCH: usize = 256;
+
+/// The kinds of upkeep that one node of the cluster does at a time.
+#[derive(Debug, Clone, Copy)]
+enum Upkeep {
+    HotTable,
+    History,
+}
 
 /// One node's executor.
 pub(crate) struct Executor {
@@ -505,7 +514,7 @@ impl Executor {
         // gets slow while a long transaction holds vacuum back.
         let mut reaping = Pace::new(REAP_EVERY, MAINTENANCE_SHARE, Duration::ZERO);
         let mut folding = Pace::new(FOLD_EVERY, MAINTENANCE_SHARE, FOLD_EVERY);
-        let mut purging = Pace::new(PURGE_EVERY, 1, Duration::from_secs(5));
+        let mut purging = Pace::new(PURGE_EVERY, MAINTENANCE_SHARE, Duration::from_secs(1));
         // The first beat at once: the node shows up in `nodes()` as soon
         // as it has started.
         let mut last_beat: Option<Instant> = None;
@@ -596,11 +605,11 @@ impl Executor {
     async fn clear_oldest_lane(&self) {
         let cleared = async {
             let mut conn = self.pool.acquire().await?;
-            if !self.upkeep_lock(&mut conn).await? {
+            if !self.upkeep_lock(&mut conn, Upkeep::HotTable).await? {
                 return Ok(None);
             }
             let cleared = lanes::clear_oldest(&self.pool, &self.sql).await;
-            self.upkeep_unlock(&mut conn).await?;
+            self.upkeep_unlock(&mut conn, Upkeep::HotTable).await?;
             cleared.map(Some)
         };
         match cleared.await {
@@ -620,14 +629,16 @@ impl Executor {
         }
     }
 
-    /// Takes the cluster-wide lock of the hot table's upkeep (vacuum and
-    /// lane clearing, one node at a time) on `conn`, if it is free.
+    /// Takes the cluster-wide lock of one kind of upkeep on `conn`, if it
+    /// is free: [`Upkeep::HotTable`] (vacuum and lane clearing) or
+    /// [`Upkeep::History`], one node at a time each.
     async fn upkeep_lock(
         &self,
         conn: &mut sqlx::PgConnection,
+        upkeep: Upkeep,
     ) -> std::result::Result<bool, sqlx::Error> {
         sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(self.upkeep_key())
+            .bind(self.upkeep_key(upkeep))
             .fetch_one(conn)
             .await
     }
@@ -635,16 +646,21 @@ impl Executor {
     async fn upkeep_unlock(
         &self,
         conn: &mut sqlx::PgConnection,
+        upkeep: Upkeep,
     ) -> std::result::Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-            .bind(self.upkeep_key())
+            .bind(self.upkeep_key(upkeep))
             .execute(conn)
             .await
             .map(drop)
     }
 
-    fn upkeep_key(&self) -> String {
-        format!("worker-postgres vacuum {}", self.sql.schema)
+    fn upkeep_key(&self, upkeep: Upkeep) -> String {
+        let what = match upkeep {
+            Upkeep::HotTable => "vacuum",
+            Upkeep::History => "history",
+        };
+        format!("worker-postgres {what} {}", self.sql.schema)
     }
 
     /// The oldest snapshot of the sessions this role can see.
@@ -709,7 +725,7 @@ impl Executor {
     /// lock, held on this connection only while it vacuums).
     async fn vacuum(&self) -> std::result::Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        if !self.upkeep_lock(&mut conn).await? {
+        if !self.upkeep_lock(&mut conn, Upkeep::HotTable).await? {
             return Ok(());
         }
         // Simple protocol: VACUUM can't run in the implicit transaction of
@@ -717,7 +733,7 @@ impl Executor {
         let vacuumed = sqlx::raw_sql(self.sql.vacuum_runs.clone())
             .execute(&mut *conn)
             .await;
-        self.upkeep_unlock(&mut conn).await?;
+        self.upkeep_unlock(&mut conn, Upkeep::HotTable).await?;
         vacuumed.map(drop)
     }
 
@@ -739,36 +755,25 @@ impl Executor {
         }
     }
 
+    /// Keeps the history's slots (one node at a time: a session advisory
+    /// lock), then deletes old ticks and silent nodes.
     async fn purge(&self) -> std::result::Result<(), sqlx::Error> {
-        // In slices, each its own short transaction, until what is past
-        // the retention is gone: a busy cluster ends more runs a minute
-        // than one slice.
-        const SLICE: i64 = 5_000;
+        let mut conn = self.pool.acquire().await?;
+        if !self.upkeep_lock(&mut conn, Upkeep::History).await? {
+            return Ok(());
+        }
+        let kept = history::keep(&self.pool, &self.sql, self.config.retention).await;
+        self.upkeep_unlock(&mut conn, Upkeep::History).await?;
+        let kept = kept?;
+        if !kept.truncated.is_empty() || kept.opened.is_some() {
+            log::info!(target: "worker_postgres", "history past its retention: truncated slot(s) {:?}; endings now go to slot {:?}", kept.truncated, kept.opened);
+        }
         let retention_ms = self.config.retention.as_secs_f64() * 1e3;
-        let mut purged: i64 = sqlx::query_scalar(self.sql.purge_rest.clone())
+        sqlx::query(self.sql.purge_rest.clone())
             .bind(retention_ms)
-            .fetch_one(&self.pool)
-            .await?;
-        // Each pass starts at the oldest (runs whose ending committed
-        // after a slice passed their `ended_at` are found by the next).
-        let mut from: Option<i64> = None;
-        loop {
-            let (deleted, latest): (i64, Option<i64>) = sqlx::query_as(self.sql.purge.clone())
-                .bind(retention_ms)
-                .bind(SLICE)
-                .bind(from)
-                .fetch_one(&self.pool)
-                .await?;
-            from = latest.or(from);
-            purged += deleted;
-            if deleted < SLICE || self.is_stopping() {
-                break;
-            }
-        }
-        if purged > 0 {
-            log::info!(target: "worker_postgres", "purged {purged} run(s) past their retention");
-        }
-        Ok(())
+            .execute(&self.pool)
+            .await
+            .map(drop)
     }
 
     /// Stops claiming; stops the runs in flight (each gets the grace

@@ -242,7 +242,7 @@ pub(crate) async fn connect(pool: &PgPool, sql: &Sql) -> Result<PgConnection, sq
         .connect_options()
         .as_ref()
         .clone()
-        .options([("enable_seqscan", "off")]);
+        .options([("enable_seqscan", "off"), ("jit", "off")]);
     let mut conn = PgConnection::connect_with(&options).await?;
     sqlx::query(sql.renew.clone())
         .bind(Vec::<Uuid>::new())

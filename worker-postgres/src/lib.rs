@@ -49,6 +49,7 @@ mod cursor;
 mod events;
 mod executor;
 mod handle;
+mod history;
 mod lanes;
 mod leases;
 mod pace;

@@ -211,13 +211,15 @@ CREATE TABLE {s}.runs (
 -- Room on each page for a lease renewal's HOT update (as in migration 3).
 -- No autovacuum: the nodes vacuum the lanes every two seconds, and an
 -- autovacuum of a lane would hold off its truncation (it gives way to a
--- lock only after a second, and the truncation waits 50 ms).
+-- lock only after a second, and the truncation waits 50 ms). No vacuum
+-- truncation of a lane's empty end either: it takes the lane's exclusive
+-- lock, for up to seconds, and the lanes are truncated whole anyway.
 CREATE TABLE {s}.runs_lane_0 PARTITION OF {s}.runs FOR VALUES IN (0)
-    WITH (fillfactor = 70, autovacuum_enabled = false);
+    WITH (fillfactor = 70, autovacuum_enabled = false, vacuum_truncate = false);
 CREATE TABLE {s}.runs_lane_1 PARTITION OF {s}.runs FOR VALUES IN (1)
-    WITH (fillfactor = 70, autovacuum_enabled = false);
+    WITH (fillfactor = 70, autovacuum_enabled = false, vacuum_truncate = false);
 CREATE TABLE {s}.runs_lane_2 PARTITION OF {s}.runs FOR VALUES IN (2)
-    WITH (fillfactor = 70, autovacuum_enabled = false);
+    WITH (fillfactor = 70, autovacuum_enabled = false, vacuum_truncate = false);
 INSERT INTO {s}.runs (id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
     error_kind, error, output, claimed_at)
@@ -242,6 +244,73 @@ CREATE TABLE {s}.lanes (
     cleared_at timestamptz
 );
 INSERT INTO {s}.lanes (lane) VALUES (0), (1), (2);
+
+CREATE VIEW {s}.all_runs AS
+    SELECT id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node, lease_token,
+           lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
+           error_kind, error, output, claimed_at
+    FROM {s}.runs
+    UNION ALL
+    SELECT id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node, lease_token,
+           lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
+           error_kind, error, output, claimed_at
+    FROM {s}.ended_runs;
+"#,
+    ),
+    (
+        6,
+        "the history in eight slots, each truncated whole after the retention",
+        r#"
+-- `ended_runs` becomes eight slots (partitions). Endings go to the
+-- current slot; a slot stays current for a sixth of the retention, and a
+-- slot whose newest run is past the retention is truncated whole (see
+-- `history.rs`, which must agree on the 8). The history is then never
+-- deleted from row by row: no dead rows, which a long transaction would
+-- keep from vacuum, and a size bounded by the retention.
+--
+-- Nodes of versions 3 to 5 work beside this one: they name no slot, and
+-- the default puts their endings in the current one; their purge deletes
+-- rows, which only this version's truncation then frees for good.
+CREATE TABLE {s}.history (
+    slot        smallint PRIMARY KEY,
+    current     boolean NOT NULL DEFAULT false,
+    opened_at   timestamptz,
+    truncations bigint NOT NULL DEFAULT 0
+);
+INSERT INTO {s}.history (slot, current, opened_at)
+    SELECT i, i = 0, CASE WHEN i = 0 THEN now() END FROM generate_series(0, 7) i;
+-- One current slot, found by index by every ending.
+CREATE UNIQUE INDEX history_current ON {s}.history (current) WHERE current;
+CREATE FUNCTION {s}.current_slot() RETURNS smallint LANGUAGE sql STABLE
+    AS 'SELECT slot FROM {s}.history WHERE current';
+
+-- The history so far is slot 0, as it is: no copy.
+DROP VIEW {s}.all_runs;
+ALTER TABLE {s}.ended_runs RENAME TO ended_runs_slot_0;
+ALTER TABLE {s}.ended_runs_slot_0 DROP CONSTRAINT ended_runs_pkey;
+ALTER TABLE {s}.ended_runs_slot_0 ADD COLUMN slot smallint NOT NULL DEFAULT 0;
+-- Lets the attach below skip its own scan.
+ALTER TABLE {s}.ended_runs_slot_0 ADD CONSTRAINT ended_runs_slot_0_slot CHECK (slot = 0);
+CREATE TABLE {s}.ended_runs (LIKE {s}.ended_runs_slot_0 INCLUDING DEFAULTS)
+    PARTITION BY LIST (slot);
+ALTER TABLE {s}.ended_runs ALTER COLUMN slot SET DEFAULT {s}.current_slot();
+ALTER TABLE {s}.ended_runs ATTACH PARTITION {s}.ended_runs_slot_0 FOR VALUES IN (0);
+ALTER TABLE {s}.ended_runs_slot_0 DROP CONSTRAINT ended_runs_slot_0_slot;
+CREATE TABLE {s}.ended_runs_slot_1 PARTITION OF {s}.ended_runs FOR VALUES IN (1);
+CREATE TABLE {s}.ended_runs_slot_2 PARTITION OF {s}.ended_runs FOR VALUES IN (2);
+CREATE TABLE {s}.ended_runs_slot_3 PARTITION OF {s}.ended_runs FOR VALUES IN (3);
+CREATE TABLE {s}.ended_runs_slot_4 PARTITION OF {s}.ended_runs FOR VALUES IN (4);
+CREATE TABLE {s}.ended_runs_slot_5 PARTITION OF {s}.ended_runs FOR VALUES IN (5);
+CREATE TABLE {s}.ended_runs_slot_6 PARTITION OF {s}.ended_runs FOR VALUES IN (6);
+CREATE TABLE {s}.ended_runs_slot_7 PARTITION OF {s}.ended_runs FOR VALUES IN (7);
+-- Slot 0's indexes of migration 3 become these (the same definitions);
+-- the id gets one of its own (a partitioned table's unique index must
+-- hold the slot, and the lease fences endings to one per run).
+CREATE INDEX ended_runs_id ON {s}.ended_runs (id);
+CREATE INDEX ended_runs_by_end ON {s}.ended_runs (ended_at);
+CREATE INDEX ended_runs_by_worker ON {s}.ended_runs (worker, ended_at);
+CREATE INDEX ended_runs_by_failure ON {s}.ended_runs (ended_at)
+    WHERE state IN ('failed', 'timed_out', 'panicked', 'stalled');
 
 CREATE VIEW {s}.all_runs AS
     SELECT id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node, lease_token,

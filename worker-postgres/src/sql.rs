@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use worker_core::{Error, Result};
 
 use crate::cursor::QUEUED_AT;
+use crate::history::SLOTS;
 use crate::lanes::{LANES, PERIOD};
 
 /// Sent first in the transactions of the hot path (claim, endings, reap),
@@ -15,7 +16,11 @@ use crate::lanes::{LANES, PERIOD};
 /// lookups by id above one read of a lane it takes for small (a lane was
 /// empty moments ago), but the lane fills within its period, and while a
 /// transaction holds vacuum back it holds every dead row version of it.
-pub(crate) const INDEXES_ONLY: &str = "SET LOCAL enable_seqscan = off";
+///
+/// And no JIT compilation: a plan that must still read a table whole is
+/// costed past JIT's threshold, and compiling it takes 100+ ms, for a
+/// statement that runs in one.
+pub(crate) const INDEXES_ONLY: &str = "SET LOCAL enable_seqscan = off; SET LOCAL jit = off";
 
 /// The statements of one schema.
 ///
@@ -25,11 +30,11 @@ pub(crate) const INDEXES_ONLY: &str = "SET LOCAL enable_seqscan = off";
 /// join it then either reads a whole index (and every dead entry in it)
 /// instead of looking the ids up, or looks every id up once per row.
 ///
-/// Statements that read `runs` are sent unnamed (`persistent(false)` where
-/// they are run), so that each is planned with its parameters and the
-/// lanes' current sizes. A plan kept for the session was made while some
-/// lane was empty or just truncated, and read that lane whole ever after,
-/// as it filled up.
+/// Statements that read `runs` or `ended_runs` are sent unnamed
+/// (`persistent(false)` where they are run), so that each is planned with
+/// its parameters and the current sizes of the lanes and slots. A plan
+/// kept for the session was made while some lane or slot was empty or just
+/// truncated, and read it whole ever after, as it filled up.
 ///
 /// In `runs` (queued and running runs only), a run is running exactly when
 /// it has a lease token: the claim sets both, and every statement that
@@ -75,7 +80,6 @@ pub(crate) struct Sql {
     pub(crate) timeline_counts: SqlStr,
     pub(crate) timeline_p95: SqlStr,
     pub(crate) node_gone: SqlStr,
-    pub(crate) purge: SqlStr,
     pub(crate) purge_rest: SqlStr,
     pub(crate) fold_stats: SqlStr,
     pub(crate) vacuum_runs: SqlStr,
@@ -87,6 +91,12 @@ pub(crate) struct Sql {
     pub(crate) lane_rows: [SqlStr; LANES],
     pub(crate) move_lane: [SqlStr; LANES],
     pub(crate) truncate_lane: [SqlStr; LANES],
+    pub(crate) slots: SqlStr,
+    pub(crate) slot_messages_gone: [SqlStr; SLOTS],
+    pub(crate) truncate_slot: [SqlStr; SLOTS],
+    pub(crate) slot_truncated: SqlStr,
+    pub(crate) close_slot: SqlStr,
+    pub(crate) open_slot: SqlStr,
 }
 
 /// What a dashboard reads of a run (see `cluster::StoredRow`).
@@ -97,7 +107,11 @@ const RUN_COLUMNS: &str = "id::text, worker, state, attempt, error_kind, error, 
 /// The columns an ended run keeps, in `{s}.ended_runs` as in `{s}.runs`.
 const ENDED_COLUMNS: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error, output,
-    claimed_at";
+    claimed_at, slot";
+
+/// The slot of `{s}.ended_runs` that endings go to now (see `history`):
+/// evaluated once per statement.
+const CURRENT_SLOT: &str = "(SELECT h.slot FROM {s}.history h WHERE h.current)";
 
 /// The columns of a run in `{s}.runs`, but its lane.
 const RUN_ROW: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
@@ -171,6 +185,7 @@ impl Sql {
                     .replace("{QUEUED_AT}", QUEUED_AT)
                     .replace("{FROM}", FROM)
                     .replace("{HELD}", HELD)
+                    .replace("{CURRENT_SLOT}", CURRENT_SLOT)
                     .replace("{AT}", AT)
                     .replace("{DELTA_SUMS}", DELTA_SUMS)
                     .replace("{s}", schema),
@@ -180,6 +195,9 @@ impl Sql {
         let count = COUNT_ENDINGS;
         let lanes = |statement: fn(usize) -> String| -> [SqlStr; LANES] {
             std::array::from_fn(|lane| text(&statement(lane)))
+        };
+        let slots = |statement: fn(usize) -> String| -> [SqlStr; SLOTS] {
+            std::array::from_fn(|slot| text(&statement(slot)))
         };
         Ok(Sql {
             schema: schema.to_owned(),
@@ -270,7 +288,7 @@ impl Sql {
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT id, worker, payload, 'stalled', attempt, stalls + 1, now(), timeout_ms, NULL,
                             cancel_requested, created_at, started_at, now(), NULL, 'stalled',
-                            (stalls + 1)::text, NULL, claimed_at
+                            (stalls + 1)::text, NULL, claimed_at, {{CURRENT_SLOT}}
                      FROM gone
                      RETURNING id),
                  changed AS (
@@ -310,7 +328,8 @@ impl Sql {
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT g.id, g.worker, g.payload, e.state, g.attempt, g.stalls, g.run_at,
                             g.timeout_ms, g.node, g.cancel_requested, g.created_at, g.started_at,
-                            now(), e.duration_ms, e.kind, e.error, e.output, g.claimed_at
+                            now(), e.duration_ms, e.kind, e.error, e.output, g.claimed_at,
+                            {{CURRENT_SLOT}}
                      FROM gone g
                      JOIN unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
                          AS e(id, state, kind, error, output, duration_ms) ON e.id = g.id
@@ -372,7 +391,8 @@ impl Sql {
                  moved AS (
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT id, worker, payload, 'cancelled', attempt, stalls, run_at, timeout_ms, node,
-                            true, created_at, started_at, now(), NULL, 'cancelled', NULL, NULL, claimed_at
+                            true, created_at, started_at, now(), NULL, 'cancelled', NULL, NULL, claimed_at,
+                            {{CURRENT_SLOT}}
                      FROM gone
                      RETURNING worker, state, NULL::double precision AS duration_ms),
                  ended AS (SELECT worker, state, duration_ms FROM moved),
@@ -499,27 +519,8 @@ impl Sql {
                  ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()",
             ),
             node_gone: text("DELETE FROM {s}.nodes WHERE node = $1"),
-            // What outlived its retention, at most $2 runs at a time,
-            // ended from $3 on (epoch microseconds; NULL: the oldest), with
-            // their messages and attempts; how many, and the latest
-            // `ended_at` deleted, where the next slice starts (the slices
-            // before left dead index entries there, which vacuum may not
-            // have removed yet).
-            purge: text(
-                "WITH old AS (
-                     DELETE FROM {s}.ended_runs WHERE id IN (
-                         SELECT id FROM {s}.ended_runs
-                         WHERE ended_at < now() - $1 * interval '1 millisecond'
-                           AND ended_at >= coalesce('epoch'::timestamptz + $3 * interval '1 microsecond', '-infinity')
-                         ORDER BY ended_at
-                         LIMIT $2)
-                     RETURNING id, ended_at),
-                 messages AS (DELETE FROM {s}.messages WHERE run_id IN (SELECT id FROM old)),
-                 attempts AS (DELETE FROM {s}.attempts WHERE run_id IN (SELECT id FROM old))
-                 SELECT count(*), floor(extract(epoch FROM max(ended_at)) * 1000000)::int8 FROM old",
-            ),
-            // Once per purge, not per slice: old ticks, nodes silent for a
-            // day. (No ended run is left in `runs`: migration 3 moved them
+            // Old ticks, nodes silent for a day (ended runs go with their
+            // slot of the history: see `history`). (No ended run is left in `runs`: migration 3 moved them
             // out, and a node older than it refuses to start on a schema
             // that has it.)
             purge_rest: text(
@@ -549,7 +550,10 @@ impl Sql {
             ),
             // SKIP_LOCKED: never wait behind a lock (an ALTER, a manual
             // VACUUM FULL); the next pass comes in two seconds.
-            vacuum_runs: text("VACUUM (SKIP_LOCKED) {s}.runs"),
+            // TRUNCATE false: giving the empty end of a lane back takes
+            // its exclusive lock, which stalls claims and endings for up
+            // to seconds (and the lanes are truncated whole anyway).
+            vacuum_runs: text("VACUUM (SKIP_LOCKED, TRUNCATE false) {s}.runs"),
             // The oldest snapshot any session holds (as far as this role
             // may see): while it stays put, vacuum can't remove more.
             horizon: text(
@@ -588,6 +592,49 @@ impl Sql {
                 )
             }),
             truncate_lane: lanes(|lane| format!("TRUNCATE {{s}}.runs_lane_{lane}")),
+            // Per slot of the history: current, how long since it was
+            // opened, whether anything was written to it since it was last
+            // truncated, and how long ago its newest run ended.
+            slots: text(&format!(
+                "SELECT h.slot, h.current, extract(epoch FROM now() - h.opened_at)::float8 * 1000,
+                        s.bytes, extract(epoch FROM now() - s.newest)::float8 * 1000
+                 FROM {{s}}.history h JOIN ({}) s ON s.slot = h.slot
+                 ORDER BY h.slot",
+                (0..SLOTS)
+                    .map(|slot| format!(
+                        "SELECT {slot}::int2 AS slot,
+                                pg_relation_size('{{s}}.ended_runs_slot_{slot}') AS bytes,
+                                (SELECT max(ended_at) FROM {{s}}.ended_runs_slot_{slot}) AS newest"
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
+            )),
+            // The messages and attempts of a slot's runs go before the
+            // slot does (nothing adds to them: its runs have ended).
+            slot_messages_gone: slots(|slot| {
+                format!(
+                    "WITH messages AS (
+                         DELETE FROM {{s}}.messages m USING {{s}}.ended_runs_slot_{slot} r
+                         WHERE m.run_id = r.id),
+                     attempts AS (
+                         DELETE FROM {{s}}.attempts a USING {{s}}.ended_runs_slot_{slot} r
+                         WHERE a.run_id = r.id)
+                     SELECT 1"
+                )
+            }),
+            truncate_slot: slots(|slot| format!("TRUNCATE {{s}}.ended_runs_slot_{slot}")),
+            slot_truncated: text(
+                "UPDATE {s}.history SET truncations = truncations + 1 WHERE slot = $1",
+            ),
+            // Endings go to slot $1 from now on, if slot $2 was current
+            // (so two nodes can't both move it on). Two statements: the
+            // index keeping one slot current is checked row by row.
+            close_slot: text(
+                "UPDATE {s}.history SET current = false WHERE slot = $1 AND current",
+            ),
+            open_slot: text(
+                "UPDATE {s}.history SET current = true, opened_at = now() WHERE slot = $1",
+            ),
         })
     }
 
