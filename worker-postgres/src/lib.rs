@@ -328,6 +328,12 @@ impl Postgres {
 
     /// How long an ended run (with its messages) stays attachable before it
     /// is deleted; default 24 h. Statistics are kept apart and outlive it.
+    ///
+    /// Ended runs are kept in eight slots, each truncated whole once its
+    /// newest run is older than this, so a run is kept for at least
+    /// `keep` and at most a sixth of it longer. Nodes sharing a schema
+    /// should be given the same retention (each moves the slots on by its
+    /// own).
     pub fn retention(self, keep: Duration) -> Self {
         self.with(|c| c.retention = keep)
     }

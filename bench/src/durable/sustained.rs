@@ -432,7 +432,15 @@ impl Measured {
             p99s.join(" ")
         );
         if let Some(phase) = self.plan.idle_tx {
-            let clean = self.mean_rate(|s| !s.idle_tx).unwrap_or(0.0).max(1.0);
+            // The clean rate: from the end of the first window (start-up)
+            // until the transaction opened, so that no phase (readers
+            // included) and no warm-up lowers it.
+            let opened = (phase.at.as_secs() as usize).min(self.seconds.len());
+            let warm = (self.plan.window.as_secs() as usize).min(opened);
+            let before = &self.seconds[warm..opened];
+            let clean = (before.iter().map(|s| s.finished).sum::<u64>() as f64
+                / before.len().max(1) as f64)
+                .max(1.0);
             let during: Vec<String> = self
                 .seconds
                 .iter()
