@@ -54,6 +54,7 @@ mod lanes;
 mod leases;
 mod pace;
 mod reach;
+mod rollup;
 mod schema;
 mod sql;
 mod writer;

@@ -77,8 +77,7 @@ pub(crate) struct Sql {
     pub(crate) attempts_of: SqlStr,
     pub(crate) recent_stalls: SqlStr,
     pub(crate) nodes: SqlStr,
-    pub(crate) timeline_counts: SqlStr,
-    pub(crate) timeline_p95: SqlStr,
+    pub(crate) timeline: SqlStr,
     pub(crate) node_gone: SqlStr,
     pub(crate) purge_rest: SqlStr,
     pub(crate) fold_stats: SqlStr,
@@ -140,9 +139,13 @@ const ATTEMPTED: &str = "INSERT INTO {s}.attempts
 
 /// Counts an ending into `{s}.stat_deltas`, from a CTE `ended(worker,
 /// state, duration_ms)`: the rows the statement actually changed, so a
-/// repeated statement (a retried batch) counts nothing twice.
+/// repeated statement (a retried batch) counts nothing twice. One row per
+/// worker, outcome and duration class (see `rollup.rs`), in the 5-second
+/// bucket of the ending, which the fold also adds to the timeline; each
+/// row carries its worker's longest duration of the batch.
 const COUNT_ENDINGS: &str = "
-INSERT INTO {s}.stat_deltas (worker, runs, errors, cancelled, timeouts, panics, stalled, total_ms, last_run_ms)
+INSERT INTO {s}.stat_deltas (worker, runs, errors, cancelled, timeouts, panics, stalled, total_ms, last_run_ms,
+                             bucket_at, state, duration_class)
 SELECT worker,
        count(*) FILTER (WHERE state NOT IN ('cancelled')),
        count(*) FILTER (WHERE state IN ('failed', 'timed_out', 'panicked', 'stalled')),
@@ -151,8 +154,13 @@ SELECT worker,
        count(*) FILTER (WHERE state = 'panicked'),
        count(*) FILTER (WHERE state = 'stalled'),
        coalesce(sum(duration_ms) FILTER (WHERE state NOT IN ('cancelled', 'stalled')), 0),
-       max(duration_ms) FILTER (WHERE state NOT IN ('cancelled', 'stalled'))
-FROM ended GROUP BY worker";
+       max(max(duration_ms) FILTER (WHERE state NOT IN ('cancelled', 'stalled'))) OVER (PARTITION BY worker),
+       to_timestamp(floor(extract(epoch FROM now()) / 5) * 5), state, class
+FROM (SELECT worker, state, duration_ms,
+             CASE WHEN duration_ms IS NULL OR state IN ('cancelled', 'stalled') THEN -32768
+                  ELSE floor(4 * ln(greatest(duration_ms, 0.0009765625)) / ln(2)) END::int2 AS class
+      FROM ended) classed
+GROUP BY worker, state, class";
 
 /// The per-worker sums of `{s}.stat_deltas` rows in a relation `d`: the
 /// counters, then the latest `last_run_ms`.
@@ -502,38 +510,49 @@ impl Sql {
                  WHERE n.heartbeat_at > now() - interval '1 hour'
                  ORDER BY n.node",
             ),
-            timeline_counts: text(
-                "SELECT (floor(extract(epoch FROM ended_at) / $1) * $1)::float8, state, count(*)
-                 FROM {s}.ended_runs WHERE ended_at > now() - $2 * interval '1 millisecond'
-                 GROUP BY 1, 2",
-            ),
-            timeline_p95: text(
-                "SELECT (floor(extract(epoch FROM ended_at) / $1) * $1)::float8,
-                        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
-                 FROM {s}.ended_runs WHERE ended_at > now() - $2 * interval '1 millisecond'
-                   AND duration_ms IS NOT NULL AND state NOT IN ('cancelled', 'stalled')
-                 GROUP BY 1",
+            // Ended runs per bucket of `$1` seconds, outcome and
+            // duration class, over the last `$2` ms: the folded rollup and
+            // the deltas not folded yet, in one snapshot.
+            timeline: text(
+                "SELECT (floor(extract(epoch FROM bucket_at) / $1) * $1)::float8, state, duration_class,
+                        sum(runs)::int8
+                 FROM (SELECT bucket_at, state, duration_class, runs FROM {s}.timeline
+                       WHERE bucket_at > now() - $2 * interval '1 millisecond' - interval '5 seconds'
+                       UNION ALL
+                       SELECT bucket_at, state, duration_class, runs + cancelled FROM {s}.stat_deltas
+                       WHERE bucket_at > now() - $2 * interval '1 millisecond' - interval '5 seconds') rows
+                 GROUP BY 1, 2, 3",
             ),
             node_beat: text(
                 "INSERT INTO {s}.nodes (node, executes) VALUES ($1, $2)
                  ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()",
             ),
             node_gone: text("DELETE FROM {s}.nodes WHERE node = $1"),
-            // Old ticks, nodes silent for a day (ended runs go with their
-            // slot of the history: see `history`). (No ended run is left in `runs`: migration 3 moved them
-            // out, and a node older than it refuses to start on a schema
-            // that has it.)
+            // Old ticks, nodes silent for a day, the timeline's buckets
+            // past the retention (ended runs go with their slot of the
+            // history: see `history`; no ended run is left in `runs`:
+            // migration 3 moved them out, and a node older than it refuses
+            // to start on a schema that has it).
             purge_rest: text(
                 "WITH ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
-                 nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day')
+                 nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day'),
+                 timeline AS (DELETE FROM {s}.timeline WHERE bucket_at < now() - $1 * interval '1 millisecond')
                  SELECT 0::int8",
             ),
             // The deltas counted so far, into `stats`, in one statement:
             // a reader sees each delta in one place. Two nodes folding at
             // once can't count one twice: the second's delete finds the
             // rows gone.
+            // The timeline's rows of the folded deltas go with them.
             fold_stats: text(
-                "WITH d AS (DELETE FROM {s}.stat_deltas RETURNING *)
+                "WITH d AS (DELETE FROM {s}.stat_deltas RETURNING *),
+                 t AS (
+                     INSERT INTO {s}.timeline AS t (bucket_at, worker, state, duration_class, runs)
+                     SELECT d.bucket_at, d.worker, d.state, d.duration_class, sum(d.runs + d.cancelled)
+                     FROM d WHERE d.bucket_at IS NOT NULL
+                     GROUP BY 1, 2, 3, 4
+                     ON CONFLICT (bucket_at, worker, state, duration_class)
+                         DO UPDATE SET runs = t.runs + excluded.runs)
                  INSERT INTO {s}.stats AS s
                      (worker, runs, errors, cancelled, timeouts, panics, stalled, retries, total_ms, last_run_ms)
                  SELECT d.worker, {DELTA_SUMS} FROM d GROUP BY d.worker

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{database, eventually, manager, pool, schema};
+use worker_core::backend::TimelineBucket;
 use worker_core::observe::Outcome;
 use worker_core::prelude::*;
 
@@ -259,6 +260,105 @@ async fn statistics_appended_per_batch_are_folded_once_by_every_node() {
     assert_eq!(executing.stats("echo").await.unwrap().runs, 50);
     calling.shutdown().await.unwrap();
     executing.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_timeline_counts_each_ending_once_before_and_after_the_fold_with_its_p95() {
+    let Some(db) = database() else { return };
+    let schema = schema("timeline");
+    let manager = manager(support::backend(db, &schema)).await;
+    let pool = pool(db).await;
+    let window = Duration::from_secs(600);
+    let bucket = Duration::from_secs(3600);
+    let counted = |buckets: &[TimelineBucket], outcome: Outcome| -> u64 {
+        buckets
+            .iter()
+            .flat_map(|b| &b.counts)
+            .filter(|(o, _)| *o == outcome)
+            .map(|(_, n)| n)
+            .sum()
+    };
+
+    // 40 runs of 1 to 40 ms, 3 failures and a cancelled run.
+    let mut handles = Vec::new();
+    for ms in 1..=40 {
+        handles.push(
+            manager
+                .call("slow", None, Some(json!({"ms": ms})))
+                .await
+                .unwrap(),
+        );
+    }
+    for _ in 0..3 {
+        handles.push(
+            manager
+                .call("fails", None, Some(json!({"how": "error"})))
+                .await
+                .unwrap(),
+        );
+    }
+    let cancelled = manager
+        .call("slow", None, Some(json!({"ms": 60_000})))
+        .await
+        .unwrap();
+    for handle in handles {
+        let _ = handle.await_result().await;
+    }
+    manager.cancel(cancelled.id()).await.unwrap();
+    let _ = cancelled.await_result().await;
+
+    // Read while the fold moves the counts from the deltas to the
+    // timeline: each ending is in exactly one of them at every read.
+    let mut folded = false;
+    for _ in 0..40 {
+        let buckets = manager.timeline(window, bucket).await.unwrap().unwrap();
+        assert_eq!(counted(&buckets, Outcome::Succeeded), 40, "{buckets:?}");
+        assert_eq!(counted(&buckets, Outcome::Failed), 3, "{buckets:?}");
+        assert_eq!(counted(&buckets, Outcome::Cancelled), 1, "{buckets:?}");
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {schema}.stat_deltas"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if left == 0 {
+            folded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(folded, "the statistics fold within 4 s");
+
+    // The p95 from duration classes, against the exact one.
+    let buckets = manager.timeline(window, bucket).await.unwrap().unwrap();
+    let p95 = buckets.iter().find_map(|b| b.p95_ms).expect("a p95");
+    let exact: f64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+         FROM {schema}.ended_runs WHERE state NOT IN ('cancelled', 'stalled')"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        (p95 / exact - 1.0).abs() < 0.19,
+        "p95 {p95} ms, exact {exact} ms"
+    );
+
+    // Past the retention, the timeline's rows go with the history.
+    manager.shutdown().await.unwrap();
+    let short = support::backend(db, &schema).retention(Duration::from_millis(1));
+    let manager = support::manager(short).await;
+    eventually("the timeline purged past the retention", || async {
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {schema}.timeline"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        rows == 0
+    })
+    .await;
+    manager.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -549,7 +649,7 @@ async fn nodes_starting_at_once_migrate_once() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6], "each applied once");
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7], "each applied once");
     // Starting again changes nothing.
     let again = WorkerManager::new();
     again
@@ -712,6 +812,23 @@ async fn upgrading_moves_ended_runs_across_and_refuses_beside_a_live_older_node(
         queued.await_output::<Value>().await.unwrap(),
         json!({"n": 2, "attempt": 1})
     );
+    // The timeline holds the old run from the history kept before the
+    // upgrade, and the new one.
+    eventually("both runs on the timeline", || async {
+        let buckets = manager
+            .timeline(Duration::from_secs(600), Duration::from_secs(600))
+            .await
+            .unwrap()
+            .unwrap();
+        let succeeded: u64 = buckets
+            .iter()
+            .flat_map(|b| &b.counts)
+            .filter(|(o, _)| *o == Outcome::Succeeded)
+            .map(|(_, n)| n)
+            .sum();
+        succeeded == 2
+    })
+    .await;
     manager.shutdown().await.unwrap();
 
     // A schema a newer version migrated is refused, not run.
