@@ -464,12 +464,61 @@ impl Measured {
                 .map(|s| s.finished)
                 .sum::<u64>() as f64
                 / 10.0;
+            // How soon after it the rate is back: the first second from
+            // which the mean of 5 s is ≥ 95 % of the clean rate.
+            let after_seconds: Vec<u64> = self
+                .seconds
+                .iter()
+                .skip(after_start)
+                .map(|s| s.finished)
+                .collect();
+            let back = after_seconds
+                .windows(5)
+                .position(|five| five.iter().sum::<u64>() as f64 / 5.0 >= 0.95 * clean);
+            let each: Vec<String> = after_seconds
+                .iter()
+                .take(30)
+                .map(|n| format!("{:.0}", *n as f64 * 100.0 / clean))
+                .collect();
             out += &format!(
-                "{}: idle transaction for {} s: per minute of it {} of the clean rate ({clean:.0} jobs/s); the 10 s after it {:.0} %\n",
+                "{}: idle transaction for {} s: per minute of it {} of the clean rate ({clean:.0} jobs/s); the 10 s after it {:.0} %; back to ≥ 95 % (mean of 5 s) {}\n{}: each second after it, % of clean: {}\n",
                 self.name,
                 phase.span.as_secs(),
                 during.join(", "),
-                after * 100.0 / clean
+                after * 100.0 / clean,
+                back.map_or("not within the run".to_owned(), |s| format!(
+                    "{s} s after it"
+                )),
+                self.name,
+                each.join(" ")
+            );
+        }
+        if let Some(phase) = self.plan.readers {
+            // Against the rate before any phase began.
+            let first_phase = self
+                .plan
+                .idle_tx
+                .map_or(phase.at, |idle| idle.at.min(phase.at));
+            let opened = (first_phase.as_secs() as usize).min(self.seconds.len());
+            let warm = (self.plan.window.as_secs() as usize).min(opened);
+            let clean = self.seconds[warm..opened]
+                .iter()
+                .map(|s| s.finished)
+                .sum::<u64>() as f64
+                / (opened - warm).max(1) as f64;
+            let reading: Vec<u64> = self
+                .seconds
+                .iter()
+                .skip(phase.at.as_secs() as usize)
+                .take(phase.span.as_secs() as usize)
+                .map(|s| s.finished)
+                .collect();
+            let rate = reading.iter().sum::<u64>() as f64 / reading.len().max(1) as f64;
+            out += &format!(
+                "{}: dashboard readers for {} s: {rate:.0} jobs/s, {:.0} % of the clean rate ({clean:.0} jobs/s)\n",
+                self.name,
+                phase.span.as_secs(),
+                rate * 100.0 / clean.max(1.0)
             );
         }
         let sizes = |minute: &Vec<(String, i64, i64, i64)>| {

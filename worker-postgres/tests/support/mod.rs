@@ -43,6 +43,7 @@ pub fn database() -> Option<&'static Database> {
     DATABASE
         .get_or_init(|| {
             if let Ok(url) = std::env::var("DATABASE_URL") {
+                sweep_leftover_schemas(&url);
                 return Some(Database { url, cluster: None });
             }
             match Cluster::start() {
@@ -57,6 +58,53 @@ pub fn database() -> Option<&'static Database> {
             }
         })
         .as_ref()
+}
+
+/// Drops the schemas that test binaries no longer running left in a
+/// shared `DATABASE_URL` database (a private cluster goes whole). A schema
+/// is named after its binary's pid (see [`schema`]); one whose process is
+/// still alive is kept, since another `cargo test` may be using it.
+fn sweep_leftover_schemas(url: &str) {
+    let url = url.to_owned();
+    let swept = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the sweep");
+        runtime.block_on(async {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await?;
+            let names: Vec<String> = sqlx::query_scalar(
+                r"SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 't\_%'",
+            )
+            .fetch_all(&pool)
+            .await?;
+            for name in names {
+                let mut parts = name.rsplit('_');
+                let (Some(_n), Some(pid)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let Ok(pid) = pid.parse::<u32>() else {
+                    continue;
+                };
+                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    continue;
+                }
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+                )))
+                .execute(&pool)
+                .await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        })
+    })
+    .join();
+    if let Ok(Err(err)) = swept {
+        eprintln!("can't drop the schemas earlier test runs left: {err}");
+    }
 }
 
 /// A cluster of its own, for a test that stops and starts the server; or
