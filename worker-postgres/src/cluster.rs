@@ -616,10 +616,9 @@ impl Cluster {
                 Some((_, n)) => *n += count,
                 None => outcomes.push((outcome, count)),
             }
-            // The p95 is of the runs that ran their course, as `stats()`'s.
-            if !matches!(outcome, Outcome::Cancelled | Outcome::Stalled) {
-                classes.push((class, count));
-            }
+            // Cancelled and stalled runs are filed under `NO_DURATION`,
+            // which the percentile leaves out, as `stats()`'s does.
+            classes.push((class, count));
         }
         Ok(buckets
             .into_iter()

@@ -403,6 +403,17 @@ impl Measured {
         self.mean_rate(|_| true).unwrap_or(0.0)
     }
 
+    /// The rate before `until` (a phase's start), from the end of the
+    /// first window (start-up), so that no phase and no warm-up lowers it;
+    /// at least 1 job/s, so ratios stay finite.
+    fn clean_rate(&self, until: Duration) -> f64 {
+        let opened = (until.as_secs() as usize).min(self.seconds.len());
+        let warm = (self.plan.window.as_secs() as usize).min(opened);
+        let before = &self.seconds[warm..opened];
+        (before.iter().map(|s| s.finished).sum::<u64>() as f64 / before.len().max(1) as f64)
+            .max(1.0)
+    }
+
     /// A summary for the report.
     pub fn summary(&self) -> String {
         let mut out = String::new();
@@ -432,15 +443,8 @@ impl Measured {
             p99s.join(" ")
         );
         if let Some(phase) = self.plan.idle_tx {
-            // The clean rate: from the end of the first window (start-up)
-            // until the transaction opened, so that no phase (readers
-            // included) and no warm-up lowers it.
-            let opened = (phase.at.as_secs() as usize).min(self.seconds.len());
-            let warm = (self.plan.window.as_secs() as usize).min(opened);
-            let before = &self.seconds[warm..opened];
-            let clean = (before.iter().map(|s| s.finished).sum::<u64>() as f64
-                / before.len().max(1) as f64)
-                .max(1.0);
+            // Against the rate until the transaction opened.
+            let clean = self.clean_rate(phase.at);
             let during: Vec<String> = self
                 .seconds
                 .iter()
@@ -499,13 +503,7 @@ impl Measured {
                 .plan
                 .idle_tx
                 .map_or(phase.at, |idle| idle.at.min(phase.at));
-            let opened = (first_phase.as_secs() as usize).min(self.seconds.len());
-            let warm = (self.plan.window.as_secs() as usize).min(opened);
-            let clean = self.seconds[warm..opened]
-                .iter()
-                .map(|s| s.finished)
-                .sum::<u64>() as f64
-                / (opened - warm).max(1) as f64;
+            let clean = self.clean_rate(first_phase);
             let reading: Vec<u64> = self
                 .seconds
                 .iter()
@@ -518,7 +516,7 @@ impl Measured {
                 "{}: dashboard readers for {} s: {rate:.0} jobs/s, {:.0} % of the clean rate ({clean:.0} jobs/s)\n",
                 self.name,
                 phase.span.as_secs(),
-                rate * 100.0 / clean.max(1.0)
+                rate * 100.0 / clean
             );
         }
         let sizes = |minute: &Vec<(String, i64, i64, i64)>| {
