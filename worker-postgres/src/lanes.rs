@@ -78,6 +78,19 @@ pub(crate) async fn clear(
     sql: &Sql,
     lane: usize,
 ) -> Result<Cleared, sqlx::Error> {
+    // Counted before the lock, which every claim and ending waits behind:
+    // while a long transaction pins the horizon, the count walks the
+    // lane's dead rows for a few hundred milliseconds. Nothing is inserted
+    // into a lane that isn't current, so the count of the lane cleared on
+    // time can only fall before the lock is taken (and [`MOST_MOVED`]
+    // bounds the clearing's cost, not what is correct).
+    let held: i64 = sqlx::query_scalar(sql.lane_rows[lane].clone())
+        .bind(MOST_MOVED + 1)
+        .fetch_one(&mut *tx)
+        .await?;
+    if held > MOST_MOVED {
+        return Ok(Cleared::Full);
+    }
     sqlx::raw_sql(sql.text(&format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'")))
         .execute(&mut *tx)
         .await?;
@@ -90,13 +103,6 @@ pub(crate) async fn clear(
             return Ok(Cleared::Busy);
         }
         Err(err) => return Err(err),
-    }
-    let held: i64 = sqlx::query_scalar(sql.lane_rows[lane].clone())
-        .bind(MOST_MOVED + 1)
-        .fetch_one(&mut *tx)
-        .await?;
-    if held > MOST_MOVED {
-        return Ok(Cleared::Full);
     }
     let moved = sqlx::query(sql.move_lane[lane].clone())
         .execute(&mut *tx)
