@@ -22,6 +22,8 @@ use crate::handle::WorkerHandle;
 use crate::observe::Outcome;
 use crate::options::WorkerOptions;
 pub use crate::remote::{BoxFuture, RemoteRun};
+use crate::run_id::RunId;
+use crate::run_state::RunState;
 use crate::stats::WorkerStats;
 
 /// Where durable runs live. Implemented by `worker_postgres::Postgres`.
@@ -43,13 +45,13 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
 
     /// A handle on a stored run, from its first message.
-    fn attach(&self, run_id: &str) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
+    fn attach(&self, run_id: RunId) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
 
     /// Cancels a run wherever it is, and returns once it has ended.
-    fn cancel(&self, run_id: &str) -> BoxFuture<'_, Result<()>>;
+    fn cancel(&self, run_id: RunId) -> BoxFuture<'_, Result<()>>;
 
     /// The ids of runs in flight anywhere, of one worker or all.
-    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<String>>>;
+    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>>;
 
     /// A worker's statistics, summed over every node.
     fn stats(&self, worker: &str) -> BoxFuture<'_, Result<Option<WorkerStats>>>;
@@ -71,7 +73,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// For dashboards: one stored run, in flight or ended; `Ok(None)` if
     /// unknown (or no history is kept).
-    fn stored_run(&self, run_id: &str) -> BoxFuture<'_, Result<Option<StoredRun>>> {
+    fn stored_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<StoredRun>>> {
         let _ = run_id;
         Box::pin(async { Ok(None) })
     }
@@ -107,7 +109,7 @@ pub trait Backend: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stall {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Its worker.
     pub worker: String,
     /// The attempt that stalled.
@@ -137,13 +139,11 @@ pub struct HistoryQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRun {
     /// Its id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The worker.
     pub worker: String,
-    /// How it ended; `None` while queued or running.
-    pub outcome: Option<Outcome>,
-    /// `queued`, `running`, or the outcome's name.
-    pub state: String,
+    /// Queued, running, or how it ended.
+    pub state: RunState,
     /// The attempt executing or last executed (1 for the first).
     pub attempt: u32,
     /// The error's text, as its handle would show it.
@@ -166,6 +166,13 @@ pub struct StoredRun {
     /// [`Backend::stored_run`] gives them; empty in
     /// [`Backend::history`]'s listings, which don't read them.
     pub attempts: Vec<StoredAttempt>,
+}
+
+impl StoredRun {
+    /// How it ended; `None` while queued or running.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.state.outcome()
+    }
 }
 
 /// One attempt of a stored run that executed and ended.
@@ -204,7 +211,7 @@ pub struct NodeInfo {
     /// Whether it executes runs (or only calls).
     pub executes: bool,
     /// The runs it executes now.
-    pub running: Vec<String>,
+    pub running: Vec<RunId>,
 }
 
 /// Ended runs in one span of time.
@@ -221,8 +228,8 @@ pub struct TimelineBucket {
 /// A run a backend claimed for this process: what [`Node::execute`] needs.
 #[derive(Debug, Clone)]
 pub struct ClaimedRun {
-    /// Its id (a UUID), kept across attempts and nodes.
-    pub run_id: String,
+    /// Its id, kept across attempts and nodes.
+    pub run_id: RunId,
     /// The worker.
     pub worker: String,
     /// The payload it was called with.
@@ -248,7 +255,7 @@ pub(crate) trait Executor: Send + Sync + 'static {
     fn options(&self, worker: &str) -> Option<WorkerOptions>;
     fn grace_period(&self) -> Duration;
     fn execute_claimed(&self, run: ClaimedRun) -> Result<WorkerHandle>;
-    fn cancel_local(&self, run_id: &str) -> BoxFuture<'static, Result<()>>;
+    fn cancel_local(&self, run_id: RunId) -> BoxFuture<'static, Result<()>>;
     fn is_shutting_down(&self) -> bool;
 }
 
@@ -287,7 +294,7 @@ impl Node {
     /// Stops the attempt of `run_id` executing here (its
     /// `ctx.cancelled()` fires; the grace period applies) and waits until it
     /// has ended. Its handle's outcome is then a cancellation.
-    pub fn cancel_local(&self, run_id: &str) -> BoxFuture<'static, Result<()>> {
+    pub fn cancel_local(&self, run_id: RunId) -> BoxFuture<'static, Result<()>> {
         self.executor.cancel_local(run_id)
     }
 

@@ -23,8 +23,8 @@ use crate::definition::{Claim, Slot};
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::run::Run;
+use crate::run_state::Outcome;
 use crate::signal::Signal;
-use crate::stats::Ending;
 use crate::telemetry::AttemptSpan;
 
 /// A run being driven: the future a run's task (after `call`) or its
@@ -173,7 +173,7 @@ where
         this.supervisor = Supervisor::new(None);
         this.attempt_span = AttemptSpan::none();
         let (outcome, ending) = ending;
-        if ending == Ending::TimedOut {
+        if ending == Outcome::TimedOut {
             // Whatever outlives the run (a blocking fn's thread, a task the
             // worker spawned with a clone of its context) is told to stop.
             // Not on a timed-out attempt that is retried: the retry shares
@@ -230,7 +230,7 @@ enum Next {
     /// The reader is a full buffer behind, or no slot is free: don't poll
     /// the worker now.
     Hold,
-    End((Result<Value>, Ending)),
+    End((Result<Value>, Outcome)),
 }
 
 impl Supervisor {
@@ -288,7 +288,7 @@ impl Supervisor {
         run: &Run,
         worked: Poll<std::thread::Result<Result<Value>>>,
         cx: &mut Context<'_>,
-    ) -> Poll<(Result<Value>, Ending)> {
+    ) -> Poll<(Result<Value>, Outcome)> {
         if flags.cancelling {
             // Cancelled: the worker saw `ctx.cancelled()` fire and may clean
             // up until the grace period ends; then it is dropped.
@@ -316,8 +316,8 @@ impl Supervisor {
                 return Poll::Ready(run.cancelled());
             }
             return Poll::Ready(match result {
-                Ok(Ok(output)) => (Ok(output), Ending::Succeeded),
-                Ok(Err(error)) => (Err(error), Ending::Failed),
+                Ok(Ok(output)) => (Ok(output), Outcome::Succeeded),
+                Ok(Err(error)) => (Err(error), Outcome::Failed),
                 Err(panic) => run.panicked(&*panic),
             });
         }
@@ -327,7 +327,7 @@ impl Supervisor {
             .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
         if expired {
             let error = Error::run_timed_out(run.worker_name(), run.timeout().unwrap_or_default());
-            return Poll::Ready((Err(error), Ending::TimedOut));
+            return Poll::Ready((Err(error), Outcome::TimedOut));
         }
         self.wake_on_cancel(run, cx);
         Poll::Pending
@@ -348,12 +348,12 @@ impl Supervisor {
     fn attempt_failed(
         &mut self,
         run: &Run,
-        ended: (Result<Value>, Ending),
-    ) -> Option<(Result<Value>, Ending)> {
+        ended: (Result<Value>, Outcome),
+    ) -> Option<(Result<Value>, Outcome)> {
         let (Err(error), ending) = &ended else {
             return Some(ended);
         };
-        if *ending == Ending::Cancelled {
+        if *ending == Outcome::Cancelled {
             return Some(ended);
         }
         let definition = run.definition();
@@ -386,7 +386,7 @@ impl Supervisor {
         &mut self,
         run: &Run,
         cx: &mut Context<'_>,
-    ) -> Poll<std::result::Result<(), (Result<Value>, Ending)>> {
+    ) -> Poll<std::result::Result<(), (Result<Value>, Outcome)>> {
         if run.signals.is_fired(Signal::Cancel) {
             return Poll::Ready(Err(run.cancelled()));
         }

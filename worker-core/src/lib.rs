@@ -96,7 +96,7 @@
 //!  worker      definition (name, default timeout, stats, origin)
 //!                 │
 //!  foundation  signal  mailbox  stats  histogram  config  options  schedule
-//!              error  duration  running  sync
+//!              error  duration  running  sync  run_state  run_id
 //! ```
 
 #![warn(missing_docs)]
@@ -110,6 +110,8 @@ mod mailbox;
 pub mod observe;
 mod options;
 mod remote;
+mod run_id;
+mod run_state;
 mod running;
 mod schedule;
 mod signal;
@@ -148,7 +150,10 @@ pub use error::{Error, InstallFailure, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
 pub use manager::{WorkerManager, shutdown_signal};
+pub use observe::Outcome;
 pub use options::{DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, MAX_RETRIES, WorkerOptions};
+pub use run_id::RunId;
+pub use run_state::RunState;
 pub use stats::WorkerStats;
 pub use worker_derive::{auto_discover, auto_workers, worker};
 

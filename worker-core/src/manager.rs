@@ -22,6 +22,7 @@ use crate::launch::Launcher;
 use crate::options::WorkerOptions;
 use crate::registration::{InstallRegistration, WorkerRegistration};
 use crate::run::{Run, Scope};
+use crate::run_id::RunId;
 use crate::running::RunningSet;
 use crate::signal::Signal;
 use crate::stats::WorkerStats;
@@ -422,7 +423,7 @@ impl WorkerManager {
 
     /// A run stored in the backend (for dashboards); `Ok(None)` if unknown
     /// or without a backend.
-    pub async fn stored_run(&self, run_id: &str) -> Result<Option<crate::backend::StoredRun>> {
+    pub async fn stored_run(&self, run_id: RunId) -> Result<Option<crate::backend::StoredRun>> {
         match self.shared.backend.get() {
             Some(backend) => backend.stored_run(run_id).await,
             None => Ok(None),
@@ -475,7 +476,10 @@ impl WorkerManager {
                 "can't attach to run '{run_id}': attach needs a durable backend (Workers::backend); in-process runs are followed through the handle call() returned"
             ))
         })?;
-        backend.attach(run_id).await.map(WorkerHandle::remote)
+        let id = run_id
+            .parse()
+            .map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
+        backend.attach(id).await.map(WorkerHandle::remote)
     }
 
     /// Executes one attempt of a run a backend claimed: a local run with
@@ -483,14 +487,8 @@ impl WorkerManager {
     fn execute_claimed(&self, claimed: ClaimedRun) -> Result<WorkerHandle> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::msg("a backend executed a run outside a tokio runtime"))?;
-        let id = uuid::Uuid::try_parse(&claimed.run_id).map_err(|err| {
-            Error::msg(format!(
-                "a backend claimed run '{}', which is not a UUID: {err}",
-                claimed.run_id
-            ))
-        })?;
         let durable = Durable {
-            id: id.as_u128(),
+            id: claimed.run_id,
             attempt: u16::try_from(claimed.attempt).unwrap_or(u16::MAX),
         };
         let (view, index, run, slot) = self.admit_unchecked(
@@ -617,14 +615,15 @@ impl WorkerManager {
     /// [`is_cancelled`](crate::Error::is_cancelled). An unknown or finished
     /// run is [`Error::RunNotFound`].
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
-        let local = uuid::Uuid::try_parse(run_id)
-            .ok()
-            .and_then(|id| self.shared.running.get(id.as_u128()));
+        let Ok(id) = run_id.parse::<RunId>() else {
+            return Err(Error::RunNotFound(run_id.to_owned()));
+        };
+        let local = self.shared.running.get(id.as_u128());
         match (self.shared.backend.get(), local) {
             // A durable run is cancelled through the backend, also here
             // where it executes, so that its one outcome is recorded there.
             (Some(backend), local) if local.as_ref().is_none_or(|run| run.is_durable()) => {
-                backend.cancel(run_id).await
+                backend.cancel(id).await
             }
             (_, Some(run)) => run.cancel_and_wait().await,
             (_, None) => Err(Error::RunNotFound(run_id.to_owned())),
@@ -650,7 +649,12 @@ impl WorkerManager {
         match self.shared.backend.get() {
             // Every node's durable runs, then this process's local ones.
             Some(backend) => {
-                let mut ids = backend.running(None).await?;
+                let mut ids: Vec<String> = backend
+                    .running(None)
+                    .await?
+                    .iter()
+                    .map(RunId::to_string)
+                    .collect();
                 ids.extend(self.running_runs(|run| run.definition().options.is_local()));
                 Ok(ids)
             }
@@ -666,7 +670,8 @@ impl WorkerManager {
             .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
         if let Some(backend) = self.shared.backend.get() {
             if !definition.options.is_local() {
-                return backend.running(Some(worker_name)).await;
+                let ids = backend.running(Some(worker_name)).await?;
+                return Ok(ids.iter().map(RunId::to_string).collect());
             }
         }
         Ok(self.running_runs(|run| run.worker_name() == worker_name))
@@ -824,7 +829,7 @@ impl WorkerManager {
 /// A run a backend executes here: its id and attempt come from the backend.
 #[derive(Clone, Copy)]
 struct Durable {
-    id: u128,
+    id: RunId,
     attempt: u16,
 }
 
@@ -841,15 +846,12 @@ impl Executor for WorkerManager {
     fn execute_claimed(&self, run: ClaimedRun) -> Result<WorkerHandle> {
         WorkerManager::execute_claimed(self, run)
     }
-    fn cancel_local(&self, run_id: &str) -> crate::backend::BoxFuture<'static, Result<()>> {
-        let run = uuid::Uuid::try_parse(run_id)
-            .ok()
-            .and_then(|id| self.shared.running.get(id.as_u128()));
-        let run_id = run_id.to_owned();
+    fn cancel_local(&self, run_id: RunId) -> crate::backend::BoxFuture<'static, Result<()>> {
+        let run = self.shared.running.get(run_id.as_u128());
         Box::pin(async move {
             match run {
                 Some(run) => run.cancel_and_wait().await,
-                None => Err(Error::RunNotFound(run_id)),
+                None => Err(Error::RunNotFound(run_id.to_string())),
             }
         })
     }

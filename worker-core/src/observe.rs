@@ -11,105 +11,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::stats::Ending;
-
-/// How a run ended: each run ends exactly once, with one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// The worker returned `Ok`.
-    Succeeded,
-    /// The worker returned an error (after its retries, if any).
-    Failed,
-    /// The last attempt ran past its timeout.
-    TimedOut,
-    /// The last attempt panicked.
-    Panicked,
-    /// Cancelled by id, by handle or by shutdown.
-    Cancelled,
-    /// Durable mode: its node died or lost its lease past the backend's
-    /// stall budget.
-    Stalled,
-}
-
-impl Outcome {
-    /// Every outcome, in the order dashboards list them.
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Succeeded,
-        Outcome::Failed,
-        Outcome::TimedOut,
-        Outcome::Panicked,
-        Outcome::Cancelled,
-        Outcome::Stalled,
-    ];
-
-    /// The outcome's name in snake case, as metrics labels, JSON and the
-    /// durable backend use it: `succeeded`, `failed`, `timed_out`,
-    /// `panicked`, `cancelled`, `stalled`.
-    ///
-    /// ```
-    /// use worker_core::observe::Outcome;
-    /// assert_eq!(Outcome::TimedOut.as_str(), "timed_out");
-    /// assert_eq!("timed_out".parse::<Outcome>(), Ok(Outcome::TimedOut));
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::TimedOut => "timed_out",
-            Outcome::Panicked => "panicked",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Stalled => "stalled",
-        }
-    }
-
-    /// Whether the run failed: an error, a timeout or a panic.
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            Outcome::Failed | Outcome::TimedOut | Outcome::Panicked | Outcome::Stalled
-        )
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Outcome {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        Outcome::ALL
-            .into_iter()
-            .find(|outcome| outcome.as_str() == text)
-            .ok_or_else(|| {
-                format!(
-                    "'{text}' is not an outcome; use one of succeeded, failed, timed_out, panicked, cancelled, stalled"
-                )
-            })
-    }
-}
-
-impl From<Ending> for Outcome {
-    fn from(ending: Ending) -> Self {
-        match ending {
-            Ending::Succeeded => Outcome::Succeeded,
-            Ending::Failed => Outcome::Failed,
-            Ending::TimedOut => Outcome::TimedOut,
-            Ending::Panicked => Outcome::Panicked,
-            Ending::Cancelled => Outcome::Cancelled,
-        }
-    }
-}
+use crate::run_id::RunId;
+pub use crate::run_state::Outcome;
 
 /// The run an [`Observer`] is told about.
 #[derive(Debug, Clone, Copy)]
 pub struct RunInfo<'a> {
     pub(crate) worker: &'a str,
-    pub(crate) run_id: &'a str,
+    pub(crate) run_id: RunId,
     pub(crate) attempt: u32,
     pub(crate) payload: Option<&'a Value>,
 }
@@ -121,7 +30,7 @@ impl<'a> RunInfo<'a> {
     }
 
     /// The run's id, as `WorkerHandle::id` gives it.
-    pub fn run_id(&self) -> &'a str {
+    pub fn run_id(&self) -> RunId {
         self.run_id
     }
 

@@ -22,9 +22,9 @@ use crate::definition::Definition;
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
 use crate::observe::{Observer, Outcome, RunInfo};
+use crate::run_id::RunId;
 use crate::running::{Listed, RunningSet};
 use crate::signal::{Signal, Signals};
-use crate::stats::Ending;
 use crate::sync::{lock, now};
 use crate::telemetry::{Spans, metrics};
 
@@ -51,7 +51,7 @@ impl fmt::Debug for Scope {
 /// thousands may be in flight, and what only some runs use (messages, state)
 /// is allocated on first use.
 pub(crate) struct Run {
-    pub(crate) id: u128,
+    pub(crate) id: RunId,
     /// The id as text, made on first use: most runs are never asked.
     id_text: OnceLock<Box<str>>,
     scope: Arc<Scope>,
@@ -96,7 +96,7 @@ impl fmt::Debug for Run {
 
 impl Listed for Run {
     fn id(&self) -> u128 {
-        self.id
+        self.id.as_u128()
     }
     fn started(&self) -> Instant {
         self.started
@@ -110,17 +110,14 @@ impl Run {
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
-        durable: Option<(u128, u16)>,
+        durable: Option<(RunId, u16)>,
     ) -> Arc<Self> {
         // A thread-local ChaCha generator (uuid's `fast-rng`): unguessable
         // ids without a system call per run. A backend's run keeps its id.
-        let uuid = match durable {
-            Some((id, _)) => uuid::Uuid::from_u128(id),
-            None => uuid::Uuid::new_v4(),
-        };
-        let spans = Spans::new(&scope.definitions[definition as usize].name, uuid.as_u128());
+        let id = durable.map_or_else(RunId::random, |(id, _)| id);
+        let spans = Spans::new(&scope.definitions[definition as usize].name, id);
         Arc::new(Run {
-            id: uuid.as_u128(),
+            id,
             id_text: OnceLock::new(),
             scope,
             definition,
@@ -155,12 +152,8 @@ impl Run {
     }
 
     pub(crate) fn id_str(&self) -> &str {
-        self.id_text.get_or_init(|| {
-            uuid::Uuid::from_u128(self.id)
-                .hyphenated()
-                .to_string()
-                .into_boxed_str()
-        })
+        self.id_text
+            .get_or_init(|| self.id.to_string().into_boxed_str())
     }
 
     /// The timeout this run's attempts have, if any.
@@ -211,14 +204,14 @@ impl Run {
     pub(crate) fn info(&self) -> RunInfo<'_> {
         RunInfo {
             worker: self.worker_name(),
-            run_id: self.id_str(),
+            run_id: self.id,
             attempt: self.attempt(),
             payload: self.payload.as_ref(),
         }
     }
 
-    /// Tells each of the manager's observers; nothing to do (not even the
-    /// id's text to make) when there are none.
+    /// Tells each of the manager's observers; nothing to do when there
+    /// are none.
     #[inline]
     pub(crate) fn observe(&self, event: impl Fn(&dyn Observer, RunInfo<'_>)) {
         let observers = &self.settings().observers;
@@ -255,16 +248,16 @@ impl Run {
         self.observe(|observer, run| observer.message(run, message));
     }
 
-    pub(crate) fn panicked<T>(&self, panic: &(dyn Any + Send)) -> (Result<T>, Ending) {
+    pub(crate) fn panicked<T>(&self, panic: &(dyn Any + Send)) -> (Result<T>, Outcome) {
         (
             Err(Error::from_panic(self.worker_name(), panic)),
-            Ending::Panicked,
+            Outcome::Panicked,
         )
     }
 
     /// The ending of a run cancelled before it finished.
-    pub(crate) fn cancelled<T>(&self) -> (Result<T>, Ending) {
-        (Err(self.cancelled_error()), Ending::Cancelled)
+    pub(crate) fn cancelled<T>(&self) -> (Result<T>, Outcome) {
+        (Err(self.cancelled_error()), Outcome::Cancelled)
     }
 
     pub(crate) fn cancelled_error(&self) -> Error {
@@ -278,18 +271,17 @@ impl Run {
     /// closed, then the end signalled, in that order, so that whoever sees
     /// the end (or the outcome) also sees the stats and the running list up
     /// to date.
-    pub(crate) fn finish(&self, outcome: &Result<Value>, ending: Ending) {
+    pub(crate) fn finish(&self, outcome: &Result<Value>, ending: Outcome) {
         let now = now();
         let waited = Duration::from_micros(self.slot_wait_us.load(Relaxed));
         let took = now
             .saturating_duration_since(self.started)
             .saturating_sub(waited);
         self.definition().stats.ended(ending, took, now);
-        self.scope.running.remove(self.id);
-        let ended = Outcome::from(ending);
-        metrics::ended(self.worker_name(), ended, took);
-        self.spans.ended(ended, outcome.as_ref().err(), took);
-        self.observe(|observer, run| observer.ended(run, ended, outcome, took));
+        self.scope.running.remove(self.id.as_u128());
+        metrics::ended(self.worker_name(), ending, took);
+        self.spans.ended(ending, outcome.as_ref().err(), took);
+        self.observe(|observer, run| observer.ended(run, ending, outcome, took));
         // Under a tracing subscriber, the span's ending event says it.
         if !Spans::tracing_active() {
             self.log_ending(outcome, ending, took);
@@ -299,10 +291,10 @@ impl Run {
         self.signals.fire(Signal::Ended);
     }
 
-    fn log_ending(&self, outcome: &Result<Value>, ending: Ending, took: Duration) {
+    fn log_ending(&self, outcome: &Result<Value>, ending: Outcome, took: Duration) {
         let level = match (outcome, ending) {
             (Ok(_), _) => log::Level::Debug,
-            (Err(_), Ending::Cancelled) => log::Level::Info,
+            (Err(_), Outcome::Cancelled) => log::Level::Info,
             (Err(_), _) => log::Level::Error,
         };
         // Checked here, not only in `log`: the elapsed text is built before
@@ -313,7 +305,7 @@ impl Run {
         let took = crate::duration::format_elapsed(took);
         match outcome {
             Ok(_) => self.log(level, format_args!("finished in {took}")),
-            Err(_) if ending == Ending::Cancelled => {
+            Err(_) if ending == Outcome::Cancelled => {
                 self.log(level, format_args!("cancelled after {took}"))
             }
             Err(error) => self.log(level, format_args!("failed after {took}: {error}")),
@@ -328,7 +320,7 @@ impl Run {
     /// Ends a run that was listed but refused before it started (shutdown
     /// began in between): not counted, since it never ran.
     pub(crate) fn abandon(&self) {
-        self.scope.running.remove(self.id);
+        self.scope.running.remove(self.id.as_u128());
         self.end_messages();
         self.signals.fire(Signal::Ended);
     }

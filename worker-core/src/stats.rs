@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::{Histogram, percentile_ms};
+use crate::run_state::Outcome;
 
 /// A snapshot of one worker's statistics, from
 /// [`WORKER::stats`](crate::WORKER::stats).
@@ -96,16 +97,6 @@ impl WorkerStats {
             (self.runs - self.errors) as f64 / self.runs as f64 * 100.0
         }
     }
-}
-
-/// How a run ended, as far as statistics care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ending {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Panicked,
-    Cancelled,
 }
 
 /// The live counters behind [`WorkerStats`], striped by thread: a run is
@@ -222,9 +213,9 @@ impl StatsCell {
     }
 
     /// Counts a run that took `took` and ended at `now`.
-    pub(crate) fn ended(&self, ending: Ending, took: Duration, now: Instant) {
+    pub(crate) fn ended(&self, outcome: Outcome, took: Duration, now: Instant) {
         let stripe = self.stripe();
-        if ending == Ending::Cancelled {
+        if outcome == Outcome::Cancelled {
             stripe.cancelled.fetch_add(1, SeqCst);
             return;
         }
@@ -240,16 +231,16 @@ impl StatsCell {
             Relaxed,
         );
         stripe.runs.fetch_add(1, SeqCst);
-        match ending {
-            Ending::Succeeded | Ending::Cancelled => {}
-            Ending::Failed => {
+        match outcome {
+            Outcome::Succeeded | Outcome::Cancelled => {}
+            Outcome::Failed | Outcome::Stalled => {
                 stripe.errors.fetch_add(1, SeqCst);
             }
-            Ending::TimedOut => {
+            Outcome::TimedOut => {
                 stripe.errors.fetch_add(1, SeqCst);
                 stripe.timeouts.fetch_add(1, SeqCst);
             }
-            Ending::Panicked => {
+            Outcome::Panicked => {
                 stripe.errors.fetch_add(1, SeqCst);
                 stripe.panics.fetch_add(1, SeqCst);
             }
@@ -310,17 +301,17 @@ mod tests {
         }
         let t0 = Instant::now();
         cell.ended(
-            Ending::Succeeded,
+            Outcome::Succeeded,
             Duration::from_millis(3),
             t0 + Duration::from_millis(3),
         );
         cell.ended(
-            Ending::TimedOut,
+            Outcome::TimedOut,
             Duration::from_millis(5),
             t0 + Duration::from_millis(5),
         );
         cell.ended(
-            Ending::Cancelled,
+            Outcome::Cancelled,
             Duration::from_millis(100),
             t0 + Duration::from_millis(100),
         );
@@ -341,7 +332,7 @@ mod tests {
         for _ in 0..10 {
             cell.started();
             cell.ended(
-                Ending::Succeeded,
+                Outcome::Succeeded,
                 Duration::from_micros(300),
                 t0 + Duration::from_micros(300),
             );
@@ -362,7 +353,7 @@ mod tests {
                     for _ in 0..1000 {
                         cell.started();
                         cell.ended(
-                            Ending::Failed,
+                            Outcome::Failed,
                             Duration::from_millis(i + 1),
                             t0 + Duration::from_millis(i + 1),
                         );
@@ -374,7 +365,7 @@ mod tests {
             thread.join().unwrap();
         }
         let later = t0 + Duration::from_secs(1);
-        cell.ended(Ending::Succeeded, Duration::from_millis(42), later);
+        cell.ended(Outcome::Succeeded, Duration::from_millis(42), later);
         let stats = cell.snapshot();
         assert_eq!((stats.runs, stats.errors, stats.running), (4001, 4000, 0));
         assert_eq!(stats.last_run_ms, Some(42));

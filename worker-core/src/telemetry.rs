@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::observe::Outcome;
+use crate::run_id::RunId;
 
 /// The run's `worker.run` span, made where the run was called, so that it
 /// is a child of the caller's span (an HTTP request's trace holds the runs
@@ -26,12 +27,12 @@ pub(crate) struct Spans;
 
 impl Spans {
     #[cfg(feature = "tracing")]
-    pub(crate) fn new(worker: &str, run_id: u128) -> Self {
+    pub(crate) fn new(worker: &str, run_id: RunId) -> Self {
         let run = tracing::info_span!(
             target: "worker",
             "worker.run",
             worker,
-            run_id = %uuid::Uuid::from_u128(run_id).hyphenated(),
+            run_id = %run_id,
             attempt = 1u32,
             outcome = tracing::field::Empty,
         );
@@ -40,7 +41,7 @@ impl Spans {
 
     #[cfg(not(feature = "tracing"))]
     #[inline(always)]
-    pub(crate) fn new(_worker: &str, _run_id: u128) -> Self {
+    pub(crate) fn new(_worker: &str, _run_id: RunId) -> Self {
         Spans
     }
 
@@ -101,7 +102,7 @@ impl Spans {
                 (Outcome::Panicked, error) => {
                     tracing::error!(target: "worker", parent: parent, elapsed_ms, error = error.map(tracing::field::display), "panicked")
                 }
-                (_, error) => {
+                (Outcome::Failed | Outcome::Stalled, error) => {
                     tracing::error!(target: "worker", parent: parent, elapsed_ms, error = error.map(tracing::field::display), "failed")
                 }
             }

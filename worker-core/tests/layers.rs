@@ -26,6 +26,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "observe",
             "telemetry",
             "remote",
+            "run_state",
+            "run_id",
         ],
     ),
     ("worker", &["definition"]),

@@ -40,16 +40,16 @@ impl Journal {
 
 impl Observer for Journal {
     fn started(&self, run: RunInfo<'_>) {
-        let seen = Seen::Started(run.run_id().into(), run.payload().cloned());
+        let seen = Seen::Started(run.run_id().to_string(), run.payload().cloned());
         self.0.lock().unwrap().push(seen);
     }
     fn message(&self, run: RunInfo<'_>, message: &Value) {
-        let seen = Seen::Message(run.run_id().into(), message.clone());
+        let seen = Seen::Message(run.run_id().to_string(), message.clone());
         self.0.lock().unwrap().push(seen);
     }
     fn attempt_failed(&self, run: RunInfo<'_>, error: &Error, delay: Duration) {
         assert!(delay > Duration::ZERO);
-        let seen = Seen::AttemptFailed(run.run_id().into(), run.attempt(), error.to_string());
+        let seen = Seen::AttemptFailed(run.run_id().to_string(), run.attempt(), error.to_string());
         self.0.lock().unwrap().push(seen);
     }
     fn ended(&self, run: RunInfo<'_>, outcome: Outcome, result: &Result<Value>, _: Duration) {
@@ -57,7 +57,7 @@ impl Observer for Journal {
             Ok(output) => Ok(output.clone()),
             Err(error) => Err(error.to_string()),
         };
-        let seen = Seen::Ended(run.run_id().into(), outcome, result);
+        let seen = Seen::Ended(run.run_id().to_string(), outcome, result);
         self.0.lock().unwrap().push(seen);
     }
 }

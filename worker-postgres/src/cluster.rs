@@ -15,14 +15,13 @@ use uuid::Uuid;
 use worker_core::backend::{
     HistoryQuery, Node, NodeInfo, RemoteRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
 };
-use worker_core::observe::Outcome;
-use worker_core::{Error, Result, WorkerStats};
+use worker_core::{Error, Outcome, Result, RunId, WorkerStats};
 
 use crate::Config;
 use crate::bus::{self, Bus};
 use crate::calls::{self, Call};
 use crate::executor::Executor;
-use crate::handle::{PgRun, outcome_of};
+use crate::handle::{PgRun, outcome_of, stored_state};
 use crate::leases;
 use crate::reach::{self, Reach};
 use crate::rollup::{self, ROLLUP_SECONDS};
@@ -30,7 +29,7 @@ use crate::schema;
 use crate::sql::Sql;
 
 /// One row of the `recent_stalls` statement, in its column order.
-type StallRow = (String, String, i32, Option<String>, f64, Option<String>);
+type StallRow = (Uuid, String, i32, Option<String>, f64, Option<String>);
 
 /// A started backend.
 pub(crate) struct Cluster {
@@ -55,7 +54,7 @@ impl std::fmt::Debug for Cluster {
 
 /// A run as `RUN_COLUMNS` gives it.
 type StoredRow = (
-    String,
+    Uuid,
     String,
     String,
     i32,
@@ -90,26 +89,21 @@ fn stored(row: StoredRow) -> StoredRun {
         duration_ms,
         node,
     ) = row;
-    let outcome = state.parse::<Outcome>().ok();
-    let error = match (outcome, kind.as_deref()) {
-        (None | Some(Outcome::Succeeded), _) => None,
-        (Some(Outcome::Cancelled), _) => {
-            Some(Error::from_kind("cancelled", "", &worker, &id).to_string())
-        }
-        (Some(_), kind) => Some(
-            Error::from_kind(
-                kind.unwrap_or("error"),
-                detail.as_deref().unwrap_or(""),
-                &worker,
-                &id,
-            )
-            .to_string(),
-        ),
-    };
+    let state = stored_state(&state);
+    let run_id = RunId::from(id);
+    let error = outcome_of(
+        run_id,
+        &worker,
+        state,
+        kind.as_deref(),
+        detail.as_deref(),
+        None,
+    )
+    .and_then(Result::err)
+    .map(|error| error.to_string());
     StoredRun {
-        run_id: id,
+        run_id,
         worker,
-        outcome,
         state,
         attempt: u32::try_from(attempt).unwrap_or(1),
         error,
@@ -143,12 +137,12 @@ fn stored_attempt(run: &StoredRun, row: AttemptRow) -> StoredAttempt {
     let error = match outcome {
         None | Some(Outcome::Succeeded) => None,
         Some(Outcome::Stalled) => detail,
-        Some(_) => Some(
+        Some(Outcome::Failed | Outcome::TimedOut | Outcome::Panicked | Outcome::Cancelled) => Some(
             Error::from_kind(
                 kind.as_deref().unwrap_or("error"),
                 detail.as_deref().unwrap_or(""),
                 &run.worker,
-                &run.run_id,
+                &run.run_id.to_string(),
             )
             .to_string(),
         ),
@@ -252,8 +246,8 @@ impl Cluster {
         Ok(Box::new(PgRun::new(self.clone(), id, worker.to_owned())))
     }
 
-    pub(crate) async fn attach(self: &Arc<Self>, run_id: &str) -> Result<Box<dyn RemoteRun>> {
-        let id = Uuid::try_parse(run_id).map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
+    pub(crate) async fn attach(self: &Arc<Self>, run_id: RunId) -> Result<Box<dyn RemoteRun>> {
+        let id = run_id.as_uuid();
         let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
             .persistent(false)
             .bind(id)
@@ -283,9 +277,9 @@ impl Cluster {
             match row {
                 Ok(Some((_, state, kind, detail, output))) => {
                     if let Some(outcome) = outcome_of(
-                        run,
+                        RunId::from(run),
                         worker,
-                        &state,
+                        stored_state(&state),
                         kind.as_deref(),
                         detail.as_deref(),
                         output,
@@ -313,8 +307,8 @@ impl Cluster {
     /// Asks a run to stop, wherever it is, and waits until it has ended
     /// (a queued run ends at once; a running one within its node's grace
     /// period, or once its lease lapses if its node is gone).
-    pub(crate) async fn cancel(&self, run_id: &str) -> Result<()> {
-        let id = Uuid::try_parse(run_id).map_err(|_| Error::RunNotFound(run_id.to_owned()))?;
+    pub(crate) async fn cancel(&self, run_id: RunId) -> Result<()> {
+        let id = run_id.as_uuid();
         let mut conn = self.reach.connection("cancel a run").await?;
         let mut tx = conn
             .begin()
@@ -335,9 +329,11 @@ impl Cluster {
             }
         }
         let Some(state) = state else {
-            return Err(Error::RunNotFound(run_id.to_owned()));
+            return Err(Error::RunNotFound(run_id.to_string()));
         };
-        let kind = if state == "cancelled" { "e" } else { "c" };
+        // Queued: ended at once. Running: its node is told to stop it.
+        let ended_at_once = stored_state(&state).is_ended();
+        let kind = if ended_at_once { "e" } else { "c" };
         for note in bus::payloads(kind, &[id]) {
             sqlx::query(self.sql.notify.clone())
                 .bind(&self.sql.channel)
@@ -349,7 +345,7 @@ impl Cluster {
         tx.commit()
             .await
             .map_err(|err| self.reach.error("cancel a run", err))?;
-        if state == "cancelled" {
+        if ended_at_once {
             return Ok(());
         }
         // Running somewhere: wait for its node to stop it.
@@ -365,7 +361,7 @@ impl Cluster {
                     .await
                     .ok()
                     .flatten();
-                if state.is_none_or(|(_, state)| state != "running" && state != "queued") {
+                if state.is_none_or(|(_, state)| stored_state(&state).is_ended()) {
                     return;
                 }
                 if watch.changed().await.is_err() {
@@ -381,17 +377,18 @@ impl Cluster {
         Ok(())
     }
 
-    pub(crate) async fn running(&self, worker: Option<&str>) -> Result<Vec<String>> {
+    pub(crate) async fn running(&self, worker: Option<&str>) -> Result<Vec<RunId>> {
         let query = match worker {
             Some(worker) => sqlx::query_scalar(self.sql.running_of.clone())
                 .persistent(false)
                 .bind(worker.to_owned()),
             None => sqlx::query_scalar(self.sql.running_all.clone()).persistent(false),
         };
-        query
+        let ids: Vec<Uuid> = query
             .fetch_all(&mut *self.reach.connection("list the runs in flight").await?)
             .await
-            .map_err(|err| self.reach.error("list the runs in flight", err))
+            .map_err(|err| self.reach.error("list the runs in flight", err))?;
+        Ok(ids.into_iter().map(RunId::from).collect())
     }
 
     pub(crate) async fn stats(&self, worker: &str) -> Result<Option<WorkerStats>> {
@@ -501,8 +498,7 @@ impl Cluster {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(read)?;
-            let listed: std::collections::HashSet<String> =
-                rows.iter().map(|row| row.0.clone()).collect();
+            let listed: std::collections::HashSet<Uuid> = rows.iter().map(|row| row.0).collect();
             rows.extend(
                 rest.into_iter()
                     .filter(|row| !listed.contains(&row.0))
@@ -512,10 +508,8 @@ impl Cluster {
         Ok(rows.into_iter().map(stored).collect())
     }
 
-    pub(crate) async fn stored_run(&self, run_id: &str) -> Result<Option<StoredRun>> {
-        let Ok(id) = Uuid::try_parse(run_id) else {
-            return Ok(None);
-        };
+    pub(crate) async fn stored_run(&self, run_id: RunId) -> Result<Option<StoredRun>> {
+        let id = run_id.as_uuid();
         let mut conn = self.reach.connection("read a run").await?;
         let row: Option<StoredRow> = sqlx::query_as(self.sql.stored_run.clone())
             .persistent(false)
@@ -554,7 +548,7 @@ impl Cluster {
         Ok(rows
             .into_iter()
             .map(|(run_id, worker, attempt, node, at, detail)| Stall {
-                run_id,
+                run_id: run_id.into(),
                 worker,
                 attempt: u32::try_from(attempt).unwrap_or(1),
                 node,
@@ -565,12 +559,11 @@ impl Cluster {
     }
 
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        let rows: Vec<(String, f64, f64, bool, Vec<String>)> =
-            sqlx::query_as(self.sql.nodes.clone())
-                .persistent(false)
-                .fetch_all(&mut *self.reach.connection("list the nodes").await?)
-                .await
-                .map_err(|err| self.reach.error("list the nodes", err))?;
+        let rows: Vec<(String, f64, f64, bool, Vec<Uuid>)> = sqlx::query_as(self.sql.nodes.clone())
+            .persistent(false)
+            .fetch_all(&mut *self.reach.connection("list the nodes").await?)
+            .await
+            .map_err(|err| self.reach.error("list the nodes", err))?;
         Ok(rows
             .into_iter()
             .map(|(node, started, beat, executes, running)| NodeInfo {
@@ -578,7 +571,7 @@ impl Cluster {
                 started_at: time_of(started),
                 last_heartbeat: time_of(beat),
                 executes,
-                running,
+                running: running.into_iter().map(RunId::from).collect(),
             })
             .collect())
     }

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 use worker_core::backend::{ClaimedRun, Node};
-use worker_core::{Error, Result};
+use worker_core::{Error, Outcome, Result, RunId, RunState};
 
 use crate::Config;
 use crate::ahead::Ahead;
@@ -334,9 +334,9 @@ impl Executor {
     /// was lost meanwhile (then nothing about it may be written).
     async fn attempt(&self, run: &Claimed) -> Option<oneshot::Receiver<bool>> {
         let started = Instant::now();
-        let run_id = run.id.hyphenated().to_string();
+        let run_id = RunId::from(run.id);
         let claimed = ClaimedRun {
-            run_id: run_id.clone(),
+            run_id,
             worker: run.worker.clone(),
             payload: run.payload.clone(),
             attempt: u32::try_from(run.attempt).unwrap_or(1),
@@ -348,7 +348,7 @@ impl Executor {
             Ok(mut handle) => {
                 // Asked to stop before we started: stop at once.
                 if run.cancel_requested || self.is_stopping() {
-                    tokio::spawn(self.node.cancel_local(&run_id));
+                    tokio::spawn(self.node.cancel_local(run_id));
                 }
                 let mut seq = run.next_seq;
                 while let Some(body) = handle.recv().await {
@@ -411,7 +411,7 @@ impl Executor {
                 run: run.id,
                 token: run.token,
                 ending: Ending {
-                    state: "succeeded",
+                    outcome: Outcome::Succeeded,
                     kind: None,
                     error: None,
                     output: Some(output).filter(|o| !o.is_null()),
@@ -449,7 +449,7 @@ impl Executor {
                     o.retry_delay(u32::try_from(run.attempt).unwrap_or(1), &error, jitter)
                 });
                 let ending = Ending {
-                    state: state_of(&error),
+                    outcome: Outcome::of(&error),
                     kind: Some(error.kind()),
                     error: Some(error.detail()),
                     output: None,
@@ -498,7 +498,7 @@ impl Executor {
             }
             for run in self.bus.take_cancels() {
                 if self.leases.holds(run) {
-                    tokio::spawn(self.node.cancel_local(&run.hyphenated().to_string()));
+                    tokio::spawn(self.node.cancel_local(RunId::from(run)));
                 }
             }
         }
@@ -696,9 +696,11 @@ impl Executor {
         if changed.is_empty() {
             return tx.commit().await;
         }
+        // Requeued, or ended for good as stalled.
+        let is_stalled = |state: &str| state.parse() == Ok(RunState::Ended(Outcome::Stalled));
         let stalled: Vec<Uuid> = changed
             .iter()
-            .filter(|(_, _, state, _, _)| state == "stalled")
+            .filter(|(_, _, state, _, _)| is_stalled(state))
             .map(|(id, ..)| *id)
             .collect();
         for note in bus::payloads("e", &stalled) {
@@ -716,7 +718,7 @@ impl Executor {
         }
         tx.commit().await?;
         for (id, worker, state, node, late_ms) in &changed {
-            events::stalled(worker, *id, node.as_deref(), *late_ms, state == "stalled");
+            events::stalled(worker, *id, node.as_deref(), *late_ms, is_stalled(state));
         }
         Ok(())
     }
@@ -751,7 +753,7 @@ impl Executor {
     /// stop are stopped here.
     fn renewed(&self, renewed: Renewed) {
         for id in renewed.lost.into_iter().chain(renewed.cancel) {
-            tokio::spawn(self.node.cancel_local(&id.hyphenated().to_string()));
+            tokio::spawn(self.node.cancel_local(RunId::from(id)));
         }
     }
 
@@ -783,8 +785,8 @@ impl Executor {
         self.stopping.store(true, Ordering::Release);
         self.stopped.notify_waiters();
         let running: Vec<Uuid> = self.leases.ids();
-        for id in &running {
-            tokio::spawn(self.node.cancel_local(&id.hyphenated().to_string()));
+        for &id in &running {
+            tokio::spawn(self.node.cancel_local(RunId::from(id)));
         }
         // Each run ends within the grace period; then its ending is written.
         let deadline = Instant::now() + grace + Duration::from_secs(10);
@@ -854,19 +856,6 @@ impl From<ClaimRow> for Claimed {
             next_seq,
             cancel_requested,
         }
-    }
-}
-
-/// The state a failed run is stored in.
-fn state_of(error: &Error) -> &'static str {
-    if error.is_timeout() {
-        "timed_out"
-    } else if error.is_panic() {
-        "panicked"
-    } else if error.is_cancelled() {
-        "cancelled"
-    } else {
-        "failed"
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use uuid::Uuid;
 use worker_core::backend::{BoxFuture, RemoteRun};
-use worker_core::{Error, Result};
+use worker_core::{Error, Outcome, Result, RunId, RunState};
 
 use crate::cluster::Cluster;
 
@@ -100,7 +100,7 @@ impl RemoteRun for PgRun {
     }
 
     fn cancel(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.cluster.cancel(&self.id_text))
+        Box::pin(self.cluster.cancel(RunId::from(self.id)))
     }
 
     fn outcome(self: Box<Self>) -> BoxFuture<'static, Result<Value>> {
@@ -185,7 +185,7 @@ impl Cursor {
             .fetch_optional(&self.cluster.pool)
             .await?;
         // Gone: deleted after its retention period; nothing more to read.
-        let ended = state.is_none_or(|(_, state)| state != "queued" && state != "running");
+        let ended = state.is_none_or(|(_, state)| stored_state(&state).is_ended());
         let rows: Vec<(i32, Value)> = sqlx::query_as(sql.messages_after.clone())
             .bind(self.run)
             .bind(self.next_seq)
@@ -215,25 +215,37 @@ impl Drop for Cursor {
 }
 
 /// A stored outcome as the handle gives it: the output, or the error with
-/// its kind's predicates and the text it had where it happened.
+/// its kind's predicates and the text it had where it happened; `None`
+/// while the run is queued or running.
 pub(crate) fn outcome_of(
-    run: Uuid,
+    run_id: RunId,
     worker: &str,
-    state: &str,
+    state: RunState,
     kind: Option<&str>,
     detail: Option<&str>,
     output: Option<Value>,
 ) -> Option<Result<Value>> {
-    let run_id = run.hyphenated().to_string();
-    match state {
-        "queued" | "running" => None,
-        "succeeded" => Some(Ok(output.unwrap_or(Value::Null))),
-        "cancelled" => Some(Err(Error::from_kind("cancelled", "", worker, &run_id))),
-        _ => Some(Err(Error::from_kind(
-            kind.unwrap_or("error"),
-            detail.unwrap_or(state),
-            worker,
-            &run_id,
-        ))),
-    }
+    let outcome = state.outcome()?;
+    Some(match outcome {
+        Outcome::Succeeded => Ok(output.unwrap_or(Value::Null)),
+        Outcome::Cancelled => Err(Error::Cancelled {
+            worker: worker.to_owned(),
+            run_id: run_id.to_string(),
+        }),
+        Outcome::Failed | Outcome::TimedOut | Outcome::Panicked | Outcome::Stalled => {
+            Err(Error::from_kind(
+                kind.unwrap_or("error"),
+                detail.unwrap_or(outcome.as_str()),
+                worker,
+                &run_id.to_string(),
+            ))
+        }
+    })
+}
+
+/// A state as stored. One this version doesn't know (written by a newer
+/// node during a rolling upgrade) reads as failed, so that nothing waits
+/// on it for ever.
+pub(crate) fn stored_state(text: &str) -> RunState {
+    text.parse().unwrap_or(RunState::Ended(Outcome::Failed))
 }

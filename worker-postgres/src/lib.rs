@@ -67,7 +67,7 @@ use uuid::Uuid;
 use worker_core::backend::{
     Backend, BoxFuture, HistoryQuery, Node, NodeInfo, RemoteRun, Stall, StoredRun, TimelineBucket,
 };
-use worker_core::{Error, Result, WorkerStats};
+use worker_core::{Error, Result, RunId, WorkerStats};
 
 use crate::cluster::Cluster;
 
@@ -469,17 +469,15 @@ impl Backend for Postgres {
         Box::pin(async move { self.cluster()?.call(&worker, timeout, payload).await })
     }
 
-    fn attach(&self, run_id: &str) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
-        let run_id = run_id.to_owned();
-        Box::pin(async move { self.cluster()?.attach(&run_id).await })
+    fn attach(&self, run_id: RunId) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
+        Box::pin(async move { self.cluster()?.attach(run_id).await })
     }
 
-    fn cancel(&self, run_id: &str) -> BoxFuture<'_, Result<()>> {
-        let run_id = run_id.to_owned();
-        Box::pin(async move { self.cluster()?.cancel(&run_id).await })
+    fn cancel(&self, run_id: RunId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.cluster()?.cancel(run_id).await })
     }
 
-    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<String>>> {
+    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>> {
         let worker = worker.map(str::to_owned);
         Box::pin(async move { self.cluster()?.running(worker.as_deref()).await })
     }
@@ -507,9 +505,8 @@ impl Backend for Postgres {
         Box::pin(async move { self.cluster()?.history(query).await.map(Some) })
     }
 
-    fn stored_run(&self, run_id: &str) -> BoxFuture<'_, Result<Option<StoredRun>>> {
-        let run_id = run_id.to_owned();
-        Box::pin(async move { self.cluster()?.stored_run(&run_id).await })
+    fn stored_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<StoredRun>>> {
+        Box::pin(async move { self.cluster()?.stored_run(run_id).await })
     }
 
     fn recent_stalls(&self, limit: usize) -> BoxFuture<'_, Result<Option<Vec<Stall>>>> {

@@ -99,7 +99,7 @@ pub(crate) struct Sql {
 }
 
 /// What a dashboard reads of a run (see `cluster::StoredRow`).
-const RUN_COLUMNS: &str = "id::text, worker, state, attempt, error_kind, error, payload, output,
+const RUN_COLUMNS: &str = "id, worker, state, attempt, error_kind, error, payload, output,
     extract(epoch FROM created_at)::float8 * 1000, extract(epoch FROM started_at)::float8 * 1000,
     extract(epoch FROM ended_at)::float8 * 1000, duration_ms, node";
 
@@ -423,10 +423,10 @@ impl Sql {
                  SELECT worker, state, error_kind, error, output FROM {s}.runs WHERE id = $1",
             ),
             running_all: text(
-                "SELECT id::text FROM {s}.runs WHERE state = 'running' ORDER BY started_at, id",
+                "SELECT id FROM {s}.runs WHERE state = 'running' ORDER BY started_at, id",
             ),
             running_of: text(
-                "SELECT id::text FROM {s}.runs WHERE state = 'running' AND worker = $1 ORDER BY started_at, id",
+                "SELECT id FROM {s}.runs WHERE state = 'running' AND worker = $1 ORDER BY started_at, id",
             ),
             stats: text(
                 "SELECT coalesce(s.runs, 0) + coalesce(d.runs, 0), coalesce(s.errors, 0) + coalesce(d.errors, 0),
@@ -478,7 +478,7 @@ impl Sql {
             // that ends, writes no second row.
             recent_stalls: text(
                 "SELECT * FROM (
-                     SELECT a.run_id::text,
+                     SELECT a.run_id,
                             coalesce((SELECT worker FROM {s}.runs WHERE id = a.run_id),
                                      (SELECT worker FROM {s}.ended_runs WHERE id = a.run_id)) AS worker,
                             a.attempt, a.node, extract(epoch FROM a.ended_at)::float8 * 1000, a.error
@@ -504,7 +504,7 @@ impl Sql {
             nodes: text(
                 "SELECT n.node, extract(epoch FROM n.started_at)::float8 * 1000,
                         extract(epoch FROM n.heartbeat_at)::float8 * 1000, n.executes,
-                        array(SELECT r.id::text FROM {s}.runs r
+                        array(SELECT r.id FROM {s}.runs r
                               WHERE r.state = 'running' AND r.node = n.node ORDER BY r.started_at)
                  FROM {s}.nodes n
                  WHERE n.heartbeat_at > now() - interval '1 hour'

@@ -19,6 +19,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+use worker_core::Outcome;
 
 use crate::bus::payloads;
 use crate::sql::{INDEXES_ONLY, Sql};
@@ -74,8 +75,7 @@ pub(crate) enum Item {
 /// How a run ended, as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct Ending {
-    /// `succeeded`, `failed`, `timed_out`, `panicked` or `cancelled`.
-    pub(crate) state: &'static str,
+    pub(crate) outcome: Outcome,
     pub(crate) kind: Option<&'static str>,
     pub(crate) error: Option<String>,
     pub(crate) output: Option<Value>,
@@ -171,7 +171,7 @@ async fn write_batch(
             } => {
                 finishes.0.push(*run);
                 finishes.1.push(*token);
-                finishes.2.push(ending.state);
+                finishes.2.push(ending.outcome.as_str());
                 finishes.3.push(ending.kind);
                 finishes.4.push(ending.error.clone());
                 finishes.5.push(ending.output.clone());
@@ -187,7 +187,7 @@ async fn write_batch(
                 retries.0.push(*run);
                 retries.1.push(*token);
                 retries.2.push(*delay_ms);
-                retries.3.push(ending.state);
+                retries.3.push(ending.outcome.as_str());
                 retries.4.push(ending.kind);
                 retries.5.push(ending.error.clone());
                 retries.6.push(ending.duration_ms);

@@ -102,7 +102,11 @@ async fn a_node_killed_mid_run_leaves_it_to_another_with_attempt_two_and_one_out
         "a crash is not a retry"
     );
     // Both attempts are kept: the stall with the node that held it.
-    let run = caller.stored_run(&id).await.unwrap().unwrap();
+    let run = caller
+        .stored_run(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(run.attempts.len(), 2, "{:?}", run.attempts);
     let (stalled, succeeded) = (&run.attempts[0], &run.attempts[1]);
     assert_eq!(

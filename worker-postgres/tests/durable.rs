@@ -106,7 +106,11 @@ async fn a_failed_attempt_waits_in_the_database_and_its_messages_follow_the_firs
     let stats = manager.stats("fails-once").await.unwrap();
     assert_eq!((stats.runs, stats.errors, stats.retries), (1, 0, 1));
     // Both attempts are kept, the failed one with its error.
-    let run = manager.stored_run(&id).await.unwrap().unwrap();
+    let run = manager
+        .stored_run(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let attempts: Vec<_> = run
         .attempts
         .iter()
@@ -797,11 +801,11 @@ async fn upgrading_moves_ended_runs_across_and_refuses_beside_a_live_older_node(
     assert_eq!(old.recv().await, Some(json!("hello")));
     assert_eq!(old.await_output::<Value>().await.unwrap(), json!({"n": 1}));
     let page = manager
-        .stored_run("00000000-0000-4000-8000-000000000001")
+        .stored_run("00000000-0000-4000-8000-000000000001".parse().unwrap())
         .await
         .unwrap()
         .expect("the old run's page");
-    assert_eq!(page.outcome, Some(Outcome::Succeeded));
+    assert_eq!(page.outcome(), Some(Outcome::Succeeded));
     assert_eq!(page.attempts.len(), 1, "its one attempt, from its row");
     // The queued run runs on the new version.
     let queued = manager

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Number, Value, json};
 use tokio::sync::Notify;
-use worker_core::Error;
 use worker_core::observe::{Observer, Outcome, RunInfo};
+use worker_core::{Error, RunId};
 
 use crate::timeline::Timeline;
 
@@ -40,7 +40,7 @@ pub struct Journal {
 
 #[derive(Debug, Default)]
 struct Runs {
-    by_id: HashMap<Arc<str>, Arc<RunRecord>>,
+    by_id: HashMap<RunId, Arc<RunRecord>>,
     /// Ended runs, oldest first; at most `capacity`.
     ended: VecDeque<Arc<RunRecord>>,
 }
@@ -64,8 +64,8 @@ impl Journal {
     }
 
     /// The run with this id, in flight or among the ended ones kept.
-    pub fn get(&self, run_id: &str) -> Option<Arc<RunRecord>> {
-        self.runs().by_id.get(run_id).cloned()
+    pub fn get(&self, run_id: RunId) -> Option<Arc<RunRecord>> {
+        self.runs().by_id.get(&run_id).cloned()
     }
 
     /// The ended runs kept, newest first.
@@ -112,7 +112,7 @@ impl Journal {
     }
 
     /// Records that the ended run `run_id` was retried as `retry_id`.
-    pub fn retried(&self, run_id: &str, retry_id: &str) {
+    pub fn retried(&self, run_id: RunId, retry_id: &str) {
         if let Some(run) = self.get(run_id) {
             run.state().retried_as = Some(retry_id.to_owned());
         }
@@ -122,7 +122,7 @@ impl Journal {
 impl Observer for Journal {
     fn started(&self, run: RunInfo<'_>) {
         let record = Arc::new(RunRecord {
-            id: run.run_id().into(),
+            id: run.run_id(),
             worker: run.worker().into(),
             payload: run.payload().cloned(),
             started_at: SystemTime::now(),
@@ -133,7 +133,7 @@ impl Observer for Journal {
             }),
             changed: Notify::new(),
         });
-        self.runs().by_id.insert(record.id.clone(), record);
+        self.runs().by_id.insert(record.id, record);
     }
 
     fn message(&self, run: RunInfo<'_>, message: &Value) {
@@ -146,7 +146,7 @@ impl Observer for Journal {
         if let Some(record) = self.get(run.run_id()) {
             let mut state = record.state();
             if let Some(attempt) = state.attempts.last_mut() {
-                attempt.outcome = Some(kind_of(error));
+                attempt.outcome = Some(Outcome::of(error));
                 attempt.error = Some(error.to_string());
                 attempt.retry_in = Some(delay);
             }
@@ -169,12 +169,12 @@ impl Observer for Journal {
             let mut state = record.state();
             let error = result.as_ref().err();
             if let Some(attempt) = state.attempts.last_mut() {
-                attempt.outcome = Some(outcome.as_str());
+                attempt.outcome = Some(outcome);
                 attempt.error = error.map(Error::to_string);
             }
             state.ended = Some(Ended {
                 outcome,
-                kind: error.map_or("ok", kind_of),
+                kind: error.map_or("ok", Error::kind),
                 error: error.map(Error::to_string),
                 output: result.as_ref().ok().filter(|v| !v.is_null()).cloned(),
                 duration: took,
@@ -192,29 +192,10 @@ impl Observer for Journal {
     }
 }
 
-/// The kind of a failed run's error, as the SSE `outcome` event and the
-/// attempts list give it: `timeout`, `cancelled`, `panic`, `validation` or
-/// `error`.
-pub(crate) fn kind_of(error: &Error) -> &'static str {
-    if error.is_stalled() {
-        "stalled"
-    } else if error.is_timeout() {
-        "timeout"
-    } else if error.is_cancelled() {
-        "cancelled"
-    } else if error.is_panic() {
-        "panic"
-    } else if error.is_validation() {
-        "validation"
-    } else {
-        "error"
-    }
-}
-
 /// One run as the dashboard knows it.
 #[derive(Debug)]
 pub struct RunRecord {
-    id: Arc<str>,
+    id: RunId,
     worker: String,
     payload: Option<Value>,
     started_at: SystemTime,
@@ -238,7 +219,7 @@ struct RunState {
 
 #[derive(Debug, Default, Clone)]
 struct Attempt {
-    outcome: Option<&'static str>,
+    outcome: Option<Outcome>,
     error: Option<String>,
     retry_in: Option<Duration>,
 }
@@ -259,8 +240,8 @@ impl RunRecord {
     }
 
     /// The run's id.
-    pub fn id(&self) -> &str {
-        &self.id
+    pub fn id(&self) -> RunId {
+        self.id
     }
 
     /// The worker's name.
@@ -298,7 +279,7 @@ impl RunRecord {
         let state = self.state();
         let ended = state.ended.as_ref();
         json!({
-            "run_id": &*self.id,
+            "run_id": self.id,
             "worker": self.worker,
             "outcome": ended.map(|e| e.outcome.as_str()),
             "error": ended.and_then(|e| e.error.clone()),
@@ -323,7 +304,7 @@ impl RunRecord {
             .map(|(index, attempt)| {
                 json!({
                     "attempt": index + 1,
-                    "outcome": attempt.outcome,
+                    "outcome": attempt.outcome.map(Outcome::as_str),
                     "error": attempt.error,
                     "retry_in_ms": attempt.retry_in.map(millis),
                 })
@@ -499,7 +480,7 @@ mod tests {
         let (manager, journal) = counting_manager(3).await;
         let handle = manager.call("count", None, None).await.unwrap();
         let run = journal
-            .get(handle.id())
+            .get(handle.id().parse().unwrap())
             .expect("listed before call returns");
         let early = read_all(run.reader(None)).await;
         let late = read_all(run.reader(None)).await;

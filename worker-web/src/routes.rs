@@ -19,7 +19,7 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use worker_core::observe::Outcome;
-use worker_core::{Error, WorkerManager, format_duration};
+use worker_core::{Error, RunId, WorkerManager, format_duration};
 
 use crate::errors::ApiError;
 use crate::journal::{Journal, RunEvent, RunReader, unix_ms};
@@ -47,7 +47,7 @@ impl Web {
     /// The run from the backend, if the manager has one and knows it.
     async fn stored_run(
         &self,
-        id: &str,
+        id: RunId,
     ) -> Result<Option<worker_core::backend::StoredRun>, ApiError> {
         if !self.manager.is_durable() {
             return Ok(None);
@@ -251,7 +251,7 @@ async fn list_runs(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
             // A run that started between the two listings is left for the
             // next poll.
             let worker = worker_of.remove(&id)?;
-            let record = state.journal.get(&id);
+            let record = id.parse().ok().and_then(|id| state.journal.get(id));
             let detail = record.as_ref().map(|record| record.detail());
             Some(json!({
                 "run_id": id,
@@ -334,6 +334,11 @@ async fn recent_runs(
     ))
 }
 
+/// The run id of a path: one that isn't a run id is an unknown run.
+fn run_id(state: &Web, id: &str) -> Result<RunId, ApiError> {
+    id.parse().map_err(|_| unknown_run(state, id))
+}
+
 fn unknown_run(state: &Web, id: &str) -> ApiError {
     ApiError::not_found(format!(
         "Run '{id}' is unknown: it never existed, started before the dashboard was mounted, or is older than the last {} ended runs kept",
@@ -346,14 +351,15 @@ async fn run_detail(
     State(state): State<Web>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let run_id = run_id(&state, &id)?;
     if let Some(run) = state
         .journal
-        .get(&id)
+        .get(run_id)
         .filter(|run| !state.stored(run.worker()))
     {
         return Ok(Json(run.detail()));
     }
-    match state.stored_run(&id).await? {
+    match state.stored_run(run_id).await? {
         Some(run) => Ok(Json(stored::detail(&run))),
         None => Err(unknown_run(&state, &id)),
     }
@@ -375,9 +381,10 @@ async fn cancel_run(
 /// payload, for a run that ended without succeeding (`409` otherwise).
 async fn retry_run(State(state): State<Web>, Path(id): Path<String>) -> Result<Response, ApiError> {
     state.writable("retry runs")?;
+    let run_id = run_id(&state, &id)?;
     let journaled = state
         .journal
-        .get(&id)
+        .get(run_id)
         .filter(|run| !state.stored(run.worker()));
     let (worker, outcome, payload) = match journaled {
         Some(run) => (
@@ -385,8 +392,11 @@ async fn retry_run(State(state): State<Web>, Path(id): Path<String>) -> Result<R
             run.outcome(),
             run.payload().cloned(),
         ),
-        None => match state.stored_run(&id).await? {
-            Some(run) => (run.worker, run.outcome, run.payload),
+        None => match state.stored_run(run_id).await? {
+            Some(run) => {
+                let outcome = run.outcome();
+                (run.worker, outcome, run.payload)
+            }
             None => return Err(unknown_run(&state, &id)),
         },
     };
@@ -401,14 +411,20 @@ async fn retry_run(State(state): State<Web>, Path(id): Path<String>) -> Result<R
                 "Run '{id}' of worker '{worker}' succeeded; only a run that failed, timed out, panicked, stalled or was cancelled can be retried"
             )));
         }
-        Some(_) => {}
+        Some(
+            Outcome::Failed
+            | Outcome::TimedOut
+            | Outcome::Panicked
+            | Outcome::Cancelled
+            | Outcome::Stalled,
+        ) => {}
     }
     let response = started(&state, &worker, payload).await?;
     if let Some(Ok(retry)) = response.headers().get(header::LOCATION).map(|l| l.to_str()) {
         let retry_id = retry
             .trim_start_matches("/runs/")
             .trim_end_matches("/events");
-        state.journal.retried(&id, retry_id);
+        state.journal.retried(run_id, retry_id);
     }
     Ok(response)
 }
@@ -427,9 +443,10 @@ async fn run_events(
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok());
+    let run_id = run_id(&state, &id)?;
     let journaled = state
         .journal
-        .get(&id)
+        .get(run_id)
         .filter(|run| !state.stored(run.worker()));
     let stream: futures::stream::BoxStream<'static, Result<Event, Infallible>> = match journaled {
         Some(run) => Box::pin(futures::stream::unfold(
@@ -442,7 +459,7 @@ async fn run_events(
         None => {
             // Durable: the backend replays the run from its first message,
             // wherever it runs.
-            if state.stored_run(&id).await?.is_none() {
+            if state.stored_run(run_id).await?.is_none() {
                 return Err(unknown_run(&state, &id));
             }
             let handle = state.manager.attach(&id).await?;

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use worker_core::backend::{NodeInfo, Stall, StoredRun, TimelineBucket};
 use worker_core::observe::Outcome;
-use worker_core::{Error, WorkerHandle};
+use worker_core::{Error, RunState, WorkerHandle};
 
-use crate::journal::{kind_of, unix_ms};
+use crate::journal::unix_ms;
 use crate::timeline::{BUCKET, BUCKETS};
 
 /// A stored run as a recent-runs row (the journal's `summary`).
@@ -17,7 +17,7 @@ pub(crate) fn summary(run: &StoredRun) -> Value {
     json!({
         "run_id": run.run_id,
         "worker": run.worker,
-        "outcome": run.outcome.map(Outcome::as_str),
+        "outcome": run.outcome().map(Outcome::as_str),
         "error": run.error,
         "attempts": run.attempt,
         "duration_ms": run.duration_ms.map(|ms| (ms * 10.0).round() / 10.0),
@@ -48,7 +48,7 @@ pub(crate) fn detail(run: &StoredRun) -> Value {
             })
         })
         .collect();
-    if run.outcome.is_none() && run.state == "running" {
+    if run.state == RunState::Running {
         attempts.push(json!({
             "attempt": run.attempt,
             "outcome": null,
@@ -60,7 +60,7 @@ pub(crate) fn detail(run: &StoredRun) -> Value {
     let fields = [
         (
             "state",
-            json!(if run.outcome.is_some() {
+            json!(if run.state.is_ended() {
                 "ended"
             } else {
                 "running"
@@ -182,25 +182,12 @@ pub(crate) fn events(
 pub(crate) fn outcome_json(result: Result<Value, Error>) -> Value {
     match result {
         Ok(output) => json!({
-            "ok": true, "outcome": "succeeded", "kind": "ok", "error": null,
+            "ok": true, "outcome": Outcome::Succeeded.as_str(), "kind": "ok", "error": null,
             "output": Some(output).filter(|o| !o.is_null()),
         }),
-        Err(error) => {
-            let outcome = if error.is_timeout() {
-                Outcome::TimedOut
-            } else if error.is_panic() {
-                Outcome::Panicked
-            } else if error.is_cancelled() {
-                Outcome::Cancelled
-            } else if error.is_stalled() {
-                Outcome::Stalled
-            } else {
-                Outcome::Failed
-            };
-            json!({
-                "ok": false, "outcome": outcome.as_str(), "kind": kind_of(&error),
-                "error": error.to_string(), "output": null,
-            })
-        }
+        Err(error) => json!({
+            "ok": false, "outcome": Outcome::of(&error).as_str(), "kind": error.kind(),
+            "error": error.to_string(), "output": null,
+        }),
     }
 }

@@ -296,7 +296,9 @@ async fn a_late_client_is_told_how_many_messages_were_dropped() {
     let journal = server.journal.clone();
     let id = run_id.clone();
     eventually("the run ended", || {
-        let ended = journal.get(&id).is_some_and(|run| run.has_ended());
+        let ended = journal
+            .get(id.parse().unwrap())
+            .is_some_and(|run| run.has_ended());
         async move { ended }
     })
     .await;

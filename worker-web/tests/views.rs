@@ -86,7 +86,7 @@ async fn a_runs_page_has_its_payload_attempts_with_their_errors_and_its_output()
     let attempts = detail["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0]["attempt"], 1);
-    assert_eq!(attempts[0]["outcome"], "error");
+    assert_eq!(attempts[0]["outcome"], "failed");
     assert_eq!(attempts[0]["error"], "first attempt fails");
     assert_eq!(
         attempts[0]["retry_in_ms"].as_f64().map(|ms| ms > 0.0),

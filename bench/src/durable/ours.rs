@@ -274,7 +274,7 @@ impl Session for Sustained {
                 .await?
                 .unwrap_or_default();
             if let Some(run) = recent.first() {
-                self.manager.stored_run(&run.run_id).await?;
+                self.manager.stored_run(run.run_id).await?;
             }
             self.manager.stats("job").await;
             self.manager.nodes().await?;
