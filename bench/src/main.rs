@@ -12,6 +12,7 @@
 mod cases;
 mod harness;
 mod report;
+mod units;
 
 use std::process::ExitCode;
 use std::time::Instant;

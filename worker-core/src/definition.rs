@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
+use crate::name_rule::name_problem;
 use crate::options::{WorkerOptions, invalid};
 use crate::schedule::Schedule;
 use crate::stats::StatsCell;
@@ -183,22 +184,16 @@ impl Slots {
     }
 }
 
-/// Worker names are non-empty and free of whitespace and control characters,
-/// so they print, log and travel in URLs unambiguously.
+/// A name given at run time, checked by the rule `#[worker]` checks at
+/// compile time (see `name_rule`).
 pub(crate) fn validate_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        "a worker name can't be empty"
-    } else if name.chars().any(char::is_whitespace) {
-        "a worker name can't contain whitespace; use kebab-case like \"send-email\""
-    } else if name.chars().any(char::is_control) {
-        "a worker name can't contain control characters"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidName {
-        name: name.to_owned(),
-        reason,
-    })
+    match name_problem(name) {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
+    }
 }
 
 #[cfg(test)]

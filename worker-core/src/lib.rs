@@ -85,9 +85,9 @@
 //!  facade      global (WORKER)   builder (Workers)   private (for the macros)
 //!                 │                  │                  │
 //!  manager     manager: registry of definitions + launchers, per-thread views,
-//!                 │     admission, cancel, shutdown
-//!  lifecycle   registration ─ launch ─ drive       handle   scheduler
-//!                 (link-time)  (typed)   (deadline, cancel, hold, ending)
+//!                 │     admission, cancel, shutdown, the backend's Executor
+//!  lifecycle   registration ─ launch ─ drive       handle   scheduler   backend
+//!                 (link-time)  (typed)   (deadline, cancel, hold, ending)  (the durable contract)
 //!                                 │
 //!  context     context (WorkerContext)
 //!                 │
@@ -96,7 +96,9 @@
 //!  worker      definition (name, default timeout, stats, origin)
 //!                 │
 //!  foundation  signal  mailbox  stats  histogram  config  options  schedule
-//!              error  duration  running  sync  run_state  run_id
+//!              error  duration  running  sync  run_state  run_id  host  name_rule
+//!              observe (Observer)  telemetry (spans, metrics)  remote (RemoteRun)
+//!              build (for build scripts)
 //! ```
 
 #![warn(missing_docs)]
@@ -106,7 +108,9 @@ mod config;
 mod duration;
 mod error;
 mod histogram;
+mod host;
 mod mailbox;
+mod name_rule;
 pub mod observe;
 mod options;
 mod remote;
@@ -149,6 +153,7 @@ pub use duration::format_duration;
 pub use error::{Error, InstallFailure, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
+pub use host::process_name;
 pub use manager::{WorkerManager, shutdown_signal};
 pub use observe::Outcome;
 pub use options::{DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, MAX_RETRIES, WorkerOptions};

@@ -1,9 +1,8 @@
 //! The process's one `LISTEN` connection, and who it wakes.
 //!
-//! Notifications on the schema's channel are short texts: `q <micros>`
-//! (runs were queued, none earlier than that: see `cursor`), `m <id> …`
-//! (runs have new messages), `e <id> …` (runs ended), `c <id> …` (runs
-//! were asked to stop). Handles wait on a watch per run
+//! Notifications on the schema's channel are short texts, a [`Note`]'s
+//! letter and what it is about, sent with [`notify`]. Handles wait on a
+//! watch per run
 //! id, created by the first handle on that run and removed with the last;
 //! the claim loop and the executor have their own wake-ups.
 //!
@@ -15,18 +14,51 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::cursor::{self, Cursor};
+use crate::sql::Sql;
 
 /// How often every waiting handle looks again without a notification.
 pub(crate) const BACKSTOP: Duration = Duration::from_secs(2);
 
 /// Most run ids in one notification: payloads must stay under 8,000 bytes.
 pub(crate) const IDS_PER_NOTIFICATION: usize = 150;
+
+/// What a notification tells: its first word, a letter spelled here (and
+/// in `cursor::QUEUED_AT`, which writes `q` in SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Note {
+    /// `q <micros>`: runs were queued, none earlier than that (see
+    /// `cursor`).
+    Queued,
+    /// `m <id> …`: runs have new messages.
+    Messages,
+    /// `e <id> …`: runs ended.
+    Ended,
+    /// `c <id> …`: runs were asked to stop.
+    Cancel,
+}
+
+impl Note {
+    fn letter(self) -> &'static str {
+        match self {
+            Note::Queued => "q",
+            Note::Messages => "m",
+            Note::Ended => "e",
+            Note::Cancel => "c",
+        }
+    }
+
+    fn of(letter: &str) -> Option<Note> {
+        [Note::Queued, Note::Messages, Note::Ended, Note::Cancel]
+            .into_iter()
+            .find(|note| note.letter() == letter)
+    }
+}
 
 /// Who is woken by what.
 #[derive(Debug, Default)]
@@ -109,30 +141,56 @@ impl Bus {
             .unwrap_or("")
             .split(' ')
             .filter_map(|id| Uuid::try_parse(id).ok());
-        match kind {
-            "q" => {
+        match Note::of(kind) {
+            Some(Note::Queued) => {
                 self.cursor.rewind(cursor::queued_from(rest));
                 self.queued.notify_one();
             }
-            "m" | "e" => ids.for_each(|id| self.wake(&id)),
-            "c" => {
+            Some(Note::Messages | Note::Ended) => ids.for_each(|id| self.wake(&id)),
+            Some(Note::Cancel) => {
                 self.cancels
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .extend(ids);
                 self.cancel_requested.notify_one();
             }
-            _ => log::debug!(target: "worker_postgres", "unknown notification {payload:?}"),
+            None => log::debug!(target: "worker_postgres", "unknown notification {payload:?}"),
         }
     }
 }
 
+/// Tells every node's listener `note` about `ids` (in a transaction: once
+/// it commits), in as few notifications as the size limit allows.
+/// [`Note::Queued`] is about no ids: the database's clock says since when.
+pub(crate) async fn notify(
+    conn: &mut PgConnection,
+    sql: &Sql,
+    note: Note,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if note == Note::Queued {
+        sqlx::query(sql.notify_queued.clone())
+            .bind(&sql.channel)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
+    for payload in payloads(note, ids) {
+        sqlx::query(sql.notify.clone())
+            .bind(&sql.channel)
+            .bind(payload)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The texts to notify about `ids`, as few as the size limit allows.
-pub(crate) fn payloads(kind: &str, ids: &[Uuid]) -> Vec<String> {
+fn payloads(note: Note, ids: &[Uuid]) -> Vec<String> {
     ids.chunks(IDS_PER_NOTIFICATION)
         .map(|chunk| {
             let mut text = String::with_capacity(2 + chunk.len() * 37);
-            text.push_str(kind);
+            text.push_str(note.letter());
             for id in chunk {
                 text.push(' ');
                 text.push_str(&id.hyphenated().to_string());

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use worker_core::{Error, Result};
 
+use crate::bus::{self, Note};
 use crate::reach::Reach;
 use crate::sql::Sql;
 
@@ -88,9 +89,7 @@ async fn insert(reach: &Reach, sql: &Sql, batch: &[Call]) -> Result<()> {
         .execute(&mut *tx)
         .await
         .map_err(|err| reach.error(WHAT, err))?;
-    sqlx::query(sql.notify_queued.clone())
-        .bind(&sql.channel)
-        .execute(&mut *tx)
+    bus::notify(&mut tx, sql, Note::Queued, &[])
         .await
         .map_err(|err| reach.error(WHAT, err))?;
     tx.commit().await.map_err(|err| {

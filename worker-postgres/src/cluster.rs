@@ -17,31 +17,34 @@ use worker_core::backend::{
 };
 use worker_core::{Error, Outcome, Result, RunId, WorkerStats};
 
-use crate::Config;
-use crate::bus::{self, Bus};
+use crate::bus::{self, Bus, Note};
 use crate::calls::{self, Call};
+use crate::config::Config;
+use crate::db::Db;
 use crate::executor::Executor;
-use crate::handle::{PgRun, outcome_of, stored_state};
+use crate::handle::{self, PgRun, outcome_of, stored_state};
 use crate::leases;
 use crate::reach::{self, Reach};
 use crate::rollup::{self, ROLLUP_SECONDS};
+use crate::rows::{AttemptRow, NodeRow, RunRow, StallRow};
 use crate::schema;
 use crate::sql::Sql;
 
-/// One row of the `recent_stalls` statement, in its column order.
-type StallRow = (Uuid, String, i32, Option<String>, f64, Option<String>);
-
 /// A started backend.
 pub(crate) struct Cluster {
-    /// The pool as client operations use it: within the acquire timeout.
-    reach: Reach,
-    pub(crate) pool: PgPool,
-    pub(crate) sql: Arc<Sql>,
-    pub(crate) bus: Arc<Bus>,
-    config: Arc<Config>,
+    /// The database as this process reaches it, shared with the handles.
+    db: Arc<Db>,
     calls: mpsc::Sender<Call>,
     executor: Arc<Executor>,
     listener: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        &self.db
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -52,43 +55,26 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// A run as `RUN_COLUMNS` gives it.
-type StoredRow = (
-    Uuid,
-    String,
-    String,
-    i32,
-    Option<String>,
-    Option<String>,
-    Option<Value>,
-    Option<Value>,
-    f64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<String>,
-);
-
 fn time_of(unix_ms: f64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs_f64(unix_ms.max(0.0) / 1e3)
 }
 
-fn stored(row: StoredRow) -> StoredRun {
-    let (
+fn stored(row: RunRow) -> StoredRun {
+    let RunRow {
         id,
         worker,
         state,
         attempt,
-        kind,
-        detail,
+        error_kind: kind,
+        error: detail,
         payload,
         output,
-        created,
-        started,
-        ended,
+        created_ms: created,
+        started_ms: started,
+        ended_ms: ended,
         duration_ms,
         node,
-    ) = row;
+    } = row;
     let state = stored_state(&state);
     let run_id = RunId::from(id);
     let error = outcome_of(
@@ -118,20 +104,17 @@ fn stored(row: StoredRow) -> StoredRun {
     }
 }
 
-/// An attempt as `attempts_of` gives it.
-type AttemptRow = (
-    i32,
-    Option<String>,
-    f64,
-    f64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<f64>,
-);
-
 fn stored_attempt(run: &StoredRun, row: AttemptRow) -> StoredAttempt {
-    let (attempt, node, started, ended, outcome, kind, detail, duration_ms) = row;
+    let AttemptRow {
+        attempt,
+        node,
+        started_ms: started,
+        ended_ms: ended,
+        outcome,
+        error_kind: kind,
+        error: detail,
+        duration_ms,
+    } = row;
     // `released` is the one attempt ending that is no run outcome.
     let outcome = outcome.parse::<Outcome>().ok();
     let error = match outcome {
@@ -157,15 +140,6 @@ fn stored_attempt(run: &StoredRun, row: AttemptRow) -> StoredAttempt {
         duration_ms,
     }
 }
-
-/// A stored outcome: worker, state, error kind, error, output.
-type OutcomeRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<Value>,
-);
 
 /// The error for a statement of `what` that failed outside a started
 /// backend's client operations (connecting, migrating, `enqueue`).
@@ -209,11 +183,13 @@ impl Cluster {
             renewal,
         )?;
         Ok(Arc::new(Cluster {
-            reach,
-            pool,
-            sql,
-            bus,
-            config,
+            db: Arc::new(Db {
+                reach,
+                pool,
+                sql,
+                bus,
+                config,
+            }),
             calls,
             executor,
             listener,
@@ -243,7 +219,7 @@ impl Cluster {
         };
         self.calls.send(call).await.map_err(|_| Error::Shutdown)?;
         answer.await.map_err(|_| Error::Shutdown)??;
-        Ok(Box::new(PgRun::new(self.clone(), id, worker.to_owned())))
+        Ok(Box::new(PgRun::new(self.db.clone(), id, worker.to_owned())))
     }
 
     pub(crate) async fn attach(self: &Arc<Self>, run_id: RunId) -> Result<Box<dyn RemoteRun>> {
@@ -260,121 +236,13 @@ impl Cluster {
                 worker_core::format_duration(self.config.retention)
             )));
         };
-        Ok(Box::new(PgRun::new(self.clone(), id, worker)))
-    }
-
-    /// Waits for a run's outcome.
-    pub(crate) async fn outcome(self: &Arc<Self>, run: Uuid, worker: &str) -> Result<Value> {
-        let mut watch = self.bus.watch(run);
-        let result = loop {
-            watch.borrow_and_update();
-            let row: std::result::Result<Option<OutcomeRow>, _> =
-                sqlx::query_as(self.sql.outcome.clone())
-                    .persistent(false)
-                    .bind(run)
-                    .fetch_optional(&self.pool)
-                    .await;
-            match row {
-                Ok(Some((_, state, kind, detail, output))) => {
-                    if let Some(outcome) = outcome_of(
-                        RunId::from(run),
-                        worker,
-                        stored_state(&state),
-                        kind.as_deref(),
-                        detail.as_deref(),
-                        output,
-                    ) {
-                        break outcome;
-                    }
-                }
-                Ok(None) => {
-                    break Err(Error::msg(format!(
-                        "Run '{run}' of worker '{worker}' is gone: it ended more than the retention period ago"
-                    )));
-                }
-                Err(err) => {
-                    log::debug!(target: "worker_postgres", "run {run}: can't read its outcome yet: {err}")
-                }
-            }
-            if watch.changed().await.is_err() {
-                tokio::time::sleep(bus::BACKSTOP).await;
-            }
-        };
-        self.bus.unwatch(run, watch);
-        result
+        Ok(Box::new(PgRun::new(self.db.clone(), id, worker)))
     }
 
     /// Asks a run to stop, wherever it is, and waits until it has ended
-    /// (a queued run ends at once; a running one within its node's grace
-    /// period, or once its lease lapses if its node is gone).
+    /// (see `handle::cancel`).
     pub(crate) async fn cancel(&self, run_id: RunId) -> Result<()> {
-        let id = run_id.as_uuid();
-        let mut conn = self.reach.connection("cancel a run").await?;
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(|err| self.reach.error("cancel a run", err))?;
-        let mut state: Option<String> = None;
-        // Twice: a run claimed between the statement's snapshot and its
-        // row lock is neither queued nor running to it.
-        for _ in 0..2 {
-            state = sqlx::query_scalar(self.sql.cancel.clone())
-                .persistent(false)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|err| self.reach.error("cancel a run", err))?;
-            if state.is_some() {
-                break;
-            }
-        }
-        let Some(state) = state else {
-            return Err(Error::RunNotFound(run_id.to_string()));
-        };
-        // Queued: ended at once. Running: its node is told to stop it.
-        let ended_at_once = stored_state(&state).is_ended();
-        let kind = if ended_at_once { "e" } else { "c" };
-        for note in bus::payloads(kind, &[id]) {
-            sqlx::query(self.sql.notify.clone())
-                .bind(&self.sql.channel)
-                .bind(note)
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| self.reach.error("cancel a run", err))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|err| self.reach.error("cancel a run", err))?;
-        if ended_at_once {
-            return Ok(());
-        }
-        // Running somewhere: wait for its node to stop it.
-        let patience = self.config.lease + Duration::from_secs(30);
-        let mut watch = self.bus.watch(id);
-        let waited = tokio::time::timeout(patience, async {
-            loop {
-                watch.borrow_and_update();
-                let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
-                    .persistent(false)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .ok()
-                    .flatten();
-                if state.is_none_or(|(_, state)| stored_state(&state).is_ended()) {
-                    return;
-                }
-                if watch.changed().await.is_err() {
-                    tokio::time::sleep(bus::BACKSTOP).await;
-                }
-            }
-        })
-        .await;
-        self.bus.unwatch(id, watch);
-        if waited.is_err() {
-            log::warn!(target: "worker_postgres", "run {run_id}: asked to stop, still running after {patience:?}");
-        }
-        Ok(())
+        handle::cancel(&self.db, run_id).await
     }
 
     pub(crate) async fn running(&self, worker: Option<&str>) -> Result<Vec<RunId>> {
@@ -461,9 +329,7 @@ impl Cluster {
             .await
             .map_err(|err| self.reach.error("start a scheduled run", err))?;
         if started.is_some() {
-            sqlx::query(self.sql.notify_queued.clone())
-                .bind(&self.sql.channel)
-                .execute(&mut *tx)
+            bus::notify(&mut tx, &self.sql, Note::Queued, &[])
                 .await
                 .map_err(|err| self.reach.error("start a scheduled run", err))?;
         }
@@ -477,7 +343,7 @@ impl Cluster {
         const WHAT: &str = "read the history of runs";
         let read = |err| self.reach.error(WHAT, err);
         let mut conn = self.reach.connection(WHAT).await?;
-        let mut rows: Vec<StoredRow> = Vec::new();
+        let mut rows: Vec<RunRow> = Vec::new();
         if query.failed_first && query.outcome.is_none() {
             rows = sqlx::query_as(self.sql.history_failures.clone())
                 .persistent(false)
@@ -489,7 +355,7 @@ impl Cluster {
         }
         let left = limit - rows.len() as i64;
         if left > 0 {
-            let rest: Vec<StoredRow> = sqlx::query_as(self.sql.history.clone())
+            let rest: Vec<RunRow> = sqlx::query_as(self.sql.history.clone())
                 .persistent(false)
                 .bind(query.worker.as_deref())
                 .bind(query.outcome.map(Outcome::as_str))
@@ -498,10 +364,10 @@ impl Cluster {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(read)?;
-            let listed: std::collections::HashSet<Uuid> = rows.iter().map(|row| row.0).collect();
+            let listed: std::collections::HashSet<Uuid> = rows.iter().map(|row| row.id).collect();
             rows.extend(
                 rest.into_iter()
-                    .filter(|row| !listed.contains(&row.0))
+                    .filter(|row| !listed.contains(&row.id))
                     .take(usize::try_from(left).unwrap_or(0)),
             );
         }
@@ -511,7 +377,7 @@ impl Cluster {
     pub(crate) async fn stored_run(&self, run_id: RunId) -> Result<Option<StoredRun>> {
         let id = run_id.as_uuid();
         let mut conn = self.reach.connection("read a run").await?;
-        let row: Option<StoredRow> = sqlx::query_as(self.sql.stored_run.clone())
+        let row: Option<RunRow> = sqlx::query_as(self.sql.stored_run.clone())
             .persistent(false)
             .bind(id)
             .fetch_optional(&mut *conn)
@@ -547,31 +413,31 @@ impl Cluster {
             .map_err(|err| self.reach.error("list the recent stalls", err))?;
         Ok(rows
             .into_iter()
-            .map(|(run_id, worker, attempt, node, at, detail)| Stall {
-                run_id: run_id.into(),
-                worker,
-                attempt: u32::try_from(attempt).unwrap_or(1),
-                node,
-                at: time_of(at),
-                detail,
+            .map(|row| Stall {
+                run_id: row.run_id.into(),
+                worker: row.worker,
+                attempt: u32::try_from(row.attempt).unwrap_or(1),
+                node: row.node,
+                at: time_of(row.at_ms),
+                detail: row.error,
             })
             .collect())
     }
 
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        let rows: Vec<(String, f64, f64, bool, Vec<Uuid>)> = sqlx::query_as(self.sql.nodes.clone())
+        let rows: Vec<NodeRow> = sqlx::query_as(self.sql.nodes.clone())
             .persistent(false)
             .fetch_all(&mut *self.reach.connection("list the nodes").await?)
             .await
             .map_err(|err| self.reach.error("list the nodes", err))?;
         Ok(rows
             .into_iter()
-            .map(|(node, started, beat, executes, running)| NodeInfo {
-                node,
-                started_at: time_of(started),
-                last_heartbeat: time_of(beat),
-                executes,
-                running: running.into_iter().map(RunId::from).collect(),
+            .map(|row| NodeInfo {
+                node: row.node,
+                started_at: time_of(row.started_ms),
+                last_heartbeat: time_of(row.heartbeat_ms),
+                executes: row.executes,
+                running: row.running.into_iter().map(RunId::from).collect(),
             })
             .collect())
     }

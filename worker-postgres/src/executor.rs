@@ -21,13 +21,14 @@ use uuid::Uuid;
 use worker_core::backend::{ClaimedRun, Node};
 use worker_core::{Error, Outcome, Result, RunId, RunState};
 
-use crate::Config;
 use crate::ahead::Ahead;
-use crate::bus::{self, Bus};
+use crate::bus::{self, Bus, Note};
+use crate::config::Config;
 use crate::cursor;
 use crate::events;
 use crate::history;
 use crate::lanes::{self, Cleared};
+use crate::layout;
 use crate::leases::{self, Leases, Renewed, Unsafe};
 use crate::pace::Pace;
 use crate::sql::{INDEXES_ONLY, Sql};
@@ -146,7 +147,7 @@ impl Executor {
     pub(crate) async fn clear_lane(&self, lane: usize) -> Result<Cleared> {
         let failed = |err: sqlx::Error| Error::msg(format!("can't clear lane {lane}: {err}"));
         let tx = self.pool.begin().await.map_err(failed)?;
-        lanes::clear(tx, &self.sql, lane % lanes::LANES)
+        lanes::clear(tx, &self.sql, lane % layout::LANES)
             .await
             .map_err(failed)
     }
@@ -703,18 +704,9 @@ impl Executor {
             .filter(|(_, _, state, _, _)| is_stalled(state))
             .map(|(id, ..)| *id)
             .collect();
-        for note in bus::payloads("e", &stalled) {
-            sqlx::query(self.sql.notify.clone())
-                .bind(&self.sql.channel)
-                .bind(note)
-                .execute(&mut *tx)
-                .await?;
-        }
+        bus::notify(&mut tx, &self.sql, Note::Ended, &stalled).await?;
         if stalled.len() < changed.len() {
-            sqlx::query(self.sql.notify_queued.clone())
-                .bind(&self.sql.channel)
-                .execute(&mut *tx)
-                .await?;
+            bus::notify(&mut tx, &self.sql, Note::Queued, &[]).await?;
         }
         tx.commit().await?;
         for (id, worker, state, node, late_ms) in &changed {
@@ -859,14 +851,9 @@ impl From<ClaimRow> for Claimed {
     }
 }
 
-/// This process's name among the nodes: `host:pid:xxxx`.
+/// This process's name among the nodes: `host:pid:xxxx`, the tag telling
+/// a restart with a reused pid apart.
 fn node_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|host| host.trim().to_owned())
-        .filter(|host| !host.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
     let tag = Uuid::new_v4().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &tag[..4])
+    format!("{}:{}", worker_core::process_name(), &tag[..4])
 }

@@ -5,21 +5,25 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::Connection;
 use tokio::sync::watch;
 use uuid::Uuid;
 use worker_core::backend::{BoxFuture, RemoteRun};
 use worker_core::{Error, Outcome, Result, RunId, RunState};
 
-use crate::cluster::Cluster;
+use crate::bus::{self, Note};
+use crate::db::Db;
+use crate::rows::OutcomeRow;
 
 /// A handle on one stored run.
 pub(crate) struct PgRun {
     id: Uuid,
     id_text: String,
     worker: String,
-    cluster: Arc<Cluster>,
+    db: Arc<Db>,
     finished: Arc<AtomicBool>,
     /// Where reading is, while no read is under way.
     cursor: Option<Cursor>,
@@ -49,14 +53,14 @@ impl<T> Exclusive<T> {
 }
 
 impl PgRun {
-    pub(crate) fn new(cluster: Arc<Cluster>, id: Uuid, worker: String) -> Self {
+    pub(crate) fn new(db: Arc<Db>, id: Uuid, worker: String) -> Self {
         let finished = Arc::new(AtomicBool::new(false));
         PgRun {
             id,
             id_text: id.hyphenated().to_string(),
             worker,
-            cursor: Some(Cursor::new(cluster.clone(), id, finished.clone())),
-            cluster,
+            cursor: Some(Cursor::new(db.clone(), id, finished.clone())),
+            db,
             finished,
             reading: None,
         }
@@ -100,24 +104,19 @@ impl RemoteRun for PgRun {
     }
 
     fn cancel(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.cluster.cancel(RunId::from(self.id)))
+        Box::pin(cancel(&self.db, RunId::from(self.id)))
     }
 
     fn outcome(self: Box<Self>) -> BoxFuture<'static, Result<Value>> {
-        let PgRun {
-            id,
-            worker,
-            cluster,
-            ..
-        } = *self;
-        Box::pin(async move { cluster.outcome(id, &worker).await })
+        let PgRun { id, worker, db, .. } = *self;
+        Box::pin(async move { outcome(&db, id, &worker).await })
     }
 }
 
 /// How far a handle has read: the next message's number, what was fetched
 /// and not yet given out, and whether the run has ended.
 struct Cursor {
-    cluster: Arc<Cluster>,
+    db: Arc<Db>,
     run: Uuid,
     watch: Option<watch::Receiver<u64>>,
     next_seq: i32,
@@ -128,10 +127,10 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn new(cluster: Arc<Cluster>, run: Uuid, finished: Arc<AtomicBool>) -> Self {
-        let watch = Some(cluster.bus.watch(run));
+    fn new(db: Arc<Db>, run: Uuid, finished: Arc<AtomicBool>) -> Self {
+        let watch = Some(db.bus.watch(run));
         Cursor {
-            cluster,
+            db,
             run,
             watch,
             next_seq: 0,
@@ -178,18 +177,18 @@ impl Cursor {
     /// in that order, so that a run seen ended has all its messages
     /// written.
     async fn fetch(&mut self) -> std::result::Result<(), sqlx::Error> {
-        let sql = &self.cluster.sql;
+        let sql = &self.db.sql;
         let state: Option<(String, String)> = sqlx::query_as(sql.run_state.clone())
             .persistent(false)
             .bind(self.run)
-            .fetch_optional(&self.cluster.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         // Gone: deleted after its retention period; nothing more to read.
         let ended = state.is_none_or(|(_, state)| stored_state(&state).is_ended());
         let rows: Vec<(i32, Value)> = sqlx::query_as(sql.messages_after.clone())
             .bind(self.run)
             .bind(self.next_seq)
-            .fetch_all(&self.cluster.pool)
+            .fetch_all(&self.db.pool)
             .await?;
         let full = rows.len() == 1000;
         for (seq, body) in rows {
@@ -209,7 +208,7 @@ impl Cursor {
 impl Drop for Cursor {
     fn drop(&mut self) {
         if let Some(watch) = self.watch.take() {
-            self.cluster.bus.unwatch(self.run, watch);
+            self.db.bus.unwatch(self.run, watch);
         }
     }
 }
@@ -248,4 +247,122 @@ pub(crate) fn outcome_of(
 /// on it for ever.
 pub(crate) fn stored_state(text: &str) -> RunState {
     text.parse().unwrap_or(RunState::Ended(Outcome::Failed))
+}
+
+/// Waits for a run's outcome.
+pub(crate) async fn outcome(db: &Db, run: Uuid, worker: &str) -> Result<Value> {
+    let mut watch = db.bus.watch(run);
+    let result = loop {
+        watch.borrow_and_update();
+        let row: std::result::Result<Option<OutcomeRow>, _> =
+            sqlx::query_as(db.sql.outcome.clone())
+                .persistent(false)
+                .bind(run)
+                .fetch_optional(&db.pool)
+                .await;
+        match row {
+            Ok(Some(OutcomeRow {
+                state,
+                error_kind: kind,
+                error: detail,
+                output,
+            })) => {
+                if let Some(outcome) = outcome_of(
+                    RunId::from(run),
+                    worker,
+                    stored_state(&state),
+                    kind.as_deref(),
+                    detail.as_deref(),
+                    output,
+                ) {
+                    break outcome;
+                }
+            }
+            Ok(None) => {
+                break Err(Error::msg(format!(
+                    "Run '{run}' of worker '{worker}' is gone: it ended more than the retention period ago"
+                )));
+            }
+            Err(err) => {
+                log::debug!(target: "worker_postgres", "run {run}: can't read its outcome yet: {err}")
+            }
+        }
+        if watch.changed().await.is_err() {
+            tokio::time::sleep(bus::BACKSTOP).await;
+        }
+    };
+    db.bus.unwatch(run, watch);
+    result
+}
+
+/// Asks a run to stop, wherever it is, and waits until it has ended
+/// (a queued run ends at once; a running one within its node's grace
+/// period, or once its lease lapses if its node is gone).
+pub(crate) async fn cancel(db: &Db, run_id: RunId) -> Result<()> {
+    let id = run_id.as_uuid();
+    let mut conn = db.reach.connection("cancel a run").await?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|err| db.reach.error("cancel a run", err))?;
+    let mut state: Option<String> = None;
+    // Twice: a run claimed between the statement's snapshot and its
+    // row lock is neither queued nor running to it.
+    for _ in 0..2 {
+        state = sqlx::query_scalar(db.sql.cancel.clone())
+            .persistent(false)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|err| db.reach.error("cancel a run", err))?;
+        if state.is_some() {
+            break;
+        }
+    }
+    let Some(state) = state else {
+        return Err(Error::RunNotFound(run_id.to_string()));
+    };
+    // Queued: ended at once. Running: its node is told to stop it.
+    let ended_at_once = stored_state(&state).is_ended();
+    let note = if ended_at_once {
+        Note::Ended
+    } else {
+        Note::Cancel
+    };
+    bus::notify(&mut tx, &db.sql, note, &[id])
+        .await
+        .map_err(|err| db.reach.error("cancel a run", err))?;
+    tx.commit()
+        .await
+        .map_err(|err| db.reach.error("cancel a run", err))?;
+    if ended_at_once {
+        return Ok(());
+    }
+    // Running somewhere: wait for its node to stop it.
+    let patience = db.config.lease + Duration::from_secs(30);
+    let mut watch = db.bus.watch(id);
+    let waited = tokio::time::timeout(patience, async {
+        loop {
+            watch.borrow_and_update();
+            let state: Option<(String, String)> = sqlx::query_as(db.sql.run_state.clone())
+                .persistent(false)
+                .bind(id)
+                .fetch_optional(&db.pool)
+                .await
+                .ok()
+                .flatten();
+            if state.is_none_or(|(_, state)| stored_state(&state).is_ended()) {
+                return;
+            }
+            if watch.changed().await.is_err() {
+                tokio::time::sleep(bus::BACKSTOP).await;
+            }
+        }
+    })
+    .await;
+    db.bus.unwatch(id, watch);
+    if waited.is_err() {
+        log::warn!(target: "worker_postgres", "run {run_id}: asked to stop, still running after {patience:?}");
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! The history's slots (migration 6): retention by truncating whole slots.
 //!
-//! `ended_runs` is [`SLOTS`] partitions. Endings go to the current slot; a
+//! `ended_runs` is `SLOTS` partitions. Endings go to the current slot; a
 //! slot stays current for a sixth of the retention (`retention / (SLOTS -
 //! 2)`), then the next one, empty, opens. A slot that is not current and
 //! whose newest run ended longer ago than the retention is truncated,
@@ -20,10 +20,8 @@ use std::time::Duration;
 
 use sqlx::{PgPool, Row};
 
+use crate::layout::SLOTS;
 use crate::sql::Sql;
-
-/// How many slots `ended_runs` has (also in migration 6).
-pub(crate) const SLOTS: usize = 8;
 
 /// How long a truncation waits for its slot's lock (held by a dashboard
 /// read, say) before it gives up until the next pass.

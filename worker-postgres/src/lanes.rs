@@ -1,7 +1,7 @@
 //! The hot table's lanes (migration 5): clearing the oldest one.
 //!
 //! `runs` is three partitions. A run is inserted into the lane of the
-//! current [`PERIOD`] and stays there until it ends (its row then moves to
+//! current `PERIOD` (see `layout`) and stays there until it ends (its row then moves to
 //! `ended_runs`). In period `p` the lane `p % 3` fills, the lane of `p - 1`
 //! drains as its runs end, and the lane of `p - 2`, current again in
 //! `p + 1`, is cleared here: what it still holds (runs queued for long, or
@@ -23,18 +23,10 @@
 //! lane with a large backlog still waiting in it is left alone; vacuum
 //! keeps it, as before the lanes).
 
-use std::time::Duration;
-
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::layout::LANES;
 use crate::sql::Sql;
-
-/// How long a lane is current. Written into migration 5 (the `lane`
-/// column's default), so it can't change without a migration.
-pub(crate) const PERIOD: Duration = Duration::from_secs(10);
-
-/// How many lanes `runs` has (also in migration 5).
-pub(crate) const LANES: usize = 3;
 
 /// How long the clearing waits for the lane's lock before it gives up.
 const LOCK_WAIT: &str = "50ms";

@@ -45,16 +45,20 @@ mod ahead;
 mod bus;
 mod calls;
 mod cluster;
+mod config;
 mod cursor;
+mod db;
 mod events;
 mod executor;
 mod handle;
 mod history;
 mod lanes;
+mod layout;
 mod leases;
 mod pace;
 mod reach;
 mod rollup;
+mod rows;
 mod schema;
 mod sql;
 mod writer;
@@ -70,6 +74,7 @@ use worker_core::backend::{
 use worker_core::{Error, Result, RunId, WorkerStats};
 
 use crate::cluster::Cluster;
+use crate::config::Config;
 
 /// The sqlx this crate uses, so that an application names the same version
 /// for [`Postgres::enqueue`]'s connection.
@@ -112,32 +117,6 @@ pub struct Postgres {
     /// The statements of `config.schema`, built on first use.
     sql: Arc<OnceLock<Arc<sql::Sql>>>,
     started: Arc<OnceLock<Arc<Cluster>>>,
-}
-
-/// A backend's settings.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) url: String,
-    pub(crate) schema: String,
-    pub(crate) lease: Duration,
-    pub(crate) execute: bool,
-    pub(crate) concurrency: usize,
-    pub(crate) retention: Duration,
-    pub(crate) max_stalls: u32,
-    /// `None`: [`Config::default_pool_size`].
-    pub(crate) pool_size: Option<u32>,
-    /// The application's own pool, used instead of connecting to `url`.
-    pub(crate) pool: Option<sqlx::PgPool>,
-    /// How long a client operation waits for a pooled connection.
-    pub(crate) acquire_timeout: Duration,
-}
-
-impl Config {
-    /// The pool's size unless set: a quarter of the concurrency, between 4
-    /// and 32 (16 at the default concurrency of 64).
-    pub(crate) fn default_pool_size(&self) -> u32 {
-        (u32::try_from(self.concurrency / 4).unwrap_or(u32::MAX)).clamp(4, 32)
-    }
 }
 
 impl std::fmt::Debug for Postgres {

@@ -7,8 +7,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use worker_core::{Error, Result};
 
 use crate::cursor::QUEUED_AT;
-use crate::history::SLOTS;
-use crate::lanes::{LANES, PERIOD};
+use crate::layout::{LANES, PERIOD, SLOTS};
 
 /// Sent first in the transactions of the hot path (claim, endings, reap),
 /// and set on renewal's own connection: look runs up through their
@@ -98,10 +97,11 @@ pub(crate) struct Sql {
     pub(crate) open_slot: SqlStr,
 }
 
-/// What a dashboard reads of a run (see `cluster::StoredRow`).
+/// What a dashboard reads of a run (see `rows::RunRow`).
 const RUN_COLUMNS: &str = "id, worker, state, attempt, error_kind, error, payload, output,
-    extract(epoch FROM created_at)::float8 * 1000, extract(epoch FROM started_at)::float8 * 1000,
-    extract(epoch FROM ended_at)::float8 * 1000, duration_ms, node";
+    extract(epoch FROM created_at)::float8 * 1000 AS created_ms,
+    extract(epoch FROM started_at)::float8 * 1000 AS started_ms,
+    extract(epoch FROM ended_at)::float8 * 1000 AS ended_ms, duration_ms, node";
 
 /// The columns an ended run keeps, in `{s}.ended_runs` as in `{s}.runs`.
 const ENDED_COLUMNS: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
@@ -481,7 +481,7 @@ impl Sql {
                      SELECT a.run_id,
                             coalesce((SELECT worker FROM {s}.runs WHERE id = a.run_id),
                                      (SELECT worker FROM {s}.ended_runs WHERE id = a.run_id)) AS worker,
-                            a.attempt, a.node, extract(epoch FROM a.ended_at)::float8 * 1000, a.error
+                            a.attempt, a.node, extract(epoch FROM a.ended_at)::float8 * 1000 AS at_ms, a.error
                      FROM {s}.attempts a
                      WHERE a.outcome = 'stalled'
                      ORDER BY a.ended_at DESC LIMIT $1) stalls
@@ -502,10 +502,11 @@ impl Sql {
                  ) a ORDER BY ended_at, attempt",
             ),
             nodes: text(
-                "SELECT n.node, extract(epoch FROM n.started_at)::float8 * 1000,
-                        extract(epoch FROM n.heartbeat_at)::float8 * 1000, n.executes,
+                "SELECT n.node, extract(epoch FROM n.started_at)::float8 * 1000 AS started_ms,
+                        extract(epoch FROM n.heartbeat_at)::float8 * 1000 AS heartbeat_ms, n.executes,
                         array(SELECT r.id FROM {s}.runs r
                               WHERE r.state = 'running' AND r.node = n.node ORDER BY r.started_at)
+                            AS running
                  FROM {s}.nodes n
                  WHERE n.heartbeat_at > now() - interval '1 hour'
                  ORDER BY n.node",

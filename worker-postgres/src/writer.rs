@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use worker_core::Outcome;
 
-use crate::bus::payloads;
+use crate::bus::{self, Note};
 use crate::sql::{INDEXES_ONLY, Sql};
 
 /// How many items wait at most before their writers wait.
@@ -216,7 +216,8 @@ async fn write_batch(
     }
     let mut tx = pool.begin().await?;
     sqlx::raw_sql(INDEXES_ONLY).execute(&mut *tx).await?;
-    let mut notes = Vec::new();
+    let mut messaged = Vec::new();
+    let mut ended = Vec::new();
     // Runs queued again (retried, handed back): claimers are told where.
     let mut queued = false;
     if !messages.0.is_empty() {
@@ -229,9 +230,8 @@ async fn write_batch(
             .bind(&messages.4)
             .execute(&mut *tx)
             .await?;
-        let mut runs = messages.0.clone();
-        runs.dedup();
-        notes.extend(payloads("m", &runs));
+        messaged = messages.0.clone();
+        messaged.dedup();
     }
     let mut recorded = Vec::new();
     if !retries.0.is_empty() {
@@ -253,7 +253,7 @@ async fn write_batch(
         recorded.extend(retried);
     }
     if !finishes.0.is_empty() {
-        let ended: Vec<Uuid> = sqlx::query_scalar(sql.finish.clone())
+        ended = sqlx::query_scalar(sql.finish.clone())
             .persistent(false)
             .bind(&finishes.0)
             .bind(&finishes.1)
@@ -264,8 +264,7 @@ async fn write_batch(
             .bind(&finishes.6)
             .fetch_all(&mut *tx)
             .await?;
-        notes.extend(payloads("e", &ended));
-        recorded.extend(ended);
+        recorded.extend(ended.iter().copied());
     }
     if !releases.0.is_empty() {
         let released: Vec<Uuid> = sqlx::query_scalar(sql.release.clone())
@@ -282,18 +281,10 @@ async fn write_batch(
         }
         recorded.extend(released);
     }
-    for note in notes {
-        sqlx::query(sql.notify.clone())
-            .bind(&sql.channel)
-            .bind(note)
-            .execute(&mut *tx)
-            .await?;
-    }
+    bus::notify(&mut tx, sql, Note::Messages, &messaged).await?;
+    bus::notify(&mut tx, sql, Note::Ended, &ended).await?;
     if queued {
-        sqlx::query(sql.notify_queued.clone())
-            .bind(&sql.channel)
-            .execute(&mut *tx)
-            .await?;
+        bus::notify(&mut tx, sql, Note::Queued, &[]).await?;
     }
     tx.commit().await?;
     Ok(recorded)

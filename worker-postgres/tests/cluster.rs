@@ -17,8 +17,8 @@ async fn caller(db: &Database, schema: &str) -> WorkerManager {
     manager(support::backend(db, schema).execute(false)).await
 }
 
-/// The pid of the node that holds `run` now, once one does.
-async fn owner(pool: &sqlx::PgPool, schema: &str, run: &str) -> u32 {
+/// Which of `nodes` holds `run` now, once one does.
+async fn owner(nodes: &[NodeProcess], pool: &sqlx::PgPool, schema: &str, run: &str) -> usize {
     let query = format!("SELECT node FROM {schema}.runs WHERE id = '{run}' AND state = 'running'");
     let deadline = Instant::now() + support::PATIENCE;
     loop {
@@ -27,7 +27,11 @@ async fn owner(pool: &sqlx::PgPool, schema: &str, run: &str) -> u32 {
             .await
             .unwrap();
         if let Some(Some(node)) = node {
-            return node.split(':').nth(1).unwrap().parse().unwrap();
+            let pid: u32 = node.split(':').nth(1).unwrap().parse().unwrap();
+            return nodes
+                .iter()
+                .position(|n| n.pid() == pid)
+                .expect("the owner is one of ours");
         }
         assert!(Instant::now() < deadline, "run {run} was never claimed");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -54,13 +58,6 @@ async fn messages_of(handle: &mut WorkerHandle) -> Vec<Value> {
     messages
 }
 
-fn node_with(nodes: &mut [NodeProcess], pid: u32) -> &mut NodeProcess {
-    nodes
-        .iter_mut()
-        .find(|n| n.pid() == pid)
-        .expect("the owner is one of ours")
-}
-
 #[tokio::test]
 async fn a_node_killed_mid_run_leaves_it_to_another_with_attempt_two_and_one_outcome() {
     let Some(db) = support::database() else {
@@ -72,7 +69,7 @@ async fn a_node_killed_mid_run_leaves_it_to_another_with_attempt_two_and_one_out
         lease_ms: 1000,
         ..NodeSettings::new(db, &schema)
     };
-    let mut nodes = vec![NodeProcess::start(&settings), NodeProcess::start(&settings)];
+    let nodes = vec![NodeProcess::start(&settings), NodeProcess::start(&settings)];
     let pool = pool(db).await;
 
     let mut handle = caller
@@ -81,8 +78,8 @@ async fn a_node_killed_mid_run_leaves_it_to_another_with_attempt_two_and_one_out
         .unwrap();
     let id = handle.id().to_owned();
     assert_eq!(handle.recv().await, Some(json!({"started": 1})));
-    let victim = owner(&pool, &schema, &id).await;
-    node_with(&mut nodes, victim).signal("KILL");
+    let victim = owner(&nodes, &pool, &schema, &id).await;
+    nodes[victim].signal("KILL");
     let killed = Instant::now();
 
     assert_eq!(handle.recv().await, Some(json!({"started": 2})));
@@ -114,7 +111,10 @@ async fn a_node_killed_mid_run_leaves_it_to_another_with_attempt_two_and_one_out
         (1, Some(worker_core::observe::Outcome::Stalled))
     );
     let holder = stalled.node.as_deref().expect("the stalled attempt's node");
-    assert_eq!(holder.split(':').nth(1), Some(victim.to_string().as_str()));
+    assert_eq!(
+        holder.split(':').nth(1),
+        Some(nodes[victim].pid().to_string().as_str())
+    );
     assert!(
         stalled
             .error
@@ -142,7 +142,7 @@ async fn a_node_stopped_past_its_lease_cannot_record_its_late_outcome() {
         lease_ms: 1000,
         ..NodeSettings::new(db, &schema)
     };
-    let mut nodes = vec![NodeProcess::start(&settings), NodeProcess::start(&settings)];
+    let nodes = vec![NodeProcess::start(&settings), NodeProcess::start(&settings)];
     let pool = pool(db).await;
 
     let mut handle = caller
@@ -151,13 +151,13 @@ async fn a_node_stopped_past_its_lease_cannot_record_its_late_outcome() {
         .unwrap();
     let id = handle.id().to_owned();
     assert_eq!(handle.recv().await, Some(json!({"started": 1})));
-    let frozen = owner(&pool, &schema, &id).await;
-    node_with(&mut nodes, frozen).signal("STOP");
+    let frozen = owner(&nodes, &pool, &schema, &id).await;
+    nodes[frozen].signal("STOP");
     // Another node takes it over once the lease lapses, and finishes it.
     let messages = messages_of(&mut handle).await;
     assert_eq!(messages, [json!({"started": 2}), json!({"done": 2})]);
     // The frozen node wakes up, its sleep over, and tries to finish too.
-    node_with(&mut nodes, frozen).signal("CONT");
+    nodes[frozen].signal("CONT");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let output: Value = handle.await_output().await.unwrap();
     assert_eq!(output, json!({"attempt": 2}), "the first outcome stands");
@@ -460,8 +460,8 @@ async fn a_node_told_to_stop_mid_run_hands_it_to_another_without_an_error() {
         .unwrap();
     let id = handle.id().to_owned();
     assert_eq!(handle.recv().await, Some(json!({"started": 1})));
-    let leaving = owner(&pool, &schema, &id).await;
-    let node = node_with(&mut nodes, leaving);
+    let leaving = owner(&nodes, &pool, &schema, &id).await;
+    let node = &mut nodes[leaving];
     node.signal("TERM");
     assert!(node.wait().success(), "a graceful exit");
     node.wait_for_line("stopped");

@@ -13,13 +13,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Number, Value, json};
 use tokio::sync::Notify;
 use worker_core::observe::{Observer, Outcome, RunInfo};
 use worker_core::{Error, RunId};
 
+use crate::clock::{millis, unix_ms};
 use crate::timeline::Timeline;
 
 /// How many ended runs the journal keeps by default: the last 1,000.
@@ -427,17 +428,6 @@ impl RunReader {
             changed.await;
         }
     }
-}
-
-/// Milliseconds, to 0.1 ms.
-pub(crate) fn millis(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 10_000.0).round() / 10.0
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+mod clock;
 pub mod errors;
 pub mod journal;
 pub mod page;
@@ -198,7 +199,7 @@ impl Dashboard {
         let journal = Arc::new(Journal::new(
             self.recent_runs,
             self.messages_per_run,
-            node_name(),
+            worker_core::process_name(),
         ));
         self.manager.observe(journal.clone());
         let state = routes::Web {
@@ -216,15 +217,4 @@ impl Dashboard {
     pub fn router(self) -> Router {
         self.into_parts().0
     }
-}
-
-/// This process in the nodes view: `host:pid`.
-fn node_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|host| host.trim().to_owned())
-        .filter(|host| !host.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}:{}", std::process::id())
 }

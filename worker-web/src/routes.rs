@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use worker_core::observe::Outcome;
 use worker_core::{Error, RunId, WorkerManager, format_duration};
 
+use crate::clock::unix_ms;
 use crate::errors::ApiError;
-use crate::journal::{Journal, RunEvent, RunReader, unix_ms};
+use crate::journal::{Journal, RunEvent, RunReader};
 use crate::page;
 use crate::payloads::{Validator, invalid};
 use crate::stored;

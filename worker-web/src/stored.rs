@@ -9,7 +9,7 @@ use worker_core::backend::{NodeInfo, Stall, StoredRun, TimelineBucket};
 use worker_core::observe::Outcome;
 use worker_core::{Error, RunState, WorkerHandle};
 
-use crate::journal::unix_ms;
+use crate::clock::unix_ms;
 use crate::timeline::{BUCKET, BUCKETS};
 
 /// A stored run as a recent-runs row (the journal's `summary`).

@@ -125,7 +125,7 @@ impl Timeline {
             .collect();
         json!({
             "bucket_seconds": BUCKET.as_secs(),
-            "now_ms": crate::journal::unix_ms(now),
+            "now_ms": crate::clock::unix_ms(now),
             "buckets": rows,
         })
     }

@@ -46,24 +46,9 @@ pub fn rate(per_sec: f64) -> String {
     }
 }
 
-/// `1.23 ms`, `456 µs`, `30.2 s`: three significant digits.
-pub fn seconds(secs: f64) -> String {
-    let (value, unit) = if secs < 1e-3 {
-        (secs * 1e6, "µs")
-    } else if secs < 1.0 {
-        (secs * 1e3, "ms")
-    } else {
-        (secs, "s")
-    };
-    let digits = if value >= 100.0 {
-        0
-    } else if value >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{value:.digits$} {unit}")
-}
+#[path = "../units.rs"]
+mod units;
+pub use units::seconds;
 
 /// One library's figures in a row: a value per round, and what to say
 /// about rounds that gave none.

@@ -53,7 +53,7 @@ async fn shutdown_cancels_runs_ends_streams_and_stops_serving() {
     );
     // Nobody listens any more.
     let refused = common::client()
-        .get(format!("{}/workers", server.base))
+        .get(format!("{}/workers", server.http.base))
         .timeout(Duration::from_secs(2))
         .send()
         .await;

@@ -368,19 +368,11 @@ fn name(given: Option<LitStr>, ident: &Ident, cx: &mut Ctxt) -> Option<LitStr> {
     }
 }
 
-/// The runtime's rule for names: non-empty, no whitespace, no control
-/// characters. Checked here so a bad literal fails the build, not the start.
-pub(super) fn name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("the worker name can't be empty")
-    } else if name.chars().any(char::is_whitespace) {
-        Some("the worker name can't contain whitespace; use dashes, like \"send-email\"")
-    } else if name.chars().any(char::is_control) {
-        Some("the worker name can't contain control characters")
-    } else {
-        None
-    }
-}
+// The runtime's rule for names, compiled from worker-core's own file so
+// that the two can't drift: a bad literal fails the build, not the start.
+#[path = "../../../worker-core/src/name_rule.rs"]
+mod name_rule;
+pub(super) use name_rule::name_problem;
 
 /// `cleanup_temp_files` → `cleanup-temp-files`; `r#type` → `type`;
 /// leading and trailing underscores dropped (`_private_job` → `private-job`).

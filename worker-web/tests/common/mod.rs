@@ -4,14 +4,16 @@
 
 #![allow(dead_code)] // each test binary uses some of it
 
+mod http;
 mod sse;
+pub use http::*;
 pub use sse::*;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
 use worker_core::prelude::*;
 use worker_web::Dashboard;
@@ -24,11 +26,10 @@ pub const PREFIX: &str = "/ops/workers";
 
 /// A served dashboard.
 pub struct Server {
-    /// `http://127.0.0.1:PORT/ops/workers`.
-    pub base: String,
+    /// The API at `http://127.0.0.1:PORT/ops/workers`.
+    pub http: Http,
     pub manager: WorkerManager,
     pub journal: Arc<Journal>,
-    pub client: reqwest::Client,
 }
 
 /// `email`'s payload: `{"to": "a@b.c"}`.
@@ -170,88 +171,16 @@ pub async fn start(dashboard: Dashboard) -> Server {
     let base = format!("http://{}{PREFIX}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     Server {
-        base,
+        http: Http::new(base),
         manager,
         journal,
-        client: client(),
     }
 }
 
-/// A client that never goes through a proxy.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
+impl std::ops::Deref for Server {
+    type Target = Http;
 
-impl Server {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
-    }
-
-    pub async fn get_json(&self, path: &str) -> Value {
-        let response = self.get(path).await;
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.json().await.unwrap()
-    }
-
-    pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.client.post(self.url(path)).send().await.unwrap()
-    }
-
-    pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client.delete(self.url(path)).send().await.unwrap()
-    }
-
-    /// POSTs `body` as JSON (nothing for `None`) to start `worker`.
-    pub async fn post_run(&self, worker: &str, body: Option<&str>) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(self.url(&format!("/workers/{worker}/runs")));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        request.send().await.unwrap()
-    }
-
-    /// Starts a run that must be accepted; returns its id.
-    pub async fn start_run(&self, worker: &str, body: Option<&str>) -> String {
-        let response = self.post_run(worker, body).await;
-        let status = response.status();
-        let json: Value = response.json().await.unwrap();
-        assert_eq!(status, 202, "POST /workers/{worker}/runs: {json}");
-        json["run_id"].as_str().unwrap().to_owned()
-    }
-
-    /// Opens the run's event stream.
-    pub async fn events(&self, run_id: &str) -> SseStream {
-        let response = self.get(&format!("/runs/{run_id}/events")).await;
-        assert_eq!(response.status(), 200, "GET /runs/{run_id}/events");
-        SseStream::new(response)
-    }
-
-    /// The run's whole event stream, from the start to the end.
-    pub async fn all_events(&self, run_id: &str) -> Vec<SseEvent> {
-        self.events(run_id).await.collect().await
-    }
-
-    /// The `GET /workers` entry of `worker`.
-    pub async fn worker_stats(&self, worker: &str) -> Value {
-        let workers = self.get_json("/workers").await;
-        workers["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["name"] == worker)
-            .unwrap_or_else(|| panic!("{worker} in {workers}"))
-            .clone()
+    fn deref(&self) -> &Http {
+        &self.http
     }
 }
