@@ -1,8 +1,7 @@
 //! This node executing runs: it claims due runs of its workers (as many as
 //! it has room for), executes each attempt as a local run, streams its
-//! messages to the outbox and records its ending there; it renews its
-//! leases, reaps the runs of nodes that died, and purges what outlived its
-//! retention.
+//! messages to the outbox and records its ending there, and renews its
+//! leases (`leases`). It starts the node's upkeep (`upkeep`) beside it.
 //!
 //! At least once, fenced: a run is claimed with a fresh lease token, every
 //! write about it carries that token, and a node that lost its lease (it
@@ -10,7 +9,6 @@
 //! that run. So each run has exactly one recorded outcome, whatever
 //! crashes, though its worker may have started more than once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,56 +17,22 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 use worker_core::backend::{ClaimedRun, Node};
-use worker_core::{Error, Outcome, Result, RunId, RunState};
+use worker_core::{Outcome, Result, RunId};
 
 use crate::ahead::Ahead;
-use crate::bus::{self, Bus, Note};
+use crate::bus::{self, Bus};
 use crate::config::Config;
 use crate::cursor;
 use crate::events;
-use crate::history;
-use crate::lanes::{self, Cleared};
-use crate::layout;
+use crate::lanes::Cleared;
 use crate::leases::{self, Leases, Renewed, Unsafe};
-use crate::pace::Pace;
 use crate::sql::{INDEXES_ONLY, Sql};
+use crate::stop::Stop;
+use crate::upkeep::Upkeep;
 use crate::writer::{self, Ending, Item};
-
-/// How often leases lapsed elsewhere are looked for: it bounds how long a
-/// dead node's run waits past its lease.
-const REAP_EVERY: Duration = Duration::from_millis(250);
-
-/// How often the history's slots are looked at (truncated past the
-/// retention, moved on: see `history`), and old ticks and nodes deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(5);
-
-/// How often the hot table is vacuumed, and its oldest lane cleared if
-/// due (see `lanes`), by one node of the cluster at a time. Every run
-/// leaves three dead row versions in `runs` (its insert, its claim, its
-/// move to `ended_runs`); autovacuum visits a database about once a
-/// minute, by which time a busy cluster has left millions. Vacuumed every
-/// two seconds, each lane stays about as small as the work in flight
-/// between its truncations.
-const VACUUM_EVERY: Duration = Duration::from_secs(2);
-
-/// How often statistics counted as runs end are folded into their
-/// per-worker totals (see migration 4): it bounds how many rows a
-/// `stats()` read adds up.
-const FOLD_EVERY: Duration = Duration::from_secs(1);
-
-/// Reaping, vacuuming (while futile) and folding each take at most one
-/// part in this many of the time (see `pace`).
-const MAINTENANCE_SHARE: u32 = 20;
 
 /// Most runs claimed in one statement.
 const CLAIM_BATCH: usize = 256;
-
-/// The kinds of upkeep that one node of the cluster does at a time.
-#[derive(Debug, Clone, Copy)]
-enum Upkeep {
-    HotTable,
-    History,
-}
 
 /// One node's executor.
 pub(crate) struct Executor {
@@ -88,9 +52,10 @@ pub(crate) struct Executor {
     ahead: Ahead,
     /// Renews `leases`; ends after shutdown has written every ending.
     renewal: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The node's upkeep of the shared tables, on loops of its own.
+    upkeep: Arc<Upkeep>,
     /// Shutting down: claim nothing more; what is cancelled goes back.
-    stopping: AtomicBool,
-    stopped: Notify,
+    stop: Arc<Stop>,
 }
 
 impl Executor {
@@ -107,6 +72,14 @@ impl Executor {
     ) -> Result<Arc<Executor>> {
         let name = node_name();
         let outbox = writer::start(pool.clone(), sql.clone(), name.clone());
+        let stop = Arc::new(Stop::default());
+        let upkeep = Upkeep::start(
+            config.clone(),
+            name.clone(),
+            pool.clone(),
+            sql.clone(),
+            stop.clone(),
+        );
         let executor = Arc::new(Executor {
             name,
             slots: Arc::new(Semaphore::new(config.concurrency)),
@@ -120,14 +93,10 @@ impl Executor {
             outbox,
             room_freed: Notify::new(),
             renewal: Mutex::default(),
-            stopping: AtomicBool::new(false),
-            stopped: Notify::new(),
+            upkeep,
+            stop,
         });
-        // Every node reaps and purges, also one that only calls: a cluster
-        // of callers still recovers what the dead left behind.
-        tokio::spawn(executor.clone().maintain());
         if let Some(conn) = renewal.filter(|_| executor.config.execute) {
-            tokio::spawn(executor.clone().vacuum_loop());
             let found = executor.clone();
             let renewal = tokio::spawn(leases::renew_loop(
                 executor.leases.clone(),
@@ -145,11 +114,7 @@ impl Executor {
 
     /// Test hook: clears `lane` now (see `lanes::clear`).
     pub(crate) async fn clear_lane(&self, lane: usize) -> Result<Cleared> {
-        let failed = |err: sqlx::Error| Error::msg(format!("can't clear lane {lane}: {err}"));
-        let tx = self.pool.begin().await.map_err(failed)?;
-        lanes::clear(tx, &self.sql, lane % layout::LANES)
-            .await
-            .map_err(failed)
+        self.upkeep.clear_lane(lane).await
     }
 
     /// Test hook: this node's lease renewal stops for `pause`.
@@ -158,7 +123,7 @@ impl Executor {
     }
 
     fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
+        self.stop.is_set()
     }
 
     /// How many runs this node holds at most: those executing, those
@@ -182,7 +147,7 @@ impl Executor {
                 tokio::select! {
                     () = self.room_freed.notified() => {}
                     () = tokio::time::sleep(Duration::from_millis(2)), if room > 0 => {}
-                    () = self.stopped.notified() => {}
+                    () = self.stop.wait() => {}
                 }
                 if room == 0 {
                     continue;
@@ -258,7 +223,7 @@ impl Executor {
             tokio::select! {
                 () = self.bus.queued.notified() => {}
                 () = tokio::time::sleep(wait) => {}
-                () = self.stopped.notified() => {}
+                () = self.stop.wait() => {}
             }
         }
     }
@@ -495,7 +460,7 @@ impl Executor {
         loop {
             tokio::select! {
                 () = self.bus.cancel_requested.notified() => {}
-                () = self.stopped.notified() => return,
+                () = self.stop.wait() => return,
             }
             for run in self.bus.take_cancels() {
                 if self.leases.holds(run) {
@@ -503,242 +468,6 @@ impl Executor {
                 }
             }
         }
-    }
-
-    /// Reaps lapsed leases, beats the node's heart, folds statistics and
-    /// purges, each on its own period, until the process stops. (Lease
-    /// renewal and vacuum have loops of their own: see `leases` and
-    /// `vacuum_loop`.)
-    async fn maintain(self: Arc<Self>) {
-        let beat_every = self.config.lease / 3;
-        // Paced (see `pace`): reaping reads the hot table whole, which
-        // gets slow while a long transaction holds vacuum back.
-        let mut reaping = Pace::new(REAP_EVERY, MAINTENANCE_SHARE, Duration::ZERO);
-        let mut folding = Pace::new(FOLD_EVERY, MAINTENANCE_SHARE, FOLD_EVERY);
-        let mut purging = Pace::new(PURGE_EVERY, MAINTENANCE_SHARE, Duration::from_secs(1));
-        // The first beat at once: the node shows up in `nodes()` as soon
-        // as it has started.
-        let mut last_beat: Option<Instant> = None;
-        while !self.is_stopping() {
-            if reaping.is_due() {
-                let started = Instant::now();
-                if let Err(err) = self.reap().await {
-                    log::debug!(target: "worker_postgres", "can't look for lapsed leases: {err}");
-                }
-                reaping.done(started);
-            }
-            if last_beat.is_none_or(|beat| beat.elapsed() >= beat_every) {
-                last_beat = Some(Instant::now());
-                if let Err(err) = self.beat().await {
-                    log::warn!(target: "worker_postgres", "can't record this node's heartbeat: {err}");
-                }
-            }
-            if folding.is_due() {
-                let started = Instant::now();
-                if let Err(err) = sqlx::query(self.sql.fold_stats.clone())
-                    .execute(&self.pool)
-                    .await
-                {
-                    log::debug!(target: "worker_postgres", "can't fold statistics: {err}");
-                }
-                folding.done(started);
-            }
-            if purging.is_due() {
-                let started = Instant::now();
-                if let Err(err) = self.purge().await {
-                    log::warn!(target: "worker_postgres", "can't purge old runs: {err}");
-                }
-                purging.done(started);
-            }
-            tokio::select! {
-                () = tokio::time::sleep(REAP_EVERY) => {}
-                () = self.stopped.notified() => {}
-            }
-        }
-    }
-
-    /// Vacuums the hot table every [`VACUUM_EVERY`], on its own loop (a
-    /// vacuum of a bloated table takes seconds, which the reaper must not
-    /// wait). While a long transaction holds vacuum back, most of what it
-    /// reads it can't remove: then it waits until the oldest snapshot
-    /// moves (that transaction ended), or is paced (see `pace`) where it
-    /// can't see the snapshots.
-    async fn vacuum_loop(self: Arc<Self>) {
-        let mut vacuuming = Pace::new(VACUUM_EVERY, MAINTENANCE_SHARE, VACUUM_EVERY);
-        // Set while futile: the horizon the last vacuum met.
-        let mut held_at: Option<Option<i64>> = None;
-        while !self.is_stopping() {
-            tokio::select! {
-                () = tokio::time::sleep(VACUUM_EVERY) => {}
-                () = self.stopped.notified() => return,
-            }
-            // First, whatever vacuum can do: truncation frees a lane also
-            // while a transaction holds the horizon back.
-            self.clear_oldest_lane().await;
-            if let Some(held) = held_at {
-                let moved = match (held, self.horizon().await) {
-                    (Some(before), Some(now)) => now != before,
-                    _ => false,
-                };
-                if !moved && !vacuuming.is_due() {
-                    continue;
-                }
-            }
-            let started = Instant::now();
-            match self.vacuum().await {
-                Ok(()) => {
-                    vacuuming.done(started);
-                    held_at = if self.vacuum_was_futile().await {
-                        Some(self.horizon().await)
-                    } else {
-                        None
-                    };
-                }
-                Err(err) => {
-                    log::debug!(target: "worker_postgres", "can't vacuum the runs table: {err}");
-                }
-            }
-        }
-    }
-
-    /// Clears the lane the next period fills (see `lanes`), unless
-    /// another node is vacuuming or clearing.
-    async fn clear_oldest_lane(&self) {
-        let cleared = async {
-            let mut conn = self.pool.acquire().await?;
-            if !self.upkeep_lock(&mut conn, Upkeep::HotTable).await? {
-                return Ok(None);
-            }
-            let cleared = lanes::clear_oldest(&self.pool, &self.sql).await;
-            self.upkeep_unlock(&mut conn, Upkeep::HotTable).await?;
-            cleared.map(Some)
-        };
-        match cleared.await {
-            Ok(Some(Cleared::Truncated { lane, moved })) => {
-                log::debug!(target: "worker_postgres", "truncated lane {lane} of the runs table after moving {moved} run(s) out of it");
-            }
-            Ok(Some(Cleared::Busy)) => {
-                log::debug!(target: "worker_postgres", "a lane of the runs table is in use by a long transaction: not truncated this time");
-            }
-            Ok(Some(Cleared::Full)) => {
-                log::debug!(target: "worker_postgres", "a lane of the runs table still holds a large backlog: not truncated this time");
-            }
-            Ok(Some(Cleared::AlreadyEmpty) | None) => {}
-            Err(err) => {
-                log::debug!(target: "worker_postgres", "can't clear a lane of the runs table: {err}");
-            }
-        }
-    }
-
-    /// Takes the cluster-wide lock of one kind of upkeep on `conn`, if it
-    /// is free: [`Upkeep::HotTable`] (vacuum and lane clearing) or
-    /// [`Upkeep::History`], one node at a time each.
-    async fn upkeep_lock(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        upkeep: Upkeep,
-    ) -> std::result::Result<bool, sqlx::Error> {
-        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(self.upkeep_key(upkeep))
-            .fetch_one(conn)
-            .await
-    }
-
-    async fn upkeep_unlock(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        upkeep: Upkeep,
-    ) -> std::result::Result<(), sqlx::Error> {
-        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-            .bind(self.upkeep_key(upkeep))
-            .execute(conn)
-            .await
-            .map(drop)
-    }
-
-    fn upkeep_key(&self, upkeep: Upkeep) -> String {
-        let what = match upkeep {
-            Upkeep::HotTable => "vacuum",
-            Upkeep::History => "history",
-        };
-        format!("worker-postgres {what} {}", self.sql.schema)
-    }
-
-    /// The oldest snapshot of the sessions this role can see.
-    async fn horizon(&self) -> Option<i64> {
-        sqlx::query_scalar(self.sql.horizon.clone())
-            .fetch_one(&self.pool)
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// Whether the hot table holds far more dead row versions than live
-    /// ones right after a vacuum: something holds the horizon back.
-    async fn vacuum_was_futile(&self) -> bool {
-        let counts: std::result::Result<Option<(i64, i64)>, _> =
-            sqlx::query_as(self.sql.runs_dead.clone())
-                .fetch_optional(&self.pool)
-                .await;
-        matches!(counts, Ok(Some((dead, live))) if dead > 10_000.max(10 * live))
-    }
-
-    /// Requeues (or fails as stalled) the runs whose lease lapsed.
-    async fn reap(&self) -> std::result::Result<(), sqlx::Error> {
-        let max_stalls = i32::try_from(self.config.max_stalls).unwrap_or(i32::MAX);
-        let mut tx = self.pool.begin().await?;
-        sqlx::raw_sql(INDEXES_ONLY).execute(&mut *tx).await?;
-        let changed: Vec<(Uuid, String, String, Option<String>, f64)> =
-            sqlx::query_as(self.sql.reap.clone())
-                .persistent(false)
-                .bind(max_stalls)
-                .fetch_all(&mut *tx)
-                .await?;
-        if changed.is_empty() {
-            return tx.commit().await;
-        }
-        // Requeued, or ended for good as stalled.
-        let is_stalled = |state: &str| state.parse() == Ok(RunState::Ended(Outcome::Stalled));
-        let stalled: Vec<Uuid> = changed
-            .iter()
-            .filter(|(_, _, state, _, _)| is_stalled(state))
-            .map(|(id, ..)| *id)
-            .collect();
-        bus::notify(&mut tx, &self.sql, Note::Ended, &stalled).await?;
-        if stalled.len() < changed.len() {
-            bus::notify(&mut tx, &self.sql, Note::Queued, &[]).await?;
-        }
-        tx.commit().await?;
-        for (id, worker, state, node, late_ms) in &changed {
-            events::stalled(worker, *id, node.as_deref(), *late_ms, is_stalled(state));
-        }
-        Ok(())
-    }
-
-    /// Vacuums `runs` unless another node is doing it (a session advisory
-    /// lock, held on this connection only while it vacuums).
-    async fn vacuum(&self) -> std::result::Result<(), sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        if !self.upkeep_lock(&mut conn, Upkeep::HotTable).await? {
-            return Ok(());
-        }
-        // Simple protocol: VACUUM can't run in the implicit transaction of
-        // a prepared statement.
-        let vacuumed = sqlx::raw_sql(self.sql.vacuum_runs.clone())
-            .execute(&mut *conn)
-            .await;
-        self.upkeep_unlock(&mut conn, Upkeep::HotTable).await?;
-        vacuumed.map(drop)
-    }
-
-    /// Records the node's heartbeat, for `nodes()`.
-    async fn beat(&self) -> std::result::Result<(), sqlx::Error> {
-        sqlx::query(self.sql.node_beat.clone())
-            .bind(&self.name)
-            .bind(self.config.execute)
-            .execute(&self.pool)
-            .await
-            .map(drop)
     }
 
     /// Acts on a renewal pass: runs whose lease is lost and runs asked to
@@ -749,33 +478,11 @@ impl Executor {
         }
     }
 
-    /// Keeps the history's slots (one node at a time: a session advisory
-    /// lock), then deletes old ticks and silent nodes.
-    async fn purge(&self) -> std::result::Result<(), sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        if !self.upkeep_lock(&mut conn, Upkeep::History).await? {
-            return Ok(());
-        }
-        let kept = history::keep(&self.pool, &self.sql, self.config.retention).await;
-        self.upkeep_unlock(&mut conn, Upkeep::History).await?;
-        let kept = kept?;
-        if !kept.truncated.is_empty() || kept.opened.is_some() {
-            log::info!(target: "worker_postgres", "history past its retention: truncated slot(s) {:?}; endings now go to slot {:?}", kept.truncated, kept.opened);
-        }
-        let retention_ms = self.config.retention.as_secs_f64() * 1e3;
-        sqlx::query(self.sql.purge_rest.clone())
-            .bind(retention_ms)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-    }
-
     /// Stops claiming; stops the runs in flight (each gets the grace
     /// period); what they didn't finish goes back to the queue; waits until
     /// all of it is written.
     pub(crate) async fn shutdown(&self, grace: Duration) {
-        self.stopping.store(true, Ordering::Release);
-        self.stopped.notify_waiters();
+        self.stop.set();
         let running: Vec<Uuid> = self.leases.ids();
         for &id in &running {
             tokio::spawn(self.node.cancel_local(RunId::from(id)));

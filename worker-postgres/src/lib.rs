@@ -61,6 +61,8 @@ mod rollup;
 mod rows;
 mod schema;
 mod sql;
+mod stop;
+mod upkeep;
 mod writer;
 
 use std::sync::{Arc, OnceLock};

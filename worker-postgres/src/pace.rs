@@ -40,6 +40,11 @@ impl Pace {
         self.last.elapsed() >= self.pause()
     }
 
+    /// How long until it is due: zero if it is.
+    pub(crate) fn until_due(&self) -> Duration {
+        self.pause().saturating_sub(self.last.elapsed())
+    }
+
     /// The work was done now, after `started`.
     pub(crate) fn done(&mut self, started: Instant) {
         self.last = Instant::now();

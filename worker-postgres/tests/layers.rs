@@ -14,7 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "config", "layout", "pace", "rollup", "events", "reach", "ahead",
+            "config", "layout", "pace", "rollup", "events", "reach", "ahead", "stop",
         ],
     ),
     // The SQL text of every statement, and the claim cursor it reads.
@@ -28,8 +28,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // The caller's side (the database as reached, handles) and the
-    // executing side (claims, upkeep).
-    ("phases", &["db", "handle", "executor"]),
+    // executing side (upkeep, then the claims that start it).
+    ("phases", &["db", "handle", "upkeep", "executor"]),
     // The started backend, and the crate's face.
     ("backend", &["cluster", "lib"]),
 ];

@@ -196,7 +196,7 @@ pub fn upward_imports(
             .find(|(_, (_, members))| members.contains(&module))
             .map(|(index, (name, _))| (index, *name))
             .unwrap_or_else(|| {
-                panic!("module `{module}` is in no layer: add it to LAYERS in tests/layers.rs and to the diagram in src/lib.rs")
+                panic!("module `{module}` is in no layer: add it to LAYERS in tests/layers.rs (and to the diagram in src/lib.rs, where the crate draws one)")
             })
     };
     let mut upward = Vec::new();
