@@ -63,14 +63,6 @@ impl Outcome {
         }
     }
 
-    /// The outcome of a run's result: [`Outcome::Succeeded`] for `Ok`.
-    pub fn of_result<T>(result: &Result<T, Error>) -> Outcome {
-        match result {
-            Ok(_) => Outcome::Succeeded,
-            Err(error) => Outcome::of(error),
-        }
-    }
-
     /// The outcome's name in snake case, as metrics labels, JSON and the
     /// durable backend use it: `succeeded`, `failed`, `timed_out`,
     /// `panicked`, `cancelled`, `stalled`.

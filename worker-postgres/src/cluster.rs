@@ -15,7 +15,7 @@ use uuid::Uuid;
 use worker_core::backend::{
     HistoryQuery, Node, NodeInfo, RemoteRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
 };
-use worker_core::{Error, Outcome, Result, RunId, WorkerStats};
+use worker_core::{Error, Outcome, Result, RunId, RunState, WorkerStats};
 
 use crate::bus::{self, Bus, Note};
 use crate::calls::{self, Call};
@@ -118,17 +118,25 @@ fn stored_attempt(run: &StoredRun, row: AttemptRow) -> StoredAttempt {
     // `released` is the one attempt ending that is no run outcome.
     let outcome = outcome.parse::<Outcome>().ok();
     let error = match outcome {
-        None | Some(Outcome::Succeeded) => None,
+        None => None,
+        // The reaper's sentence (which node, how late), as it wrote it.
         Some(Outcome::Stalled) => detail,
-        Some(Outcome::Failed | Outcome::TimedOut | Outcome::Panicked | Outcome::Cancelled) => Some(
-            Error::from_kind(
-                kind.as_deref().unwrap_or("error"),
-                detail.as_deref().unwrap_or(""),
-                &run.worker,
-                &run.run_id.to_string(),
-            )
-            .to_string(),
-        ),
+        Some(
+            ended @ (Outcome::Succeeded
+            | Outcome::Failed
+            | Outcome::TimedOut
+            | Outcome::Panicked
+            | Outcome::Cancelled),
+        ) => outcome_of(
+            run.run_id,
+            &run.worker,
+            RunState::Ended(ended),
+            kind.as_deref(),
+            detail.as_deref(),
+            None,
+        )
+        .and_then(Result::err)
+        .map(|error| error.to_string()),
     };
     StoredAttempt {
         attempt: u32::try_from(attempt).unwrap_or(1),
