@@ -17,25 +17,30 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::error::Result;
 use crate::handle::WorkerHandle;
-use crate::observe::Outcome;
+pub use crate::history::{
+    History, HistoryQuery, NodeInfo, Stall, StoredAttempt, StoredRun, TimelineBucket,
+};
 use crate::options::WorkerOptions;
 pub use crate::remote::{BoxFuture, RemoteRun};
 use crate::run_id::RunId;
-use crate::run_state::RunState;
 use crate::stats::WorkerStats;
 
-/// Where durable runs live. Implemented by `worker_postgres::Postgres`.
-///
-/// Every method but [`start`](Backend::start) is called only after `start`
-/// returned `Ok`.
-pub trait Backend: Send + Sync + 'static {
-    /// Connects, prepares its storage, and begins executing runs of
-    /// `node`'s workers (unless it only calls). Called once, by
-    /// [`Workers::start`](crate::Workers::start).
-    fn start(&self, node: Node) -> BoxFuture<'_, Result<()>>;
+/// A backend before it starts: its settings. What
+/// [`Workers::backend`](crate::Workers::backend) takes;
+/// `worker_postgres::Postgres` is one.
+pub trait BackendBuilder: Send + Sync + 'static {
+    /// Connects, prepares its storage, begins executing runs of `node`'s
+    /// workers (unless it only calls), and gives back the started
+    /// [`Backend`]. Called once, by [`Workers::start`](crate::Workers::start).
+    fn start(self: Box<Self>, node: Node) -> BoxFuture<'static, Result<Arc<dyn Backend>>>;
+}
 
+/// A started backend: where durable runs live, for one process.
+pub trait Backend: Send + Sync + 'static {
     /// Stores a run and returns once it is committed.
     fn call(
         &self,
@@ -64,165 +69,12 @@ pub trait Backend: Send + Sync + 'static {
     /// `grace`, and those that don't end by then go back to the queue.
     fn shutdown(&self, grace: Duration) -> BoxFuture<'_, Result<()>>;
 
-    /// For dashboards: ended runs, newest first, as `query` filters them.
-    /// `Ok(None)` (the default) if the backend keeps no history.
-    fn history(&self, query: HistoryQuery) -> BoxFuture<'_, Result<Option<Vec<StoredRun>>>> {
-        let _ = query;
-        Box::pin(async { Ok(None) })
+    /// What a dashboard reads: stored runs, nodes, stalls and the
+    /// timeline, over every node. `None` (the default) if the backend
+    /// keeps no history.
+    fn history(&self) -> Option<&dyn History> {
+        None
     }
-
-    /// For dashboards: one stored run, in flight or ended; `Ok(None)` if
-    /// unknown (or no history is kept).
-    fn stored_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<StoredRun>>> {
-        let _ = run_id;
-        Box::pin(async { Ok(None) })
-    }
-
-    /// For dashboards: the processes sharing the backend; `Ok(None)` if it
-    /// doesn't know them.
-    fn nodes(&self) -> BoxFuture<'_, Result<Option<Vec<NodeInfo>>>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    /// For dashboards: the latest stalled attempts, newest first, at most
-    /// `limit`; `Ok(None)` if the backend keeps none.
-    fn recent_stalls(&self, limit: usize) -> BoxFuture<'_, Result<Option<Vec<Stall>>>> {
-        let _ = limit;
-        Box::pin(async { Ok(None) })
-    }
-
-    /// For dashboards: ended runs of the last `window` per `bucket`, by
-    /// outcome, with each bucket's p95 duration; `Ok(None)` if no history
-    /// is kept.
-    fn timeline(
-        &self,
-        window: Duration,
-        bucket: Duration,
-    ) -> BoxFuture<'_, Result<Option<Vec<TimelineBucket>>>> {
-        let _ = (window, bucket);
-        Box::pin(async { Ok(None) })
-    }
-}
-
-/// An attempt whose node stopped renewing its lease (it crashed, was
-/// paused or cut off, or was too starved to renew), for dashboards.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stall {
-    /// The run.
-    pub run_id: RunId,
-    /// Its worker.
-    pub worker: String,
-    /// The attempt that stalled.
-    pub attempt: u32,
-    /// The node that held it.
-    pub node: Option<String>,
-    /// When the stall was found (the lease reaped).
-    pub at: SystemTime,
-    /// What happened, as the run page shows it.
-    pub detail: Option<String>,
-}
-
-/// Which ended runs [`Backend::history`] gives.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryQuery {
-    /// Only this worker's.
-    pub worker: Option<String>,
-    /// Only those that ended this way.
-    pub outcome: Option<Outcome>,
-    /// Failures (errors, timeouts, panics, stalls) first.
-    pub failed_first: bool,
-    /// At most this many.
-    pub limit: usize,
-}
-
-/// A run as a backend stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRun {
-    /// Its id.
-    pub run_id: RunId,
-    /// The worker.
-    pub worker: String,
-    /// Queued, running, or how it ended.
-    pub state: RunState,
-    /// The attempt executing or last executed (1 for the first).
-    pub attempt: u32,
-    /// The error's text, as its handle would show it.
-    pub error: Option<String>,
-    /// The payload.
-    pub payload: Option<Value>,
-    /// The output, once it succeeded.
-    pub output: Option<Value>,
-    /// When it was stored.
-    pub created_at: SystemTime,
-    /// When its first attempt started.
-    pub started_at: Option<SystemTime>,
-    /// When it ended.
-    pub ended_at: Option<SystemTime>,
-    /// How long its last attempt took, in milliseconds.
-    pub duration_ms: Option<f64>,
-    /// The node that ran (or runs) it.
-    pub node: Option<String>,
-    /// Every attempt that executed and ended, oldest first, as
-    /// [`Backend::stored_run`] gives them; empty in
-    /// [`Backend::history`]'s listings, which don't read them.
-    pub attempts: Vec<StoredAttempt>,
-}
-
-impl StoredRun {
-    /// How it ended; `None` while queued or running.
-    pub fn outcome(&self) -> Option<Outcome> {
-        self.state.outcome()
-    }
-}
-
-/// One attempt of a stored run that executed and ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredAttempt {
-    /// Its number: 1 for the first. A number repeats when a node shutting
-    /// down handed the attempt back unfinished.
-    pub attempt: u32,
-    /// The node that executed it.
-    pub node: Option<String>,
-    /// When it started.
-    pub started_at: SystemTime,
-    /// When it ended.
-    pub ended_at: SystemTime,
-    /// How it ended: `Failed`, `TimedOut` or `Panicked` for an attempt
-    /// that was retried, `Stalled` for one whose node stopped renewing its
-    /// lease; `None` for one handed back unfinished by a node shutting
-    /// down.
-    pub outcome: Option<Outcome>,
-    /// Its error, as a handle would show it (for a stall: which node
-    /// stopped renewing, and how late).
-    pub error: Option<String>,
-    /// How long it ran, in milliseconds (unknown for a stall).
-    pub duration_ms: Option<f64>,
-}
-
-/// A process sharing a backend.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeInfo {
-    /// Its name: `host:pid:tag`.
-    pub node: String,
-    /// When it started.
-    pub started_at: SystemTime,
-    /// Its last heartbeat.
-    pub last_heartbeat: SystemTime,
-    /// Whether it executes runs (or only calls).
-    pub executes: bool,
-    /// The runs it executes now.
-    pub running: Vec<RunId>,
-}
-
-/// Ended runs in one span of time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimelineBucket {
-    /// Where the span starts.
-    pub start: SystemTime,
-    /// How many ended, by outcome (outcomes with none left out).
-    pub counts: Vec<(Outcome, u64)>,
-    /// The 95th percentile of their durations, in milliseconds.
-    pub p95_ms: Option<f64>,
 }
 
 /// A run a backend claimed for this process: what [`Node::execute`] needs.
@@ -245,7 +97,7 @@ pub struct ClaimedRun {
 /// way to execute one attempt of a run.
 #[derive(Clone)]
 pub struct Node {
-    pub(crate) executor: std::sync::Arc<dyn Executor>,
+    pub(crate) executor: Arc<dyn Executor>,
 }
 
 /// What a [`Node`] asks of its manager (implemented by `WorkerManager`, one

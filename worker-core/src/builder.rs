@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::backend::Backend;
+use crate::backend::BackendBuilder;
 use crate::launch::BoxFuture;
 use crate::registration::InstallRegistration;
 use crate::{AppConfig, Environment, Error, Result, WorkerManager};
@@ -47,7 +47,7 @@ pub struct Workers {
     message_buffer: Option<usize>,
     auto_load: bool,
     setups: Vec<Setup>,
-    backend: Option<std::sync::Arc<dyn Backend>>,
+    backend: Option<Box<dyn BackendBuilder>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -121,15 +121,15 @@ impl Workers {
     /// can't. Workers declared `local` still run in-process.
     ///
     /// ```no_run
-    /// # async fn doc(backend: impl worker_core::backend::Backend) -> worker_core::Result<()> {
+    /// # async fn doc(backend: impl worker_core::backend::BackendBuilder) -> worker_core::Result<()> {
     /// use worker_core::prelude::*;
     ///
     /// let manager = Workers::new().backend(backend).start().await?;
     /// WORKER::call("generate-report", None, None).await?; // durable; any node may run it
     /// # Ok(()) }
     /// ```
-    pub fn backend(mut self, backend: impl Backend) -> Self {
-        self.backend = Some(std::sync::Arc::new(backend));
+    pub fn backend(mut self, backend: impl BackendBuilder) -> Self {
+        self.backend = Some(Box::new(backend));
         self
     }
 

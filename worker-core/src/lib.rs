@@ -98,6 +98,7 @@
 //!  foundation  signal  mailbox  stats  histogram  config  options  schedule
 //!              error  duration  running  sync  run_state  run_id  host  name_rule
 //!              observe (Observer)  telemetry (spans, metrics)  remote (RemoteRun)
+//!              history (History: what dashboards read)
 //!              build (for build scripts)
 //! ```
 
@@ -108,6 +109,7 @@ mod config;
 mod duration;
 mod error;
 mod histogram;
+mod history;
 mod host;
 mod mailbox;
 mod name_rule;

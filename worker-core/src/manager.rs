@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::backend::{Backend, ClaimedRun, Executor, Node};
+use crate::backend::{Backend, BackendBuilder, ClaimedRun, Executor, History, Node};
 use crate::config::{AppConfig, Environment, Settings};
 use crate::context::WorkerContext;
 use crate::definition::{Claim, Definition};
@@ -384,16 +384,16 @@ impl WorkerManager {
     /// argument for the global one.
     ///
     /// ```no_run
-    /// # async fn doc(backend: impl worker_core::backend::Backend) -> worker_core::Result<()> {
+    /// # async fn doc(backend: impl worker_core::backend::BackendBuilder) -> worker_core::Result<()> {
     /// let manager = worker_core::WorkerManager::new();
     /// manager.set_backend(backend).await?; // worker_postgres::Postgres::new(url), say
     /// # Ok(()) }
     /// ```
-    pub async fn set_backend(&self, backend: impl Backend) -> Result<()> {
-        self.start_backend(Arc::new(backend)).await
+    pub async fn set_backend(&self, backend: impl BackendBuilder) -> Result<()> {
+        self.start_backend(Box::new(backend)).await
     }
 
-    pub(crate) async fn start_backend(&self, backend: Arc<dyn Backend>) -> Result<()> {
+    pub(crate) async fn start_backend(&self, backend: Box<dyn BackendBuilder>) -> Result<()> {
         if self.shared.backend.get().is_some() {
             return Err(Error::msg(
                 "this worker manager already has a backend: Workers::backend can be used once per manager",
@@ -402,63 +402,18 @@ impl WorkerManager {
         let node = Node {
             executor: Arc::new(self.clone()),
         };
-        backend.start(node).await?;
+        let backend = backend.start(node).await?;
         self.shared
             .backend
             .set(backend)
             .map_err(|_| Error::msg("this worker manager already has a backend"))
     }
 
-    /// Ended runs from the backend, newest first (for dashboards);
-    /// `Ok(None)` without a backend, or one that keeps no history.
-    pub async fn history(
-        &self,
-        query: crate::backend::HistoryQuery,
-    ) -> Result<Option<Vec<crate::backend::StoredRun>>> {
-        match self.shared.backend.get() {
-            Some(backend) => backend.history(query).await,
-            None => Ok(None),
-        }
-    }
-
-    /// A run stored in the backend (for dashboards); `Ok(None)` if unknown
-    /// or without a backend.
-    pub async fn stored_run(&self, run_id: RunId) -> Result<Option<crate::backend::StoredRun>> {
-        match self.shared.backend.get() {
-            Some(backend) => backend.stored_run(run_id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// The latest stalled attempts in the backend, newest first (for
-    /// dashboards); `Ok(None)` without a backend.
-    pub async fn recent_stalls(&self, limit: usize) -> Result<Option<Vec<crate::backend::Stall>>> {
-        match self.shared.backend.get() {
-            Some(backend) => backend.recent_stalls(limit).await,
-            None => Ok(None),
-        }
-    }
-
-    /// The processes sharing the backend (for dashboards); `Ok(None)`
-    /// without a backend.
-    pub async fn nodes(&self) -> Result<Option<Vec<crate::backend::NodeInfo>>> {
-        match self.shared.backend.get() {
-            Some(backend) => backend.nodes().await,
-            None => Ok(None),
-        }
-    }
-
-    /// Ended runs per `bucket` over the last `window` from the backend (for
-    /// dashboards); `Ok(None)` without a backend.
-    pub async fn timeline(
-        &self,
-        window: Duration,
-        bucket: Duration,
-    ) -> Result<Option<Vec<crate::backend::TimelineBucket>>> {
-        match self.shared.backend.get() {
-            Some(backend) => backend.timeline(window, bucket).await,
-            None => Ok(None),
-        }
+    /// What the backend keeps for dashboards (its stored runs, nodes,
+    /// stalls and timeline, over every node); `None` without a backend or
+    /// with one that keeps no history. worker-web reads it.
+    pub fn history(&self) -> Option<&dyn History> {
+        self.shared.backend.get()?.history()
     }
 
     /// Whether runs go through a backend.

@@ -98,6 +98,13 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// As its [`as_str`](Outcome::as_str) spelling, so JSON views hold the type.
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl FromStr for Outcome {
     type Err = String;
 

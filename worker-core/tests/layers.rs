@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "observe",
             "telemetry",
             "remote",
+            "history",
             "run_state",
             "run_id",
             "host",

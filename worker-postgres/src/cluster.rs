@@ -1,7 +1,7 @@
 //! The backend once started: the pool, the statements, the listener, the
 //! call batcher and the executor (which only maintains, in a process that
-//! only calls); and
-//! what the caller's side asks of them.
+//! only calls); and the [`Backend`] the manager asks, with the
+//! dashboard's [`History`] (in `dashboard`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,21 +12,17 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use worker_core::backend::{
-    HistoryQuery, Node, NodeInfo, RemoteRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
-};
-use worker_core::{Error, Outcome, Result, RunId, RunState, WorkerStats};
+use worker_core::backend::{Backend, BoxFuture, History, Node, RemoteRun};
+use worker_core::{Error, Result, RunId, WorkerStats};
 
 use crate::bus::{self, Bus, Note};
 use crate::calls::{self, Call};
 use crate::config::Config;
 use crate::db::Db;
 use crate::executor::Executor;
-use crate::handle::{self, PgRun, outcome_of, stored_state};
+use crate::handle::{self, PgRun};
 use crate::leases;
 use crate::reach::{self, Reach};
-use crate::rollup::{self, ROLLUP_SECONDS};
-use crate::rows::{AttemptRow, NodeRow, RunRow, StallRow};
 use crate::schema;
 use crate::sql::Sql;
 
@@ -55,97 +51,46 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn time_of(unix_ms: f64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs_f64(unix_ms.max(0.0) / 1e3)
-}
-
-fn stored(row: RunRow) -> StoredRun {
-    let RunRow {
-        id,
-        worker,
-        state,
-        attempt,
-        error_kind: kind,
-        error: detail,
-        payload,
-        output,
-        created_ms: created,
-        started_ms: started,
-        ended_ms: ended,
-        duration_ms,
-        node,
-    } = row;
-    let state = stored_state(&state);
-    let run_id = RunId::from(id);
-    let error = outcome_of(
-        run_id,
-        &worker,
-        state,
-        kind.as_deref(),
-        detail.as_deref(),
-        None,
-    )
-    .and_then(Result::err)
-    .map(|error| error.to_string());
-    StoredRun {
-        run_id,
-        worker,
-        state,
-        attempt: u32::try_from(attempt).unwrap_or(1),
-        error,
-        payload,
-        output,
-        created_at: time_of(created),
-        started_at: started.map(time_of),
-        ended_at: ended.map(time_of),
-        duration_ms,
-        node,
-        attempts: Vec::new(),
+impl Backend for Cluster {
+    fn call(
+        &self,
+        worker: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { self.store(&worker, timeout, payload).await })
     }
-}
 
-fn stored_attempt(run: &StoredRun, row: AttemptRow) -> StoredAttempt {
-    let AttemptRow {
-        attempt,
-        node,
-        started_ms: started,
-        ended_ms: ended,
-        outcome,
-        error_kind: kind,
-        error: detail,
-        duration_ms,
-    } = row;
-    // `released` is the one attempt ending that is no run outcome.
-    let outcome = outcome.parse::<Outcome>().ok();
-    let error = match outcome {
-        None => None,
-        // The reaper's sentence (which node, how late), as it wrote it.
-        Some(Outcome::Stalled) => detail,
-        Some(
-            ended @ (Outcome::Succeeded
-            | Outcome::Failed
-            | Outcome::TimedOut
-            | Outcome::Panicked
-            | Outcome::Cancelled),
-        ) => outcome_of(
-            run.run_id,
-            &run.worker,
-            RunState::Ended(ended),
-            kind.as_deref(),
-            detail.as_deref(),
-            None,
-        )
-        .and_then(Result::err)
-        .map(|error| error.to_string()),
-    };
-    StoredAttempt {
-        attempt: u32::try_from(attempt).unwrap_or(1),
-        node,
-        started_at: time_of(started),
-        ended_at: time_of(ended),
-        outcome,
-        error,
-        duration_ms,
+    fn attach(&self, run_id: RunId) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
+        Box::pin(self.attach_run(run_id))
+    }
+
+    fn cancel(&self, run_id: RunId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.cancel_run(run_id))
+    }
+
+    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>> {
+        let worker = worker.map(str::to_owned);
+        Box::pin(async move { self.running_ids(worker.as_deref()).await })
+    }
+
+    fn stats(&self, worker: &str) -> BoxFuture<'_, Result<Option<WorkerStats>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { self.read_stats(&worker).await })
+    }
+
+    fn tick(&self, worker: &str, at: SystemTime) -> BoxFuture<'_, Result<()>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { self.take_tick(&worker, at).await })
+    }
+
+    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.stop(grace))
+    }
+
+    fn history(&self) -> Option<&dyn History> {
+        Some(&*self.db)
     }
 }
 
@@ -204,8 +149,8 @@ impl Cluster {
         }))
     }
 
-    pub(crate) async fn call(
-        self: &Arc<Self>,
+    async fn store(
+        &self,
         worker: &str,
         timeout: Option<Duration>,
         payload: Option<Value>,
@@ -230,7 +175,7 @@ impl Cluster {
         Ok(Box::new(PgRun::new(self.db.clone(), id, worker.to_owned())))
     }
 
-    pub(crate) async fn attach(self: &Arc<Self>, run_id: RunId) -> Result<Box<dyn RemoteRun>> {
+    async fn attach_run(&self, run_id: RunId) -> Result<Box<dyn RemoteRun>> {
         let id = run_id.as_uuid();
         let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
             .persistent(false)
@@ -249,11 +194,11 @@ impl Cluster {
 
     /// Asks a run to stop, wherever it is, and waits until it has ended
     /// (see `handle::cancel`).
-    pub(crate) async fn cancel(&self, run_id: RunId) -> Result<()> {
+    async fn cancel_run(&self, run_id: RunId) -> Result<()> {
         handle::cancel(&self.db, run_id).await
     }
 
-    pub(crate) async fn running(&self, worker: Option<&str>) -> Result<Vec<RunId>> {
+    async fn running_ids(&self, worker: Option<&str>) -> Result<Vec<RunId>> {
         let query = match worker {
             Some(worker) => sqlx::query_scalar(self.sql.running_of.clone())
                 .persistent(false)
@@ -267,7 +212,7 @@ impl Cluster {
         Ok(ids.into_iter().map(RunId::from).collect())
     }
 
-    pub(crate) async fn stats(&self, worker: &str) -> Result<Option<WorkerStats>> {
+    async fn read_stats(&self, worker: &str) -> Result<Option<WorkerStats>> {
         type Row = (
             Option<i64>,
             Option<i64>,
@@ -320,7 +265,7 @@ impl Cluster {
     }
 
     /// A scheduled tick: the first node to take it starts its run.
-    pub(crate) async fn tick(&self, worker: &str, at: SystemTime) -> Result<()> {
+    async fn take_tick(&self, worker: &str, at: SystemTime) -> Result<()> {
         let at_ms = at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_millis() as f64);
@@ -346,158 +291,7 @@ impl Cluster {
             .map_err(|err| self.reach.error("start a scheduled run", err))
     }
 
-    pub(crate) async fn history(&self, query: HistoryQuery) -> Result<Vec<StoredRun>> {
-        let limit = i64::try_from(query.limit.max(1)).unwrap_or(i64::MAX);
-        const WHAT: &str = "read the history of runs";
-        let read = |err| self.reach.error(WHAT, err);
-        let mut conn = self.reach.connection(WHAT).await?;
-        let mut rows: Vec<RunRow> = Vec::new();
-        if query.failed_first && query.outcome.is_none() {
-            rows = sqlx::query_as(self.sql.history_failures.clone())
-                .persistent(false)
-                .bind(query.worker.as_deref())
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(read)?;
-        }
-        let left = limit - rows.len() as i64;
-        if left > 0 {
-            let rest: Vec<RunRow> = sqlx::query_as(self.sql.history.clone())
-                .persistent(false)
-                .bind(query.worker.as_deref())
-                .bind(query.outcome.map(Outcome::as_str))
-                // Failures already listed come back here: ask for enough.
-                .bind(left + rows.len() as i64)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(read)?;
-            let listed: std::collections::HashSet<Uuid> = rows.iter().map(|row| row.id).collect();
-            rows.extend(
-                rest.into_iter()
-                    .filter(|row| !listed.contains(&row.id))
-                    .take(usize::try_from(left).unwrap_or(0)),
-            );
-        }
-        Ok(rows.into_iter().map(stored).collect())
-    }
-
-    pub(crate) async fn stored_run(&self, run_id: RunId) -> Result<Option<StoredRun>> {
-        let id = run_id.as_uuid();
-        let mut conn = self.reach.connection("read a run").await?;
-        let row: Option<RunRow> = sqlx::query_as(self.sql.stored_run.clone())
-            .persistent(false)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|err| self.reach.error(&format!("read run '{run_id}'"), err))?;
-        let Some(mut run) = row.map(stored) else {
-            return Ok(None);
-        };
-        let attempts: Vec<AttemptRow> = sqlx::query_as(self.sql.attempts_of.clone())
-            .persistent(false)
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|err| {
-                self.reach
-                    .error(&format!("read the attempts of run '{run_id}'"), err)
-            })?;
-        run.attempts = attempts
-            .into_iter()
-            .map(|row| stored_attempt(&run, row))
-            .collect();
-        Ok(Some(run))
-    }
-
-    /// Reads a stall as the `recent_stalls` statement selects it: run id,
-    /// worker, attempt, node, when (epoch seconds) and the reaper's detail.
-    pub(crate) async fn recent_stalls(&self, limit: usize) -> Result<Vec<Stall>> {
-        let rows: Vec<StallRow> = sqlx::query_as(self.sql.recent_stalls.clone())
-            .persistent(false)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&mut *self.reach.connection("list the recent stalls").await?)
-            .await
-            .map_err(|err| self.reach.error("list the recent stalls", err))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Stall {
-                run_id: row.run_id.into(),
-                worker: row.worker,
-                attempt: u32::try_from(row.attempt).unwrap_or(1),
-                node: row.node,
-                at: time_of(row.at_ms),
-                detail: row.error,
-            })
-            .collect())
-    }
-
-    pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        let rows: Vec<NodeRow> = sqlx::query_as(self.sql.nodes.clone())
-            .persistent(false)
-            .fetch_all(&mut *self.reach.connection("list the nodes").await?)
-            .await
-            .map_err(|err| self.reach.error("list the nodes", err))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| NodeInfo {
-                node: row.node,
-                started_at: time_of(row.started_ms),
-                last_heartbeat: time_of(row.heartbeat_ms),
-                executes: row.executes,
-                running: row.running.into_iter().map(RunId::from).collect(),
-            })
-            .collect())
-    }
-
-    /// Read from the rollup (see `rollup.rs`): its resolution is 5 s, so
-    /// `bucket` is rounded to a multiple of 5 s, and each bucket's p95 is
-    /// read from duration classes, within 19 % of the exact one.
-    pub(crate) async fn timeline(
-        &self,
-        window: Duration,
-        bucket: Duration,
-    ) -> Result<Vec<TimelineBucket>> {
-        let bucket_s = (bucket.as_secs_f64() / ROLLUP_SECONDS).round().max(1.0) * ROLLUP_SECONDS;
-        let window_ms = window.as_secs_f64() * 1e3;
-        const WHAT: &str = "read the timeline";
-        let mut conn = self.reach.connection(WHAT).await?;
-        let rows: Vec<(f64, String, i16, i64)> = sqlx::query_as(self.sql.timeline.clone())
-            .bind(bucket_s)
-            .bind(window_ms)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|err| self.reach.error(WHAT, err))?;
-        // Per bucket start (ms): the count per outcome, per duration class.
-        type Counts = (Vec<(Outcome, u64)>, Vec<(i16, u64)>);
-        let mut buckets: std::collections::BTreeMap<i64, Counts> = Default::default();
-        for (start_s, state, class, count) in rows {
-            let Ok(outcome) = state.parse::<Outcome>() else {
-                continue;
-            };
-            let count = u64::try_from(count).unwrap_or(0);
-            let (outcomes, classes) = buckets
-                .entry((start_s * 1000.0).round() as i64)
-                .or_default();
-            match outcomes.iter_mut().find(|(o, _)| *o == outcome) {
-                Some((_, n)) => *n += count,
-                None => outcomes.push((outcome, count)),
-            }
-            // Cancelled and stalled runs are filed under `NO_DURATION`,
-            // which the percentile leaves out, as `stats()`'s does.
-            classes.push((class, count));
-        }
-        Ok(buckets
-            .into_iter()
-            .map(|(start_ms, (counts, classes))| TimelineBucket {
-                start: time_of(start_ms as f64),
-                counts,
-                p95_ms: rollup::percentile(&classes, 0.95),
-            })
-            .collect())
-    }
-
-    pub(crate) async fn shutdown(&self, grace: Duration) -> Result<()> {
+    async fn stop(&self, grace: Duration) -> Result<()> {
         self.executor.shutdown(grace).await;
         self.listener.abort();
         Ok(())

@@ -47,6 +47,7 @@ mod calls;
 mod cluster;
 mod config;
 mod cursor;
+mod dashboard;
 mod db;
 mod events;
 mod executor;
@@ -66,14 +67,12 @@ mod upkeep;
 mod writer;
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::Value;
 use uuid::Uuid;
-use worker_core::backend::{
-    Backend, BoxFuture, HistoryQuery, Node, NodeInfo, RemoteRun, Stall, StoredRun, TimelineBucket,
-};
-use worker_core::{Error, Result, RunId, WorkerStats};
+use worker_core::backend::{Backend, BackendBuilder, BoxFuture, Node};
+use worker_core::{Error, Result};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -426,8 +425,8 @@ impl Postgres {
     }
 }
 
-impl Backend for Postgres {
-    fn start(&self, node: Node) -> BoxFuture<'_, Result<()>> {
+impl BackendBuilder for Postgres {
+    fn start(self: Box<Self>, node: Node) -> BoxFuture<'static, Result<Arc<dyn Backend>>> {
         Box::pin(async move {
             if self.started.get().is_some() {
                 return Err(Error::msg(
@@ -435,74 +434,9 @@ impl Backend for Postgres {
                 ));
             }
             let cluster = Cluster::start(self.config.clone(), node).await?;
-            let _ = self.started.set(cluster);
-            Ok(())
+            // Clones kept aside (for `enqueue`, `watched_runs`) see it too.
+            let _ = self.started.set(cluster.clone());
+            Ok(cluster as Arc<dyn Backend>)
         })
-    }
-
-    fn call(
-        &self,
-        worker: &str,
-        timeout: Option<Duration>,
-        payload: Option<Value>,
-    ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
-        let worker = worker.to_owned();
-        Box::pin(async move { self.cluster()?.call(&worker, timeout, payload).await })
-    }
-
-    fn attach(&self, run_id: RunId) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
-        Box::pin(async move { self.cluster()?.attach(run_id).await })
-    }
-
-    fn cancel(&self, run_id: RunId) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.cluster()?.cancel(run_id).await })
-    }
-
-    fn running(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>> {
-        let worker = worker.map(str::to_owned);
-        Box::pin(async move { self.cluster()?.running(worker.as_deref()).await })
-    }
-
-    fn stats(&self, worker: &str) -> BoxFuture<'_, Result<Option<WorkerStats>>> {
-        let worker = worker.to_owned();
-        Box::pin(async move { self.cluster()?.stats(&worker).await })
-    }
-
-    fn tick(&self, worker: &str, at: SystemTime) -> BoxFuture<'_, Result<()>> {
-        let worker = worker.to_owned();
-        Box::pin(async move { self.cluster()?.tick(&worker, at).await })
-    }
-
-    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            match self.started.get() {
-                Some(cluster) => cluster.shutdown(grace).await,
-                None => Ok(()),
-            }
-        })
-    }
-
-    fn history(&self, query: HistoryQuery) -> BoxFuture<'_, Result<Option<Vec<StoredRun>>>> {
-        Box::pin(async move { self.cluster()?.history(query).await.map(Some) })
-    }
-
-    fn stored_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<StoredRun>>> {
-        Box::pin(async move { self.cluster()?.stored_run(run_id).await })
-    }
-
-    fn recent_stalls(&self, limit: usize) -> BoxFuture<'_, Result<Option<Vec<Stall>>>> {
-        Box::pin(async move { self.cluster()?.recent_stalls(limit).await.map(Some) })
-    }
-
-    fn nodes(&self) -> BoxFuture<'_, Result<Option<Vec<NodeInfo>>>> {
-        Box::pin(async move { self.cluster()?.nodes().await.map(Some) })
-    }
-
-    fn timeline(
-        &self,
-        window: Duration,
-        bucket: Duration,
-    ) -> BoxFuture<'_, Result<Option<Vec<TimelineBucket>>>> {
-        Box::pin(async move { self.cluster()?.timeline(window, bucket).await.map(Some) })
     }
 }

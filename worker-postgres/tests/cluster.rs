@@ -100,7 +100,9 @@ async fn a_node_killed_mid_run_leaves_it_to_another_with_attempt_two_and_one_out
     );
     // Both attempts are kept: the stall with the node that held it.
     let run = caller
-        .stored_run(id.parse().unwrap())
+        .history()
+        .expect("a durable manager keeps history")
+        .run(id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -66,12 +66,28 @@ async fn the_dashboard_shows_the_clusters_runs_messages_nodes_and_timeline() {
     assert!(events.contains("event: outcome"), "{events}");
     assert!(events.contains(r#""outcome":"succeeded""#), "{events}");
 
+    // A `local` worker's run never reaches the database: the dashboard
+    // reads it from this process's journal, beside the cluster's runs.
+    let local = web.call("in-process", None, None).await.unwrap();
+    let local_id = local.id().to_owned();
+    local.await_result().await.unwrap();
+
     let recent = get(&client, format!("{base}/runs/recent?failed_first=1")).await;
     let rows = recent["runs"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3, "{recent}");
     assert_eq!(rows[0]["run_id"], failed_id.as_str(), "failures first");
     assert_eq!(rows[0]["error"], "it failed, as asked");
-    assert_eq!(rows[1]["run_id"], echo_id.as_str());
+    assert_eq!(
+        [&rows[1]["run_id"], &rows[2]["run_id"]],
+        [local_id.as_str(), echo_id.as_str()],
+        "then newest first, from both sources"
+    );
+    let local_page = get(&client, format!("{base}/runs/{local_id}")).await;
+    assert_eq!(local_page["state"], "ended");
+    assert_eq!(local_page["outcome"], "succeeded");
+    assert_eq!(local_page["output"], json!({"pid": std::process::id()}));
+    assert_eq!(local_page["messages"], 0, "counted by the journal");
+    assert_eq!(local_page["attempts"][0]["outcome"], "succeeded");
     let node_name = rows[0]["node"].as_str().unwrap().to_owned();
     assert!(
         node_name.contains(&format!(":{}:", node.pid())),

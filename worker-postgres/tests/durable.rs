@@ -107,7 +107,9 @@ async fn a_failed_attempt_waits_in_the_database_and_its_messages_follow_the_firs
     assert_eq!((stats.runs, stats.errors, stats.retries), (1, 0, 1));
     // Both attempts are kept, the failed one with its error.
     let run = manager
-        .stored_run(id.parse().unwrap())
+        .history()
+        .expect("a durable manager keeps history")
+        .run(id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -131,7 +133,8 @@ async fn a_failed_attempt_waits_in_the_database_and_its_messages_follow_the_firs
     assert!(
         run.attempts
             .iter()
-            .all(|a| a.started_at <= a.ended_at && a.duration_ms.is_some_and(|ms| ms >= 0.0))
+            .all(|a| a.started_at.is_some_and(|at| at <= a.ended_at)
+                && a.duration_ms.is_some_and(|ms| ms >= 0.0))
     );
     manager.shutdown().await.unwrap();
 }
@@ -313,9 +316,10 @@ async fn the_timeline_counts_each_ending_once_before_and_after_the_fold_with_its
 
     // Read while the fold moves the counts from the deltas to the
     // timeline: each ending is in exactly one of them at every read.
+    let history = manager.history().expect("a durable manager keeps history");
     let mut folded = false;
     for _ in 0..40 {
-        let buckets = manager.timeline(window, bucket).await.unwrap().unwrap();
+        let buckets = history.timeline(window, bucket).await.unwrap();
         assert_eq!(counted(&buckets, Outcome::Succeeded), 40, "{buckets:?}");
         assert_eq!(counted(&buckets, Outcome::Failed), 3, "{buckets:?}");
         assert_eq!(counted(&buckets, Outcome::Cancelled), 1, "{buckets:?}");
@@ -334,7 +338,7 @@ async fn the_timeline_counts_each_ending_once_before_and_after_the_fold_with_its
     assert!(folded, "the statistics fold within 4 s");
 
     // The p95 from duration classes, against the exact one.
-    let buckets = manager.timeline(window, bucket).await.unwrap().unwrap();
+    let buckets = history.timeline(window, bucket).await.unwrap();
     let p95 = buckets.iter().find_map(|b| b.p95_ms).expect("a p95");
     let exact: f64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
@@ -801,7 +805,9 @@ async fn upgrading_moves_ended_runs_across_and_refuses_beside_a_live_older_node(
     assert_eq!(old.recv().await, Some(json!("hello")));
     assert_eq!(old.await_output::<Value>().await.unwrap(), json!({"n": 1}));
     let page = manager
-        .stored_run("00000000-0000-4000-8000-000000000001".parse().unwrap())
+        .history()
+        .expect("a durable manager keeps history")
+        .run("00000000-0000-4000-8000-000000000001".parse().unwrap())
         .await
         .unwrap()
         .expect("the old run's page");
@@ -820,9 +826,10 @@ async fn upgrading_moves_ended_runs_across_and_refuses_beside_a_live_older_node(
     // upgrade, and the new one.
     eventually("both runs on the timeline", || async {
         let buckets = manager
+            .history()
+            .unwrap()
             .timeline(Duration::from_secs(600), Duration::from_secs(600))
             .await
-            .unwrap()
             .unwrap();
         let succeeded: u64 = buckets
             .iter()

@@ -29,7 +29,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // The caller's side (the database as reached, handles) and the
     // executing side (upkeep, then the claims that start it).
-    ("phases", &["db", "handle", "upkeep", "executor"]),
+    (
+        "phases",
+        &["db", "handle", "dashboard", "upkeep", "executor"],
+    ),
     // The started backend, and the crate's face.
     ("backend", &["cluster", "lib"]),
 ];

@@ -15,13 +15,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Number, Value, json};
+use serde_json::{Number, Value};
 use tokio::sync::Notify;
+use worker_core::backend::{
+    BoxFuture, History, HistoryQuery, NodeInfo, Stall, StoredAttempt, StoredRun, TimelineBucket,
+};
 use worker_core::observe::{Observer, Outcome, RunInfo};
-use worker_core::{Error, RunId};
+use worker_core::{Error, Result, RunId, RunState};
 
-use crate::clock::{millis, unix_ms};
+use crate::clock::millis;
 use crate::timeline::Timeline;
+use crate::views::OutcomeView;
 
 /// How many ended runs the journal keeps by default: the last 1,000.
 pub const DEFAULT_RECENT_RUNS: usize = 1000;
@@ -36,6 +40,9 @@ pub struct Journal {
     capacity: usize,
     messages_per_run: usize,
     node: Arc<str>,
+    /// When it was made: when this process's node started, as far as the
+    /// dashboard knows.
+    created: SystemTime,
     timeline: Timeline,
 }
 
@@ -56,6 +63,7 @@ impl Journal {
             capacity: capacity.max(1),
             messages_per_run: messages_per_run.max(1),
             node: node.into(),
+            created: SystemTime::now(),
             timeline: Timeline::default(),
         }
     }
@@ -118,6 +126,62 @@ impl Journal {
             run.state().retried_as = Some(retry_id.to_owned());
         }
     }
+
+    /// The run the dashboard started to retry `run_id`, if it knows one.
+    pub fn retried_as(&self, run_id: RunId) -> Option<String> {
+        self.get(run_id)?.state().retried_as.clone()
+    }
+}
+
+/// What this process saw: its runs as a [`History`], the same shapes a
+/// durable backend gives, so the dashboard reads either the same way.
+impl History for Journal {
+    fn recent(&self, query: HistoryQuery) -> BoxFuture<'_, Result<Vec<StoredRun>>> {
+        let mut runs: Vec<StoredRun> = self
+            .recent()
+            .iter()
+            .filter(|run| query.worker.as_deref().is_none_or(|w| run.worker() == w))
+            .filter(|run| query.outcome.is_none_or(|o| run.outcome() == Some(o)))
+            .map(|run| run.stored_run())
+            .collect();
+        if query.failed_first {
+            // Stable: newest first within each group.
+            runs.sort_by_key(|run| !run.outcome().is_some_and(Outcome::is_failure));
+        }
+        runs.truncate(query.limit);
+        Box::pin(async move { Ok(runs) })
+    }
+
+    fn run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<StoredRun>>> {
+        let run = self.get(run_id).map(|run| run.stored_run());
+        Box::pin(async move { Ok(run) })
+    }
+
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<NodeInfo>>> {
+        // Alive as it answers.
+        let node = NodeInfo {
+            node: self.node.to_string(),
+            started_at: self.created,
+            last_heartbeat: SystemTime::now(),
+            executes: true,
+            running: self.in_flight().iter().map(|run| run.id).collect(),
+        };
+        Box::pin(async move { Ok(vec![node]) })
+    }
+
+    fn stalls(&self, _limit: usize) -> BoxFuture<'_, Result<Vec<Stall>>> {
+        // In one process there is no lease to stall.
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn timeline(
+        &self,
+        window: Duration,
+        bucket: Duration,
+    ) -> BoxFuture<'_, Result<Vec<TimelineBucket>>> {
+        let buckets = self.timeline.buckets(SystemTime::now(), window, bucket);
+        Box::pin(async move { Ok(buckets) })
+    }
 }
 
 impl Observer for Journal {
@@ -128,9 +192,9 @@ impl Observer for Journal {
             payload: run.payload().cloned(),
             started_at: SystemTime::now(),
             node: self.node.clone(),
-            state: Mutex::new(RunState {
-                attempts: vec![Attempt::default()],
-                ..RunState::default()
+            state: Mutex::new(Kept {
+                attempts: vec![Attempt::starting(SystemTime::now())],
+                ..Kept::default()
             }),
             changed: Notify::new(),
         });
@@ -145,13 +209,16 @@ impl Observer for Journal {
 
     fn attempt_failed(&self, run: RunInfo<'_>, error: &Error, delay: Duration) {
         if let Some(record) = self.get(run.run_id()) {
+            let now = SystemTime::now();
             let mut state = record.state();
             if let Some(attempt) = state.attempts.last_mut() {
                 attempt.outcome = Some(Outcome::of(error));
                 attempt.error = Some(error.to_string());
                 attempt.retry_in = Some(delay);
+                attempt.ended_at = Some(now);
             }
-            state.attempts.push(Attempt::default());
+            // The next attempt starts once the delay is over.
+            state.attempts.push(Attempt::starting(now + delay));
         }
     }
 
@@ -167,19 +234,21 @@ impl Observer for Journal {
             return;
         };
         {
+            let ended_at = SystemTime::now();
             let mut state = record.state();
-            let error = result.as_ref().err();
+            let mut view = OutcomeView::of(result);
+            // The manager's word: a cancelled run may carry another error.
+            view.outcome = outcome;
             if let Some(attempt) = state.attempts.last_mut() {
                 attempt.outcome = Some(outcome);
-                attempt.error = error.map(Error::to_string);
+                attempt.error = view.error.clone();
+                attempt.ended_at = Some(ended_at);
+                attempt.duration = Some(took);
             }
             state.ended = Some(Ended {
-                outcome,
-                kind: error.map_or("ok", Error::kind),
-                error: error.map(Error::to_string),
-                output: result.as_ref().ok().filter(|v| !v.is_null()).cloned(),
+                view,
                 duration: took,
-                ended_at: SystemTime::now(),
+                ended_at,
             });
         }
         record.changed.notify_waiters();
@@ -201,12 +270,13 @@ pub struct RunRecord {
     payload: Option<Value>,
     started_at: SystemTime,
     node: Arc<str>,
-    state: Mutex<RunState>,
+    state: Mutex<Kept>,
     changed: Notify,
 }
 
+/// What is kept of a run as it goes.
 #[derive(Debug, Default)]
-struct RunState {
+struct Kept {
     /// The messages kept, oldest first.
     messages: VecDeque<Value>,
     /// Sequence number of `messages[0]`: also how many were dropped.
@@ -218,25 +288,38 @@ struct RunState {
     retried_as: Option<String>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Attempt {
+    started_at: SystemTime,
+    ended_at: Option<SystemTime>,
+    duration: Option<Duration>,
     outcome: Option<Outcome>,
     error: Option<String>,
     retry_in: Option<Duration>,
 }
 
-#[derive(Debug, Clone)]
+impl Attempt {
+    fn starting(at: SystemTime) -> Self {
+        Attempt {
+            started_at: at,
+            ended_at: None,
+            duration: None,
+            outcome: None,
+            error: None,
+            retry_in: None,
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Ended {
-    outcome: Outcome,
-    kind: &'static str,
-    error: Option<String>,
-    output: Option<Value>,
+    view: OutcomeView,
     duration: Duration,
     ended_at: SystemTime,
 }
 
 impl RunRecord {
-    fn state(&self) -> MutexGuard<'_, RunState> {
+    fn state(&self) -> MutexGuard<'_, Kept> {
         lock(&self.state)
     }
 
@@ -262,7 +345,7 @@ impl RunRecord {
 
     /// How it ended; `None` while it runs.
     pub fn outcome(&self) -> Option<Outcome> {
-        self.state().ended.as_ref().map(|ended| ended.outcome)
+        self.state().ended.as_ref().map(|ended| ended.view.outcome)
     }
 
     /// The last numeric `progress` field among its messages, as sent.
@@ -275,62 +358,48 @@ impl RunRecord {
         self.state().first
     }
 
-    /// The row of the recent-runs list.
-    pub fn summary(&self) -> Value {
+    /// The run as a [`History`] gives it: what the dashboard shows.
+    pub fn stored_run(&self) -> StoredRun {
         let state = self.state();
         let ended = state.ended.as_ref();
-        json!({
-            "run_id": self.id,
-            "worker": self.worker,
-            "outcome": ended.map(|e| e.outcome.as_str()),
-            "error": ended.and_then(|e| e.error.clone()),
-            "attempts": state.attempts.len(),
-            "duration_ms": ended.map(|e| millis(e.duration)),
-            "started_at_ms": unix_ms(self.started_at),
-            "ended_at_ms": ended.map(|e| unix_ms(e.ended_at)),
-            "node": &*self.node,
-        })
-    }
-
-    /// The run's page: the summary plus payload, output, attempts and
-    /// message counts.
-    pub fn detail(&self) -> Value {
-        let mut detail = self.summary();
-        let state = self.state();
-        let ended = state.ended.as_ref();
-        let attempts: Vec<Value> = state
+        let attempts = state
             .attempts
             .iter()
-            .enumerate()
-            .map(|(index, attempt)| {
-                json!({
-                    "attempt": index + 1,
-                    "outcome": attempt.outcome.map(Outcome::as_str),
-                    "error": attempt.error,
-                    "retry_in_ms": attempt.retry_in.map(millis),
+            .zip(1..)
+            .filter_map(|(attempt, number)| {
+                Some(StoredAttempt {
+                    attempt: number,
+                    node: Some(self.node.to_string()),
+                    started_at: Some(attempt.started_at),
+                    ended_at: attempt.ended_at?,
+                    outcome: attempt.outcome,
+                    error: attempt.error.clone(),
+                    duration_ms: attempt
+                        .duration
+                        .or_else(|| attempt.ended_at?.duration_since(attempt.started_at).ok())
+                        .map(millis),
+                    retry_in: attempt.retry_in,
                 })
             })
             .collect();
-        let fields = [
-            (
-                "state",
-                json!(if ended.is_some() { "ended" } else { "running" }),
-            ),
-            ("payload", self.payload.clone().unwrap_or(Value::Null)),
-            (
-                "output",
-                ended.and_then(|e| e.output.clone()).unwrap_or(Value::Null),
-            ),
-            ("attempts", Value::Array(attempts)),
-            ("messages", json!(state.first + state.messages.len() as u64)),
-            ("dropped", json!(state.first)),
-            ("progress", json!(state.progress)),
-            ("retried_as", json!(state.retried_as)),
-        ];
-        if let Value::Object(map) = &mut detail {
-            map.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        StoredRun {
+            run_id: self.id,
+            worker: self.worker.clone(),
+            state: ended.map_or(RunState::Running, |e| RunState::Ended(e.view.outcome)),
+            attempt: u32::try_from(state.attempts.len()).unwrap_or(u32::MAX),
+            error: ended.and_then(|e| e.view.error.clone()),
+            payload: self.payload.clone(),
+            output: ended.and_then(|e| e.view.output.clone()),
+            created_at: self.started_at,
+            started_at: Some(self.started_at),
+            ended_at: ended.map(|e| e.ended_at),
+            duration_ms: ended.map(|e| millis(e.duration)),
+            node: Some(self.node.to_string()),
+            attempts,
+            messages: Some(state.first + state.messages.len() as u64),
+            messages_dropped: state.first,
+            progress: state.progress.clone(),
         }
-        detail
     }
 
     /// A reader from the first message kept, or from the message after
@@ -416,13 +485,7 @@ impl RunReader {
                 }
                 if let Some(ended) = &state.ended {
                     self.done = true;
-                    return Some(RunEvent::Outcome(json!({
-                        "ok": ended.outcome == Outcome::Succeeded,
-                        "outcome": ended.outcome.as_str(),
-                        "kind": ended.kind,
-                        "error": ended.error,
-                        "output": ended.output,
-                    })));
+                    return Some(RunEvent::Outcome(ended.view.to_json()));
                 }
             }
             changed.await;

@@ -38,13 +38,17 @@
 //! ```
 //!
 //! The dashboard sees every run of the manager, whoever started it: it
-//! installs a [`Journal`](journal::Journal) as the manager's
+//! installs a [`Journal`] as the manager's
 //! [`Observer`](worker_core::observe::Observer). Runs that ended before it
 //! was mounted are not shown.
 //!
 //! Over a durable manager (`Workers::backend`), it reads runs, their
-//! messages, the timeline and the nodes from the backend instead, so it
-//! shows the whole cluster's, whichever node ran them.
+//! messages, the timeline and the nodes from the backend's
+//! [`History`](worker_core::backend::History) instead, so it shows the
+//! whole cluster's, whichever node ran them; runs of `local` workers, which
+//! never reach the backend, still come from the journal, and the recent
+//! runs list both. The journal is a `History` too: every view reads one
+//! `History` and answers the same typed JSON in both modes.
 
 #![warn(missing_docs)]
 
@@ -54,8 +58,9 @@ pub mod journal;
 pub mod page;
 pub mod payloads;
 mod routes;
-mod stored;
+mod source;
 pub mod timeline;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -203,6 +208,7 @@ impl Dashboard {
         ));
         self.manager.observe(journal.clone());
         let state = routes::Web {
+            runs: source::RunSource::new(self.manager.clone(), journal.clone()),
             manager: self.manager,
             journal: journal.clone(),
             read_only: self.read_only,

@@ -18,44 +18,32 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use worker_core::backend::{History, HistoryQuery};
 use worker_core::observe::Outcome;
 use worker_core::{Error, RunId, WorkerManager, format_duration};
 
 use crate::clock::unix_ms;
 use crate::errors::ApiError;
-use crate::journal::{Journal, RunEvent, RunReader};
+use crate::journal::{Journal, RunEvent};
 use crate::page;
 use crate::payloads::{Validator, invalid};
-use crate::stored;
+use crate::source::RunSource;
+use crate::timeline::{BUCKET, BUCKETS};
+use crate::views::{NodesView, RunDetail, RunSummary, TimelineView};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Web {
     pub(crate) manager: WorkerManager,
     pub(crate) journal: Arc<Journal>,
+    /// Where runs are read: the journal, and the backend in durable mode.
+    pub(crate) runs: RunSource,
     pub(crate) read_only: bool,
     pub(crate) body_limit: usize,
     pub(crate) validators: Arc<HashMap<String, Validator>>,
 }
 
 impl Web {
-    /// Whether `worker`'s runs live in the backend (durable mode), so the
-    /// backend, not this process's journal, knows them all.
-    fn stored(&self, worker: &str) -> bool {
-        self.manager.is_durable() && self.manager.options(worker).is_some_and(|o| !o.is_local())
-    }
-
-    /// The run from the backend, if the manager has one and knows it.
-    async fn stored_run(
-        &self,
-        id: RunId,
-    ) -> Result<Option<worker_core::backend::StoredRun>, ApiError> {
-        if !self.manager.is_durable() {
-            return Ok(None);
-        }
-        Ok(self.manager.stored_run(id).await?)
-    }
-
     /// `403` on a read-only dashboard.
     fn writable(&self, what: &str) -> Result<(), ApiError> {
         if self.read_only {
@@ -253,13 +241,13 @@ async fn list_runs(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
             // next poll.
             let worker = worker_of.remove(&id)?;
             let record = id.parse().ok().and_then(|id| state.journal.get(id));
-            let detail = record.as_ref().map(|record| record.detail());
+            let run = record.as_ref().map(|record| record.stored_run());
             Some(json!({
                 "run_id": id,
                 "worker": worker,
-                "progress": record.as_ref().and_then(|record| record.progress()),
-                "started_at_ms": detail.as_ref().map(|d| d["started_at_ms"].clone()),
-                "attempt": detail.as_ref().map(|d| d["attempts"].as_array().map_or(1, Vec::len)),
+                "progress": run.as_ref().and_then(|run| run.progress.clone()),
+                "started_at_ms": run.as_ref().and_then(|run| run.started_at).map(unix_ms),
+                "attempt": run.as_ref().map(|run| run.attempt),
                 "events_url": record.map(|_| format!("/runs/{id}/events")),
             }))
         })
@@ -301,38 +289,18 @@ async fn recent_runs(
             )));
         }
     };
-    let limit = query.limit.unwrap_or(usize::MAX);
-    if state.manager.is_durable() {
-        let history = state
-            .manager
-            .history(worker_core::backend::HistoryQuery {
-                worker,
-                outcome,
-                failed_first,
-                limit: limit.min(state.journal.capacity()),
-            })
-            .await?
-            .unwrap_or_default();
-        let runs: Vec<Value> = history.iter().map(stored::summary).collect();
-        return Ok(Json(
-            json!({"runs": runs, "kept": state.journal.capacity()}),
-        ));
-    }
-    let mut runs: Vec<_> = state
-        .journal
-        .recent()
-        .into_iter()
-        .filter(|run| worker.as_deref().is_none_or(|w| run.worker() == w))
-        .filter(|run| outcome.is_none_or(|o| run.outcome() == Some(o)))
-        .collect();
-    if failed_first {
-        // Stable: newest first within each group.
-        runs.sort_by_key(|run| !run.outcome().is_some_and(Outcome::is_failure));
-    }
-    let runs: Vec<Value> = runs.iter().take(limit).map(|run| run.summary()).collect();
-    Ok(Json(
-        json!({"runs": runs, "kept": state.journal.capacity()}),
-    ))
+    let kept = state.journal.capacity();
+    let runs = state
+        .runs
+        .recent(HistoryQuery {
+            worker,
+            outcome,
+            failed_first,
+            limit: query.limit.unwrap_or(usize::MAX).min(kept),
+        })
+        .await?;
+    let runs: Vec<RunSummary> = runs.iter().map(RunSummary::of).collect();
+    Ok(Json(json!({"runs": runs, "kept": kept})))
 }
 
 /// The run id of a path: one that isn't a run id is an unknown run.
@@ -353,15 +321,11 @@ async fn run_detail(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let run_id = run_id(&state, &id)?;
-    if let Some(run) = state
-        .journal
-        .get(run_id)
-        .filter(|run| !state.stored(run.worker()))
-    {
-        return Ok(Json(run.detail()));
-    }
-    match state.stored_run(run_id).await? {
-        Some(run) => Ok(Json(stored::detail(&run))),
+    match state.runs.run(run_id).await? {
+        Some(run) => Ok(Json(
+            serde_json::to_value(RunDetail::of(&run, state.journal.retried_as(run_id)))
+                .unwrap_or(Value::Null),
+        )),
         None => Err(unknown_run(&state, &id)),
     }
 }
@@ -383,24 +347,10 @@ async fn cancel_run(
 async fn retry_run(State(state): State<Web>, Path(id): Path<String>) -> Result<Response, ApiError> {
     state.writable("retry runs")?;
     let run_id = run_id(&state, &id)?;
-    let journaled = state
-        .journal
-        .get(run_id)
-        .filter(|run| !state.stored(run.worker()));
-    let (worker, outcome, payload) = match journaled {
-        Some(run) => (
-            run.worker().to_owned(),
-            run.outcome(),
-            run.payload().cloned(),
-        ),
-        None => match state.stored_run(run_id).await? {
-            Some(run) => {
-                let outcome = run.outcome();
-                (run.worker, outcome, run.payload)
-            }
-            None => return Err(unknown_run(&state, &id)),
-        },
+    let Some(run) = state.runs.run(run_id).await? else {
+        return Err(unknown_run(&state, &id));
     };
+    let (worker, outcome, payload) = (run.worker.clone(), run.outcome(), run.payload);
     match outcome {
         None => {
             return Err(ApiError::conflict(format!(
@@ -445,38 +395,10 @@ async fn run_events(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok());
     let run_id = run_id(&state, &id)?;
-    let journaled = state
-        .journal
-        .get(run_id)
-        .filter(|run| !state.stored(run.worker()));
-    let stream: futures::stream::BoxStream<'static, Result<Event, Infallible>> = match journaled {
-        Some(run) => Box::pin(futures::stream::unfold(
-            run.reader(after),
-            |mut reader: RunReader| async move {
-                let event = reader.next().await?;
-                Some((Ok(sse_event(event)), reader))
-            },
-        )),
-        None => {
-            // Durable: the backend replays the run from its first message,
-            // wherever it runs.
-            if state.stored_run(run_id).await?.is_none() {
-                return Err(unknown_run(&state, &id));
-            }
-            let handle = state.manager.attach(&id).await?;
-            Box::pin(futures::StreamExt::map(
-                stored::events(handle, after),
-                |next| {
-                    Ok(match next {
-                        stored::Next::Message { seq, data } => {
-                            sse_event(RunEvent::Message { seq, data })
-                        }
-                        stored::Next::Outcome(outcome) => sse_event(RunEvent::Outcome(outcome)),
-                    })
-                },
-            ))
-        }
+    let Some(events) = state.runs.events(run_id, after).await? else {
+        return Err(unknown_run(&state, &id));
     };
+    let stream = futures::StreamExt::map(events, |event| Ok(sse_event(event)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -495,47 +417,32 @@ fn sse_event(event: RunEvent) -> Event {
 
 /// `GET /timeline`: runs per outcome and p95 duration, per 5 seconds, for
 /// the last 15 minutes.
-async fn timeline(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
-    let now = SystemTime::now();
-    if let Some(buckets) = state
-        .manager
-        .timeline(stored::WINDOW, crate::timeline::BUCKET)
-        .await?
-    {
-        return Ok(Json(stored::timeline(&buckets, now)));
-    }
-    Ok(Json(state.journal.timeline().to_json(now)))
+async fn timeline(State(state): State<Web>) -> Result<Json<TimelineView>, ApiError> {
+    let window = BUCKET * BUCKETS as u32;
+    let buckets = state.runs.timeline(window, BUCKET).await?;
+    Ok(Json(TimelineView::of(
+        &buckets,
+        BUCKET,
+        BUCKETS,
+        SystemTime::now(),
+    )))
 }
 
-/// `GET /nodes`: the processes that run this manager's workers: every node
-/// sharing the backend in durable mode; in-process, this one, alive as it
-/// answers.
 /// How many stalls `/nodes` lists.
 const RECENT_STALLS: usize = 20;
 
-/// `GET /nodes`: the processes, their heartbeats and runs; in durable mode
-/// also the latest stalls (attempts whose node stopped renewing).
-async fn nodes(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
-    if let Some(nodes) = state.manager.nodes().await? {
-        let stalls = state
-            .manager
-            .recent_stalls(RECENT_STALLS)
-            .await?
-            .unwrap_or_default();
-        return Ok(Json(stored::nodes(&nodes, &stalls)));
-    }
-    let runs = state.manager.running().await?;
-    // In one process there is no lease to stall.
-    Ok(Json(json!({
-        "durable": false,
-        "stalls": [],
-        "nodes": [{
-            "node": state.journal.node(),
-            "last_heartbeat_ms": unix_ms(SystemTime::now()),
-            "running": runs.len(),
-            "runs": runs,
-        }],
-    })))
+/// `GET /nodes`: the processes that run this manager's workers, their
+/// heartbeats and runs: every node sharing the backend in durable mode,
+/// with the latest stalls (attempts whose node stopped renewing);
+/// in-process, this one, alive as it answers.
+async fn nodes(State(state): State<Web>) -> Result<Json<NodesView>, ApiError> {
+    let nodes = state.runs.nodes().await?;
+    let stalls = state.runs.stalls(RECENT_STALLS).await?;
+    Ok(Json(NodesView::of(
+        state.manager.is_durable(),
+        &nodes,
+        &stalls,
+    )))
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use worker_core::backend::TimelineBucket;
 use worker_core::observe::Outcome;
 
 /// The width of one bucket.
@@ -97,37 +97,36 @@ impl Timeline {
         }
     }
 
-    /// The last 15 minutes as of `now`, oldest bucket first:
-    /// `{"bucket_seconds", "now_ms", "buckets": [{"start_ms", "succeeded",
-    /// "failed", "timed_out", "panicked", "cancelled", "p95_ms"}]}`.
-    pub fn to_json(&self, now: SystemTime) -> Value {
+    /// The runs that ended in the last `window` as of `now` (at most 15
+    /// minutes), per 5-second bucket, oldest first; buckets with none are
+    /// left out. Buckets are always 5 s: `bucket` is rounded to it.
+    pub fn buckets(
+        &self,
+        now: SystemTime,
+        window: Duration,
+        bucket: Duration,
+    ) -> Vec<TimelineBucket> {
+        let _ = bucket;
         let newest = slot_of(now);
+        let span = (window.as_secs() / BUCKET.as_secs()).clamp(1, BUCKETS as u64);
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let rows: Vec<Value> = (0..BUCKETS as u64)
+        (0..span)
             .rev()
             .map(|back| newest.saturating_sub(back))
-            .map(|slot| {
-                let bucket = &buckets[(slot % BUCKETS as u64) as usize];
-                let (counts, p95) = if bucket.slot == slot {
-                    (bucket.counts, p95_ms(&bucket.bins))
-                } else {
-                    ([0; Outcome::ALL.len()], None)
-                };
-                let mut row = json!({
-                    "start_ms": slot * BUCKET.as_millis() as u64,
-                    "p95_ms": p95,
-                });
-                for (outcome, count) in Outcome::ALL.iter().zip(counts) {
-                    row[outcome.as_str()] = json!(count);
-                }
-                row
+            .filter_map(|slot| {
+                let kept = &buckets[(slot % BUCKETS as u64) as usize];
+                (kept.slot == slot).then(|| TimelineBucket {
+                    start: UNIX_EPOCH + Duration::from_secs(slot * BUCKET.as_secs()),
+                    counts: Outcome::ALL
+                        .into_iter()
+                        .zip(kept.counts)
+                        .filter(|(_, count)| *count > 0)
+                        .map(|(outcome, count)| (outcome, u64::from(count)))
+                        .collect(),
+                    p95_ms: p95_ms(&kept.bins),
+                })
             })
-            .collect();
-        json!({
-            "bucket_seconds": BUCKET.as_secs(),
-            "now_ms": crate::clock::unix_ms(now),
-            "buckets": rows,
-        })
+            .collect()
     }
 }
 
@@ -166,27 +165,33 @@ mod tests {
             Outcome::Failed,
             Duration::ZERO,
         );
-        let json = timeline.to_json(now);
-        let buckets = json["buckets"].as_array().unwrap();
-        assert_eq!(buckets.len(), BUCKETS);
-        let last = &buckets[BUCKETS - 1];
-        assert_eq!(last["succeeded"], 100);
-        assert_eq!(last["failed"], 1);
-        assert_eq!(last["cancelled"], 1);
-        let p95 = last["p95_ms"].as_f64().unwrap();
+        let window = BUCKET * BUCKETS as u32;
+        let buckets = timeline.buckets(now, window, BUCKET);
+        assert_eq!(buckets.len(), 1, "only the bucket with runs: {buckets:?}");
+        let last = &buckets[0];
+        assert_eq!(slot_of(last.start), slot_of(now));
+        let count = |outcome| {
+            last.counts
+                .iter()
+                .find(|(o, _)| *o == outcome)
+                .map_or(0, |(_, n)| *n)
+        };
+        assert_eq!(count(Outcome::Succeeded), 100);
+        assert_eq!(
+            count(Outcome::Failed),
+            1,
+            "a run 20 minutes old is not shown"
+        );
+        assert_eq!(count(Outcome::Cancelled), 1);
+        let p95 = last.p95_ms.unwrap();
         assert!((95.0..=105.0).contains(&p95), "p95 of 1..=100 ms: {p95}");
-        let older: u64 = buckets[..BUCKETS - 1]
-            .iter()
-            .map(|b| b["failed"].as_u64().unwrap())
-            .sum();
-        assert_eq!(older, 0, "a run 20 minutes old is not shown");
         // The old run's bucket was reused by a newer one, not added to it.
         timeline.record_at(
             now + Duration::from_secs(900),
             Outcome::Failed,
             Duration::ZERO,
         );
-        let later = timeline.to_json(now + Duration::from_secs(900));
-        assert_eq!(later["buckets"][BUCKETS - 1]["failed"], 1);
+        let later = timeline.buckets(now + Duration::from_secs(900), window, BUCKET);
+        assert_eq!(later.last().unwrap().counts, [(Outcome::Failed, 1)]);
     }
 }

@@ -263,22 +263,23 @@ impl Session for Sustained {
 
     fn read_dashboard<'a>(&'a self) -> BoxFut<'a, bool> {
         Box::pin(async move {
-            let recent = self
-                .manager
-                .history(HistoryQuery {
+            let Some(history) = self.manager.history() else {
+                return Ok(false);
+            };
+            let recent = history
+                .recent(HistoryQuery {
                     worker: None,
                     outcome: None,
                     failed_first: true,
                     limit: 50,
                 })
-                .await?
-                .unwrap_or_default();
+                .await?;
             if let Some(run) = recent.first() {
-                self.manager.stored_run(run.run_id).await?;
+                history.run(run.run_id).await?;
             }
             self.manager.stats("job").await;
-            self.manager.nodes().await?;
-            self.manager
+            history.nodes().await?;
+            history
                 .timeline(Duration::from_secs(3600), Duration::from_secs(60))
                 .await?;
             Ok(true)
