@@ -61,9 +61,7 @@ pub(crate) struct RunDetail {
     started_at_ms: u64,
     ended_at_ms: Option<u64>,
     node: Option<String>,
-    /// `"running"` or `"ended"` (a queued run shows as running: it has
-    /// started as far as its caller knows).
-    state: &'static str,
+    state: PageState,
     payload: Value,
     output: Value,
     attempts: Vec<AttemptView>,
@@ -93,9 +91,9 @@ impl RunDetail {
             ended_at_ms: summary.ended_at_ms,
             node: summary.node,
             state: if run.state.is_ended() {
-                "ended"
+                PageState::Ended
             } else {
-                "running"
+                PageState::Running
             },
             payload: run.payload.clone().unwrap_or(Value::Null),
             output: run.output.clone().unwrap_or(Value::Null),
@@ -106,6 +104,15 @@ impl RunDetail {
             retried_as,
         }
     }
+}
+
+/// Where a run's page says it stands: a queued run shows as running (it
+/// has started, as far as its caller knows); the outcome says how it ended.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum PageState {
+    Running,
+    Ended,
 }
 
 /// One attempt on a run's page.
