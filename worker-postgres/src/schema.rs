@@ -366,6 +366,43 @@ ALTER TABLE {s}.stat_deltas
     ADD COLUMN duration_class smallint;
 "#,
     ),
+    (
+        8,
+        "lanes current for 4 seconds instead of 10; no vacuum for inserts into the history",
+        r#"
+-- Under a transaction held open, nothing in a lane can be vacuumed, so
+-- each claim walks the dead row versions of the last three periods: at
+-- 20,000 runs a second and 10-second periods, about 700,000 of them. A
+-- 4-second period keeps that to 12 seconds of churn, and the lanes clear
+-- themselves 12 seconds after such a transaction ends instead of 30.
+-- `layout::PERIOD` must agree (a unit test checks it).
+--
+-- A node of version 7 beside this one keeps clearing by 10-second
+-- periods; it may then clear the lane this version fills, which moves
+-- that lane's runs to another (nothing is lost, as in any clearing) until
+-- it is upgraded.
+ALTER TABLE {s}.runs ALTER COLUMN lane
+    SET DEFAULT ((floor(extract(epoch FROM now()) / 4))::int8 % 3)::int2;
+
+-- The history's slots are only ever inserted into and truncated whole:
+-- vacuum has nothing to remove there. Yet autovacuum visited each slot
+-- every minute or so for its inserts (to set visibility bits no query
+-- uses), reading 1.5 GB of history at 20,000 runs a second, and right
+-- after a long transaction ended it went through every slot in turn for
+-- half a minute, which held the claims back. Inserts no longer trigger
+-- it; analyze still runs, so the dashboard's queries keep their plans,
+-- and an anti-wraparound vacuum still comes if a slot ever lives that
+-- long.
+ALTER TABLE {s}.ended_runs_slot_0 SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE {s}.ended_runs_slot_1 SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE {s}.ended_runs_slot_2 SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE {s}.ended_runs_slot_3 SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE {s}.ended_runs_slot_4 SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE {s}.ended_runs_slot_5 SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE {s}.ended_runs_slot_6 SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE {s}.ended_runs_slot_7 SET (autovacuum_vacuum_insert_threshold = -1);
+"#,
+    ),
 ];
 
 /// How recent a node's heartbeat must be for migration 3 to take it for a
@@ -458,4 +495,28 @@ async fn refuse_beside_live_nodes(
         sql.schema,
         live.join(", ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+    use crate::layout::{LANES, PERIOD};
+
+    #[test]
+    fn the_latest_lane_default_agrees_with_the_layout() {
+        let latest = MIGRATIONS
+            .iter()
+            .rev()
+            .find(|(_, _, sql)| sql.contains("ALTER COLUMN lane") || sql.contains("lane smallint"))
+            .expect("a migration sets the lane default");
+        let default = format!(
+            "extract(epoch FROM now()) / {}))::int8 % {LANES})::int2",
+            PERIOD.as_secs()
+        );
+        assert!(
+            latest.2.contains(&default),
+            "migration {} must insert into lanes by layout::PERIOD ({default})",
+            latest.0
+        );
+    }
 }

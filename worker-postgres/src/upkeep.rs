@@ -31,8 +31,8 @@ const REAP_EVERY: Duration = Duration::from_millis(250);
 /// retention, moved on: see `history`), and old ticks and nodes deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(5);
 
-/// How often the hot table is vacuumed, and its oldest lane cleared if
-/// due (see `lanes`), by one node of the cluster at a time. Every run
+/// How often the hot table is vacuumed, by one node of the cluster at a
+/// time (its lanes are cleared on a loop of their own: see `lanes_loop`). Every run
 /// leaves three dead row versions in `runs` (its insert, its claim, its
 /// move to `ended_runs`); autovacuum visits a database about once a
 /// minute, by which time a busy cluster has left millions. Vacuumed every
@@ -89,6 +89,7 @@ impl Upkeep {
         tokio::spawn(upkeep.clone().purge_loop());
         if upkeep.config.execute {
             tokio::spawn(upkeep.clone().vacuum_loop());
+            tokio::spawn(upkeep.clone().lanes_loop());
         }
         upkeep
     }
@@ -170,6 +171,19 @@ impl Upkeep {
         .await;
     }
 
+    /// Clears the lane the next period fills, looking four times a period
+    /// so that no period goes by without it (a look at a lane already
+    /// cleared reads one size). Truncation frees a lane also while a
+    /// transaction holds vacuum back, which is why the lanes exist.
+    async fn lanes_loop(self: Arc<Self>) {
+        let look = layout::PERIOD / 4;
+        let pace = Pace::new(look, 1, look);
+        self.every(pace, |upkeep| async move {
+            upkeep.clear_oldest_lane().await;
+        })
+        .await;
+    }
+
     /// Vacuums the hot table every [`VACUUM_EVERY`], on its own loop (a
     /// vacuum of a bloated table takes seconds, which the reaper must not
     /// wait). While a long transaction holds vacuum back, most of what it
@@ -185,9 +199,6 @@ impl Upkeep {
                 () = tokio::time::sleep(VACUUM_EVERY) => {}
                 () = self.stop.wait() => return,
             }
-            // First, whatever vacuum can do: truncation frees a lane also
-            // while a transaction holds the horizon back.
-            self.clear_oldest_lane().await;
             if let Some(held) = held_at {
                 let moved = match (held, self.horizon().await) {
                     (Some(before), Some(now)) => now != before,
