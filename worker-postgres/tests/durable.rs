@@ -658,6 +658,18 @@ async fn nodes_starting_at_once_migrate_once() {
     .await
     .unwrap();
     assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8], "each applied once");
+    // Migration 8: the history's slots, insert-only and truncated whole,
+    // are not vacuumed for their inserts.
+    let unvacuumed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname LIKE 'ended\\_runs\\_slot\\_%' AND c.relkind = 'r'
+           AND 'autovacuum_vacuum_insert_threshold=-1' = ANY (c.reloptions)",
+    )
+    .bind(&schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unvacuumed, 8, "every slot");
     // Starting again changes nothing.
     let again = WorkerManager::new();
     again

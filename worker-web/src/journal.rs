@@ -137,18 +137,19 @@ impl Journal {
 /// durable backend gives, so the dashboard reads either the same way.
 impl History for Journal {
     fn recent(&self, query: HistoryQuery) -> BoxFuture<'_, Result<Vec<StoredRun>>> {
-        let mut runs: Vec<StoredRun> = self
+        let mut kept: Vec<Arc<RunRecord>> = self
             .recent()
-            .iter()
+            .into_iter()
             .filter(|run| query.worker.as_deref().is_none_or(|w| run.worker() == w))
             .filter(|run| query.outcome.is_none_or(|o| run.outcome() == Some(o)))
-            .map(|run| run.stored_run())
             .collect();
         if query.failed_first {
             // Stable: newest first within each group.
-            runs.sort_by_key(|run| !run.outcome().is_some_and(Outcome::is_failure));
+            kept.sort_by_key(|run| !run.outcome().is_some_and(Outcome::is_failure));
         }
-        runs.truncate(query.limit);
+        kept.truncate(query.limit);
+        // Only the runs answered are copied out.
+        let runs: Vec<StoredRun> = kept.iter().map(|run| run.stored_run()).collect();
         Box::pin(async move { Ok(runs) })
     }
 
@@ -177,9 +178,10 @@ impl History for Journal {
     fn timeline(
         &self,
         window: Duration,
-        bucket: Duration,
+        _bucket: Duration,
     ) -> BoxFuture<'_, Result<Vec<TimelineBucket>>> {
-        let buckets = self.timeline.buckets(SystemTime::now(), window, bucket);
+        // Its buckets are always `timeline::BUCKET` wide.
+        let buckets = self.timeline.buckets(SystemTime::now(), window);
         Box::pin(async move { Ok(buckets) })
     }
 }

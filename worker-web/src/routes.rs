@@ -319,13 +319,10 @@ fn unknown_run(state: &Web, id: &str) -> ApiError {
 async fn run_detail(
     State(state): State<Web>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunDetail>, ApiError> {
     let run_id = run_id(&state, &id)?;
     match state.runs.run(run_id).await? {
-        Some(run) => Ok(Json(
-            serde_json::to_value(RunDetail::of(&run, state.journal.retried_as(run_id)))
-                .unwrap_or(Value::Null),
-        )),
+        Some(run) => Ok(Json(RunDetail::of(&run, state.journal.retried_as(run_id)))),
         None => Err(unknown_run(&state, &id)),
     }
 }

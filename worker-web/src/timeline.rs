@@ -99,14 +99,8 @@ impl Timeline {
 
     /// The runs that ended in the last `window` as of `now` (at most 15
     /// minutes), per 5-second bucket, oldest first; buckets with none are
-    /// left out. Buckets are always 5 s: `bucket` is rounded to it.
-    pub fn buckets(
-        &self,
-        now: SystemTime,
-        window: Duration,
-        bucket: Duration,
-    ) -> Vec<TimelineBucket> {
-        let _ = bucket;
+    /// left out.
+    pub fn buckets(&self, now: SystemTime, window: Duration) -> Vec<TimelineBucket> {
         let newest = slot_of(now);
         let span = (window.as_secs() / BUCKET.as_secs()).clamp(1, BUCKETS as u64);
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -166,7 +160,7 @@ mod tests {
             Duration::ZERO,
         );
         let window = BUCKET * BUCKETS as u32;
-        let buckets = timeline.buckets(now, window, BUCKET);
+        let buckets = timeline.buckets(now, window);
         assert_eq!(buckets.len(), 1, "only the bucket with runs: {buckets:?}");
         let last = &buckets[0];
         assert_eq!(slot_of(last.start), slot_of(now));
@@ -191,7 +185,7 @@ mod tests {
             Outcome::Failed,
             Duration::ZERO,
         );
-        let later = timeline.buckets(now + Duration::from_secs(900), window, BUCKET);
+        let later = timeline.buckets(now + Duration::from_secs(900), window);
         assert_eq!(later.last().unwrap().counts, [(Outcome::Failed, 1)]);
     }
 }
