@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
+pub use crate::call::{Resolved, Start};
 use crate::error::Result;
 use crate::handle::WorkerHandle;
 pub use crate::history::{
@@ -48,6 +49,26 @@ pub trait Backend: Send + Sync + 'static {
         timeout: Option<Duration>,
         payload: Option<Value>,
     ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
+
+    /// Stores a run with per-call options (a start time, a unique key, a
+    /// priority: see [`Resolved`]) and returns once it is committed; a
+    /// duplicate key is answered as `call.on_duplicate` says, enforced by
+    /// the storage, not by a read before the write.
+    fn call_with(&self, worker: &str, call: Resolved) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
+
+    /// Stores many runs of one worker in one commit, all or nothing, and
+    /// gives their ids in order.
+    fn call_many(&self, worker: &str, calls: Vec<Resolved>) -> BoxFuture<'_, Result<Vec<RunId>>>;
+
+    /// The ids of runs waiting for their start time, soonest first, of one
+    /// worker or all.
+    fn scheduled(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>>;
+
+    /// Pauses or resumes a worker in the whole cluster.
+    fn set_paused(&self, worker: &str, paused: bool) -> BoxFuture<'_, Result<()>>;
+
+    /// Whether a worker is paused in the cluster.
+    fn is_paused(&self, worker: &str) -> BoxFuture<'_, Result<bool>>;
 
     /// A handle on a stored run, from its first message.
     fn attach(&self, run_id: RunId) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>>;
@@ -91,6 +112,9 @@ pub struct ClaimedRun {
     pub attempt: u32,
     /// Its timeout, if the caller set one (else the worker's).
     pub timeout: Option<Duration>,
+    /// Its priority: orders it among runs waiting here for a concurrency
+    /// slot.
+    pub priority: i32,
 }
 
 /// This process, as a backend sees it: the workers it can execute and the

@@ -82,7 +82,7 @@ impl WorkerContext {
 
     /// The JSON the caller passed, if any.
     pub fn payload(&self) -> Option<&Value> {
-        self.run.payload.as_ref()
+        self.run.payload()
     }
 
     /// The environment the manager runs in.

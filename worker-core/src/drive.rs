@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::context::WorkerContext;
-use crate::definition::{Claim, Slot};
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
+use crate::gate::{Claim, Slot};
 use crate::run::Run;
 use crate::run_state::Outcome;
 use crate::signal::Signal;
@@ -258,9 +258,7 @@ impl Supervisor {
                     let wait = crate::sync::now().saturating_duration_since(waiting.since);
                     run.waited(wait);
                     run.waited_for_slot(wait);
-                    // `None` only if the semaphore were closed: then run
-                    // as if there were no limit.
-                    self.slot = permit.map(|permit| Box::new(Slot::Held(permit)));
+                    self.slot = Some(Box::new(Slot::Held(permit)));
                 }
             }
             flags.started = true;
@@ -397,9 +395,7 @@ impl Supervisor {
             }
         }
         self.timer = None;
-        if let Some(slots) = &run.definition().slots {
-            self.slot = slots.retry();
-        }
+        self.slot = run.definition().gate.retry(run.priority());
         Poll::Ready(Ok(()))
     }
 }

@@ -144,6 +144,21 @@ pub enum Error {
         waiting: usize,
     },
 
+    /// A call with a key and [`Duplicate::Reject`](crate::Duplicate::Reject)
+    /// found a run with that key queued, scheduled or running: nothing was
+    /// stored. See [`Error::is_duplicate`].
+    #[error(
+        "Worker '{worker}' already has run {run_id} with key '{key}' (queued, scheduled or running); the call was rejected (Duplicate::Reject)"
+    )]
+    Duplicate {
+        /// The worker's name.
+        worker: String,
+        /// The key.
+        key: String,
+        /// The existing run's id.
+        run_id: String,
+    },
+
     /// The backend's database can't be reached (durable mode): the
     /// connection was refused, dropped, or not had in time. Nothing the
     /// call was to store was stored, so it is safe to try again once the
@@ -344,6 +359,13 @@ impl Error {
     /// ```
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
+    }
+
+    /// `true` for a call rejected because a run with its key exists
+    /// ([`Duplicate::Reject`](crate::Duplicate::Reject)); the message names
+    /// that run's id.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Error::Duplicate { .. })
     }
 
     /// The kind of a run's error, as a backend stores it: `validation`,

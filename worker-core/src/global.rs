@@ -87,6 +87,43 @@ impl WORKER {
             .await
     }
 
+    /// Starts a run with per-call options (delay, key, priority, …). See
+    /// [`WorkerManager::call_with`].
+    pub async fn call_with(worker_name: &str, call: crate::Call) -> Result<WorkerHandle> {
+        WorkerManager::global().call_with(worker_name, call).await
+    }
+
+    /// Stores many runs of one worker at once; their ids in order. See
+    /// [`WorkerManager::call_many`].
+    pub async fn call_many(
+        worker_name: &str,
+        calls: impl IntoIterator<Item = crate::Call>,
+    ) -> Result<Vec<String>> {
+        WorkerManager::global().call_many(worker_name, calls).await
+    }
+
+    /// Ids of runs waiting for their start time, soonest first. See
+    /// [`WorkerManager::scheduled`].
+    pub async fn scheduled(worker_name: Option<&str>) -> Result<Vec<String>> {
+        WorkerManager::global().scheduled(worker_name).await
+    }
+
+    /// Pauses a worker: its runs wait until [`resume`](Self::resume). See
+    /// [`WorkerManager::pause`].
+    pub async fn pause(worker_name: &str) -> Result<()> {
+        WorkerManager::global().pause(worker_name).await
+    }
+
+    /// Resumes a paused worker. See [`WorkerManager::resume`].
+    pub async fn resume(worker_name: &str) -> Result<()> {
+        WorkerManager::global().resume(worker_name).await
+    }
+
+    /// Whether a worker is paused. See [`WorkerManager::is_paused`].
+    pub async fn is_paused(worker_name: &str) -> Result<bool> {
+        WorkerManager::global().is_paused(worker_name).await
+    }
+
     /// Runs a worker and waits for its result. See [`WorkerManager::run`].
     pub async fn run(worker_name: &str, payload: Option<Value>) -> Result<()> {
         WorkerManager::global().run(worker_name, payload).await

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::job::Follow;
 use crate::remote::RemoteRun;
 use crate::run::Run;
 use crate::signal::Signal;
@@ -47,9 +48,11 @@ pub struct WorkerHandle {
     inner: Inner,
 }
 
-/// A run of this process, or one stored in a backend.
+/// A run of this process, a run of this process that another call
+/// started (a duplicate key joined it), or one stored in a backend.
 enum Inner {
     Local(LocalHandle),
+    Joined(Arc<Run>, Arc<Follow>),
     Remote(Box<dyn RemoteRun>),
 }
 
@@ -87,6 +90,14 @@ impl WorkerHandle {
         }
     }
 
+    /// Another handle on a run of this process: its messages from now on,
+    /// and its outcome.
+    pub(crate) fn joined(run: Arc<Run>, follow: Arc<Follow>) -> Self {
+        WorkerHandle {
+            inner: Inner::Joined(run, follow),
+        }
+    }
+
     /// The handle of a run stored in a backend.
     pub(crate) fn remote(run: Box<dyn RemoteRun>) -> Self {
         WorkerHandle {
@@ -98,6 +109,7 @@ impl WorkerHandle {
     pub fn id(&self) -> &str {
         match &self.inner {
             Inner::Local(local) => local.run.id_str(),
+            Inner::Joined(run, _) => run.id_str(),
             Inner::Remote(remote) => remote.id(),
         }
     }
@@ -106,6 +118,7 @@ impl WorkerHandle {
     pub fn worker_name(&self) -> &str {
         match &self.inner {
             Inner::Local(local) => local.run.worker_name(),
+            Inner::Joined(run, _) => run.worker_name(),
             Inner::Remote(remote) => remote.worker_name(),
         }
     }
@@ -116,6 +129,7 @@ impl WorkerHandle {
     pub async fn cancel(&self) -> Result<()> {
         match &self.inner {
             Inner::Local(local) => local.run.cancel_and_wait().await,
+            Inner::Joined(run, _) => run.cancel_and_wait().await,
             Inner::Remote(remote) => remote.cancel().await,
         }
     }
@@ -135,6 +149,7 @@ impl WorkerHandle {
                     .poll_messages(inbox, cx)
                     .map(|_| inbox.pop_front())
             }
+            Inner::Joined(_, follow) => follow.poll_recv(cx),
             Inner::Remote(remote) => remote.poll_recv(cx),
         })
         .await
@@ -150,6 +165,7 @@ impl WorkerHandle {
                 }
                 inbox.pop_front()
             }
+            Inner::Joined(_, follow) => follow.try_recv(),
             Inner::Remote(remote) => remote.try_recv(),
         }
     }
@@ -158,6 +174,7 @@ impl WorkerHandle {
     pub fn is_finished(&self) -> bool {
         match &self.inner {
             Inner::Local(local) => local.run.signals.is_fired(Signal::Ended),
+            Inner::Joined(_, follow) => follow.is_finished(),
             Inner::Remote(remote) => remote.is_finished(),
         }
     }
@@ -216,6 +233,10 @@ impl WorkerHandle {
                     // dropped it; the run then ended as cancelled.
                     Err(_) => Err(local.run.cancelled_error()),
                 }
+            }
+            Inner::Joined(run, follow) => {
+                let stored = std::future::poll_fn(|cx| follow.poll_outcome(cx)).await;
+                stored.rebuild(run.worker_name(), run.id_str())
             }
             Inner::Remote(remote) => remote.outcome().await,
         }

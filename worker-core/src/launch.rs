@@ -13,9 +13,9 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::context::WorkerContext;
-use crate::definition::Claim;
 use crate::drive::{RunTask, start};
 use crate::error::Result;
+use crate::gate::Claim;
 use crate::run::Run;
 
 /// A boxed future that ends in a `Result<()>`: what an `install()` shim

@@ -88,6 +88,7 @@
 //!                 │     admission, cancel, shutdown, the backend's Executor
 //!  lifecycle   registration ─ launch ─ drive       handle   scheduler   backend
 //!                 (link-time)  (typed)   (deadline, cancel, hold, ending)  (the durable contract)
+//!              pending (a job's wait for its time and gate)
 //!                                 │
 //!  context     context (WorkerContext)
 //!                 │
@@ -96,6 +97,8 @@
 //!  worker      definition (name, default timeout, stats, origin)
 //!                 │
 //!  foundation  signal  mailbox  stats  histogram  config  options  schedule
+//!              call (Call: one call's options)  gate (priority, pause, slots)
+//!              job (a keyed or timed run's extras, joined handles)
 //!              error  duration  running  sync  run_state  run_id  host  name_rule
 //!              observe (Observer)  telemetry (spans, metrics)  remote (RemoteRun)
 //!              history (History: what dashboards read)
@@ -105,12 +108,15 @@
 #![warn(missing_docs)]
 
 // Foundation: no imports from any other layer.
+mod call;
 mod config;
 mod duration;
 mod error;
+mod gate;
 mod histogram;
 mod history;
 mod host;
+mod job;
 mod mailbox;
 mod name_rule;
 pub mod observe;
@@ -135,6 +141,7 @@ pub mod backend;
 mod drive;
 mod handle;
 mod launch;
+mod pending;
 mod registration;
 mod scheduler;
 // The manager and its faces.
@@ -149,6 +156,7 @@ pub mod build;
 pub mod __private;
 
 pub use builder::Workers;
+pub use call::{Call, Duplicate};
 pub use config::{AppConfig, DEFAULT_GRACE_PERIOD, DEFAULT_MESSAGE_BUFFER, Environment};
 pub use context::WorkerContext;
 pub use duration::format_duration;
@@ -168,8 +176,8 @@ pub use worker_derive::{auto_discover, auto_workers, worker};
 /// `use worker_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AppConfig, Environment, Error, Result, WORKER, WorkerContext, WorkerHandle, WorkerManager,
-        WorkerOptions, WorkerStats, Workers,
+        AppConfig, Call, Duplicate, Environment, Error, Result, WORKER, WorkerContext,
+        WorkerHandle, WorkerManager, WorkerOptions, WorkerStats, Workers,
     };
     pub use serde_json::{Value, json};
     pub use worker_derive::{auto_discover, auto_workers, worker};

@@ -7,21 +7,24 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
 use crate::backend::{Backend, BackendBuilder, ClaimedRun, Executor, History, Node};
+use crate::call::{Call, Duplicate, Resolved};
 use crate::config::{AppConfig, Environment, Settings};
 use crate::context::WorkerContext;
-use crate::definition::{Claim, Definition};
+use crate::definition::Definition;
 use crate::drive::catch_panic;
 use crate::error::{Error, InstallFailure, Result, panic_text};
+use crate::gate::Claim;
 use crate::handle::WorkerHandle;
+use crate::job::{Due, Job, Replaced};
 use crate::launch::Launcher;
 use crate::options::WorkerOptions;
 use crate::registration::{InstallRegistration, WorkerRegistration};
-use crate::run::{Run, Scope};
+use crate::run::{Run, Scope, Spec};
 use crate::run_id::RunId;
 use crate::running::RunningSet;
 use crate::signal::Signal;
@@ -55,6 +58,8 @@ pub struct WorkerManager {
 struct Shared {
     definitions: RwLock<HashMap<Box<str>, Entry>>,
     running: Arc<RunningSet<Run>>,
+    /// Jobs (runs with a key or a start time) that have not started.
+    pending: Arc<RunningSet<Run>>,
     settings: RwLock<Arc<Settings>>,
     /// Bumped after every change to `definitions` or `settings`: a thread's
     /// [`View`] of an older generation is rebuilt before it is used.
@@ -111,6 +116,7 @@ impl WorkerManager {
             shared: Arc::new(Shared {
                 definitions: RwLock::default(),
                 running: Arc::new(RunningSet::new()),
+                pending: Arc::new(RunningSet::new()),
                 settings: RwLock::new(Arc::new(Settings::default())),
                 generation: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
@@ -345,20 +351,364 @@ impl WorkerManager {
         timeout: Option<Duration>,
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::msg(format!(
-                "can't start worker '{worker_name}': call() must run inside a tokio runtime"
-            ))
-        })?;
+        let runtime = runtime_for(worker_name)?;
         if let Some(backend) = self.backend_for(worker_name)? {
             return backend
                 .call(worker_name, timeout, payload)
                 .await
                 .map(WorkerHandle::remote);
         }
-        let (view, index, run, slot) = self.admit(worker_name, timeout, payload, true, None)?;
+        if self.is_unique(worker_name) {
+            let mut call = Call::new();
+            call.payload = payload;
+            call.timeout = timeout;
+            return self.call_with(worker_name, call).await;
+        }
+        let (view, index, run, slot) =
+            self.admit(worker_name, timeout, payload, true, None, None)?;
         let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
         Ok(WorkerHandle::new(run, task))
+    }
+
+    /// Whether every call of the worker is keyed by a payload field.
+    fn is_unique(&self, worker_name: &str) -> bool {
+        let view = self.view();
+        view.by_name.get(worker_name).is_some_and(|&index| {
+            view.scope.definitions[index as usize]
+                .options
+                .get_unique()
+                .is_some()
+        })
+    }
+
+    /// Starts a run with per-call options (see [`Call`]): a payload of any
+    /// `Serialize` type, a timeout, a start time (`delay`/`at`), a unique
+    /// key with what to do on a duplicate, a priority. Returns its handle,
+    /// as [`call`](Self::call) does; a `Duplicate::Join` gives a handle on
+    /// the run that has the key.
+    ///
+    /// In this process, a run waiting for its time is listed by
+    /// [`scheduled`](Self::scheduled), not [`running`](Self::running);
+    /// [`cancel`](Self::cancel) ends it at once; it is lost if the process
+    /// exits (`shutdown` cancels and counts it). Priority orders the runs
+    /// waiting for a concurrency slot (or for `resume`): without a
+    /// `concurrency` limit every due run starts at once, so priority
+    /// changes nothing. A backend stores all of it and orders its claims by
+    /// priority across workers.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> worker_core::Result<()> {
+    /// use worker_core::prelude::*;
+    ///
+    /// let manager = WorkerManager::new();
+    /// manager.register("sync", |_ctx| async { Ok(()) }).await?;
+    /// let first = manager.call_with("sync", Call::new().key("account:7")
+    ///     .delay(std::time::Duration::from_millis(20))).await?;
+    /// let joined = manager.call_with("sync", Call::new().key("account:7")).await?;
+    /// assert_eq!(joined.id(), first.id()); // one run, two handles
+    /// let rejected = manager.call_with("sync", Call::new().key("account:7")
+    ///     .on_duplicate(Duplicate::Reject)).await.unwrap_err();
+    /// assert!(rejected.is_duplicate());
+    /// first.await_result().await?;
+    /// joined.await_result().await?;
+    /// assert_eq!(manager.stats("sync").await.unwrap().runs, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_with(&self, worker_name: &str, call: Call) -> Result<WorkerHandle> {
+        let runtime = runtime_for(worker_name)?;
+        let call = self.resolve(worker_name, call)?;
+        if let Some(backend) = self.backend_for(worker_name)? {
+            return backend
+                .call_with(worker_name, call)
+                .await
+                .map(WorkerHandle::remote);
+        }
+        if call.key.is_none() && call.start.is_none() {
+            let (view, index, run, slot) = self.admit(
+                worker_name,
+                call.timeout,
+                call.payload,
+                true,
+                None,
+                Some(call.priority),
+            )?;
+            let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
+            return Ok(WorkerHandle::new(run, task));
+        }
+        let (view, index) = self.view_of(worker_name)?;
+        let definition = view.scope.definitions[index as usize].clone();
+        let mut keys = lock(&definition.keys);
+        self.enqueue_job(&view, index, &mut keys, call, &runtime)
+    }
+
+    /// Stores many runs of one worker at once and returns their ids, in
+    /// the order of `calls` (a `Duplicate::Join` gives the existing run's
+    /// id). All or nothing: an invalid call, or a `Duplicate::Reject` that
+    /// finds its key taken (also by an earlier call of the batch), fails
+    /// the batch before any run is stored. In durable mode the batch is
+    /// one statement and one commit.
+    ///
+    /// In this process the batch's runs are not refused by `queue_limit`:
+    /// they wait at the worker's gate like retries.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> worker_core::Result<()> {
+    /// use worker_core::prelude::*;
+    ///
+    /// let manager = WorkerManager::new();
+    /// manager.register("send-email", |_ctx| async { Ok(()) }).await?;
+    /// let calls = (0..3).map(|n| Call::new().payload(json!({"n": n})));
+    /// let ids = manager.call_many("send-email", calls).await?;
+    /// assert_eq!(ids.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_many(
+        &self,
+        worker_name: &str,
+        calls: impl IntoIterator<Item = Call>,
+    ) -> Result<Vec<String>> {
+        let runtime = runtime_for(worker_name)?;
+        let calls = calls
+            .into_iter()
+            .map(|call| self.resolve(worker_name, call))
+            .collect::<Result<Vec<Resolved>>>()?;
+        if let Some(backend) = self.backend_for(worker_name)? {
+            let ids = backend.call_many(worker_name, calls).await?;
+            return Ok(ids.iter().map(RunId::to_string).collect());
+        }
+        if self.is_shutting_down() {
+            return Err(Error::Shutdown);
+        }
+        let (view, index) = self.view_of(worker_name)?;
+        let definition = view.scope.definitions[index as usize].clone();
+        let mut keys = lock(&definition.keys);
+        let mut batch_keys = HashSet::new();
+        for call in &calls {
+            let Some(key) = &call.key else { continue };
+            let taken = keys.get(key.as_str()).map(RunId::to_string);
+            let earlier = !batch_keys.insert(key.as_str());
+            if call.on_duplicate == Duplicate::Reject && (taken.is_some() || earlier) {
+                return Err(Error::Duplicate {
+                    worker: worker_name.to_owned(),
+                    key: key.clone(),
+                    run_id: taken.unwrap_or_else(|| "of an earlier call in this batch".to_owned()),
+                });
+            }
+        }
+        calls
+            .into_iter()
+            .map(|call| {
+                let handle = self.enqueue_job(&view, index, &mut keys, call, &runtime)?;
+                Ok(handle.id().to_owned())
+            })
+            .collect()
+    }
+
+    /// The ids of runs waiting for their start time, soonest first: of one
+    /// worker, or of all (`None`). In durable mode, over the cluster.
+    pub async fn scheduled(&self, worker_name: Option<&str>) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut local_only = false;
+        if let Some(name) = worker_name {
+            let definition = self
+                .definition(name)
+                .ok_or_else(|| Error::NotRegistered(name.to_owned()))?;
+            local_only = definition.options.is_local();
+        }
+        if let (Some(backend), false) = (self.shared.backend.get(), local_only) {
+            ids.extend(
+                backend
+                    .scheduled(worker_name)
+                    .await?
+                    .iter()
+                    .map(RunId::to_string),
+            );
+            if worker_name.is_some() {
+                return Ok(ids);
+            }
+        }
+        let durable = self.shared.backend.get().is_some();
+        let mut waiting: Vec<(SystemTime, String)> = self
+            .shared
+            .pending
+            .snapshot()
+            .iter()
+            .filter(|run| worker_name.is_none_or(|name| run.worker_name() == name))
+            .filter(|run| !durable || run.definition().options.is_local())
+            .filter_map(|run| Some((run.job()?.waits_until()?, run.id_str().to_owned())))
+            .collect();
+        waiting.sort();
+        ids.extend(waiting.into_iter().map(|(_, id)| id));
+        Ok(ids)
+    }
+
+    /// Pauses a worker: its queued runs wait (also scheduled runs that come
+    /// due), calls are still accepted and wait too, runs already executing
+    /// go on; its schedule (`every`, `cron`) skips its ticks, counted in
+    /// `skipped`. In durable mode the pause is stored and holds on every
+    /// node within a second. [`resume`](Self::resume) starts the waiting
+    /// runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> worker_core::Result<()> {
+    /// use worker_core::prelude::*;
+    ///
+    /// let manager = WorkerManager::new();
+    /// manager.register("send-email", |_ctx| async { Ok(()) }).await?;
+    /// manager.pause("send-email").await?;
+    /// let handle = manager.call("send-email", None, None).await?;
+    /// assert!(manager.is_paused("send-email").await?);
+    /// assert_eq!(manager.stats("send-email").await.unwrap().queued, 1);
+    /// manager.resume("send-email").await?;
+    /// handle.await_result().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause(&self, worker_name: &str) -> Result<()> {
+        self.set_paused(worker_name, true).await
+    }
+
+    /// Resumes a paused worker: its waiting runs start, by priority.
+    pub async fn resume(&self, worker_name: &str) -> Result<()> {
+        self.set_paused(worker_name, false).await
+    }
+
+    /// Whether a worker is paused (in durable mode, in the cluster).
+    pub async fn is_paused(&self, worker_name: &str) -> Result<bool> {
+        let definition = self
+            .definition(worker_name)
+            .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
+        match self.shared.backend.get() {
+            Some(backend) if !definition.options.is_local() => backend.is_paused(worker_name).await,
+            _ => Ok(definition.gate.is_paused()),
+        }
+    }
+
+    async fn set_paused(&self, worker_name: &str, paused: bool) -> Result<()> {
+        let definition = self
+            .definition(worker_name)
+            .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
+        match self.shared.backend.get() {
+            Some(backend) if !definition.options.is_local() => {
+                backend.set_paused(worker_name, paused).await
+            }
+            _ => {
+                definition.gate.set_paused(paused);
+                Ok(())
+            }
+        }
+    }
+
+    /// A call with the worker's defaults applied; an unknown worker or an
+    /// invalid call is refused before anything is stored.
+    fn resolve(&self, worker_name: &str, call: Call) -> Result<Resolved> {
+        let definition = self
+            .definition(worker_name)
+            .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
+        let options = &definition.options;
+        call.resolve(worker_name, options.get_priority(), options.get_unique())
+    }
+
+    /// This thread's view and the worker's index in it.
+    fn view_of(&self, worker_name: &str) -> Result<(Arc<View>, u32)> {
+        let view = self.view();
+        let Some(&index) = view.by_name.get(worker_name) else {
+            return Err(Error::NotRegistered(worker_name.to_owned()));
+        };
+        Ok((view, index))
+    }
+
+    /// Stores a job (a run with a key or a start time) in this process, or
+    /// answers its duplicate; `keys` is its worker's, locked, so that the
+    /// check and the store are one step.
+    fn enqueue_job(
+        &self,
+        view: &View,
+        index: u32,
+        keys: &mut HashMap<Box<str>, RunId>,
+        call: Resolved,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<WorkerHandle> {
+        let definition = &view.scope.definitions[index as usize];
+        let due = call.start.map(Due::of);
+        if let Some(key) = &call.key {
+            if let Some(&existing) = keys.get(key.as_str()) {
+                return self.duplicate(&definition.name, key, existing, call.on_duplicate, || {
+                    (call.payload.clone(), call.priority, due)
+                });
+            }
+        }
+        if self.is_shutting_down() {
+            return Err(Error::Shutdown);
+        }
+        let job = Job::new(call.key.clone(), call.payload, call.priority, due);
+        let timeout = call.timeout.or(definition.default_timeout());
+        let spec = Spec {
+            timeout,
+            payload: None,
+            has_reader: true,
+            durable: None,
+            priority: call.priority,
+            job: Some(job),
+        };
+        let run = Run::new(view.scope.clone(), index, spec);
+        run.list_pending();
+        // Shutdown sets its flag, then cancels what it finds listed: a job
+        // listed after that point must see the flag here and step back.
+        if self.is_shutting_down() {
+            self.shared.pending.remove(run.id.as_u128());
+            run.abandon();
+            return Err(Error::Shutdown);
+        }
+        if let Some(key) = call.key {
+            keys.insert(key.into_boxed_str(), run.id);
+        }
+        let launcher = view.launchers[index as usize].clone();
+        let task = runtime.spawn(crate::pending::start_when_ready(run.clone(), launcher));
+        Ok(WorkerHandle::new(run, task))
+    }
+
+    /// A call whose key `existing` has: joined, replaced or refused.
+    fn duplicate(
+        &self,
+        worker_name: &str,
+        key: &str,
+        existing: RunId,
+        on_duplicate: Duplicate,
+        replacement: impl FnOnce() -> (Option<Value>, i32, Option<Due>),
+    ) -> Result<WorkerHandle> {
+        let id = existing.as_u128();
+        // A keyed run is in one of the two sets until it ends, and it
+        // frees its key before it leaves them.
+        let run = self
+            .shared
+            .pending
+            .get(id)
+            .or_else(|| self.shared.running.get(id));
+        let (Some(run), Some(job)) = (run.clone(), run.as_ref().and_then(|run| run.job())) else {
+            return Err(Error::msg(format!(
+                "worker '{worker_name}': the run {existing} holding key '{key}' was not found"
+            )));
+        };
+        match on_duplicate {
+            Duplicate::Reject => {
+                return Err(Error::Duplicate {
+                    worker: worker_name.to_owned(),
+                    key: key.to_owned(),
+                    run_id: existing.to_string(),
+                });
+            }
+            Duplicate::Replace => {
+                let (payload, priority, due) = replacement();
+                // Started already: joined instead.
+                let _: Replaced = job.replace(payload, priority, due);
+            }
+            Duplicate::Join => {}
+        }
+        let follow = job.follow();
+        Ok(WorkerHandle::joined(run, follow))
     }
 
     /// The backend `worker_name`'s runs go through: `None` without a
@@ -452,6 +802,7 @@ impl WorkerManager {
             claimed.payload,
             true,
             Some(durable),
+            Some(claimed.priority),
         )?;
         let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
         Ok(WorkerHandle::new(run, task))
@@ -493,7 +844,16 @@ impl WorkerManager {
             let remote = backend.call(worker_name, None, payload).await?;
             return WorkerHandle::remote(remote).await_result().await;
         }
-        let (view, index, run, slot) = self.admit(worker_name, None, payload, false, None)?;
+        if self.is_unique(worker_name) {
+            let mut call = Call::new();
+            call.payload = payload;
+            return self
+                .call_with(worker_name, call)
+                .await?
+                .await_result()
+                .await;
+        }
+        let (view, index, run, slot) = self.admit(worker_name, None, payload, false, None, None)?;
         let run = view.launchers[index as usize].inline(run, slot);
         drop(view);
         run.await.map(drop)
@@ -506,11 +866,12 @@ impl WorkerManager {
         payload: Option<Value>,
         has_reader: bool,
         durable: Option<Durable>,
+        priority: Option<i32>,
     ) -> Result<(Arc<View>, u32, Arc<Run>, Claim)> {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
-        self.admit_unchecked(worker_name, timeout, payload, has_reader, durable)
+        self.admit_unchecked(worker_name, timeout, payload, has_reader, durable, priority)
     }
 
     /// [`admit`](Self::admit) without the shutdown check up front: a
@@ -523,26 +884,26 @@ impl WorkerManager {
         payload: Option<Value>,
         has_reader: bool,
         durable: Option<Durable>,
+        priority: Option<i32>,
     ) -> Result<(Arc<View>, u32, Arc<Run>, Claim)> {
         let view = self.view();
         let Some(&index) = view.by_name.get(worker_name) else {
             return Err(Error::NotRegistered(worker_name.to_owned()));
         };
         let definition = &view.scope.definitions[index as usize];
+        let priority = priority.unwrap_or(definition.options.get_priority());
         // Refused before anything is listed or counted.
-        let slot = match &definition.slots {
-            Some(slots) => slots.admit(worker_name)?,
-            None => None,
-        };
+        let slot = definition.gate.admit(worker_name, priority)?;
         let timeout = timeout.or(definition.default_timeout());
-        let run = Run::new(
-            view.scope.clone(),
-            index,
+        let spec = Spec {
             timeout,
             payload,
             has_reader,
-            durable.map(|d| (d.id, d.attempt)),
-        );
+            durable: durable.map(|d| (d.id, d.attempt)),
+            priority,
+            job: None,
+        };
+        let run = Run::new(view.scope.clone(), index, spec);
         run.list();
         // Shutdown sets its flag, then cancels what it finds listed: a run
         // listed after that point must see the flag here and step back.
@@ -573,7 +934,11 @@ impl WorkerManager {
         let Ok(id) = run_id.parse::<RunId>() else {
             return Err(Error::RunNotFound(run_id.to_owned()));
         };
-        let local = self.shared.running.get(id.as_u128());
+        let local = self
+            .shared
+            .running
+            .get(id.as_u128())
+            .or_else(|| self.shared.pending.get(id.as_u128()));
         match (self.shared.backend.get(), local) {
             // A durable run is cancelled through the backend, also here
             // where it executes, so that its one outcome is recorded there.
@@ -659,7 +1024,18 @@ impl WorkerManager {
                 }
             }
         }
-        Some(definition.stats.snapshot())
+        let mut stats = definition.stats.snapshot();
+        stats.queued = definition.gate.waiting() as u64;
+        stats.scheduled = self
+            .shared
+            .pending
+            .snapshot()
+            .iter()
+            .filter(|run| run.worker_name() == worker_name)
+            .filter(|run| run.job().and_then(|job| job.waits_until()).is_some())
+            .count() as u64;
+        stats.paused = definition.gate.is_paused();
+        Some(stats)
     }
 
     /// The default timeout of a registered worker (from
@@ -701,7 +1077,8 @@ impl WorkerManager {
                 log::error!(target: "worker", "the backend did not shut down cleanly: {error}");
             }
         }
-        let runs = self.shared.running.snapshot();
+        let mut runs = self.shared.pending.snapshot();
+        runs.extend(self.shared.running.snapshot());
         for run in &runs {
             run.signals.fire(Signal::Cancel);
         }
@@ -924,6 +1301,7 @@ impl WorkerManager {
                 definitions,
                 settings,
                 running: self.shared.running.clone(),
+                pending: self.shared.pending.clone(),
             }),
             launchers,
             by_name,
@@ -943,6 +1321,15 @@ fn same_place(a: &WorkerRegistration, b: &WorkerRegistration) -> bool {
             .is_some_and(|head| head.ends_with('/') || head.ends_with('\\'))
     };
     a.line == b.line && (a.file == b.file || ends_with(a.file, b.file) || ends_with(b.file, a.file))
+}
+
+/// The runtime a call starts its run on: the caller's.
+fn runtime_for(worker_name: &str) -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::msg(format!(
+            "can't start worker '{worker_name}': call() must run inside a tokio runtime"
+        ))
+    })
 }
 
 /// Resolves when the process is asked to stop: Ctrl+C, or SIGTERM on Unix

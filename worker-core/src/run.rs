@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::definition::Definition;
 use crate::error::{Error, Result};
+use crate::job::Job;
 use crate::mailbox::Mailbox;
 use crate::observe::{Observer, Outcome, RunInfo};
 use crate::run_id::RunId;
@@ -37,6 +38,9 @@ pub(crate) struct Scope {
     pub(crate) definitions: Vec<Arc<Definition>>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) running: Arc<RunningSet<Run>>,
+    /// Runs with a key or a start time that have not started yet: waiting
+    /// for their time, or at their worker's gate.
+    pub(crate) pending: Arc<RunningSet<Run>>,
 }
 
 impl fmt::Debug for Scope {
@@ -57,7 +61,8 @@ pub(crate) struct Run {
     scope: Arc<Scope>,
     /// The run's definition, an index into `scope`.
     definition: u32,
-    pub(crate) payload: Option<Value>,
+    /// The payload; a job's is in its `job` until it starts.
+    payload: Option<Value>,
     /// The timeout in nanoseconds, `u64::MAX` for none: half the size of an
     /// `Option<Duration>` (a run is counted to the byte, bench B5).
     timeout_ns: u64,
@@ -75,6 +80,10 @@ pub(crate) struct Run {
     /// Executed for a backend: one attempt only (the backend retries), and
     /// cancelled through the backend.
     durable: bool,
+    /// Where it stands among runs waiting to start: higher first.
+    priority: i32,
+    /// A run with a key or a start time: see `job`.
+    job: Option<Box<Job>>,
     mailbox: OnceLock<Box<Mailbox>>,
     #[expect(
         clippy::box_collection,
@@ -103,15 +112,28 @@ impl Listed for Run {
     }
 }
 
+/// What a new run is made of, besides its scope and definition.
+pub(crate) struct Spec {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) payload: Option<Value>,
+    /// Whether a handle will read its messages.
+    pub(crate) has_reader: bool,
+    /// A backend's run: its id and attempt.
+    pub(crate) durable: Option<(RunId, u16)>,
+    pub(crate) priority: i32,
+    pub(crate) job: Option<Box<Job>>,
+}
+
 impl Run {
-    pub(crate) fn new(
-        scope: Arc<Scope>,
-        definition: u32,
-        timeout: Option<Duration>,
-        payload: Option<Value>,
-        has_reader: bool,
-        durable: Option<(RunId, u16)>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(scope: Arc<Scope>, definition: u32, spec: Spec) -> Arc<Self> {
+        let Spec {
+            timeout,
+            payload,
+            has_reader,
+            durable,
+            priority,
+            job,
+        } = spec;
         // A thread-local ChaCha generator (uuid's `fast-rng`): unguessable
         // ids without a system call per run. A backend's run keeps its id.
         let id = durable.map_or_else(RunId::random, |(id, _)| id);
@@ -131,6 +153,8 @@ impl Run {
             slot_wait_us: AtomicU64::new(0),
             reader: AtomicBool::new(has_reader),
             durable: durable.is_some(),
+            priority,
+            job,
             mailbox: OnceLock::new(),
             state: Mutex::new(None),
             spans,
@@ -141,6 +165,28 @@ impl Run {
     /// through the backend).
     pub(crate) fn is_durable(&self) -> bool {
         self.durable
+    }
+
+    /// The payload it runs with: a job's is known once it started.
+    pub(crate) fn payload(&self) -> Option<&Value> {
+        match &self.job {
+            None => self.payload.as_ref(),
+            Some(job) => job.started_payload(),
+        }
+    }
+
+    /// Its priority among runs waiting to start (a job's may change until
+    /// it starts).
+    pub(crate) fn priority(&self) -> i32 {
+        match &self.job {
+            None => self.priority,
+            Some(job) => job.priority(),
+        }
+    }
+
+    /// The job's extras, for a run with a key or a start time.
+    pub(crate) fn job(&self) -> Option<&Job> {
+        self.job.as_deref()
     }
 
     pub(crate) fn definition(&self) -> &Definition {
@@ -206,7 +252,7 @@ impl Run {
             worker: self.worker_name(),
             run_id: self.id,
             attempt: self.attempt(),
-            payload: self.payload.as_ref(),
+            payload: self.payload(),
         }
     }
 
@@ -278,6 +324,11 @@ impl Run {
             .saturating_duration_since(self.started)
             .saturating_sub(waited);
         self.definition().stats.ended(ending, took, now);
+        if let Some(job) = &self.job {
+            self.release_key(job);
+            job.ended(outcome);
+        }
+        self.scope.pending.remove(self.id.as_u128());
         self.scope.running.remove(self.id.as_u128());
         metrics::ended(self.worker_name(), ending, took);
         self.spans.ended(ending, outcome.as_ref().err(), took);
@@ -310,6 +361,29 @@ impl Run {
             }
             Err(error) => self.log(level, format_args!("failed after {took}: {error}")),
         }
+    }
+
+    /// Frees the run's key for the next call, unless it is another run's
+    /// by now.
+    fn release_key(&self, job: &Job) {
+        if let Some(key) = &job.key {
+            let mut keys = lock(&self.definition().keys);
+            if keys.get(key) == Some(&self.id) {
+                keys.remove(key);
+            }
+        }
+    }
+
+    /// Lists a job that hasn't started among the pending runs (where
+    /// `cancel`, `scheduled` and shutdown find it).
+    pub(crate) fn list_pending(self: &Arc<Self>) {
+        self.scope.pending.insert(self.clone());
+    }
+
+    /// A job starts: listed as running, no longer pending.
+    pub(crate) fn list_started(self: &Arc<Self>) {
+        self.list();
+        self.scope.pending.remove(self.id.as_u128());
     }
 
     /// Lists the run in its scope's running set.
@@ -379,6 +453,9 @@ impl Run {
 
     /// Queues a message for the handle, or drops it if nobody will read it.
     pub(crate) fn emit(&self, message: Value) {
+        if let Some(job) = &self.job {
+            job.fan_out(&message);
+        }
         if self.reader.load(SeqCst) {
             self.mailbox().push(message);
         }
@@ -387,15 +464,26 @@ impl Run {
     /// Like [`emit`](Self::emit) if the buffer has room; a full one hands
     /// the message back.
     pub(crate) fn try_emit(&self, message: Value) -> Result<(), Value> {
+        let Some(job) = &self.job else {
+            return match self.reader.load(SeqCst) {
+                true => self.mailbox().try_push(message),
+                false => Ok(()),
+            };
+        };
+        // A job's message goes to its joined handles only once the
+        // caller's handle took it: a full buffer hands it back unsent.
         if self.reader.load(SeqCst) {
-            self.mailbox().try_push(message)
-        } else {
-            Ok(())
+            self.mailbox().try_push(message.clone())?;
         }
+        job.fan_out(&message);
+        Ok(())
     }
 
     /// Like [`emit`](Self::emit), waiting for room in the buffer first.
     pub(crate) async fn emit_waiting(&self, message: Value) {
+        if let Some(job) = &self.job {
+            job.fan_out(&message);
+        }
         if self.reader.load(SeqCst) {
             self.mailbox().push_waiting(message, &self.signals).await;
         }

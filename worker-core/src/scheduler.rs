@@ -115,6 +115,13 @@ where
     }
 
     fn tick(&mut self, at: SystemTime) {
+        // Paused in this process (a backend skips the ticks of a worker
+        // paused in the cluster itself).
+        if self.definition.gate.is_paused() {
+            self.definition.stats.skipped();
+            self.warn("tick skipped: the worker is paused");
+            return;
+        }
         if self.previous.as_ref().is_some_and(|run| !run.is_finished()) {
             self.definition.stats.skipped();
             self.warn("tick skipped: the previous scheduled run is still in flight");

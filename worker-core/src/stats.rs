@@ -53,8 +53,19 @@ pub struct WorkerStats {
     pub timeouts: u64,
     /// Of `errors`, the runs that panicked.
     pub panics: u64,
-    /// Runs in flight now.
+    /// Runs in flight now (in this process, including those waiting for a
+    /// concurrency slot or a `resume`).
     pub running: u64,
+    /// Runs due and waiting to start: for a concurrency slot, or while the
+    /// worker is paused (in durable mode, queued in the cluster).
+    #[serde(default)]
+    pub queued: u64,
+    /// Runs waiting for their start time (`Call::delay`/`at`).
+    #[serde(default)]
+    pub scheduled: u64,
+    /// Whether the worker is paused.
+    #[serde(default)]
+    pub paused: bool,
     /// Scheduled ticks skipped because the previous scheduled run was still
     /// in flight.
     pub skipped: u64,
@@ -285,6 +296,7 @@ impl StatsCell {
             p99_ms: percentile_ms(&durations, 0.99),
             wait_p50_ms: percentile_ms(&waits, 0.50),
             wait_p99_ms: percentile_ms(&waits, 0.99),
+            ..WorkerStats::default()
         }
     }
 }

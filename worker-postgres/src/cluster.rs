@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use worker_core::backend::{Backend, BoxFuture, History, Node, RemoteRun};
+use worker_core::backend::{Backend, BoxFuture, History, Node, RemoteRun, Resolved};
 use worker_core::{Error, Result, RunId, WorkerStats};
 
 use crate::bus::{self, Bus, Note};
@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::executor::Executor;
 use crate::handle::{self, PgRun};
+use crate::jobs::{self, Placed};
 use crate::leases;
 use crate::reach::{self, Reach};
 use crate::schema;
@@ -60,6 +61,75 @@ impl Backend for Cluster {
     ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
         let worker = worker.to_owned();
         Box::pin(async move { self.store(&worker, timeout, payload).await })
+    }
+
+    fn call_with(&self, worker: &str, call: Resolved) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move {
+            let placed = self.store_jobs(&worker, vec![call]).await?;
+            let id = placed[0].id;
+            Ok(Box::new(PgRun::new(self.db.clone(), id, worker)) as Box<dyn RemoteRun>)
+        })
+    }
+
+    fn call_many(&self, worker: &str, calls: Vec<Resolved>) -> BoxFuture<'_, Result<Vec<RunId>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move {
+            let placed = self.store_jobs(&worker, calls).await?;
+            Ok(placed.iter().map(|p| RunId::from(p.id)).collect())
+        })
+    }
+
+    fn scheduled(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>> {
+        let worker = worker.map(str::to_owned);
+        Box::pin(async move {
+            let ids: Vec<Uuid> = sqlx::query_scalar(self.sql.scheduled.clone())
+                .persistent(false)
+                .bind(worker)
+                .fetch_all(&mut *self.reach.connection("list the scheduled runs").await?)
+                .await
+                .map_err(|err| self.reach.error("list the scheduled runs", err))?;
+            Ok(ids.into_iter().map(RunId::from).collect())
+        })
+    }
+
+    fn set_paused(&self, worker: &str, paused: bool) -> BoxFuture<'_, Result<()>> {
+        let worker = worker.to_owned();
+        Box::pin(async move {
+            let what = if paused { "pause" } else { "resume" };
+            let what = format!("{what} worker '{worker}'");
+            let mut conn = self.reach.connection(&what).await?;
+            let statement = if paused {
+                &self.sql.pause
+            } else {
+                &self.sql.resume
+            };
+            sqlx::query(statement.clone())
+                .bind(&worker)
+                .execute(&mut *conn)
+                .await
+                .map_err(|err| self.reach.error(&what, err))?;
+            if !paused {
+                // Its runs were passed over while it was paused: every
+                // node claims from the front again.
+                bus::notify(&mut conn, &self.sql, Note::Queued, &[])
+                    .await
+                    .map_err(|err| self.reach.error(&what, err))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn is_paused(&self, worker: &str) -> BoxFuture<'_, Result<bool>> {
+        let worker = worker.to_owned();
+        Box::pin(async move {
+            let what = format!("read whether worker '{worker}' is paused");
+            sqlx::query_scalar(self.sql.is_paused.clone())
+                .bind(&worker)
+                .fetch_one(&mut *self.reach.connection(&what).await?)
+                .await
+                .map_err(|err| self.reach.error(&what, err))
+        })
     }
 
     fn attach(&self, run_id: RunId) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
@@ -175,6 +245,21 @@ impl Cluster {
         Ok(Box::new(PgRun::new(self.db.clone(), id, worker.to_owned())))
     }
 
+    /// Stores jobs in a transaction of their own: all or nothing.
+    async fn store_jobs(&self, worker: &str, calls: Vec<Resolved>) -> Result<Vec<Placed>> {
+        let what = format!("store runs of worker '{worker}'");
+        let mut conn = self.reach.connection(&what).await?;
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(|err| self.reach.error(&what, err))?;
+        let placed = jobs::store(&mut tx, &self.sql, worker, calls).await?;
+        tx.commit()
+            .await
+            .map_err(|err| self.reach.error(&what, err))?;
+        Ok(placed)
+    }
+
     async fn attach_run(&self, run_id: RunId) -> Result<Box<dyn RemoteRun>> {
         let id = run_id.as_uuid();
         let state: Option<(String, String)> = sqlx::query_as(self.sql.run_state.clone())
@@ -224,6 +309,9 @@ impl Cluster {
             Option<f64>,
             Option<f64>,
             i64,
+            i64,
+            i64,
+            bool,
         );
         let mut conn = self.reach.connection("read a worker's statistics").await?;
         let row: Row = sqlx::query_as(self.sql.stats.clone())
@@ -257,6 +345,9 @@ impl Cluster {
             total_runtime_ms: row.7.map_or(0, |ms| ms.round() as u64),
             last_run_ms: row.8.map(|ms| ms.round() as u64),
             running: u64::try_from(row.9).unwrap_or(0),
+            queued: u64::try_from(row.10).unwrap_or(0),
+            scheduled: u64::try_from(row.11).unwrap_or(0),
+            paused: row.12,
             p50_ms: percentile(0),
             p95_ms: percentile(1),
             p99_ms: percentile(2),

@@ -184,7 +184,7 @@ impl Executor {
             let latest = claimed
                 .as_ref()
                 .ok()
-                .and_then(|rows| rows.iter().map(|row| row.8).max());
+                .and_then(|rows| rows.iter().filter_map(|row| row.8).max());
             self.bus.cursor.end(from, latest, sent);
             let claimed = match claimed {
                 Ok(claimed) => claimed,
@@ -205,16 +205,34 @@ impl Executor {
                     self.config.lease.as_millis()
                 );
             }
-            for run in claimed.into_iter().map(Claimed::from) {
+            // Started in the claim's order (priority, then `run_at`): one
+            // task takes the slots for the batch in turn, as the rows come
+            // back in no particular order and tasks first run in no
+            // particular order either.
+            let mut claimed: Vec<Claimed> = claimed.into_iter().map(Claimed::from).collect();
+            claimed.sort_by_key(|run| (std::cmp::Reverse(run.priority), run.run_at));
+            let mut in_order = Vec::with_capacity(claimed.len());
+            for run in claimed {
                 // Held (and its lease renewed) from now on.
                 if self.leases.hold(run.id, run.token, sent) {
-                    tokio::spawn(self.clone().execute(run));
+                    in_order.push(run);
                 } else {
                     // An earlier attempt of it still runs here, stopping:
                     // the run waits a moment, for any node.
                     let executor = self.clone();
                     tokio::spawn(async move { executor.release(&run, 250.0, None).await });
                 }
+            }
+            if !in_order.is_empty() {
+                let executor = self.clone();
+                tokio::spawn(async move {
+                    for run in in_order {
+                        let Ok(permit) = executor.slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        tokio::spawn(executor.clone().execute(run, permit));
+                    }
+                });
             }
             if full {
                 continue;
@@ -249,10 +267,7 @@ impl Executor {
     /// of this process's slots, executes, and hands the ending to the
     /// outbox; the slot is free again then, while the lease is kept until
     /// the ending is written.
-    async fn execute(self: Arc<Self>, run: Claimed) {
-        let Ok(permit) = self.slots.clone().acquire_owned().await else {
-            return;
-        };
+    async fn execute(self: Arc<Self>, run: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
         let ending = if self.is_stopping() {
             // Claimed ahead, never started: straight back to the queue.
             self.release(&run, 0.0, None).await
@@ -306,6 +321,7 @@ impl Executor {
             worker: run.worker.clone(),
             payload: run.payload.clone(),
             attempt: u32::try_from(run.attempt).unwrap_or(1),
+            priority: run.priority,
             timeout: run
                 .timeout_ms
                 .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
@@ -526,6 +542,9 @@ struct Claimed {
     token: Uuid,
     next_seq: i32,
     cancel_requested: bool,
+    priority: i32,
+    /// Its `run_at`, in epoch microseconds.
+    run_at: i64,
 }
 
 /// A row of the claim statement.
@@ -538,13 +557,29 @@ type ClaimRow = (
     Uuid,
     i32,
     bool,
-    // Its `run_at`, in epoch microseconds (for the cursor).
+    // Its `run_at`, in epoch microseconds (for the cursor), for a run of
+    // priority 0: the others are read from the front.
+    Option<i64>,
+    // Its priority, and its `run_at` whatever the priority.
+    i32,
     i64,
 );
 
 impl From<ClaimRow> for Claimed {
     fn from(row: ClaimRow) -> Self {
-        let (id, worker, payload, attempt, timeout_ms, token, next_seq, cancel_requested, _) = row;
+        let (
+            id,
+            worker,
+            payload,
+            attempt,
+            timeout_ms,
+            token,
+            next_seq,
+            cancel_requested,
+            _,
+            priority,
+            run_at,
+        ) = row;
         Claimed {
             id,
             worker,
@@ -554,6 +589,8 @@ impl From<ClaimRow> for Claimed {
             token,
             next_seq,
             cancel_requested,
+            priority,
+            run_at,
         }
     }
 }

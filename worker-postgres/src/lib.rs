@@ -53,6 +53,7 @@ mod events;
 mod executor;
 mod handle;
 mod history;
+mod jobs;
 mod lanes;
 mod layout;
 mod leases;
@@ -391,6 +392,63 @@ impl Postgres {
                 )
             })?;
         Ok(id.hyphenated().to_string())
+    }
+
+    /// Stores a run with per-call options ([`Call`](worker_core::Call):
+    /// delay or time, key, priority, timeout) inside the caller's own
+    /// transaction, as [`enqueue`](Self::enqueue) does; returns the id of
+    /// the run the call is on (a `Duplicate::Join` gives the holder's).
+    ///
+    /// Outside a manager the worker's own defaults are not known: the
+    /// priority is the call's (else 0), and the key is the call's (a
+    /// worker's `unique` field is not read; give `Call::key`).
+    ///
+    /// ```no_run
+    /// # async fn doc(pool: worker_postgres::sqlx::PgPool, backend: worker_postgres::Postgres) -> worker_core::Result<()> {
+    /// use std::time::Duration;
+    /// use worker_core::Call;
+    ///
+    /// let mut tx = pool.begin().await.unwrap();
+    /// let call = Call::new().delay(Duration::from_secs(86_400)).key("reminder:7");
+    /// let run_id = backend.enqueue_with(&mut tx, "send-reminder", call).await?;
+    /// tx.commit().await.unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_with(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        worker: &str,
+        call: worker_core::Call,
+    ) -> Result<String> {
+        let mut ids = self.enqueue_many(conn, worker, [call]).await?;
+        Ok(ids.remove(0))
+    }
+
+    /// Stores many runs of `worker` inside the caller's transaction, in
+    /// one insert, and returns their ids in order; see
+    /// [`enqueue_with`](Self::enqueue_with). A `Duplicate::Reject` that
+    /// finds its key taken fails the call; roll the transaction back then.
+    pub async fn enqueue_many(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        worker: &str,
+        calls: impl IntoIterator<Item = worker_core::Call>,
+    ) -> Result<Vec<String>> {
+        if worker.trim().is_empty() {
+            return Err(Error::validation(
+                "Postgres::enqueue_many: the worker name is empty; name a registered worker",
+            ));
+        }
+        let calls = calls
+            .into_iter()
+            .map(|call| call.resolve_plain(worker))
+            .collect::<Result<Vec<_>>>()?;
+        let sql = self.sql()?;
+        let placed = jobs::store(conn, &sql, worker, calls).await?;
+        Ok(placed
+            .iter()
+            .map(|placed| placed.id.hyphenated().to_string())
+            .collect())
     }
 
     /// How many runs this process's handles are waiting on: each entry

@@ -403,6 +403,48 @@ ALTER TABLE {s}.ended_runs_slot_6 SET (autovacuum_vacuum_insert_threshold = -1);
 ALTER TABLE {s}.ended_runs_slot_7 SET (autovacuum_vacuum_insert_threshold = -1);
 "#,
     ),
+    (
+        9,
+        "the job model: priorities, unique keys, paused workers",
+        r#"
+-- Higher starts first among due runs, across workers. Most runs have
+-- priority 0: the claim reads them by `run_at` from its cursor as before,
+-- and the few others through their own small index, from the front.
+ALTER TABLE {s}.runs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+ALTER TABLE {s}.runs ADD COLUMN key text;
+ALTER TABLE {s}.ended_runs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+ALTER TABLE {s}.ended_runs ADD COLUMN key text;
+CREATE INDEX runs_queued_ranked ON {s}.runs (priority DESC, run_at)
+    WHERE state = 'queued' AND priority <> 0;
+
+-- At most one run per worker and key is queued, scheduled or running:
+-- the primary key says so, whoever inserts. (`runs` is partitioned by
+-- lane, and a unique index there would have to include the lane.) A
+-- run's key is freed by the delete that takes the run out of `runs`,
+-- whichever statement it is (an ending, a reaped stall, a cancel), and
+-- not by moving a lane, which truncates.
+CREATE TABLE {s}.run_keys (
+    worker  text NOT NULL,
+    key     text NOT NULL,
+    run_id  uuid NOT NULL,
+    PRIMARY KEY (worker, key)
+);
+CREATE FUNCTION {s}.free_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {s}.run_keys k
+    WHERE k.worker = OLD.worker AND k.key = OLD.key AND k.run_id = OLD.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER runs_free_key AFTER DELETE ON {s}.runs
+    FOR EACH ROW WHEN (OLD.key IS NOT NULL) EXECUTE FUNCTION {s}.free_key();
+
+-- Paused workers, for the whole cluster: the claim skips their runs.
+CREATE TABLE {s}.paused (
+    worker     text PRIMARY KEY,
+    paused_at  timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    ),
 ];
 
 /// How recent a node's heartbeat must be for migration 3 to take it for a

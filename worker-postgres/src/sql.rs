@@ -53,6 +53,15 @@ pub(crate) struct Sql {
     pub(crate) notify_queued: SqlStr,
     pub(crate) claim: SqlStr,
     pub(crate) next_due: SqlStr,
+    pub(crate) insert_jobs: SqlStr,
+    pub(crate) take_keys: SqlStr,
+    pub(crate) key_holders: SqlStr,
+    pub(crate) free_stale_key: SqlStr,
+    pub(crate) replace_run: SqlStr,
+    pub(crate) scheduled: SqlStr,
+    pub(crate) pause: SqlStr,
+    pub(crate) resume: SqlStr,
+    pub(crate) is_paused: SqlStr,
     pub(crate) renew: SqlStr,
     pub(crate) reap: SqlStr,
     pub(crate) insert_messages: SqlStr,
@@ -115,7 +124,7 @@ const CURRENT_SLOT: &str = "(SELECT h.slot FROM {s}.history h WHERE h.current)";
 /// The columns of a run in `{s}.runs`, but its lane.
 const RUN_ROW: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
-    error_kind, error, output, claimed_at";
+    error_kind, error, output, claimed_at, priority, key";
 
 /// The runs of a batch that this node still holds: ids in `$1`, their
 /// lease tokens in `$2`. No join: the ids drive one index lookup each (or
@@ -132,6 +141,16 @@ const AT: &str = "array_position($1::uuid[], r.id)";
 /// A claim's lower bound of `run_at`, from the `cursor::From` in the
 /// statement's last parameter (`NULL`: the front).
 const FROM: &str = "coalesce('epoch'::timestamptz + $5 * interval '1 microsecond', '-infinity')";
+
+/// Of the workers in `$3`, those not paused: evaluated once per claim.
+const UNPAUSED: &str = "ARRAY(SELECT unnest($3::text[]) EXCEPT SELECT worker FROM {s}.paused)";
+
+/// When a job's run may start, from its delay (ms, `d`) or its time
+/// (epoch ms, `a`) on the database's clock: never before `now()`, which
+/// the claim cursor takes for the earliest `run_at` a transaction writes.
+const DUE: &str = "CASE WHEN a IS NOT NULL
+        THEN greatest(now(), 'epoch'::timestamptz + a * interval '1 millisecond')
+        ELSE now() + coalesce(d, 0) * interval '1 millisecond' END";
 
 /// The head of the statement that keeps one row per attempt.
 const ATTEMPTED: &str = "INSERT INTO {s}.attempts
@@ -192,6 +211,8 @@ impl Sql {
                     .replace("{ATTEMPTED}", ATTEMPTED)
                     .replace("{QUEUED_AT}", QUEUED_AT)
                     .replace("{FROM}", FROM)
+                    .replace("{UNPAUSED}", UNPAUSED)
+                    .replace("{DUE}", DUE)
                     .replace("{HELD}", HELD)
                     .replace("{CURRENT_SLOT}", CURRENT_SLOT)
                     .replace("{AT}", AT)
@@ -228,27 +249,100 @@ impl Sql {
             // The oldest due runs of the workers this node has, from its
             // cursor on ($5, see `cursor`), locked so that concurrent
             // claimers skip them. The lease runs on the database's clock.
+            // Priority first, then `run_at`. Runs of priority 0 (most)
+            // are read from the cursor on; the others, few, from the
+            // front of their own index. Each part locks at most `$4` (a
+            // union can't lock, so each is a statement of its own); what
+            // the final cut leaves is unlocked at commit, a moment later.
+            // Paused workers' runs are not read at all.
             claim: text(
-                "UPDATE {s}.runs r
+                "WITH ranked_high AS (
+                     SELECT id, priority, run_at FROM {s}.runs
+                     WHERE state = 'queued' AND priority > 0 AND run_at <= now()
+                       AND worker = ANY({UNPAUSED})
+                     ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+                 plain AS (
+                     SELECT id, priority, run_at FROM {s}.runs
+                     WHERE state = 'queued' AND run_at <= now() AND worker = ANY({UNPAUSED})
+                       AND run_at >= {FROM} AND priority = 0
+                     ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+                 ranked_low AS (
+                     SELECT id, priority, run_at FROM {s}.runs
+                     WHERE state = 'queued' AND priority < 0 AND run_at <= now()
+                       AND worker = ANY({UNPAUSED})
+                     ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+                 chosen AS (
+                     SELECT id FROM (
+                         SELECT * FROM ranked_high UNION ALL SELECT * FROM plain
+                         UNION ALL SELECT * FROM ranked_low) due
+                     ORDER BY priority DESC, run_at
+                     LIMIT $4)
+                 UPDATE {s}.runs r
                  SET state = 'running', node = $1, lease_token = gen_random_uuid(),
                      lease_until = now() + $2 * interval '1 millisecond',
                      started_at = coalesce(r.started_at, now()), claimed_at = now()
-                 WHERE r.id = ANY(ARRAY(
-                     SELECT id FROM {s}.runs
-                     WHERE state = 'queued' AND run_at <= now() AND worker = ANY($3)
-                       AND run_at >= {FROM}
-                     ORDER BY run_at
-                     LIMIT $4
-                     FOR UPDATE SKIP LOCKED))
+                 WHERE r.id = ANY(ARRAY(SELECT id FROM chosen))
                  RETURNING r.id, r.worker, r.payload, r.attempt, r.timeout_ms, r.lease_token,
                      (SELECT coalesce(max(m.seq) + 1, 0) FROM {s}.messages m WHERE m.run_id = r.id),
-                     r.cancel_requested, floor(extract(epoch FROM r.run_at) * 1000000)::int8",
+                     r.cancel_requested,
+                     CASE WHEN r.priority = 0
+                          THEN floor(extract(epoch FROM r.run_at) * 1000000)::int8 END,
+                     r.priority, floor(extract(epoch FROM r.run_at) * 1000000)::int8",
             ),
             next_due: text(
                 "SELECT extract(epoch FROM (min(run_at) - now())) * 1000
-                 FROM {s}.runs WHERE state = 'queued' AND worker = ANY($1)
+                 FROM {s}.runs WHERE state = 'queued'
+                   AND worker = ANY(ARRAY(SELECT unnest($1::text[]) EXCEPT SELECT worker FROM {s}.paused))
                    AND run_at >= coalesce('epoch'::timestamptz + $2 * interval '1 microsecond', '-infinity')",
             ),
+            // A batch of jobs of worker $1, in one statement.
+            insert_jobs: text(
+                "INSERT INTO {s}.runs (id, worker, payload, timeout_ms, run_at, priority, key)
+                 SELECT id, $1, payload, timeout_ms, {DUE}, priority, key
+                 FROM unnest($2::uuid[], $3::jsonb[], $4::int8[], $5::float8[], $6::float8[],
+                             $7::int4[], $8::text[])
+                     AS j(id, payload, timeout_ms, d, a, priority, key)",
+            ),
+            // The keys of worker $1 in $2 that were free, now held by the
+            // runs $3; a key held by a transaction not yet committed is
+            // waited for (the primary key decides).
+            take_keys: text(
+                "INSERT INTO {s}.run_keys (worker, key, run_id)
+                 SELECT $1, k, id FROM unnest($2::text[], $3::uuid[]) AS t(k, id)
+                 ON CONFLICT DO NOTHING
+                 RETURNING key",
+            ),
+            // Who holds these keys, whether that run is still in `runs`,
+            // and whether it has never started.
+            key_holders: text(
+                "SELECT k.key, k.run_id, r.id IS NOT NULL,
+                        coalesce(r.lease_token IS NULL AND r.started_at IS NULL, false)
+                 FROM {s}.run_keys k LEFT JOIN {s}.runs r ON r.id = k.run_id
+                 WHERE k.worker = $1 AND k.key = ANY($2)",
+            ),
+            // A key whose run left `runs` without freeing it (moved by a
+            // node of version 8, which drops the key column).
+            free_stale_key: text(
+                "DELETE FROM {s}.run_keys k
+                 WHERE k.worker = $1 AND k.key = $2 AND k.run_id = $3
+                   AND NOT EXISTS (SELECT 1 FROM {s}.runs r WHERE r.id = $3)",
+            ),
+            // `Duplicate::Replace` of a run that has never started.
+            replace_run: text(
+                "UPDATE {s}.runs r
+                 SET payload = $2, priority = $3,
+                     run_at = (SELECT {DUE} FROM (SELECT $4::float8 AS d, $5::float8 AS a) x)
+                 WHERE r.id = $1 AND r.lease_token IS NULL AND r.started_at IS NULL
+                 RETURNING r.id",
+            ),
+            scheduled: text(
+                "SELECT id FROM {s}.runs
+                 WHERE state = 'queued' AND run_at > now() AND ($1::text IS NULL OR worker = $1)
+                 ORDER BY run_at, id LIMIT 10000",
+            ),
+            pause: text("INSERT INTO {s}.paused (worker) VALUES ($1) ON CONFLICT DO NOTHING"),
+            resume: text("DELETE FROM {s}.paused WHERE worker = $1"),
+            is_paused: text("SELECT EXISTS (SELECT 1 FROM {s}.paused WHERE worker = $1)"),
             // Renews the leases this node still holds, skipping rows
             // another transaction has locked (the outbox writing their
             // ending) rather than waiting behind it. Per run: renewed,
@@ -436,7 +530,12 @@ impl Sql {
                         coalesce(s.retries, 0) + coalesce(d.retries, 0), s.skipped,
                         coalesce(s.total_ms, 0) + coalesce(d.total_ms, 0),
                         coalesce(d.last_run_ms, s.last_run_ms),
-                        (SELECT count(*) FROM {s}.runs r WHERE r.state = 'running' AND r.worker = $1)
+                        (SELECT count(*) FROM {s}.runs r WHERE r.state = 'running' AND r.worker = $1),
+                        (SELECT count(*) FROM {s}.runs r
+                         WHERE r.state = 'queued' AND r.worker = $1 AND r.run_at <= now()),
+                        (SELECT count(*) FROM {s}.runs r
+                         WHERE r.state = 'queued' AND r.worker = $1 AND r.run_at > now()),
+                        EXISTS (SELECT 1 FROM {s}.paused p WHERE p.worker = $1)
                  FROM (SELECT $1::text AS worker) w
                  LEFT JOIN {s}.stats s ON s.worker = w.worker
                  LEFT JOIN LATERAL (SELECT {DELTA_SUMS} FROM {s}.stat_deltas d WHERE d.worker = w.worker) d ON true",
@@ -448,11 +547,19 @@ impl Sql {
                        WHERE worker = $1 AND duration_ms IS NOT NULL
                        ORDER BY ended_at DESC LIMIT 1000) recent",
             ),
+            // Taken once in the cluster; a paused worker's tick is taken
+            // too, and counted as skipped instead of starting a run.
             tick: text(
                 "WITH taken AS (
                      INSERT INTO {s}.ticks (worker, tick_at, run_id) VALUES ($1, to_timestamp($2::float8 / 1000.0), $3)
-                     ON CONFLICT DO NOTHING RETURNING run_id)
-                 INSERT INTO {s}.runs (id, worker) SELECT run_id, $1 FROM taken RETURNING id",
+                     ON CONFLICT DO NOTHING RETURNING run_id),
+                 paused AS (SELECT EXISTS (SELECT 1 FROM {s}.paused WHERE worker = $1) AS yes),
+                 skipped AS (
+                     INSERT INTO {s}.stats AS s (worker, skipped)
+                     SELECT $1, 1 FROM taken, paused WHERE paused.yes
+                     ON CONFLICT (worker) DO UPDATE SET skipped = s.skipped + 1)
+                 INSERT INTO {s}.runs (id, worker)
+                 SELECT run_id, $1 FROM taken, paused WHERE NOT paused.yes RETURNING id",
             ),
             // Ended runs, newest first: the ended_at index, backwards.
             history: text(&format!(

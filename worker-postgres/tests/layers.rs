@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "storage",
         &[
-            "schema", "history", "lanes", "leases", "bus", "writer", "calls",
+            "schema", "history", "lanes", "leases", "bus", "writer", "calls", "jobs",
         ],
     ),
     // The caller's side (the database as reached, handles) and the

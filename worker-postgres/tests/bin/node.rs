@@ -50,6 +50,34 @@ async fn main() {
         workers::register_ticks(&manager).await;
     }
     println!("ready {}", std::process::id());
+    // CALL_KEY=k CALL_AT_MS=<epoch ms> CALLS=n: at that moment, n
+    // concurrent calls of `slow` with that key; prints the run ids.
+    if let Ok(key) = std::env::var("CALL_KEY") {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(env_number("CALL_AT_MS", 0));
+        if let Ok(wait) = at.duration_since(std::time::SystemTime::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let calls = (0..env_number("CALLS", 10)).map(|_| {
+            let manager = manager.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let call = worker_core::Call::new()
+                    .key(key)
+                    .payload(serde_json::json!({"ms": 1500}));
+                manager
+                    .call_with("slow", call)
+                    .await
+                    .map(|h| h.id().to_owned())
+            })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            match call.await.expect("the call task") {
+                Ok(id) => println!("called {id}"),
+                Err(error) => println!("call failed: {error}"),
+            }
+        }
+        println!("calls done");
+    }
     worker_core::shutdown_signal().await.expect("signals");
     manager.shutdown().await.expect("shutdown");
     println!("stopped");

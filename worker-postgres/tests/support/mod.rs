@@ -212,6 +212,9 @@ pub struct NodeSettings {
     pub ticks: bool,
     /// Where the node appends the starts of `counted`.
     pub starts_file: Option<std::path::PathBuf>,
+    /// Env settings of their own (for example the keyed calls of
+    /// `CALL_KEY`, see the node binary).
+    pub env: Vec<(String, String)>,
 }
 
 impl NodeSettings {
@@ -225,6 +228,7 @@ impl NodeSettings {
             grace_ms: 300,
             ticks: false,
             starts_file: None,
+            env: Vec::new(),
         }
     }
 }
@@ -236,6 +240,7 @@ impl NodeProcess {
         if let Some(file) = &settings.starts_file {
             command.env("STARTS_FILE", file);
         }
+        command.envs(settings.env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .env("DATABASE_URL", &settings.url)
             .env("WORKER_SCHEMA", &settings.schema)
