@@ -62,6 +62,8 @@ pub struct WorkerOptions {
     cron: Option<String>,
     tz: Option<String>,
     local: bool,
+    priority: i32,
+    unique: Option<String>,
 }
 
 impl WorkerOptions {
@@ -147,6 +149,35 @@ impl WorkerOptions {
         self
     }
 
+    /// The priority of its runs among runs waiting to start, unless a
+    /// call gives its own ([`Call::priority`](crate::Call::priority)):
+    /// higher starts first. Default 0.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Makes every call's key the payload's `field` (as text: a string as
+    /// it is, another value as its JSON), so that at most one run per
+    /// value is queued, scheduled or running. A call's own
+    /// [`Call::key`](crate::Call::key) overrides it; a payload without the
+    /// field fails the call. `#[worker(unique = "user_id")]` checks the
+    /// field against the payload type at compile time.
+    pub fn unique(mut self, field: &str) -> Self {
+        self.unique = Some(field.to_owned());
+        self
+    }
+
+    /// The default priority of its runs.
+    pub fn get_priority(&self) -> i32 {
+        self.priority
+    }
+
+    /// The payload field that is every call's key, if any.
+    pub fn get_unique(&self) -> Option<&str> {
+        self.unique.as_deref()
+    }
+
     /// The fixed interval, if the worker runs on one.
     pub fn get_every(&self) -> Option<Duration> {
         self.every
@@ -220,6 +251,8 @@ impl WorkerOptions {
             "every and cron can't both be given: a worker has one schedule".to_owned()
         } else if self.tz.is_some() && self.cron.is_none() {
             "tz needs cron: it is the zone the cron expression is read in".to_owned()
+        } else if self.unique.as_deref().is_some_and(str::is_empty) {
+            "unique must name a payload field".to_owned()
         } else if self.every == Some(Duration::ZERO) {
             "every must be longer than zero".to_owned()
         } else if self.get_backoff_max() < self.get_backoff() {
