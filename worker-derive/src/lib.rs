@@ -75,6 +75,19 @@ use proc_macro::TokenStream;
 ///     Ok(())
 /// }
 ///
+/// #[derive(serde::Deserialize)]
+/// struct Welcome {
+///     user_id: u64,
+/// }
+///
+/// // Starts ahead of runs with the default priority 0, and keeps one run per
+/// // user: every call's key is its payload's `user_id`. That `Welcome` has a
+/// // `user_id` is checked when this compiles.
+/// #[worker("send-welcome", priority = 5, unique = "user_id")]
+/// async fn send_welcome(ctx: WorkerContext, welcome: Welcome) -> Result<()> {
+///     Ok(())
+/// }
+///
 /// # async fn run() -> Result<()> {
 /// WORKER::run("send-email", Some(json!({"to": "a@b.c"}))).await?;
 /// WORKER::run("cleanup-temp-files", None).await?;
@@ -98,6 +111,18 @@ use proc_macro::TokenStream;
 ///   one or more `<integer><unit>` with units `h`, `m`, `s`, `ms`, `us`
 ///   (or `µs`), `ns`, largest first, no spaces: `"500ms"`, `"5s"`,
 ///   `"1m30s"`. Must be greater than zero.
+/// - `priority = 5`: the default priority of its runs among those waiting
+///   to start; higher starts first. Any `i32`, negative ones too
+///   (`priority = -1` waits behind the default 0).
+/// - `unique = "user_id"`: every call's key is the payload's `user_id`
+///   field, so at most one run per value is queued, scheduled or running
+///   (`WorkerOptions::unique`). The string names a field of the payload type
+///   as declared (`"type"` for a field `r#type`), and the compiler checks it:
+///   a payload type without that field (or with it private here), or a worker
+///   without a payload, is a compile error at the string. The runtime reads
+///   the field from the payload's JSON by that name, so it must be the JSON
+///   name too: if `#[serde(rename…)]` or `rename_all` changes it, the check
+///   passes and every call fails.
 /// - `blocking` (or `blocking = true`): the function is a plain `fn`, run
 ///   on tokio's blocking pool so it can't stall the runtime's worker threads.
 ///   `blocking = false` is the default.

@@ -28,6 +28,8 @@ use super::validate::{Options, Worker};
 ///     fn __worker_core_options() -> ::worker_core::WorkerOptions {
 ///         ::worker_core::WorkerOptions::new().timeout(Duration::new(secs, nanos))
 ///     }
+///     // Only with `unique = "user_id"`: see `unique_check`.
+///     const _: fn(Payload) = |payload| { let _ = &payload.user_id; };
 ///     ::worker_core::__private::inventory::submit! {
 ///         ::worker_core::__private::WorkerRegistration { name, options: __worker_core_options, launcher: __worker_core_launcher, module_path, file, line }
 ///     }
@@ -120,6 +122,7 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
 
     let name = &worker.name;
     let options = options(&worker.options);
+    let unique_check = unique_check(worker);
     // `file!()` and `line!()` at the function's name report where the worker
     // is defined rather than where the attribute starts.
     let location = quote_spanned! {user_fn.span()=>
@@ -149,6 +152,7 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
             fn __worker_core_options() -> ::worker_core::WorkerOptions {
                 ::worker_core::WorkerOptions::new() #options
             }
+            #unique_check
             ::worker_core::__private::inventory::submit! {
                 ::worker_core::__private::WorkerRegistration {
                     name: #name,
@@ -193,6 +197,14 @@ fn options(options: &Options) -> TokenStream {
         let n = Literal::usize_unsuffixed(n);
         calls.extend(quote!(.queue_limit(#n)));
     }
+    if let Some(n) = options.priority {
+        let n = Literal::i32_unsuffixed(n);
+        calls.extend(quote!(.priority(#n)));
+    }
+    if let Some(field) = &options.unique {
+        let name = &field.name;
+        calls.extend(quote!(.unique(#name)));
+    }
     if let Some(d) = options.every {
         let d = duration(d);
         calls.extend(quote!(.every(#d)));
@@ -207,4 +219,30 @@ fn options(options: &Options) -> TokenStream {
         calls.extend(quote!(.local()));
     }
     calls
+}
+
+/// For `unique = "user_id"`:
+///
+/// ```text
+/// const _: fn(Payload) = |payload| { let _ = &payload.user_id; };
+/// ```
+///
+/// Never called, only type-checked: it compiles exactly when the payload
+/// type has that field and it is visible here, which the runtime can't
+/// check until a call arrives. The field carries the span of the
+/// attribute's literal, so rustc's "no field `user_id` on type `Email`"
+/// (with the fields there are) underlines the literal.
+fn unique_check(worker: &Worker) -> TokenStream {
+    // Without a payload `validate` has already refused `unique`.
+    let (Some(field), Some(payload_ty)) = (&worker.options.unique, worker.payload) else {
+        return TokenStream::new();
+    };
+    let payload = Ident::new("payload", Span::mixed_site());
+    let access = &field.access;
+    let borrow = quote_spanned! {access.span()=> &#payload.#access };
+    quote! {
+        const _: fn(#payload_ty) = |#payload| {
+            let _ = #borrow;
+        };
+    }
 }

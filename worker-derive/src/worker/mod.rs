@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn every_problem_of_one_attribute_is_reported_at_once() {
         let found = errors(
-            r#"NAME, timeout = "0s", priority = 3"#,
+            r#"NAME, timeout = "0s", colour = 3"#,
             "unsafe fn job<T>(&self, ctx: &WorkerContext, a: u8, b: u8) { }",
         );
         let at: Vec<&str> = found.iter().map(|(_, at)| at.as_str()).collect();
@@ -408,7 +408,7 @@ mod tests {
             [
                 "NAME",
                 r#""0s""#,
-                "priority",
+                "colour",
                 "fn",
                 "unsafe",
                 "<T>",
@@ -636,17 +636,17 @@ mod tests {
         assert_eq!(
             error(r#""a", foo = 1"#, OK_FN),
             pair(
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
                 "foo"
             )
         );
         assert_eq!(
-            error("priority = 3", OK_FN).0,
-            "unknown option `priority` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`"
+            error("weight = 3", OK_FN).0,
+            "unknown option `weight` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
         assert_eq!(
             error(r#""a", threads"#, OK_FN).0,
-            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`"
+            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
     }
 
@@ -787,6 +787,126 @@ mod tests {
                 )
             );
         }
+    }
+
+    // --- priority and unique ---
+
+    #[test]
+    fn priority_and_unique_become_builder_calls() {
+        let out = expanded(r#""notify", priority = 5, unique = "user_id""#, OK_FN);
+        assert!(
+            out.contains(
+                r#":: worker_core :: WorkerOptions :: new () . priority (5) . unique ("user_id")"#
+            ),
+            "{out}"
+        );
+        let out = expanded("priority = -1", OK_FN);
+        assert!(
+            out.contains(":: worker_core :: WorkerOptions :: new () . priority (- 1) }"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn unique_checks_the_field_against_the_payload_type() {
+        let out = expanded(r#"unique = "user_id""#, OK_FN);
+        assert!(
+            out.contains("const _ : fn (Email) = | payload | { let _ = & payload . user_id ; } ;"),
+            "{out}"
+        );
+        // Also for a blocking worker, and a keyword field is accessed raw.
+        let out = expanded(r#"blocking, unique = "type""#, BLOCKING_FN);
+        assert!(
+            out.contains("const _ : fn (Job) = | payload | { let _ = & payload . r#type ; } ;"),
+            "{out}"
+        );
+        assert!(out.contains(r#". unique ("type")"#), "{out}");
+        // No `unique`, no check.
+        assert!(!expanded("priority = 1", OK_FN).contains("const _ : fn"));
+    }
+
+    #[test]
+    fn the_unique_field_is_accessed_at_the_literal() {
+        let attr = tokens(r#"unique = "user_id""#);
+        let literal = attr.clone().into_iter().nth(2).map(|t| t.span().start());
+        let out = match try_expand(attr, tokens(OK_FN)) {
+            Ok(out) => out,
+            Err(err) => panic!("expected an expansion, got: {err}"),
+        };
+        // The `user_id` the expansion accesses, wherever it sits.
+        fn find(tokens: TokenStream) -> Option<proc_macro2::Span> {
+            tokens.into_iter().find_map(|token| match token {
+                proc_macro2::TokenTree::Ident(ident) if ident == "user_id" => Some(ident.span()),
+                proc_macro2::TokenTree::Group(group) => find(group.stream()),
+                _ => None,
+            })
+        }
+        let access = find(out).map(|span| span.start());
+        assert!(access.is_some());
+        assert_eq!(
+            access.map(|at| (at.line, at.column)),
+            literal.map(|at| (at.line, at.column))
+        );
+    }
+
+    #[test]
+    fn unique_needs_a_typed_payload() {
+        let no_payload = "async fn cleanup(ctx: WorkerContext) -> Result<()> { Ok(()) }";
+        assert_eq!(
+            error(r#"unique = "user_id""#, no_payload),
+            pair(
+                "`unique` needs a typed payload: it names a field of the payload, and this worker takes only the `WorkerContext`; add a payload whose type has a field `user_id`, like `async fn name(ctx: WorkerContext, payload: T)`",
+                r#""user_id""#
+            )
+        );
+        assert!(
+            error(
+                r#"blocking, unique = "user_id""#,
+                "fn cleanup(ctx: WorkerContext) -> Result<()> { Ok(()) }"
+            )
+            .0
+            .ends_with("like `fn name(ctx: WorkerContext, payload: T)`")
+        );
+        // When the parameters themselves are wrong, that is the one error.
+        assert_eq!(
+            error(
+                r#"unique = "user_id""#,
+                "async fn cleanup(ctx: &WorkerContext) -> Result<()> { Ok(()) }"
+            )
+            .1,
+            "&WorkerContext"
+        );
+    }
+
+    #[test]
+    fn bad_priority_and_unique_values_are_reported_at_the_value() {
+        assert_eq!(
+            errors(r#"priority = -2147483649, unique = "user id""#, OK_FN),
+            [
+                pair(
+                    "priority = -2147483649 is too small: priority must be a whole number from -2147483648 to 2147483647",
+                    "-2147483649"
+                ),
+                pair(
+                    r#"unique = "user id" is not a field name; name a field of the payload as it is declared, like unique = "user_id""#,
+                    r#""user id""#
+                ),
+            ]
+        );
+        assert_eq!(
+            error(r#"priority = "high""#, OK_FN),
+            pair(
+                "priority must be a whole number from -2147483648 to 2147483647, like priority = 5 (higher starts first)",
+                r#""high""#
+            )
+        );
+        assert_eq!(
+            error("unique = 5", OK_FN),
+            pair(
+                r#"unique must be a string literal, like unique = "user_id""#,
+                "5"
+            )
+        );
     }
 
     #[test]

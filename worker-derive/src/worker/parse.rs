@@ -29,11 +29,26 @@ pub(super) struct Args {
     pub(super) backoff_max: Attr<Duration>,
     pub(super) concurrency: Attr<usize>,
     pub(super) queue_limit: Attr<usize>,
+    pub(super) priority: Attr<i32>,
+    /// `unique = "user_id"`: the payload field that keys every call.
+    pub(super) unique: Attr<PayloadField>,
     pub(super) every: Attr<Duration>,
     pub(super) cron: Attr<String>,
     pub(super) tz: Attr<String>,
     /// `local`: always run in this process, never through a backend.
     pub(super) local: Attr<bool>,
+}
+
+/// A field of the worker's payload, named by a string literal.
+#[derive(Debug, PartialEq)]
+pub(super) struct PayloadField {
+    /// The name as written, which is also the payload's JSON key the
+    /// runtime reads.
+    pub(super) name: String,
+    /// The same name as an identifier the expansion can access the field
+    /// by (raw for a keyword like `type`), spanned at the literal so that a
+    /// missing field is reported there.
+    pub(super) access: Ident,
 }
 
 /// One option's value plus whether it was given at all, so the second
@@ -126,6 +141,8 @@ const OPTIONS: &[(&str, Setter)] = &[
     ("backoff_max", set_backoff_max),
     ("concurrency", set_concurrency),
     ("queue_limit", set_queue_limit),
+    ("priority", set_priority),
+    ("unique", set_unique),
     ("every", set_every),
     ("cron", set_cron),
     ("tz", set_tz),
@@ -357,6 +374,54 @@ fn set_tz(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     }
 }
 
+/// `unique = "user_id"`: a payload field's name. Whether the payload has
+/// that field is the compiler's to say (the expansion asks it, at this
+/// literal); here only whether the name could be a field's at all.
+fn set_unique(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let example = "unique = \"user_id\"";
+    let Some(lit) = string_value(&mut args.unique, cx, setting, example) else {
+        return;
+    };
+    let name = lit.value();
+    match field_access(&name, lit.span()) {
+        Some(access) => args.unique.set(PayloadField { name, access }),
+        None if name.is_empty() => cx.error(
+            lit.span(),
+            format!("unique can't be empty; name a field of the payload, like {example}"),
+        ),
+        None => cx.error(
+            lit.span(),
+            format!(
+                "unique = {name:?} is not a field name; name a field of the payload as it is declared, like {example}"
+            ),
+        ),
+    }
+}
+
+/// `name` as the identifier of a named field, if it can be one. A keyword
+/// is accessed raw: a field `r#type` arrives as `"type"` in the JSON the
+/// runtime reads, so `"type"` is what the user writes, and `"r#type"` is
+/// refused. Numbers (tuple fields), paths, spaces, `_` and `self` are no
+/// field's names.
+fn field_access(name: &str, span: Span) -> Option<Ident> {
+    if name.starts_with("r#") || matches!(name, "_" | "self" | "Self" | "super" | "crate") {
+        return None;
+    }
+    // `parse_any` accepts keywords too; comparing the text back rejects
+    // names with surrounding spaces, which parsing would skip.
+    let ident: Ident = syn::parse::Parser::parse_str(syn::ext::IdentExt::parse_any, name).ok()?;
+    if ident != name {
+        return None;
+    }
+    // syn's keyword list predates edition 2024's `gen`.
+    let keyword = syn::parse_str::<Ident>(name).is_err() || name == "gen";
+    Some(if keyword {
+        Ident::new_raw(name, span)
+    } else {
+        Ident::new(name, span)
+    })
+}
+
 fn set_local(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     if !args.local.first(cx, "local", setting.key.span()) {
         return;
@@ -426,6 +491,57 @@ fn set_queue_limit(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     ) {
         args.queue_limit.set(n as usize);
     }
+}
+
+/// `priority = 5` or `priority = -1`: the one signed number among the
+/// options, so it has its own reader (`whole_number` takes no sign).
+fn set_priority(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let example = "priority = 5";
+    if !args.priority.first(cx, "priority", setting.key.span()) {
+        return;
+    }
+    let Some(value) = value_of(cx, &setting, example) else {
+        return;
+    };
+    let range = format!("a whole number from {} to {}", i32::MIN, i32::MAX);
+    let problem = match signed_integer(&value) {
+        None => format!("priority must be {range}, like {example} (higher starts first)"),
+        Some(Ok(n)) => match i32::try_from(n) {
+            Ok(n) => {
+                args.priority.set(n);
+                return;
+            }
+            Err(_) if n < 0 => format!("priority = {n} is too small: priority must be {range}"),
+            Err(_) => format!("priority = {n} is too large: priority must be {range}"),
+        },
+        Some(Err(text)) => format!("invalid priority `{text}`: priority must be {range}"),
+    };
+    // At the whole value, so `-1`'s sign is underlined with its digits.
+    cx.error_spanned_by(tokens_of(value), problem);
+}
+
+/// `5`, `-1` or `- 1`: an integer literal, optionally after a minus sign.
+/// Read as `i128`, wide enough to call any sensible number too large rather
+/// than invalid; a wider one is `Err` with its text.
+fn signed_integer(value: &[TokenTree]) -> Option<Result<i128, String>> {
+    let (sign, literal) = match value {
+        [TokenTree::Punct(minus), literal @ TokenTree::Literal(_)] if minus.as_char() == '-' => {
+            (-1, literal)
+        }
+        [literal @ TokenTree::Literal(_)] => (1, literal),
+        _ => return None,
+    };
+    let lit = syn::parse2::<syn::LitInt>(literal.clone().into()).ok()?;
+    // A literal that is itself negative (only a macro can make one) after a
+    // minus sign would be `- -1`; not a number anyone means to write.
+    if sign < 0 && lit.base10_digits().starts_with('-') {
+        return None;
+    }
+    Some(match lit.base10_parse::<i128>() {
+        Ok(n) => Ok(sign * n),
+        Err(_) if sign < 0 => Err(format!("-{lit}")),
+        Err(_) => Err(lit.to_string()),
+    })
 }
 
 /// An integer literal from `min` to `max`, written `key = 3`.
@@ -536,7 +652,7 @@ mod tests {
         let key = Ident::new("foo", Span::call_site());
         assert_eq!(
             unknown_option_message(&key),
-            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`"
+            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
     }
 
@@ -577,8 +693,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`",
-                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `every`, `cron`, `tz`, `local`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
+                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
             ]
         );
         assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));
@@ -636,5 +752,145 @@ mod tests {
         );
         let (_, errors) = parsed("blocking, blocking = false");
         assert_eq!(errors, ["blocking given twice"]);
+    }
+
+    const PRIORITY_RANGE: &str = "a whole number from -2147483648 to 2147483647";
+
+    #[test]
+    fn priority_is_a_whole_number_with_an_optional_sign() {
+        for (attr, expected) in [
+            ("priority = 5", 5),
+            ("priority = 0", 0),
+            ("priority = -1", -1),
+            ("priority = - 1", -1),
+            ("priority = 1_000", 1000),
+            ("priority = 2147483647", i32::MAX),
+            ("priority = -2147483648", i32::MIN),
+        ] {
+            let (args, errors) = parsed(attr);
+            assert!(errors.is_empty(), "{attr}: {errors:?}");
+            assert_eq!(args.priority.get(), Some(expected), "{attr}");
+        }
+    }
+
+    #[test]
+    fn a_negative_priority_from_a_macro_fragment_is_read() {
+        // `$priority:literal` given `-3`: one negative literal token, in an
+        // invisible group.
+        let literal: TokenStream =
+            TokenTree::Literal(proc_macro2::Literal::i32_unsuffixed(-3)).into();
+        let grouped = proc_macro2::Group::new(Delimiter::None, literal);
+        let mut attr: TokenStream = "priority =".parse().unwrap_or_default();
+        attr.extend([TokenTree::Group(grouped)]);
+        let mut cx = Ctxt::new();
+        let args = args(attr, &mut cx);
+        assert!(cx.check().is_ok());
+        assert_eq!(args.priority.get(), Some(-3));
+    }
+
+    #[test]
+    fn priority_refuses_anything_but_an_i32() {
+        let not_a_number =
+            format!("priority must be {PRIORITY_RANGE}, like priority = 5 (higher starts first)");
+        for (attr, message) in [
+            (r#"priority = "5""#, not_a_number.clone()),
+            ("priority = 1.5", not_a_number.clone()),
+            ("priority = high", not_a_number.clone()),
+            ("priority = -high", not_a_number.clone()),
+            ("priority = --1", not_a_number.clone()),
+            ("priority = 1 + 1", not_a_number.clone()),
+            (
+                "priority = 2147483648",
+                format!("priority = 2147483648 is too large: priority must be {PRIORITY_RANGE}"),
+            ),
+            (
+                "priority = -2147483649",
+                format!("priority = -2147483649 is too small: priority must be {PRIORITY_RANGE}"),
+            ),
+            (
+                "priority = -1000000000000000000000000000000000000000000",
+                format!(
+                    "invalid priority `-1000000000000000000000000000000000000000000`: priority must be {PRIORITY_RANGE}"
+                ),
+            ),
+            (
+                "priority",
+                "`priority` needs a value, like priority = 5".to_owned(),
+            ),
+            (
+                "priority = 1, priority = 2",
+                "priority given twice".to_owned(),
+            ),
+        ] {
+            let (args, errors) = parsed(attr);
+            assert_eq!(errors, [message], "{attr}");
+            if attr != "priority = 1, priority = 2" {
+                assert_eq!(args.priority.get(), None, "{attr}");
+            }
+        }
+    }
+
+    fn unique(attr: &str) -> Option<(String, String)> {
+        let (args, errors) = parsed(attr);
+        assert!(errors.is_empty(), "{attr}: {errors:?}");
+        args.unique
+            .get()
+            .map(|field| (field.name, field.access.to_string()))
+    }
+
+    #[test]
+    fn unique_names_a_field_and_keeps_its_json_name() {
+        let field = |name: &str, access: &str| Some((name.to_owned(), access.to_owned()));
+        assert_eq!(unique(r#"unique = "user_id""#), field("user_id", "user_id"));
+        assert_eq!(unique(r#"unique = "café""#), field("café", "café"));
+        assert_eq!(unique(r#"unique = "_id""#), field("_id", "_id"));
+        // A contextual keyword is an ordinary field name.
+        assert_eq!(unique(r#"unique = "union""#), field("union", "union"));
+        // A keyword field is declared `r#type` and is "type" in the JSON.
+        assert_eq!(unique(r#"unique = "type""#), field("type", "r#type"));
+        assert_eq!(unique(r#"unique = "gen""#), field("gen", "r#gen"));
+        assert_eq!(unique(""), None);
+    }
+
+    #[test]
+    fn unique_refuses_what_cant_be_a_field_name() {
+        let (_, errors) = parsed(r#"unique = """#);
+        assert_eq!(
+            errors,
+            ["unique can't be empty; name a field of the payload, like unique = \"user_id\""]
+        );
+        for name in [
+            "user id",
+            " user_id",
+            "user-id",
+            "0",
+            "1st",
+            "a.b",
+            "a::b",
+            "r#type",
+            "_",
+            "self",
+            "Self",
+            "crate",
+            "user_id()",
+            "\"",
+        ] {
+            let (args, errors) = parsed(&format!("unique = {name:?}"));
+            assert_eq!(
+                errors,
+                [format!(
+                    "unique = {name:?} is not a field name; name a field of the payload as it is declared, like unique = \"user_id\""
+                )],
+                "{name:?}"
+            );
+            assert!(args.unique.get().is_none(), "{name:?}");
+        }
+        let (_, errors) = parsed("unique = user_id");
+        assert_eq!(
+            errors,
+            ["unique must be a string literal, like unique = \"user_id\""]
+        );
+        let (_, errors) = parsed(r#"unique = "a", unique = "b""#);
+        assert_eq!(errors, ["unique given twice"]);
     }
 }

@@ -157,7 +157,7 @@ fn item() -> impl Strategy<Value = Tokens> {
 fn argument() -> impl Strategy<Value = Vec<Tok>> {
     let key = prop_oneof![
         3 => pick(&["name", "timeout", "blocking"]).prop_map(|k| Tok::Ident(k.to_owned())),
-        1 => pick(&["retries", "Timeout", "_", "true", "r"]).prop_map(|k| Tok::Ident(k.to_owned())),
+        1 => pick(&["retries", "priority", "unique", "Timeout", "_", "true", "r"]).prop_map(|k| Tok::Ident(k.to_owned())),
     ];
     let value = prop_oneof![
         3 => interesting_string().prop_map(|s| vec![Tok::Str(s)]),
@@ -205,12 +205,26 @@ fn valid_argument() -> impl Strategy<Value = Vec<Tok>> {
         name().prop_map(|name| vec![Tok::Ident("name".to_owned()), Tok::Op("="), Tok::Str(name)]),
         timeout.prop_map(|t| vec![Tok::Ident("timeout".to_owned()), Tok::Op("="), Tok::Str(t)]),
         Just(vec![Tok::Ident("blocking".to_owned())]),
+        priority().prop_map(|p| {
+            let mut tokens = vec![Tok::Ident("priority".to_owned()), Tok::Op("=")];
+            tokens.extend(p);
+            tokens
+        }),
         pick(&["true", "false"]).prop_map(|b| vec![
             Tok::Ident("blocking".to_owned()),
             Tok::Op("="),
             Tok::Ident(b.to_owned()),
         ]),
     ]
+}
+
+/// A valid priority's value: `5`, or `-1` as a minus and a literal, the
+/// way source code lexes it.
+fn priority() -> impl Strategy<Value = Vec<Tok>> {
+    pick(&["5", "0", "-1", "2147483647", "-2147483648"]).prop_map(|n| match n.strip_prefix('-') {
+        Some(digits) => vec![Tok::Op("-"), Tok::Lit(digits)],
+        None => vec![Tok::Lit(n)],
+    })
 }
 
 /// Arguments separated by commas, with the odd missing, doubled or
@@ -241,7 +255,8 @@ fn valid_worker() -> impl Strategy<Value = (Tokens, String, bool)> {
         "1ns",
     ]));
     let blocking = prop::option::of(pick(&["", "true", "false"]));
-    let options = (name, timeout, blocking, 0..3_usize, any::<bool>());
+    let priority = prop::option::of(priority());
+    let options = (name, timeout, blocking, priority, 0..4_usize, any::<bool>());
     let function = (
         pick(&["", "pub", "pub(crate)", "/// Docs.\n#[inline] pub"]),
         pick(&[
@@ -271,7 +286,7 @@ fn valid_worker() -> impl Strategy<Value = (Tokens, String, bool)> {
     );
     (options, function).prop_map(
         |(
-            (name, timeout, blocking, order, trailing),
+            (name, timeout, blocking, priority, order, trailing),
             (vis, ident, context, payload, output, body),
         )| {
             let mut keyed: Vec<Vec<Tok>> = Vec::new();
@@ -302,7 +317,12 @@ fn valid_worker() -> impl Strategy<Value = (Tokens, String, bool)> {
                 }
                 keyed.push(flag);
             }
-            // Options in any order (a rotation is enough for three).
+            if let Some(priority) = priority {
+                let mut setting = vec![Tok::Ident("priority".to_owned()), Tok::Op("=")];
+                setting.extend(priority);
+                keyed.push(setting);
+            }
+            // Options in any order (a rotation is enough to move each first).
             let len = keyed.len().max(1);
             keyed.rotate_left(order % len);
             let mut tokens = Vec::new();

@@ -10,7 +10,7 @@ use syn::punctuated::Punctuated;
 use syn::token::Comma;
 use syn::{FnArg, LitStr, PatType, ReturnType, Safety, Signature, Type};
 
-use super::parse::Args;
+use super::parse::{Args, PayloadField};
 use crate::ctxt::Ctxt;
 
 /// The signature every message points to.
@@ -47,6 +47,9 @@ pub(super) struct Options {
     pub(super) backoff_max: Option<Duration>,
     pub(super) concurrency: Option<usize>,
     pub(super) queue_limit: Option<usize>,
+    pub(super) priority: Option<i32>,
+    /// Checked against the payload type by the expansion.
+    pub(super) unique: Option<PayloadField>,
     pub(super) every: Option<Duration>,
     pub(super) cron: Option<String>,
     pub(super) tz: Option<String>,
@@ -74,6 +77,9 @@ pub(super) fn worker<'a>(
     modifiers(signature, given, cx);
     generics(signature, cx);
     let params = params(signature, expected, cx);
+    if let Some((_, payload)) = params {
+        unique_needs_payload(args.unique.value(), payload, blocking, cx);
+    }
     let output = output(signature, expected, cx);
     options_fit_together(&args, cx);
     let name = name(args.name.get(), &signature.ident, cx);
@@ -90,6 +96,8 @@ pub(super) fn worker<'a>(
             backoff_max: args.backoff_max.get(),
             concurrency: args.concurrency.get(),
             queue_limit: args.queue_limit.get(),
+            priority: args.priority.get(),
+            unique: args.unique.get(),
             every: args.every.get(),
             cron: args.cron.get(),
             tz: args.tz.get(),
@@ -153,6 +161,26 @@ fn options_fit_together(args: &Args, cx: &mut Ctxt) {
                 ),
             );
         }
+    }
+}
+
+/// `unique` names a field of the payload, so without a payload there is
+/// nothing for it to name. Reported at the field's literal.
+fn unique_needs_payload(
+    unique: Option<&PayloadField>,
+    payload: Option<&Type>,
+    blocking: bool,
+    cx: &mut Ctxt,
+) {
+    if let (Some(field), None) = (unique, payload) {
+        let fn_token = if blocking { "fn" } else { "async fn" };
+        cx.error(
+            field.access.span(),
+            format!(
+                "`unique` needs a typed payload: it names a field of the payload, and this worker takes only the `WorkerContext`; add a payload whose type has a field `{}`, like `{fn_token} name(ctx: WorkerContext, payload: T)`",
+                field.name
+            ),
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 use worker_core::prelude::*;
 
-#[worker("send-email", priority = 3)]
+#[worker("send-email", retry = 3)]
 async fn send_email(ctx: WorkerContext) -> Result<()> {
     let _ = ctx;
     Ok(())

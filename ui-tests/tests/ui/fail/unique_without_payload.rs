@@ -1,0 +1,9 @@
+use worker_core::prelude::*;
+
+#[worker("cleanup", unique = "user_id")]
+async fn cleanup(ctx: WorkerContext) -> Result<()> {
+    let _ = ctx;
+    Ok(())
+}
+
+fn main() {}
