@@ -23,7 +23,7 @@ pub use crate::call::{Resolved, Start};
 use crate::error::Result;
 use crate::handle::WorkerHandle;
 pub use crate::history::{
-    History, HistoryQuery, NodeInfo, Stall, StoredAttempt, StoredRun, TimelineBucket,
+    History, HistoryQuery, NodeInfo, ScheduledRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
 };
 use crate::options::WorkerOptions;
 pub use crate::remote::{BoxFuture, RemoteRun};
@@ -60,9 +60,9 @@ pub trait Backend: Send + Sync + 'static {
     /// gives their ids in order.
     fn call_many(&self, worker: &str, calls: Vec<Resolved>) -> BoxFuture<'_, Result<Vec<RunId>>>;
 
-    /// The ids of runs waiting for their start time, soonest first, of one
+    /// The runs waiting for their start time, soonest first, of one
     /// worker or all.
-    fn scheduled(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>>;
+    fn scheduled(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<ScheduledRun>>>;
 
     /// Pauses or resumes a worker in the whole cluster.
     fn set_paused(&self, worker: &str, paused: bool) -> BoxFuture<'_, Result<()>>;

@@ -39,6 +39,9 @@ struct Inner {
     /// Of `waiting`, the new runs (what `queue_limit` bounds; retries
     /// don't count).
     counted: usize,
+    /// Of `waiting`, the runs already counted as running (all but jobs
+    /// that haven't started): `WorkerStats::running` leaves them out.
+    admitted: usize,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +49,19 @@ struct Ticket {
     granted: AtomicBool,
     waker: Mutex<Option<Waker>>,
     counted: bool,
+    admitted: bool,
+}
+
+impl Inner {
+    /// A ticket leaves the line (granted, or given up).
+    fn leave(&mut self, ticket: &Ticket) {
+        if ticket.counted {
+            self.counted -= 1;
+        }
+        if ticket.admitted {
+            self.admitted -= 1;
+        }
+    }
 }
 
 /// A run's claim on its gate: `None` for a run that needed no permit.
@@ -97,8 +113,8 @@ impl Drop for Waiting {
             // Granted but never taken: the permit goes to the next.
             inner.in_use -= 1;
             self.gate.grant(&mut inner);
-        } else if inner.waiting.remove(&self.place).is_some() && self.ticket.counted {
-            inner.counted -= 1;
+        } else if inner.waiting.remove(&self.place).is_some() {
+            inner.leave(&self.ticket);
         }
     }
 }
@@ -134,16 +150,28 @@ impl Gate {
     /// A permit for a new run, or its place in line by `priority`; refused
     /// with an overload error once `queue_limit` new runs wait.
     pub(crate) fn admit(self: &Arc<Self>, worker: &str, priority: i32) -> Result<Claim> {
-        self.enter(Some(worker), priority)
+        self.enter(Some(worker), priority, true)
     }
 
     /// A permit or a place for a retry: retries don't count against
     /// `queue_limit`, which bounds new runs.
     pub(crate) fn retry(self: &Arc<Self>, priority: i32) -> Claim {
-        self.enter(None, priority).unwrap_or_default()
+        self.enter(None, priority, true).unwrap_or_default()
     }
 
-    fn enter(self: &Arc<Self>, counted_for: Option<&str>, priority: i32) -> Result<Claim> {
+    /// A permit or a place for a job whose time has come: not counted as
+    /// running until it starts, nor against `queue_limit` (it was accepted
+    /// when it was called).
+    pub(crate) fn job(self: &Arc<Self>, priority: i32) -> Claim {
+        self.enter(None, priority, false).unwrap_or_default()
+    }
+
+    fn enter(
+        self: &Arc<Self>,
+        counted_for: Option<&str>,
+        priority: i32,
+        admitted: bool,
+    ) -> Result<Claim> {
         if self.limit.is_none() && !self.paused.load(Acquire) {
             return Ok(None);
         }
@@ -166,8 +194,12 @@ impl Gate {
         }
         let ticket = Arc::new(Ticket {
             counted: counted_for.is_some(),
+            admitted,
             ..Ticket::default()
         });
+        if admitted {
+            inner.admitted += 1;
+        }
         let place = (Reverse(priority), inner.next);
         inner.next += 1;
         inner.waiting.insert(place, ticket.clone());
@@ -191,9 +223,7 @@ impl Gate {
                 return;
             };
             inner.in_use += 1;
-            if ticket.counted {
-                inner.counted -= 1;
-            }
+            inner.leave(&ticket);
             ticket.granted.store(true, Release);
             if let Some(waker) = lock(&ticket.waker).take() {
                 waker.wake();
@@ -215,9 +245,11 @@ impl Gate {
         self.paused.load(Acquire)
     }
 
-    /// How many runs wait in line now.
-    pub(crate) fn waiting(&self) -> usize {
-        lock(&self.inner).waiting.len()
+    /// How many runs wait in line now, and how many of those are counted
+    /// as running (see `Inner::admitted`).
+    pub(crate) fn waiting(&self) -> (usize, usize) {
+        let inner = lock(&self.inner);
+        (inner.waiting.len(), inner.admitted)
     }
 }
 
@@ -244,7 +276,7 @@ mod tests {
         let mut low = waiting(gate.admit("w", 0).unwrap());
         let mut high_a = waiting(gate.admit("w", 5).unwrap());
         let mut high_b = waiting(gate.admit("w", 5).unwrap());
-        assert_eq!(gate.waiting(), 3);
+        assert_eq!(gate.waiting(), (3, 3));
         drop(first);
         let a = high_a.poll(&mut noop());
         assert!(a.is_ready() && high_b.poll(&mut noop()).is_pending());
@@ -253,7 +285,16 @@ mod tests {
         assert!(b.is_ready() && low.poll(&mut noop()).is_pending());
         drop(b);
         assert!(low.poll(&mut noop()).is_ready());
-        assert_eq!(gate.waiting(), 0);
+        assert_eq!(gate.waiting(), (0, 0));
+        let _held = gate.admit("w", 0).unwrap();
+        let job = gate.job(0);
+        assert_eq!(
+            gate.waiting(),
+            (1, 0),
+            "a job waiting to start is not running"
+        );
+        drop(job);
+        assert_eq!(gate.waiting(), (0, 0));
     }
 
     #[test]

@@ -70,6 +70,23 @@ pub struct HistoryQuery {
     pub limit: usize,
 }
 
+/// A run waiting for its start time (`Call::delay`/`at`): what
+/// [`WorkerManager::scheduled_runs`](crate::WorkerManager::scheduled_runs)
+/// lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledRun {
+    /// Its id.
+    pub run_id: RunId,
+    /// The worker.
+    pub worker: String,
+    /// When it may start.
+    pub due_at: SystemTime,
+    /// Its unique key, if any.
+    pub key: Option<String>,
+    /// Its priority.
+    pub priority: i32,
+}
+
 /// A run as a backend stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRun {
@@ -110,6 +127,13 @@ pub struct StoredRun {
     /// The last numeric `progress` field among its messages, if this
     /// history follows them.
     pub progress: Option<serde_json::Number>,
+    /// Its unique key, if it has one.
+    pub key: Option<String>,
+    /// Its priority among runs waiting to start.
+    pub priority: i32,
+    /// When it may start (or might have: its latest start time); `None`
+    /// where that isn't kept.
+    pub due_at: Option<SystemTime>,
 }
 
 impl StoredRun {

@@ -163,6 +163,7 @@ pub use duration::format_duration;
 pub use error::{Error, InstallFailure, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
+pub use history::ScheduledRun;
 pub use host::process_name;
 pub use manager::{WorkerManager, shutdown_signal};
 pub use observe::Outcome;

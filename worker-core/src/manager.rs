@@ -7,11 +7,11 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendBuilder, ClaimedRun, Executor, History, Node};
+use crate::backend::{Backend, BackendBuilder, ClaimedRun, Executor, History, Node, ScheduledRun};
 use crate::call::{Call, Duplicate, Resolved};
 use crate::config::{AppConfig, Environment, Settings};
 use crate::context::WorkerContext;
@@ -509,7 +509,15 @@ impl WorkerManager {
     /// The ids of runs waiting for their start time, soonest first: of one
     /// worker, or of all (`None`). In durable mode, over the cluster.
     pub async fn scheduled(&self, worker_name: Option<&str>) -> Result<Vec<String>> {
-        let mut ids = Vec::new();
+        let runs = self.scheduled_runs(worker_name).await?;
+        Ok(runs.iter().map(|run| run.run_id.to_string()).collect())
+    }
+
+    /// The runs waiting for their start time, soonest first, with their
+    /// time, key and priority (what a dashboard shows): of one worker or of
+    /// all. In durable mode, over the cluster (at most 10,000).
+    pub async fn scheduled_runs(&self, worker_name: Option<&str>) -> Result<Vec<ScheduledRun>> {
+        let mut runs = Vec::new();
         let mut local_only = false;
         if let Some(name) = worker_name {
             let definition = self
@@ -518,30 +526,33 @@ impl WorkerManager {
             local_only = definition.options.is_local();
         }
         if let (Some(backend), false) = (self.shared.backend.get(), local_only) {
-            ids.extend(
-                backend
-                    .scheduled(worker_name)
-                    .await?
-                    .iter()
-                    .map(RunId::to_string),
-            );
+            runs.extend(backend.scheduled(worker_name).await?);
             if worker_name.is_some() {
-                return Ok(ids);
+                return Ok(runs);
             }
         }
         let durable = self.shared.backend.get().is_some();
-        let mut waiting: Vec<(SystemTime, String)> = self
+        let mut waiting: Vec<ScheduledRun> = self
             .shared
             .pending
             .snapshot()
             .iter()
             .filter(|run| worker_name.is_none_or(|name| run.worker_name() == name))
             .filter(|run| !durable || run.definition().options.is_local())
-            .filter_map(|run| Some((run.job()?.waits_until()?, run.id_str().to_owned())))
+            .filter_map(|run| {
+                let job = run.job()?;
+                Some(ScheduledRun {
+                    run_id: run.id,
+                    worker: run.worker_name().to_owned(),
+                    due_at: job.waits_until()?,
+                    key: job.key.as_deref().map(str::to_owned),
+                    priority: job.priority(),
+                })
+            })
             .collect();
-        waiting.sort();
-        ids.extend(waiting.into_iter().map(|(_, id)| id));
-        Ok(ids)
+        waiting.sort_by_key(|run| run.due_at);
+        runs.extend(waiting);
+        Ok(runs)
     }
 
     /// Pauses a worker: its queued runs wait (also scheduled runs that come
@@ -1025,7 +1036,11 @@ impl WorkerManager {
             }
         }
         let mut stats = definition.stats.snapshot();
-        stats.queued = definition.gate.waiting() as u64;
+        // Runs waiting at the gate are queued, not running, whichever way
+        // they came (in durable mode too, the two don't overlap).
+        let (queued, admitted) = definition.gate.waiting();
+        stats.queued = queued as u64;
+        stats.running = stats.running.saturating_sub(admitted as u64);
         stats.scheduled = self
             .shared
             .pending

@@ -21,12 +21,25 @@ pub struct RunInfo<'a> {
     pub(crate) run_id: RunId,
     pub(crate) attempt: u32,
     pub(crate) payload: Option<&'a Value>,
+    pub(crate) key: Option<&'a str>,
+    pub(crate) priority: i32,
 }
 
 impl<'a> RunInfo<'a> {
     /// The worker's name.
     pub fn worker(&self) -> &'a str {
         self.worker
+    }
+
+    /// The run's unique key, if it has one (`Call::key`, or the worker's
+    /// `unique` field).
+    pub fn key(&self) -> Option<&'a str> {
+        self.key
+    }
+
+    /// The run's priority among runs waiting to start.
+    pub fn priority(&self) -> i32 {
+        self.priority
     }
 
     /// The run's id, as `WorkerHandle::id` gives it.

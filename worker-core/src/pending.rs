@@ -62,7 +62,7 @@ async fn wait_to_start(run: &Run) -> Option<Claim> {
             }
             continue;
         }
-        let mut claim = gate.retry(job.priority());
+        let mut claim = gate.job(job.priority());
         let Some(Slot::Waiting(waiting)) = claim.as_deref_mut() else {
             return Some(claim);
         };

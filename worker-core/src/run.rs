@@ -253,6 +253,8 @@ impl Run {
             run_id: self.id,
             attempt: self.attempt(),
             payload: self.payload(),
+            key: self.job.as_ref().and_then(|job| job.key.as_deref()),
+            priority: self.priority(),
         }
     }
 

@@ -53,8 +53,9 @@ pub struct WorkerStats {
     pub timeouts: u64,
     /// Of `errors`, the runs that panicked.
     pub panics: u64,
-    /// Runs in flight now (in this process, including those waiting for a
-    /// concurrency slot or a `resume`).
+    /// Runs executing now (an attempt started and not ended; in durable
+    /// mode, claimed by a node). Runs waiting for a concurrency slot or a
+    /// `resume` are `queued` instead; `WORKER::running()` lists both.
     pub running: u64,
     /// Runs due and waiting to start: for a concurrency slot, or while the
     /// worker is paused (in durable mode, queued in the cluster).

@@ -387,7 +387,8 @@ async fn waiting_runs_start_by_priority_then_first_come() {
             .await
             .unwrap(),
     );
-    assert_eq!(manager.stats("render").await.unwrap().queued, 5);
+    let stats = manager.stats("render").await.unwrap();
+    assert_eq!((stats.running, stats.queued, stats.scheduled), (1, 5, 1));
     for handle in handles {
         handle.await_result().await.unwrap();
     }
@@ -480,6 +481,7 @@ async fn a_paused_worker_accepts_calls_holds_them_and_resume_starts_them() {
     assert_eq!(order(&seen), [0]);
     let stats = manager.stats("email").await.unwrap();
     assert_eq!((stats.queued, stats.scheduled, stats.paused), (2, 0, true));
+    assert_eq!(stats.running, 0, "waiting runs are queued, not running");
 
     manager.resume("email").await.unwrap();
     assert!(!manager.is_paused("email").await.unwrap());

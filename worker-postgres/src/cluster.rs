@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use worker_core::backend::{Backend, BoxFuture, History, Node, RemoteRun, Resolved};
+use worker_core::backend::{Backend, BoxFuture, History, Node, RemoteRun, Resolved, ScheduledRun};
 use worker_core::{Error, Result, RunId, WorkerStats};
 
 use crate::bus::{self, Bus, Note};
@@ -80,16 +80,26 @@ impl Backend for Cluster {
         })
     }
 
-    fn scheduled(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<RunId>>> {
+    fn scheduled(&self, worker: Option<&str>) -> BoxFuture<'_, Result<Vec<ScheduledRun>>> {
         let worker = worker.map(str::to_owned);
         Box::pin(async move {
-            let ids: Vec<Uuid> = sqlx::query_scalar(self.sql.scheduled.clone())
+            type Row = (Uuid, String, f64, Option<String>, i32);
+            let rows: Vec<Row> = sqlx::query_as(self.sql.scheduled.clone())
                 .persistent(false)
                 .bind(worker)
                 .fetch_all(&mut *self.reach.connection("list the scheduled runs").await?)
                 .await
                 .map_err(|err| self.reach.error("list the scheduled runs", err))?;
-            Ok(ids.into_iter().map(RunId::from).collect())
+            Ok(rows
+                .into_iter()
+                .map(|(id, worker, due_ms, key, priority)| ScheduledRun {
+                    run_id: RunId::from(id),
+                    worker,
+                    due_at: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(due_ms.max(0.0) / 1e3),
+                    key,
+                    priority,
+                })
+                .collect())
         })
     }
 

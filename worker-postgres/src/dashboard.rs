@@ -213,6 +213,9 @@ fn stored(row: RunRow) -> StoredRun {
         ended_ms: ended,
         duration_ms,
         node,
+        key,
+        priority,
+        due_ms,
     } = row;
     let state = stored_state(&state);
     let run_id = RunId::from(id);
@@ -245,6 +248,9 @@ fn stored(row: RunRow) -> StoredRun {
         messages: None,
         messages_dropped: 0,
         progress: None,
+        key,
+        priority,
+        due_at: Some(time_of(due_ms)),
     }
 }
 

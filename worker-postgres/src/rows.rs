@@ -22,6 +22,10 @@ pub(crate) struct RunRow {
     pub(crate) ended_ms: Option<f64>,
     pub(crate) duration_ms: Option<f64>,
     pub(crate) node: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) priority: i32,
+    /// Its `run_at`: when it may start (or might have).
+    pub(crate) due_ms: f64,
 }
 
 impl<'r> FromRow<'r, PgRow> for RunRow {
@@ -40,6 +44,9 @@ impl<'r> FromRow<'r, PgRow> for RunRow {
             ended_ms: row.try_get("ended_ms")?,
             duration_ms: row.try_get("duration_ms")?,
             node: row.try_get("node")?,
+            key: row.try_get("key")?,
+            priority: row.try_get("priority")?,
+            due_ms: row.try_get("due_ms")?,
         })
     }
 }

@@ -110,12 +110,13 @@ pub(crate) struct Sql {
 const RUN_COLUMNS: &str = "id, worker, state, attempt, error_kind, error, payload, output,
     extract(epoch FROM created_at)::float8 * 1000 AS created_ms,
     extract(epoch FROM started_at)::float8 * 1000 AS started_ms,
-    extract(epoch FROM ended_at)::float8 * 1000 AS ended_ms, duration_ms, node";
+    extract(epoch FROM ended_at)::float8 * 1000 AS ended_ms, duration_ms, node, key, priority,
+    extract(epoch FROM run_at)::float8 * 1000 AS due_ms";
 
 /// The columns an ended run keeps, in `{s}.ended_runs` as in `{s}.runs`.
 const ENDED_COLUMNS: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error, output,
-    claimed_at, slot";
+    claimed_at, slot, priority, key";
 
 /// The slot of `{s}.ended_runs` that endings go to now (see `history`):
 /// evaluated once per statement.
@@ -336,7 +337,8 @@ impl Sql {
                  RETURNING r.id",
             ),
             scheduled: text(
-                "SELECT id FROM {s}.runs
+                "SELECT id, worker, extract(epoch FROM run_at)::float8 * 1000, key, priority
+                 FROM {s}.runs
                  WHERE state = 'queued' AND run_at > now() AND ($1::text IS NULL OR worker = $1)
                  ORDER BY run_at, id LIMIT 10000",
             ),
@@ -390,7 +392,7 @@ impl Sql {
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT id, worker, payload, 'stalled', attempt, stalls + 1, now(), timeout_ms, NULL,
                             cancel_requested, created_at, started_at, now(), NULL, 'stalled',
-                            (stalls + 1)::text, NULL, claimed_at, {{CURRENT_SLOT}}
+                            (stalls + 1)::text, NULL, claimed_at, {{CURRENT_SLOT}}, priority, key
                      FROM gone
                      RETURNING id),
                  changed AS (
@@ -431,7 +433,7 @@ impl Sql {
                      SELECT g.id, g.worker, g.payload, e.state, g.attempt, g.stalls, g.run_at,
                             g.timeout_ms, g.node, g.cancel_requested, g.created_at, g.started_at,
                             now(), e.duration_ms, e.kind, e.error, e.output, g.claimed_at,
-                            {{CURRENT_SLOT}}
+                            {{CURRENT_SLOT}}, g.priority, g.key
                      FROM gone g
                      JOIN unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
                          AS e(id, state, kind, error, output, duration_ms) ON e.id = g.id
@@ -494,7 +496,7 @@ impl Sql {
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT id, worker, payload, 'cancelled', attempt, stalls, run_at, timeout_ms, node,
                             true, created_at, started_at, now(), NULL, 'cancelled', NULL, NULL, claimed_at,
-                            {{CURRENT_SLOT}}
+                            {{CURRENT_SLOT}}, priority, key
                      FROM gone
                      RETURNING worker, state, NULL::double precision AS duration_ms),
                  ended AS (SELECT worker, state, duration_ms FROM moved),

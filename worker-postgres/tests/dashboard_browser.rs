@@ -135,3 +135,143 @@ async fn a_durable_runs_page_shows_every_attempt_with_its_node_and_error() {
     session.quit().await;
     web.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: cargo test -p worker-postgres --test dashboard_browser -- --ignored"]
+async fn scheduled_runs_pause_and_a_bulk_retry_work_from_the_page_in_durable_mode() {
+    use worker_core::Call;
+    let Some(db) = support::database() else {
+        return;
+    };
+    let schema = schema("jobs_page");
+    let web = manager(support::backend(db, &schema)).await;
+    let app = worker_web::mount(axum::Router::new(), "/ops", worker_web::router(web.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/ops/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let later = web
+        .call_with(
+            "echo",
+            Call::new()
+                .delay(Duration::from_secs(600))
+                .key("nightly")
+                .priority(3),
+        )
+        .await
+        .unwrap();
+    let later = later.id().to_owned();
+
+    let (browser, session) = chromium::launch().await;
+    session.navigate(&base).await;
+    let shown = session
+        .wait_for(
+            "the scheduled run",
+            Duration::from_secs(20),
+            &format!(
+                "const row = document.querySelector('#scheduled tr.scheduled-run[data-run-id=\"{later}\"]');
+                 const echo = document.querySelector('#stats tr[data-worker=\"echo\"] td.scheduled');
+                 return row && echo && echo.textContent === '1' ? {{
+                   key: row.querySelector('td.key').textContent,
+                   priority: row.querySelector('td.priority').textContent,
+                 }} : null;"
+            ),
+        )
+        .await;
+    assert_eq!(shown, json!({"key": "nightly", "priority": "3"}));
+
+    // Paused from the page: stored for the cluster; runs wait as queued.
+    let pause = session
+        .find("#stats tr[data-worker=\"noop\"] button.pause-toggle")
+        .await;
+    session.click(&pause).await;
+    session
+        .wait_for(
+            "noop paused",
+            Duration::from_secs(20),
+            "return document.querySelector('#stats tr[data-worker=\"noop\"]').dataset.paused === '1';",
+        )
+        .await;
+    assert!(web.is_paused("noop").await.unwrap());
+    let waiting = web.call("noop", None, None).await.unwrap();
+    session
+        .wait_for(
+            "one queued run of noop",
+            Duration::from_secs(20),
+            "return document.querySelector('#stats tr[data-worker=\"noop\"] td.queued').textContent === '1';",
+        )
+        .await;
+    session
+        .save_screenshot("durable-paused-and-scheduled")
+        .await;
+    session.click(&pause).await;
+    waiting.await_result().await.unwrap();
+
+    // The scheduled run's page, read from the database; cancelled there.
+    session.navigate(&format!("{base}#/run/{later}")).await;
+    let page = session
+        .wait_for(
+            "the scheduled run's page",
+            Duration::from_secs(20),
+            "const view = document.querySelector('#view-run');
+             return view.dataset.state === 'scheduled' ? {
+               key: document.querySelector('#run-key').textContent,
+               priority: document.querySelector('#run-priority').textContent,
+               due: !document.querySelector('#run-due-box').hidden,
+             } : null;",
+        )
+        .await;
+    assert_eq!(
+        page,
+        json!({"key": "nightly", "priority": "3", "due": true})
+    );
+    let cancel = session.find("#run-cancel").await;
+    session.click(&cancel).await;
+    session
+        .wait_for(
+            "the run ended as cancelled",
+            Duration::from_secs(20),
+            "const view = document.querySelector('#view-run');
+             return view.dataset.state === 'ended' && view.dataset.outcome === 'cancelled';",
+        )
+        .await;
+
+    // Retry every failed run of the filter in one call_many.
+    for _ in 0..2 {
+        let failed = web
+            .call("fails", None, Some(json!({"how": "error"})))
+            .await
+            .unwrap();
+        assert!(failed.await_result().await.is_err());
+    }
+    session
+        .navigate(&format!("{base}#/runs?worker=fails&outcome=failed"))
+        .await;
+    session
+        .wait_for(
+            "two failed runs listed",
+            Duration::from_secs(20),
+            "return document.querySelectorAll('#recent tr.recent-run').length === 2
+               && !document.querySelector('#retry-failed').disabled;",
+        )
+        .await;
+    session
+        .execute("window.confirm = () => true; return true;")
+        .await;
+    let retry = session.find("#retry-failed").await;
+    session.click(&retry).await;
+    session
+        .wait_for(
+            "the bulk retry",
+            Duration::from_secs(20),
+            "return document.querySelector('#recent-kept').textContent.includes('retried 2');",
+        )
+        .await;
+    support::eventually("the two retries ended", || async {
+        web.stats("fails").await.unwrap().runs == 4
+    })
+    .await;
+    session.quit().await;
+    drop(browser);
+    web.shutdown().await.unwrap();
+}

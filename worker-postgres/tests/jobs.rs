@@ -34,7 +34,10 @@ async fn a_delayed_run_waits_in_the_database_listed_as_scheduled_then_starts() {
         .await
         .unwrap();
     let id = handle.id().to_owned();
-    assert_eq!(manager.scheduled(Some("echo")).await.unwrap(), [id.as_str()]);
+    assert_eq!(
+        manager.scheduled(Some("echo")).await.unwrap(),
+        [id.as_str()]
+    );
     assert_eq!(manager.scheduled(None).await.unwrap(), [id.as_str()]);
     assert!(manager.running().await.unwrap().is_empty());
     let stats = manager.stats("echo").await.unwrap();

@@ -79,7 +79,8 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// worker-core's errors, by kind: unknown worker or run → 404, a payload
-/// turned away → 422, a worker's queue full → 429, shutting down → 503,
+/// turned away → 422, a worker's queue full → 429, a duplicate key
+/// rejected → 409, shutting down → 503,
 /// anything else → 500. The message
 /// is the error's own sentence, such as `Worker 'x' not registered`.
 impl From<worker_core::Error> for ApiError {
@@ -90,6 +91,8 @@ impl From<worker_core::Error> for ApiError {
             StatusCode::UNPROCESSABLE_ENTITY
         } else if error.is_overloaded() {
             StatusCode::TOO_MANY_REQUESTS
+        } else if error.is_duplicate() {
+            StatusCode::CONFLICT
         } else if error.is_shutdown() {
             StatusCode::SERVICE_UNAVAILABLE
         } else {

@@ -192,6 +192,8 @@ impl Observer for Journal {
             id: run.run_id(),
             worker: run.worker().into(),
             payload: run.payload().cloned(),
+            key: run.key().map(str::to_owned),
+            priority: run.priority(),
             started_at: SystemTime::now(),
             node: self.node.clone(),
             state: Mutex::new(Kept {
@@ -270,6 +272,8 @@ pub struct RunRecord {
     id: RunId,
     worker: String,
     payload: Option<Value>,
+    key: Option<String>,
+    priority: i32,
     started_at: SystemTime,
     node: Arc<str>,
     state: Mutex<Kept>,
@@ -401,6 +405,11 @@ impl RunRecord {
             messages: Some(state.first + state.messages.len() as u64),
             messages_dropped: state.first,
             progress: state.progress.clone(),
+            key: self.key.clone(),
+            priority: self.priority,
+            // In this process a run is journaled once it starts: it
+            // was due then.
+            due_at: Some(self.started_at),
         }
     }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use worker_core::backend::{History, HistoryQuery};
 use worker_core::observe::Outcome;
-use worker_core::{Error, RunId, WorkerManager, format_duration};
+use worker_core::{Call, Error, RunId, WorkerManager, format_duration};
 
 use crate::clock::unix_ms;
 use crate::errors::ApiError;
@@ -29,7 +29,7 @@ use crate::page;
 use crate::payloads::{Validator, invalid};
 use crate::source::RunSource;
 use crate::timeline::{BUCKET, BUCKETS};
-use crate::views::{NodesView, RunDetail, RunSummary, TimelineView};
+use crate::views::{NodesView, RunDetail, RunSummary, ScheduledView, TimelineView};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -64,8 +64,12 @@ pub(crate) fn router(state: Web) -> Router {
             "/workers/{name}/runs",
             post(start_run).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/workers/{name}/pause", post(pause_worker))
+        .route("/workers/{name}/resume", post(resume_worker))
         .route("/runs", get(list_runs))
         .route("/runs/recent", get(recent_runs))
+        .route("/runs/scheduled", get(scheduled_runs))
+        .route("/runs/retry-failed", post(retry_failed))
         .route("/runs/{id}", get(run_detail).delete(cancel_run))
         .route("/runs/{id}/events", get(run_events))
         .route("/runs/{id}/retry", post(retry_run))
@@ -197,7 +201,12 @@ async fn list_workers(State(state): State<Web>) -> Result<Json<Value>, ApiError>
             "wait_p99_ms": stats.wait_p99_ms,
             "last_run_ms": stats.last_run_ms,
             "running": stats.running,
+            "queued": stats.queued,
+            "scheduled": stats.scheduled,
+            "paused": stats.paused,
             "options": {
+                "priority": options.get_priority(),
+                "unique": options.get_unique(),
                 "timeout": timeout.map(format_duration),
                 "retries": options.get_retries(),
                 "backoff": format_duration(options.get_backoff()),
@@ -213,6 +222,101 @@ async fn list_workers(State(state): State<Web>) -> Result<Json<Value>, ApiError>
         "node": state.journal.node(),
         "workers": workers,
     })))
+}
+
+/// `POST /workers/{name}/pause`: its queued runs wait, calls are still
+/// accepted (in durable mode, on every node); `{"worker", "paused": true}`.
+async fn pause_worker(
+    State(state): State<Web>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.writable("pause workers")?;
+    state.manager.pause(&name).await?;
+    log::info!(target: "worker_web", "paused {name}");
+    Ok(Json(json!({"worker": name, "paused": true})))
+}
+
+/// `POST /workers/{name}/resume`: its waiting runs start;
+/// `{"worker", "paused": false}`.
+async fn resume_worker(
+    State(state): State<Web>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.writable("resume workers")?;
+    state.manager.resume(&name).await?;
+    log::info!(target: "worker_web", "resumed {name}");
+    Ok(Json(json!({"worker": name, "paused": false})))
+}
+
+#[derive(Debug, Deserialize)]
+struct WorkerQuery {
+    worker: Option<String>,
+}
+
+/// `GET /runs/scheduled`: `{"runs": [...]}`, the runs waiting for their
+/// start time, soonest first, each with its worker, time, key and
+/// priority; of one `worker` if given.
+async fn scheduled_runs(
+    State(state): State<Web>,
+    query: Result<Query<WorkerQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(format!("bad query for GET /runs/scheduled: {rejection}"))
+    })?;
+    let worker = query.worker.filter(|w| !w.is_empty());
+    let runs = state.manager.scheduled_runs(worker.as_deref()).await?;
+    let runs: Vec<ScheduledView> = runs.iter().map(ScheduledView::of).collect();
+    Ok(Json(json!({"runs": runs})))
+}
+
+/// `POST /runs/retry-failed?worker=…&outcome=…`: every run of `worker`
+/// that the recent-runs list shows with that filter and that didn't
+/// succeed, started again with its payload, in one `call_many`;
+/// `{"worker", "retried": n, "run_ids": [...]}`.
+async fn retry_failed(
+    State(state): State<Web>,
+    query: Result<Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    state.writable("retry runs")?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(format!(
+            "bad query for POST /runs/retry-failed: {rejection}"
+        ))
+    })?;
+    let Some(worker) = query.worker.clone().filter(|w| !w.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "POST /runs/retry-failed needs ?worker=NAME: runs are retried one worker at a time",
+        ));
+    };
+    if state.manager.stats(&worker).await.is_none() {
+        return Err(Error::NotRegistered(worker).into());
+    }
+    let history = recent_query(query)?;
+    let failed: Vec<_> = state
+        .runs
+        .recent(HistoryQuery {
+            limit: history.limit.min(state.journal.capacity()),
+            ..history
+        })
+        .await?
+        .into_iter()
+        .filter(|run| {
+            run.outcome()
+                .is_some_and(|outcome| outcome != Outcome::Succeeded)
+        })
+        .collect();
+    let calls = failed.iter().map(|run| match &run.payload {
+        Some(payload) => Call::new().payload(payload),
+        None => Call::new(),
+    });
+    let run_ids = state.manager.call_many(&worker, calls).await?;
+    for (run, retry) in failed.iter().zip(&run_ids) {
+        state.journal.retried(run.run_id, retry);
+    }
+    log::info!(target: "worker_web", "retried {} failed runs of {worker}", run_ids.len());
+    Ok(Json(
+        json!({"worker": worker, "retried": run_ids.len(), "run_ids": run_ids}),
+    ))
 }
 
 /// The workers of the runs in flight, by run id.
@@ -272,6 +376,21 @@ async fn recent_runs(
     let Query(query) = query.map_err(|rejection| {
         ApiError::bad_request(format!("bad query for GET /runs/recent: {rejection}"))
     })?;
+    let kept = state.journal.capacity();
+    let history = recent_query(query)?;
+    let runs = state
+        .runs
+        .recent(HistoryQuery {
+            limit: history.limit.min(kept),
+            ..history
+        })
+        .await?;
+    let runs: Vec<RunSummary> = runs.iter().map(RunSummary::of).collect();
+    Ok(Json(json!({"runs": runs, "kept": kept})))
+}
+
+/// The recent-runs filter of a query string.
+fn recent_query(query: RecentQuery) -> Result<HistoryQuery, ApiError> {
     let worker = query.worker.filter(|w| !w.is_empty());
     let outcome = match query.outcome.as_deref().filter(|o| !o.is_empty()) {
         None => None,
@@ -289,18 +408,12 @@ async fn recent_runs(
             )));
         }
     };
-    let kept = state.journal.capacity();
-    let runs = state
-        .runs
-        .recent(HistoryQuery {
-            worker,
-            outcome,
-            failed_first,
-            limit: query.limit.unwrap_or(usize::MAX).min(kept),
-        })
-        .await?;
-    let runs: Vec<RunSummary> = runs.iter().map(RunSummary::of).collect();
-    Ok(Json(json!({"runs": runs, "kept": kept})))
+    Ok(HistoryQuery {
+        worker,
+        outcome,
+        failed_first,
+        limit: query.limit.unwrap_or(usize::MAX),
+    })
 }
 
 /// The run id of a path: one that isn't a run id is an unknown run.

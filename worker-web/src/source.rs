@@ -10,15 +10,15 @@
 //! adding it would count them twice).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::Value;
 use worker_core::backend::{
-    BoxFuture, History, HistoryQuery, NodeInfo, Stall, StoredRun, TimelineBucket,
+    BoxFuture, History, HistoryQuery, NodeInfo, ScheduledRun, Stall, StoredRun, TimelineBucket,
 };
-use worker_core::{Error, Outcome, Result, RunId, WorkerHandle, WorkerManager};
+use worker_core::{Error, Outcome, Result, RunId, RunState, WorkerHandle, WorkerManager};
 
 use crate::journal::{Journal, RunEvent, RunRecord};
 use crate::views::OutcomeView;
@@ -110,10 +110,18 @@ impl History for RunSource {
             if let Some(run) = self.journaled(run_id) {
                 return Ok(Some(run.stored_run()));
             }
-            match self.manager.history() {
-                Some(backend) => backend.run(run_id).await,
-                None => Ok(None),
+            if let Some(backend) = self.manager.history() {
+                if let Some(run) = backend.run(run_id).await? {
+                    return Ok(Some(run));
+                }
             }
+            // In this process a run waiting for its time isn't journaled
+            // until it starts.
+            let waiting = self.manager.scheduled_runs(None).await?;
+            Ok(waiting
+                .into_iter()
+                .find(|run| run.run_id == run_id)
+                .map(|run| scheduled(&run)))
         })
     }
 
@@ -131,6 +139,31 @@ impl History for RunSource {
         bucket: Duration,
     ) -> BoxFuture<'_, Result<Vec<TimelineBucket>>> {
         self.one().timeline(window, bucket)
+    }
+}
+
+/// A run waiting for its time, as a stored run: queued, nothing yet.
+fn scheduled(run: &ScheduledRun) -> StoredRun {
+    StoredRun {
+        run_id: run.run_id,
+        worker: run.worker.clone(),
+        state: RunState::Queued,
+        attempt: 1,
+        error: None,
+        payload: None,
+        output: None,
+        created_at: SystemTime::now(),
+        started_at: None,
+        ended_at: None,
+        duration_ms: None,
+        node: None,
+        attempts: Vec::new(),
+        messages: Some(0),
+        messages_dropped: 0,
+        progress: None,
+        key: run.key.clone(),
+        priority: run.priority,
+        due_at: Some(run.due_at),
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde_json::{Number, Value};
-use worker_core::backend::{NodeInfo, Stall, StoredAttempt, StoredRun, TimelineBucket};
+use worker_core::backend::{
+    NodeInfo, ScheduledRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
+};
 use worker_core::{Error, Outcome, RunId, RunState};
 
 use crate::clock::{millis, unix_ms};
@@ -71,6 +73,10 @@ pub(crate) struct RunDetail {
     dropped: u64,
     progress: Option<Number>,
     retried_as: Option<String>,
+    key: Option<String>,
+    priority: i32,
+    /// When it may start (or might have).
+    due_at_ms: Option<u64>,
 }
 
 impl RunDetail {
@@ -92,6 +98,10 @@ impl RunDetail {
             node: summary.node,
             state: if run.state.is_ended() {
                 PageState::Ended
+            } else if run.state == RunState::Queued
+                && run.due_at.is_some_and(|due| due > SystemTime::now())
+            {
+                PageState::Scheduled
             } else {
                 PageState::Running
             },
@@ -102,6 +112,9 @@ impl RunDetail {
             dropped: run.messages_dropped,
             progress: run.progress.clone(),
             retried_as,
+            key: run.key.clone(),
+            priority: run.priority,
+            due_at_ms: run.due_at.map(unix_ms),
         }
     }
 }
@@ -111,8 +124,32 @@ impl RunDetail {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 enum PageState {
+    /// Waiting for its start time.
+    Scheduled,
     Running,
     Ended,
+}
+
+/// A run waiting for its start time, as the Scheduled view lists it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ScheduledView {
+    run_id: RunId,
+    worker: String,
+    due_at_ms: u64,
+    key: Option<String>,
+    priority: i32,
+}
+
+impl ScheduledView {
+    pub(crate) fn of(run: &ScheduledRun) -> Self {
+        ScheduledView {
+            run_id: run.run_id,
+            worker: run.worker.clone(),
+            due_at_ms: unix_ms(run.due_at),
+            key: run.key.clone(),
+            priority: run.priority,
+        }
+    }
 }
 
 /// One attempt on a run's page.

@@ -134,7 +134,12 @@ async fn get_workers_lists_every_definition_with_statistics_percentiles_and_opti
     assert_eq!(
         report["options"],
         json!({"timeout": "10s", "retries": 0, "backoff": "1s", "concurrency": null,
-               "queue_limit": null, "schedule": null, "next_tick_ms": null})
+               "queue_limit": null, "schedule": null, "next_tick_ms": null,
+               "priority": 0, "unique": null})
+    );
+    assert_eq!(
+        (&report["queued"], &report["scheduled"], &report["paused"]),
+        (&json!(0), &json!(0), &json!(false))
     );
     assert_eq!(server.worker_stats("email").await["validated"], true);
     assert_eq!(

@@ -250,4 +250,30 @@ async fn a_read_only_dashboard_refuses_to_start_cancel_or_retry() {
     )
     .await;
     assert!(message.contains("can't retry runs"), "{message}");
+
+    // Nor paused, resumed or retried in bulk.
+    for path in ["/workers/flaky/pause", "/workers/flaky/resume"] {
+        let message = refused(server.post(path).await, 403).await;
+        assert!(message.contains("workers"), "{message}");
+    }
+    assert!(!manager.is_paused("flaky").await.unwrap());
+    let message = refused(server.post("/runs/retry-failed?worker=flaky").await, 403).await;
+    assert!(message.contains("can't retry runs"), "{message}");
+}
+
+#[tokio::test]
+async fn bulk_retry_needs_a_known_worker_and_pausing_an_unknown_one_changes_nothing() {
+    let server = common::start_default().await;
+    let message = refused(server.post("/runs/retry-failed").await, 400).await;
+    assert!(message.contains("?worker="), "{message}");
+    refused(server.post("/runs/retry-failed?worker=nope").await, 404).await;
+    refused(server.post("/workers/nope/pause").await, 404).await;
+    let message = refused(
+        server
+            .post("/runs/retry-failed?worker=flaky&outcome=soon")
+            .await,
+        400,
+    )
+    .await;
+    assert!(message.contains("outcome"), "{message}");
 }
