@@ -352,17 +352,18 @@ impl WorkerManager {
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
         let runtime = runtime_for(worker_name)?;
-        if let Some(backend) = self.backend_for(worker_name)? {
-            return backend
-                .call(worker_name, timeout, payload)
-                .await
-                .map(WorkerHandle::remote);
-        }
+        // Keyed by its payload: the job path, in both modes.
         if self.is_unique(worker_name) {
             let mut call = Call::new();
             call.payload = payload;
             call.timeout = timeout;
             return self.call_with(worker_name, call).await;
+        }
+        if let Some(backend) = self.backend_for(worker_name)? {
+            return backend
+                .call(worker_name, timeout, payload)
+                .await
+                .map(WorkerHandle::remote);
         }
         let (view, index, run, slot) =
             self.admit(worker_name, timeout, payload, true, None, None)?;
@@ -851,10 +852,6 @@ impl WorkerManager {
     /// timed like any other run; if the caller stops waiting, the run ends
     /// as cancelled.
     pub async fn run(&self, worker_name: &str, payload: Option<Value>) -> Result<()> {
-        if let Some(backend) = self.backend_for(worker_name)? {
-            let remote = backend.call(worker_name, None, payload).await?;
-            return WorkerHandle::remote(remote).await_result().await;
-        }
         if self.is_unique(worker_name) {
             let mut call = Call::new();
             call.payload = payload;
@@ -863,6 +860,10 @@ impl WorkerManager {
                 .await?
                 .await_result()
                 .await;
+        }
+        if let Some(backend) = self.backend_for(worker_name)? {
+            let remote = backend.call(worker_name, None, payload).await?;
+            return WorkerHandle::remote(remote).await_result().await;
         }
         let (view, index, run, slot) = self.admit(worker_name, None, payload, false, None, None)?;
         let run = view.launchers[index as usize].inline(run, slot);

@@ -81,8 +81,8 @@ async fn keys_join_replace_and_reject_through_the_database() {
             .key("doc:1")
             .delay(Duration::from_millis(800))
     };
-    let first = manager.call_with("echo", call(1)).await.unwrap();
-    let joined = manager.call_with("echo", call(2)).await.unwrap();
+    let mut first = manager.call_with("echo", call(1)).await.unwrap();
+    let mut joined = manager.call_with("echo", call(2)).await.unwrap();
     assert_eq!(joined.id(), first.id());
     let rejected = manager
         .call_with("echo", call(3).on_duplicate(Duplicate::Reject))
@@ -97,6 +97,14 @@ async fn keys_join_replace_and_reject_through_the_database() {
     assert_eq!(replaced.id(), first.id());
     let id = first.id().to_owned();
 
+    // Every handle gets every message, from the first.
+    for handle in [&mut first, &mut joined] {
+        let mut seen = Vec::new();
+        while let Some(message) = handle.recv().await {
+            seen.push(message["i"].as_u64().unwrap());
+        }
+        assert_eq!(seen, [0, 1, 2, 3]);
+    }
     let output: Value = first.await_output().await.unwrap();
     assert_eq!(output["n"], 4, "the payload was replaced");
     let again: Value = joined.await_output().await.unwrap();
@@ -135,7 +143,7 @@ async fn three_processes_calling_with_one_key_at_once_store_one_run() {
             settings.env = vec![
                 ("CALL_KEY".into(), "account:42".into()),
                 ("CALL_AT_MS".into(), at_ms.to_string()),
-                ("CALLS".into(), "20".into()),
+                ("CALLS".into(), "34".into()),
             ];
             NodeProcess::start(&settings)
         })
@@ -150,7 +158,7 @@ async fn three_processes_calling_with_one_key_at_once_store_one_run() {
             }
         }
     }
-    assert_eq!(ids.len(), 60);
+    assert_eq!(ids.len(), 102);
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     let pool = pool(db).await;
     assert_eq!(
@@ -321,4 +329,129 @@ async fn a_pause_is_stored_for_the_cluster_and_resume_starts_the_waiting_runs() 
     assert_eq!((stats.runs, stats.queued, stats.paused), (2, 0, false));
     one.shutdown().await.unwrap();
     other.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_scheduled_run_survives_a_restart_of_every_process() {
+    let Some(db) = database() else { return };
+    let schema = schema("restart");
+    let first = manager(support::backend(db, &schema)).await;
+    let handle = first
+        .call_with(
+            "echo",
+            Call::new()
+                .payload(json!({"n": 9}))
+                .delay(Duration::from_millis(1500)),
+        )
+        .await
+        .unwrap();
+    let id = handle.id().to_owned();
+    drop(handle);
+    first.shutdown().await.unwrap();
+    drop(first);
+
+    let second = manager(support::backend(db, &schema)).await;
+    assert_eq!(second.scheduled(None).await.unwrap(), [id.as_str()]);
+    let output: Value = second
+        .attach(&id)
+        .await
+        .unwrap()
+        .await_output()
+        .await
+        .unwrap();
+    assert_eq!(output["n"], 9);
+    second.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_unique_worker_and_a_replace_after_the_start_join_through_the_database() {
+    let Some(db) = database() else { return };
+    let schema = schema("unique");
+    let manager = WorkerManager::new();
+    manager
+        .register_with(
+            "sync-user",
+            WorkerOptions::new().unique("user_id"),
+            |ctx| async move {
+                ctx.sleep(Duration::from_millis(300)).await;
+                Ok(ctx.payload().cloned().unwrap_or(Value::Null))
+            },
+        )
+        .await
+        .unwrap();
+    manager
+        .set_backend(support::backend(db, &schema))
+        .await
+        .unwrap();
+    let a = manager
+        .call("sync-user", None, Some(json!({"user_id": 1, "n": 1})))
+        .await
+        .unwrap();
+    eventually("the run started", || async {
+        manager.stats("sync-user").await.unwrap().running == 1
+    })
+    .await;
+    // Started: a Replace joins and changes nothing.
+    let b = manager
+        .call_with(
+            "sync-user",
+            Call::new()
+                .payload(json!({"user_id": 1, "n": 2}))
+                .on_duplicate(Duplicate::Replace),
+        )
+        .await
+        .unwrap();
+    let c = manager
+        .call_with(
+            "sync-user",
+            Call::new().payload(json!({"user_id": 2, "n": 3})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.id(), b.id());
+    assert_ne!(a.id(), c.id());
+    let output: Value = b.await_output().await.unwrap();
+    assert_eq!(output["n"], 1);
+    a.await_result().await.unwrap();
+    c.await_result().await.unwrap();
+    let missing = manager
+        .call_with("sync-user", Call::new().payload(json!({"n": 4})))
+        .await
+        .unwrap_err();
+    assert!(
+        missing.is_validation() && missing.to_string().contains("user_id"),
+        "{missing}"
+    );
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_paused_schedule_skips_its_ticks_once_in_the_cluster_and_counts_them() {
+    let Some(db) = database() else { return };
+    let schema = schema("paused_ticks");
+    let managers = [
+        manager(support::backend(db, &schema)).await,
+        manager(support::backend(db, &schema)).await,
+    ];
+    for manager in &managers {
+        support::workers::register_ticks(manager).await;
+    }
+    managers[0].pause("tick").await.unwrap();
+    let before = managers[0].stats("tick").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let stats = managers[1].stats("tick").await.unwrap();
+    assert_eq!(stats.runs, before.runs, "no tick ran while paused");
+    let skipped = stats.skipped - before.skipped;
+    assert!(
+        (2..=4).contains(&skipped),
+        "each tick skipped once, not per node: {skipped}"
+    );
+    managers[1].resume("tick").await.unwrap();
+    eventually("a tick ran after resume", || async {
+        managers[0].stats("tick").await.unwrap().runs > before.runs
+    })
+    .await;
+    for manager in &managers {
+        manager.shutdown().await.unwrap();
+    }
 }
