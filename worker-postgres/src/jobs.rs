@@ -7,7 +7,7 @@
 //! key taken answers with the holder's id (`Join`), changes the holder
 //! while it has never started (`Replace`), or fails (`Reject`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -58,46 +58,57 @@ pub(crate) async fn store(
     conn: &mut PgConnection,
     sql: &Sql,
     worker: &str,
-    calls: Vec<Resolved>,
+    mut calls: Vec<Resolved>,
 ) -> Result<Vec<Placed>> {
     let failed =
         |err: sqlx::Error| Error::msg(format!("can't store runs of worker '{worker}': {err}"));
+    let ids: Vec<Uuid> = calls.iter().map(|_| Uuid::now_v7()).collect();
     // Within the batch, the first call with a key speaks for it; later
-    // ones are its duplicates, answered as if it were already stored.
-    let mut placed: Vec<Option<Placed>> = vec![None; calls.len()];
-    let mut first_with: HashMap<&str, usize> = HashMap::new();
-    let mut calls_kept: Vec<Resolved> = calls.clone();
-    for (at, call) in calls.iter().enumerate() {
-        let Some(key) = call.key.as_deref() else {
+    // ones are its duplicates, answered as if it were already stored (a
+    // later Replace's payload, priority and time become the first's).
+    let mut speaker: Vec<usize> = (0..calls.len()).collect();
+    let mut first_with: HashMap<String, usize> = HashMap::new();
+    let mut wants_replace: HashSet<usize> = HashSet::new();
+    for at in 0..calls.len() {
+        let Some(key) = calls[at].key.clone() else {
             continue;
         };
-        match first_with.get(key) {
-            None => {
-                first_with.insert(key, at);
+        let on_duplicate = calls[at].on_duplicate;
+        let Some(&first) = first_with.get(&key) else {
+            if on_duplicate == Duplicate::Replace {
+                wants_replace.insert(at);
             }
-            Some(&first) => match call.on_duplicate {
-                Duplicate::Reject => {
-                    return Err(Error::Duplicate {
-                        worker: worker.to_owned(),
-                        key: key.to_owned(),
-                        run_id: "of an earlier call in this batch".to_owned(),
-                    });
-                }
-                Duplicate::Replace => {
-                    let kept = &mut calls_kept[first];
-                    kept.payload = call.payload.clone();
-                    kept.priority = call.priority;
-                    kept.start = call.start;
-                    kept.timeout = call.timeout;
-                }
-                Duplicate::Join => {}
-            },
+            first_with.insert(key, at);
+            continue;
+        };
+        speaker[at] = first;
+        match on_duplicate {
+            Duplicate::Reject => {
+                return Err(Error::Duplicate {
+                    worker: worker.to_owned(),
+                    key,
+                    run_id: "of an earlier call in this batch".to_owned(),
+                });
+            }
+            Duplicate::Replace => {
+                let payload = calls[at].payload.take();
+                let (priority, start, timeout) =
+                    (calls[at].priority, calls[at].start, calls[at].timeout);
+                let kept = &mut calls[first];
+                kept.payload = payload;
+                kept.priority = priority;
+                kept.start = start;
+                kept.timeout = timeout;
+                wants_replace.insert(first);
+            }
+            Duplicate::Join => {}
         }
     }
-    let ids: Vec<Uuid> = calls.iter().map(|_| Uuid::now_v7()).collect();
-    // The keys: taken, or found held.
-    let mut open: Vec<&str> = first_with.keys().copied().collect();
-    let mut holders: HashMap<String, (Uuid, bool)> = HashMap::new();
+    // The keys: taken for the first call with each, or found held by a
+    // stored run (by which first call, the holder, and whether it has
+    // never started).
+    let mut open: Vec<String> = first_with.keys().cloned().collect();
+    let mut held: HashMap<usize, (Uuid, bool)> = HashMap::new();
     for _ in 0..KEY_ROUNDS {
         if open.is_empty() {
             break;
@@ -110,7 +121,7 @@ pub(crate) async fn store(
             .fetch_all(&mut *conn)
             .await
             .map_err(failed)?;
-        open.retain(|key| !taken.iter().any(|t| t == key));
+        open.retain(|key| !taken.contains(key));
         if open.is_empty() {
             break;
         }
@@ -122,7 +133,8 @@ pub(crate) async fn store(
             .map_err(failed)?;
         for (key, holder, in_runs, unstarted) in rows {
             if in_runs {
-                holders.insert(key, (holder, unstarted));
+                held.insert(first_with[&key], (holder, unstarted));
+                open.retain(|open| *open != key);
             } else {
                 sqlx::query(sql.free_stale_key.clone())
                     .bind(worker)
@@ -133,31 +145,27 @@ pub(crate) async fn store(
                     .map_err(failed)?;
             }
         }
-        // Held: answered below. Freed meanwhile (the holder ended, or a
+        // What is still open was freed meanwhile (its holder ended, or a
         // stale key was cleared): taken in the next round.
-        open.retain(|key| !holders.contains_key(*key));
     }
-    if !open.is_empty() {
+    if let Some(key) = open.first() {
         return Err(Error::msg(format!(
-            "can't store runs of worker '{worker}': the key '{}' changed hands {KEY_ROUNDS} times while the call looked; try again",
-            open[0]
+            "can't store runs of worker '{worker}': the key '{key}' changed hands {KEY_ROUNDS} times while the call looked; try again"
         )));
     }
-    // Calls whose key is held by a stored run.
-    for (key, &(holder, unstarted)) in &holders {
-        let first = first_with[key.as_str()];
-        let call = &calls_kept[first];
-        if calls[first].on_duplicate == Duplicate::Reject {
+    // First calls whose key a stored run holds.
+    let mut replaced = false;
+    for (&first, &(holder, unstarted)) in &held {
+        let call = &calls[first];
+        if call.on_duplicate == Duplicate::Reject {
             return Err(Error::Duplicate {
                 worker: worker.to_owned(),
-                key: key.clone(),
+                key: call.key.clone().unwrap_or_default(),
                 run_id: holder.to_string(),
             });
         }
-        let replaces = calls
-            .iter()
-            .any(|c| c.key.as_deref() == Some(key) && c.on_duplicate == Duplicate::Replace);
-        if replaces && unstarted {
+        // Started meanwhile: the call joins it instead.
+        if wants_replace.contains(&first) && unstarted {
             let (delay, at) = start_ms(call.start);
             sqlx::query(sql.replace_run.clone())
                 .persistent(false)
@@ -169,69 +177,87 @@ pub(crate) async fn store(
                 .execute(&mut *conn)
                 .await
                 .map_err(failed)?;
+            replaced = true;
         }
-        placed[first] = Some(Placed {
-            id: holder,
-            new: false,
-        });
     }
     // The new runs, in one statement.
-    let mut new_at = Vec::new();
-    for (at, call) in calls.iter().enumerate() {
-        let first = call.key.as_deref().map_or(at, |key| first_with[key]);
-        if first == at && placed[at].is_none() {
-            new_at.push(at);
-            placed[at] = Some(Placed {
-                id: ids[at],
-                new: true,
-            });
-        }
-    }
+    let new_at: Vec<usize> = (0..calls.len())
+        .filter(|&at| speaker[at] == at && !held.contains_key(&at))
+        .collect();
     if !new_at.is_empty() {
-        let kept = |at: &usize| &calls_kept[*at];
-        let column_ids: Vec<Uuid> = new_at.iter().map(|&at| ids[at]).collect();
-        let payloads: Vec<Option<Value>> =
-            new_at.iter().map(|at| kept(at).payload.clone()).collect();
-        let timeouts: Vec<Option<i64>> = new_at
-            .iter()
-            .map(|at| timeout_ms(kept(at).timeout))
-            .collect();
-        let starts: Vec<(Option<f64>, Option<f64>)> =
-            new_at.iter().map(|at| start_ms(kept(at).start)).collect();
-        let delays: Vec<Option<f64>> = starts.iter().map(|s| s.0).collect();
-        let times: Vec<Option<f64>> = starts.iter().map(|s| s.1).collect();
-        let priorities: Vec<i32> = new_at.iter().map(|at| kept(at).priority).collect();
-        let keys: Vec<Option<String>> = new_at.iter().map(|at| kept(at).key.clone()).collect();
+        let mut columns = Columns::with_capacity(new_at.len());
+        for &at in &new_at {
+            columns.push(ids[at], &mut calls[at]);
+        }
         sqlx::query(sql.insert_jobs.clone())
             .bind(worker)
-            .bind(&column_ids)
-            .bind(&payloads)
-            .bind(&timeouts)
-            .bind(&delays)
-            .bind(&times)
-            .bind(&priorities)
-            .bind(&keys)
+            .bind(&columns.ids)
+            .bind(&columns.payloads)
+            .bind(&columns.timeouts)
+            .bind(&columns.delays)
+            .bind(&columns.times)
+            .bind(&columns.priorities)
+            .bind(&columns.keys)
             .execute(&mut *conn)
             .await
             .map_err(failed)?;
+    }
+    // Claimers wake for new runs, and for a replaced one whose time moved.
+    if !new_at.is_empty() || replaced {
         bus::notify(&mut *conn, sql, Note::Queued, &[])
             .await
             .map_err(failed)?;
     }
-    // Every later call with a key is on the run its first call is on.
-    Ok(calls
-        .iter()
-        .enumerate()
-        .map(|(at, call)| {
-            let first = call.key.as_deref().map_or(at, |key| first_with[key]);
-            let on = placed[first].unwrap_or(Placed {
-                id: ids[first],
-                new: true,
-            });
-            Placed {
-                id: on.id,
-                new: on.new && first == at,
+    Ok((0..calls.len())
+        .map(|at| {
+            let first = speaker[at];
+            match held.get(&first) {
+                Some(&(holder, _)) => Placed {
+                    id: holder,
+                    new: false,
+                },
+                None => Placed {
+                    id: ids[first],
+                    new: first == at,
+                },
             }
         })
         .collect())
+}
+
+/// The new runs of a batch as the insert's arrays, one per column.
+struct Columns {
+    ids: Vec<Uuid>,
+    payloads: Vec<Option<Value>>,
+    timeouts: Vec<Option<i64>>,
+    delays: Vec<Option<f64>>,
+    times: Vec<Option<f64>>,
+    priorities: Vec<i32>,
+    keys: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            ids: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            timeouts: Vec::with_capacity(n),
+            delays: Vec::with_capacity(n),
+            times: Vec::with_capacity(n),
+            priorities: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds a call's run, taking its payload and key.
+    fn push(&mut self, id: Uuid, call: &mut Resolved) {
+        let (delay, at) = start_ms(call.start);
+        self.ids.push(id);
+        self.payloads.push(call.payload.take());
+        self.timeouts.push(timeout_ms(call.timeout));
+        self.delays.push(delay);
+        self.times.push(at);
+        self.priorities.push(call.priority);
+        self.keys.push(call.key.take());
+    }
 }
