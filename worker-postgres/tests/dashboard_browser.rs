@@ -8,6 +8,8 @@
 
 #[path = "../../worker-web/tests/common/chromium.rs"]
 mod chromium;
+#[path = "../../worker-web/tests/common/job_pages.rs"]
+mod job_pages;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -164,79 +166,27 @@ async fn scheduled_runs_pause_and_a_bulk_retry_work_from_the_page_in_durable_mod
 
     let (browser, session) = chromium::launch().await;
     session.navigate(&base).await;
-    let shown = session
-        .wait_for(
-            "the scheduled run",
-            Duration::from_secs(20),
-            &format!(
-                "const row = document.querySelector('#scheduled tr.scheduled-run[data-run-id=\"{later}\"]');
-                 const echo = document.querySelector('#stats tr[data-worker=\"echo\"] td.scheduled');
-                 return row && echo && echo.textContent === '1' ? {{
-                   key: row.querySelector('td.key').textContent,
-                   priority: row.querySelector('td.priority').textContent,
-                 }} : null;"
-            ),
-        )
-        .await;
-    assert_eq!(shown, json!({"key": "nightly", "priority": "3"}));
+    let shown = job_pages::scheduled_row(&session, &later, "echo").await;
+    assert_eq!(
+        (&shown["key"], &shown["priority"]),
+        (&json!("nightly"), &json!("3"))
+    );
 
     // Paused from the page: stored for the cluster; runs wait as queued.
-    let pause = session
-        .find("#stats tr[data-worker=\"noop\"] button.pause-toggle")
-        .await;
-    session.click(&pause).await;
-    session
-        .wait_for(
-            "noop paused",
-            Duration::from_secs(20),
-            "return document.querySelector('#stats tr[data-worker=\"noop\"]').dataset.paused === '1';",
-        )
-        .await;
+    job_pages::toggle_pause(&session, "noop", true).await;
     assert!(web.is_paused("noop").await.unwrap());
     let waiting = web.call("noop", None, None).await.unwrap();
-    session
-        .wait_for(
-            "one queued run of noop",
-            Duration::from_secs(20),
-            "return document.querySelector('#stats tr[data-worker=\"noop\"] td.queued').textContent === '1';",
-        )
-        .await;
+    job_pages::queued(&session, "noop", 1).await;
     session
         .save_screenshot("durable-paused-and-scheduled")
         .await;
-    session.click(&pause).await;
+    job_pages::toggle_pause(&session, "noop", false).await;
     waiting.await_result().await.unwrap();
 
     // The scheduled run's page, read from the database; cancelled there.
-    session.navigate(&format!("{base}#/run/{later}")).await;
-    let page = session
-        .wait_for(
-            "the scheduled run's page",
-            Duration::from_secs(20),
-            "const view = document.querySelector('#view-run');
-             return view.dataset.state === 'scheduled' ? {
-               key: document.querySelector('#run-key').textContent,
-               priority: document.querySelector('#run-priority').textContent,
-               due: !document.querySelector('#run-due-box').hidden,
-             } : null;",
-        )
-        .await;
-    assert_eq!(
-        page,
-        json!({"key": "nightly", "priority": "3", "due": true})
-    );
-    let cancel = session.find("#run-cancel").await;
-    session.click(&cancel).await;
-    session
-        .wait_for(
-            "the run ended as cancelled",
-            Duration::from_secs(20),
-            "const view = document.querySelector('#view-run');
-             return view.dataset.state === 'ended' && view.dataset.outcome === 'cancelled';",
-        )
-        .await;
+    job_pages::cancel_from_scheduled_page(&session, &base, &later, "nightly", 3).await;
 
-    // Retry every failed run of the filter in one call_many.
+    // Every failed run of the filter, retried in one call_many.
     for _ in 0..2 {
         let failed = web
             .call("fails", None, Some(json!({"how": "error"})))
@@ -244,29 +194,8 @@ async fn scheduled_runs_pause_and_a_bulk_retry_work_from_the_page_in_durable_mod
             .unwrap();
         assert!(failed.await_result().await.is_err());
     }
-    session
-        .navigate(&format!("{base}#/runs?worker=fails&outcome=failed"))
-        .await;
-    session
-        .wait_for(
-            "two failed runs listed",
-            Duration::from_secs(20),
-            "return document.querySelectorAll('#recent tr.recent-run').length === 2
-               && !document.querySelector('#retry-failed').disabled;",
-        )
-        .await;
-    session
-        .execute("window.confirm = () => true; return true;")
-        .await;
-    let retry = session.find("#retry-failed").await;
-    session.click(&retry).await;
-    session
-        .wait_for(
-            "the bulk retry",
-            Duration::from_secs(20),
-            "return document.querySelector('#recent-kept').textContent.includes('retried 2');",
-        )
-        .await;
+    let asked = job_pages::retry_all_failed(&session, &base, "fails", 2).await;
+    assert!(asked.contains("2 failed run(s) of fails"), "{asked}");
     support::eventually("the two retries ended", || async {
         web.stats("fails").await.unwrap().runs == 4
     })

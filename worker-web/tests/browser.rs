@@ -11,6 +11,8 @@
 #[path = "common/chromium.rs"]
 mod chromium;
 mod common;
+#[path = "common/job_pages.rs"]
+mod job_pages;
 
 use std::time::Duration;
 
@@ -342,85 +344,27 @@ async fn scheduled_runs_pause_and_a_bulk_retry_work_from_the_page() {
 
     // The Scheduled view: due time, key, priority; the worker's counts.
     let (browser, session) = open(&server, "#/").await;
-    let shown = session
-        .wait_for(
-            "the scheduled run",
-            Duration::from_secs(10),
-            &format!(
-                "const row = document.querySelector('#scheduled tr.scheduled-run[data-run-id=\"{later}\"]');
-                 const slow = document.querySelector('#stats tr[data-worker=\"slow\"] td.scheduled');
-                 return row && slow && slow.textContent === '1' ? {{
-                   key: row.querySelector('td.key').textContent,
-                   priority: row.querySelector('td.priority').textContent,
-                   due: row.querySelector('td.due').textContent,
-                 }} : null;"
-            ),
-        )
-        .await;
-    assert_eq!(shown["key"], "nightly");
-    assert_eq!(shown["priority"], "3");
+    let shown = job_pages::scheduled_row(&session, &later, "slow").await;
+    assert_eq!(
+        (&shown["key"], &shown["priority"]),
+        (&json!("nightly"), &json!("3"))
+    );
     assert!(shown["due"].as_str().unwrap().starts_with("in "), "{shown}");
 
     // Pause from the page: calls wait as queued; resume starts them.
-    let pause = session
-        .find("#stats tr[data-worker=\"flaky\"] button.pause-toggle")
-        .await;
-    session.click(&pause).await;
-    session
-        .wait_for(
-            "the paused badge",
-            Duration::from_secs(10),
-            "const tr = document.querySelector('#stats tr[data-worker=\"flaky\"]');
-             return tr.dataset.paused === '1' && !tr.querySelector('.paused-badge').hidden;",
-        )
-        .await;
+    job_pages::toggle_pause(&session, "flaky", true).await;
     assert!(manager.is_paused("flaky").await.unwrap());
     let waiting = manager.call("flaky", None, None).await.unwrap();
-    session
-        .wait_for(
-            "one queued run of flaky",
-            Duration::from_secs(10),
-            "return document.querySelector('#stats tr[data-worker=\"flaky\"] td.queued').textContent === '1';",
-        )
-        .await;
+    job_pages::queued(&session, "flaky", 1).await;
     session.save_screenshot("paused-and-scheduled").await;
-    session.click(&pause).await;
+    job_pages::toggle_pause(&session, "flaky", false).await;
     waiting.await_result().await.unwrap();
-    assert!(!manager.is_paused("flaky").await.unwrap());
 
     // The scheduled run's page: key, priority, due; cancelled from there.
-    session
-        .navigate(&format!("{}#/run/{later}", server.base))
-        .await;
-    let page = session
-        .wait_for(
-            "the scheduled run's page",
-            Duration::from_secs(10),
-            "const view = document.querySelector('#view-run');
-             return view.dataset.state === 'scheduled' ? {
-               key: document.querySelector('#run-key').textContent,
-               priority: document.querySelector('#run-priority').textContent,
-               due: !document.querySelector('#run-due-box').hidden,
-             } : null;",
-        )
-        .await;
-    assert_eq!(
-        page,
-        json!({"key": "nightly", "priority": "3", "due": true})
-    );
-    let cancel = session.find("#run-cancel").await;
-    session.click(&cancel).await;
-    session
-        .wait_for(
-            "the run ended as cancelled",
-            Duration::from_secs(10),
-            "const view = document.querySelector('#view-run');
-             return view.dataset.state === 'ended' && view.dataset.outcome === 'cancelled';",
-        )
-        .await;
+    job_pages::cancel_from_scheduled_page(&session, &server.base, &later, "nightly", 3).await;
     assert!(manager.scheduled(None).await.unwrap().is_empty());
 
-    // Retry every failed run the filter shows, in one call_many.
+    // Every failed run the filter shows, retried in one call_many.
     let mut failed = Vec::new();
     for _ in 0..2 {
         let id = server
@@ -429,36 +373,8 @@ async fn scheduled_runs_pause_and_a_bulk_retry_work_from_the_page() {
         server.all_events(&id).await;
         failed.push(id);
     }
-    session
-        .navigate(&format!(
-            "{}#/runs?worker=flaky&outcome=failed",
-            server.base
-        ))
-        .await;
-    session
-        .wait_for(
-            "two failed runs listed",
-            Duration::from_secs(10),
-            "return document.querySelectorAll('#recent tr.recent-run').length === 2
-               && !document.querySelector('#retry-failed').disabled;",
-        )
-        .await;
-    session
-        .execute("window.confirmed = null; window.confirm = (text) => { window.confirmed = text; return true; }; return true;")
-        .await;
-    let retry = session.find("#retry-failed").await;
-    session.click(&retry).await;
-    let asked = session
-        .wait_for(
-            "the bulk retry",
-            Duration::from_secs(10),
-            "return document.querySelector('#recent-kept').textContent.includes('retried 2') ? window.confirmed : null;",
-        )
-        .await;
-    assert!(
-        asked.as_str().unwrap().contains("2 failed run(s) of flaky"),
-        "{asked}"
-    );
+    let asked = job_pages::retry_all_failed(&session, &server.base, "flaky", 2).await;
+    assert!(asked.contains("2 failed run(s) of flaky"), "{asked}");
     for id in &failed {
         let retried = server.get_json(&format!("/runs/{id}")).await["retried_as"].clone();
         let retried = retried.as_str().expect("retried");
