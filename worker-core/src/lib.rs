@@ -58,6 +58,9 @@
 //!   per-run state, messages to the caller, cancellation.
 //! - [`WorkerHandle`] is what `call` gives: messages, result, typed output
 //!   ([`WorkerHandle::await_output`]), cancel.
+//! - [`TypedCall`] is what a `#[worker]` fn's typed entry point
+//!   `send_email::call(email)` gives: the payload's type checked at compile
+//!   time, awaited into a [`TypedHandle`] that knows the output's type.
 //! - [`WorkerOptions`] is a worker's run policy: timeout, retries with
 //!   backoff, concurrency and queue limits, a schedule (`every`, or `cron`
 //!   in a time zone). `#[worker(retries = 3, concurrency = 4, …)]` declares
@@ -83,6 +86,7 @@
 //!
 //! ```text
 //!  facade      global (WORKER)   builder (Workers)   private (for the macros)
+//!              typed (TypedCall, TypedHandle: #[worker]'s typed call sites)
 //!                 │                  │                  │
 //!  manager     manager: registry of definitions + launchers, per-thread views,
 //!                 │     admission, cancel, shutdown, the backend's Executor
@@ -148,6 +152,7 @@ mod scheduler;
 mod builder;
 mod global;
 mod manager;
+mod typed;
 
 pub mod build;
 
@@ -171,14 +176,15 @@ pub use options::{DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, MAX_RETRIES, WorkerOptio
 pub use run_id::RunId;
 pub use run_state::RunState;
 pub use stats::WorkerStats;
+pub use typed::{TypedCall, TypedHandle};
 pub use worker_derive::{auto_discover, auto_workers, worker};
 
 /// Everything a worker file or an application needs:
 /// `use worker_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AppConfig, Call, Duplicate, Environment, Error, Result, WORKER, WorkerContext,
-        WorkerHandle, WorkerManager, WorkerOptions, WorkerStats, Workers,
+        AppConfig, Call, Duplicate, Environment, Error, Result, TypedCall, TypedHandle, WORKER,
+        WorkerContext, WorkerHandle, WorkerManager, WorkerOptions, WorkerStats, Workers,
     };
     pub use serde_json::{Value, json};
     pub use worker_derive::{auto_discover, auto_workers, worker};

@@ -54,7 +54,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("manager", &["manager"]),
-    ("facade", &["builder", "global", "__private", "lib"]),
+    (
+        "facade",
+        &["builder", "global", "typed", "__private", "lib"],
+    ),
 ];
 
 fn src() -> &'static Path {

@@ -7,22 +7,32 @@ use syn::{Attribute, Item, Signature, Visibility};
 
 use crate::ctxt::Ctxt;
 
-/// Parses `item` far enough to know its signature; the body stays unparsed
-/// tokens, so half-typed code inside it doesn't break the macro while the
-/// user is editing. Anything other than a function reports `not_a_fn` at the
-/// item's keyword (`struct`, `impl`, …).
-pub(crate) fn signature(item: TokenStream, cx: &mut Ctxt, not_a_fn: &str) -> Option<Signature> {
-    let parser = |input: ParseStream| -> syn::Result<Signature> {
+/// A function up to its body.
+pub(crate) struct FnHead {
+    /// `pub`, `pub(crate)`, … as written; `#[worker]` gives its typed call
+    /// site the same.
+    pub(crate) vis: Visibility,
+    pub(crate) signature: Signature,
+}
+
+/// Parses `item` far enough to know its visibility and signature; the body
+/// stays unparsed tokens, so half-typed code inside it doesn't break the
+/// macro while the user is editing. Anything other than a function reports
+/// `not_a_fn` at the item's keyword (`struct`, `impl`, …).
+pub(crate) fn head(item: TokenStream, cx: &mut Ctxt, not_a_fn: &str) -> Option<FnHead> {
+    let parser = |input: ParseStream| -> syn::Result<FnHead> {
         input.call(Attribute::parse_outer)?;
-        input.parse::<Visibility>()?;
+        let vis: Visibility = input.parse()?;
         let signature: Signature = input.parse()?;
         match input.parse::<TokenTree>()? {
-            TokenTree::Group(body) if body.delimiter() == Delimiter::Brace => Ok(signature),
+            TokenTree::Group(body) if body.delimiter() == Delimiter::Brace => {
+                Ok(FnHead { vis, signature })
+            }
             other => Err(syn::Error::new(other.span(), "expected the function body")),
         }
     };
     match parser.parse2(item.clone()) {
-        Ok(signature) => Some(signature),
+        Ok(head) => Some(head),
         Err(err) => {
             match syn::parse2::<Item>(item) {
                 Ok(other) if !matches!(other, Item::Fn(_)) => report_not_a_fn(cx, &other, not_a_fn),

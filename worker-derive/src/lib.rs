@@ -100,7 +100,41 @@ use proc_macro::TokenStream;
 /// generics, no `self`, and `T: DeserializeOwned` (and `Send` with
 /// `blocking`). A run without a payload deserializes from `null`, so
 /// `Option<T>` accepts none. The function itself is left exactly as written
-/// and can still be called directly.
+/// and can still be called directly; its typed call site is described below.
+///
+/// # The typed call site
+/// Next to the function, the macro declares a zero-sized struct with the
+/// same name and visibility: `send_email::call(payload)` makes a
+/// `worker_core::TypedCall` for the worker, awaited into a `TypedHandle`.
+/// The struct is braced (`struct send_email {}`), which lives only in the
+/// type namespace, so the function (value namespace) keeps its name; a
+/// module or type of the same name next to the function is a "defined
+/// multiple times" error.
+///
+/// ```ignore
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Receipt { id: u32 }
+///
+/// #[worker("send-receipt")]
+/// async fn send_receipt(ctx: WorkerContext, email: Email) -> Result<Receipt> { … }
+///
+/// let handle = send_receipt::call(Email { to: "a@b.c".into() })
+///     .delay(Duration::from_secs(60)) // also: at, key, on_duplicate, priority, timeout
+///     .on(&manager)                   // optional: else the global manager
+///     .await?;                        // WORKER::call_with (or manager.call_with)
+/// let receipt: Receipt = handle.await_output().await?; // no turbofish
+/// cleanup_temp_files::call().await?;  // a worker without payload: no argument
+/// assert_eq!(send_receipt::NAME, "send-receipt");
+/// ```
+///
+/// - `call(payload)` takes exactly the payload type: anything else is a
+///   compile error at the argument, `worker "send-email" takes a payload of
+///   type `Email`, not `u32``. The payload is serialized when the call is
+///   awaited, so only calling it this way needs `Serialize`.
+/// - The output type is `T` of the return type `Result<T>` (`()` for
+///   `Result<()>`). A return type that doesn't spell `T` out (a `Result`
+///   alias without arguments, `Result<impl Serialize>`) gives
+///   `serde_json::Value`, the output as JSON.
 ///
 /// # Arguments
 /// - A string literal first: the worker's name. Without one, the name is the

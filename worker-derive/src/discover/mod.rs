@@ -107,7 +107,7 @@ pub(crate) fn auto_discover(attr: TokenStream, item: TokenStream) -> TokenStream
 fn auto_discover_in(attr: TokenStream, item: TokenStream, env: &Env) -> TokenStream {
     let mut cx = Ctxt::new();
     let arg = dir_arg(Caller::AutoDiscover, attr, &mut cx);
-    let is_fn = fn_item::signature(
+    let is_fn = fn_item::head(
         item.clone(),
         &mut cx,
         "#[auto_discover] can only be applied to a fn, usually `main`",

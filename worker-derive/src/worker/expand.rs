@@ -1,4 +1,5 @@
-//! Output: the function unchanged, then a hidden shim and its registration.
+//! Output: the function unchanged, its typed call site (see `call_site`),
+//! then a hidden shim and its registration.
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -6,12 +7,16 @@ use syn::spanned::Spanned;
 
 use std::time::Duration;
 
+use super::call_site::call_site;
 use super::validate::{Options, Worker};
 
-/// `item` (the function exactly as written) followed by
+/// `item` (the function exactly as written), its typed call site's struct
+/// (see [`call_site`]), then
 ///
 /// ```text
 /// const _: () = {
+///     // the typed call site's trait and impls
+///     …
 ///     fn __worker_core_shim(ctx: ::worker_core::WorkerContext)
 ///         -> impl Future<Output = Result<impl Serialize + Send + 'static>> + Send + 'static
 ///     {
@@ -140,9 +145,14 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
             >,
         > + ::core::marker::Send + 'static
     };
+    let call_site = call_site(worker);
+    let call_site_item = call_site.item;
+    let call_site_impls = call_site.impls;
     quote! {
         #item
+        #call_site_item
         const _: () = {
+            #call_site_impls
             fn __worker_core_shim(#ctx: ::worker_core::WorkerContext) -> #shim_output {
                 #shim_body
             }

@@ -1,6 +1,7 @@
 //! `#[worker]`: parse the arguments and the function, validate them together,
 //! expand into the function plus its registration.
 
+mod call_site;
 mod expand;
 mod parse;
 #[cfg(test)]
@@ -29,10 +30,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut cx = Ctxt::new();
     let args = parse::args(attr, &mut cx);
-    let signature = parse::item(item.clone(), args.blocking.is_on(), &mut cx);
-    let worker = signature
+    let head = parse::item(item.clone(), args.blocking.is_on(), &mut cx);
+    let worker = head
         .as_ref()
-        .and_then(|signature| validate::worker(args, signature, &mut cx));
+        .and_then(|head| validate::worker(args, head, &mut cx));
     cx.check()?;
     match worker {
         Some(worker) => Ok(expand::worker(item, &worker)),
@@ -125,6 +126,71 @@ mod tests {
         ] {
             assert!(out.contains(part), "missing `{part}` in:\n{out}");
         }
+    }
+
+    #[test]
+    fn a_worker_gets_a_typed_call_site_named_like_its_function() {
+        let item = "pub(crate) async fn send_email(ctx: WorkerContext, email: Email) -> Result<Receipt> { todo!() }";
+        let out = expanded(r#""send-email""#, item);
+        for part in [
+            // Braced, so it takes the type namespace only and the fn keeps
+            // its name; with the fn's visibility.
+            "# [allow (non_camel_case_types)] pub (crate) struct send_email { }",
+            r#"# [diagnostic :: on_unimplemented (message = "worker \"send-email\" takes a payload of type `Email`, not `{Self}`" , label = "expected `Email`")] pub trait PayloadOf_send_email { }"#,
+            "impl PayloadOf_send_email for Email { }",
+            r#"pub const NAME : & 'static str = "send-email" ;"#,
+            "pub fn call < __WorkerCorePayload : PayloadOf_send_email > (payload : __WorkerCorePayload ,) -> :: worker_core :: TypedCall < __WorkerCorePayload , Receipt > { :: worker_core :: TypedCall :: new (Self :: NAME , payload) }",
+        ] {
+            assert!(out.contains(part), "missing `{part}` in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn a_worker_without_payload_is_called_without_argument() {
+        // A blocking worker, too: the call site doesn't depend on the mode.
+        let out = expanded(
+            "blocking",
+            "fn tick(ctx: WorkerContext) -> Result<()> { Ok(()) }",
+        );
+        assert!(out.contains("struct tick { }"), "{out}");
+        assert!(
+            out.contains("pub fn call () -> :: worker_core :: TypedCall < () , () > { :: worker_core :: TypedCall :: without_payload (Self :: NAME) }"),
+            "{out}"
+        );
+        assert!(!out.contains("on_unimplemented"), "{out}");
+    }
+
+    #[test]
+    fn an_output_type_that_is_not_spelled_out_is_read_back_as_json() {
+        for output in ["Result", "Result<impl Serialize>", "aliased::Result"] {
+            let out = expanded(
+                "",
+                &format!("async fn job(ctx: WorkerContext) -> {output} {{ todo!() }}"),
+            );
+            assert!(
+                out.contains("TypedCall < () , :: worker_core :: prelude :: Value >"),
+                "{output}: {out}"
+            );
+        }
+        let out = expanded(
+            "",
+            "async fn job(ctx: WorkerContext) -> std::result::Result<Vec<u8>, Error> { todo!() }",
+        );
+        assert!(out.contains("TypedCall < () , Vec < u8 > >"), "{out}");
+    }
+
+    #[test]
+    fn braces_in_names_and_types_stay_text_in_the_diagnostic() {
+        let out = expanded(
+            r#""a{b}""#,
+            "async fn job(ctx: WorkerContext, p: Email) -> Result<()> { todo!() }",
+        );
+        assert!(
+            out.contains(
+                r#"message = "worker \"a{{b}}\" takes a payload of type `Email`, not `{Self}`""#
+            ),
+            "{out}"
+        );
     }
 
     #[test]

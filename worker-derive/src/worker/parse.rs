@@ -1,13 +1,14 @@
 //! Syntax: the attribute's arguments into [`Args`], the annotated item into a
-//! [`Signature`]. Values are checked as far as their syntax goes (a timeout is
+//! [`FnHead`] (visibility and signature). Values are checked as far as their syntax goes (a timeout is
 //! a well-formed positive duration); how they fit together is `validate`'s job.
 
 use std::time::Duration;
 
 use proc_macro2::{Delimiter, Ident, Span, TokenStream, TokenTree};
-use syn::{LitStr, Signature};
+use syn::LitStr;
 
 use crate::ctxt::Ctxt;
+use crate::fn_item::FnHead;
 use crate::{duration, fn_item};
 
 pub(super) const NAME_MUST_BE_LITERAL: &str =
@@ -611,14 +612,15 @@ fn set_blocking(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
 const BLOCKING_FLAG: &str =
     "write #[worker(blocking)] (or `blocking = true`) to run a plain `fn` on tokio's blocking pool";
 
-/// The annotated function's signature, or an error if it isn't a function.
-pub(super) fn item(item: TokenStream, blocking: bool, cx: &mut Ctxt) -> Option<Signature> {
+/// The annotated function's visibility and signature, or an error if it
+/// isn't a function.
+pub(super) fn item(item: TokenStream, blocking: bool, cx: &mut Ctxt) -> Option<FnHead> {
     let not_a_fn = if blocking {
         NOT_A_BLOCKING_FN
     } else {
         NOT_A_FN
     };
-    fn_item::signature(item, cx, not_a_fn)
+    fn_item::head(item, cx, not_a_fn)
 }
 
 #[cfg(test)]

@@ -8,10 +8,14 @@ use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::punctuated::Punctuated;
 use syn::token::Comma;
-use syn::{FnArg, LitStr, PatType, ReturnType, Safety, Signature, Type};
+use syn::{
+    FnArg, GenericArgument, LitStr, PatType, PathArguments, ReturnType, Safety, Signature, Type,
+    Visibility,
+};
 
 use super::parse::{Args, PayloadField};
 use crate::ctxt::Ctxt;
+use crate::fn_item::FnHead;
 
 /// The signature every message points to.
 pub(super) const EXPECTED: &str =
@@ -32,10 +36,17 @@ pub(super) struct Worker<'a> {
     pub(super) options: Options,
     /// Run on tokio's blocking pool: the function is a plain `fn`.
     pub(super) blocking: bool,
+    /// The function's visibility, which its typed call site shares.
+    pub(super) vis: &'a Visibility,
     pub(super) ident: &'a Ident,
     pub(super) context: &'a Type,
     pub(super) payload: Option<&'a Type>,
+    /// The whole return type, `Result<…>`.
     pub(super) output: &'a Type,
+    /// `T` of `Result<T>`, when the return type spells it out: what the
+    /// typed call site reads the output back as. `None` (a `Result` alias
+    /// without arguments, or `impl Trait`): read back as JSON.
+    pub(super) returns: Option<&'a Type>,
 }
 
 /// The run policy, as `worker_core::WorkerOptions` will hold it.
@@ -58,11 +69,8 @@ pub(super) struct Options {
 
 /// Checks `signature` and `args`; `None` exactly when the context holds an
 /// error (including ones the argument parser reported before).
-pub(super) fn worker<'a>(
-    args: Args,
-    signature: &'a Signature,
-    cx: &mut Ctxt,
-) -> Option<Worker<'a>> {
+pub(super) fn worker<'a>(args: Args, head: &'a FnHead, cx: &mut Ctxt) -> Option<Worker<'a>> {
+    let signature = &head.signature;
     // Every check runs before any result is looked at, so all problems are
     // reported together.
     // An unreadable `blocking = …` was already reported; judge the function
@@ -104,11 +112,29 @@ pub(super) fn worker<'a>(
             local: args.local.is_on(),
         },
         blocking,
+        vis: &head.vis,
         ident: &signature.ident,
         context,
         payload,
         output,
+        returns: ok_type(output),
     })
+}
+
+/// `T` in `Result<T>` or `Result<T, E>` (any path ending in `Result`), unless
+/// it is an `impl Trait` or `_`, which can't be named outside the function.
+fn ok_type(output: &Type) -> Option<&Type> {
+    let Type::Path(path) = ungroup(output) else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(Type::Infer(_)) => None,
+        GenericArgument::Type(ok) if find_impl(ok.to_token_stream()).is_none() => Some(ok),
+        _ => None,
+    }
 }
 
 /// Options that only mean something with another one, or contradict it.
