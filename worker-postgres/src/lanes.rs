@@ -41,7 +41,8 @@ pub(crate) enum Cleared {
     Truncated { lane: usize, moved: u64 },
     /// The lane is already empty (another node cleared it this period).
     AlreadyEmpty,
-    /// Its lock was held longer than [`LOCK_WAIT`].
+    /// Its lock was held longer than [`LOCK_WAIT`], or another clearing
+    /// is under way.
     Busy,
     /// It holds more than [`MOST_MOVED`] runs still queued or running.
     Full,
@@ -70,6 +71,15 @@ pub(crate) async fn clear(
     sql: &Sql,
     lane: usize,
 ) -> Result<Cleared, sqlx::Error> {
+    // One clearing at a time in the schema: two that counted the same
+    // lane would each hold its share lock and wait for the other's to
+    // take the exclusive one, a deadlock.
+    let alone: bool = sqlx::query_scalar(sql.lanes_guard.clone())
+        .fetch_one(&mut *tx)
+        .await?;
+    if !alone {
+        return Ok(Cleared::Busy);
+    }
     // Counted before the lock, which every claim and ending waits behind:
     // while a long transaction pins the horizon, the count walks the
     // lane's dead rows for a few hundred milliseconds. Nothing is inserted

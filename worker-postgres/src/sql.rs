@@ -94,6 +94,7 @@ pub(crate) struct Sql {
     pub(crate) horizon: SqlStr,
     pub(crate) oldest_lane: SqlStr,
     pub(crate) lane_cleared: SqlStr,
+    pub(crate) lanes_guard: SqlStr,
     pub(crate) lock_lane: [SqlStr; LANES],
     pub(crate) lane_rows: [SqlStr; LANES],
     pub(crate) move_lane: [SqlStr; LANES],
@@ -707,6 +708,8 @@ impl Sql {
             lane_cleared: text(
                 "UPDATE {s}.lanes SET clears = clears + 1, cleared_at = now() WHERE lane = $1",
             ),
+            // Held by the clearing's transaction: one at a time per schema.
+            lanes_guard: text("SELECT pg_try_advisory_xact_lock(hashtext('{s}.lanes'))"),
             lock_lane: lanes(|lane| format!("LOCK TABLE {{s}}.runs_lane_{lane} IN ACCESS EXCLUSIVE MODE")),
             lane_rows: lanes(|lane| {
                 format!("SELECT count(*) FROM (SELECT 1 FROM {{s}}.runs_lane_{lane} LIMIT $1) held")
