@@ -198,6 +198,25 @@ async fn enqueue(url: &str, jobs: usize, tasks: usize) -> Result<Duration> {
     Ok(elapsed)
 }
 
+/// (e) `TaskSink::push_bulk`: apalis buffers the whole batch in its sink
+/// and flushes it as one `INSERT .. SELECT unnest(..)` in one transaction
+/// (apalis-postgres `push_tasks`).
+async fn bulk(url: &str, setting: &str, jobs: usize) -> Result<Duration> {
+    if setting != "push-bulk" {
+        return Err(format!("apalis: no bulk path {setting:?}").into());
+    }
+    let pool = connect(url).await?;
+    let mut store = PostgresStorage::<NoopJob>::new(&pool);
+    let started = Instant::now();
+    store
+        .push_bulk((0..jobs as u32).map(|n| NoopJob { n }).collect())
+        .await?;
+    let elapsed = started.elapsed();
+    check_stored(url, "SELECT count(*) FROM apalis.jobs", jobs).await?;
+    pool.close().await;
+    Ok(elapsed)
+}
+
 async fn prepare(url: &str) -> Result<()> {
     connect(url).await?.close().await;
     Ok(())
@@ -269,6 +288,7 @@ impl Queue for Apalis {
             "batch-500" => "batch_size 500".to_owned(),
             "pubsub" => "with_pubsub() (LISTEN/NOTIFY)".to_owned(),
             "hb-334ms" => "heartbeat 334 ms × 3 missed = 1 s".to_owned(),
+            "push-bulk" => "PostgresStorage::push_bulk (TaskSink), default pool".to_owned(),
             other => other.to_owned(),
         }
     }
@@ -291,6 +311,9 @@ impl Queue for Apalis {
     }
     fn enqueue<'a>(&'a self, url: &'a str, jobs: usize, tasks: usize) -> BoxFut<'a, Duration> {
         Box::pin(enqueue(url, jobs, tasks))
+    }
+    fn bulk<'a>(&'a self, url: &'a str, setting: &'a str, jobs: usize) -> BoxFut<'a, Duration> {
+        Box::pin(bulk(url, setting, jobs))
     }
     fn prepare<'a>(&'a self, url: &'a str) -> BoxFut<'a, ()> {
         Box::pin(prepare(url))

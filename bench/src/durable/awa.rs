@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use awa::{
     Client, ClientBuilder, InsertOpts, JobArgs, JobContext, JobError, JobResult, PartitionedQueue,
-    QueueConfig,
+    QueueConfig, QueueStorage, QueueStorageConfig,
 };
 use std::sync::Arc;
 
@@ -288,6 +288,56 @@ async fn enqueue(url: &str, jobs: usize, tasks: usize) -> Result<Duration> {
     Ok(elapsed)
 }
 
+/// (e) awa's two COPY paths, on a database already on queue storage (see
+/// [`connect`]):
+/// - "copy": `insert_many_copy_from_pool`, the crate's top-level bulk
+///   insert: COPY (CSV) into a temp staging table, then one
+///   `INSERT .. SELECT` through `awa.insert_job_compat` per staged row, in
+///   one transaction.
+/// - "queue-storage-copy": `QueueStorage::enqueue_params_copy`, which its
+///   docs recommend "for high-volume queue-storage producers": ids taken
+///   from its sequence, then COPY straight into `ready_entries`, in one
+///   transaction.
+///
+/// (`insert_many`, one multi-row INSERT with 12 binds a job, can't take
+/// more than 5,461 jobs: PostgreSQL's 65,535 bind limit.)
+async fn bulk(url: &str, setting: &str, jobs: usize) -> Result<Duration> {
+    let pool = connect(url).await?;
+    let store = QueueStorage::new(QueueStorageConfig::default())?;
+    let params = || -> Result<Vec<awa::InsertParams>> {
+        (0..jobs)
+            .map(|n| {
+                let job = NoopJob { n: n as u32 };
+                Ok(awa::insert::params_with(&job, opts("default", 0)?)?)
+            })
+            .collect()
+    };
+    let measured = async {
+        let started = Instant::now();
+        match setting {
+            "copy" => {
+                awa::insert_many_copy_from_pool(&pool, &params()?).await?;
+            }
+            "queue-storage-copy" => {
+                let stored = store.enqueue_params_copy(&pool, &params()?).await?;
+                if stored != jobs {
+                    return Err(format!("awa stored {stored} of {jobs} jobs").into());
+                }
+            }
+            other => return Err(format!("awa: no bulk path {other:?}").into()),
+        }
+        Ok::<_, super::common::Error>(started.elapsed())
+    }
+    .await;
+    let checked = match &measured {
+        Ok(_) => check_stored(url, "SELECT count(*) FROM awa.jobs", jobs).await,
+        Err(_) => Ok(()),
+    };
+    pool.close().await;
+    checked?;
+    measured
+}
+
 async fn prepare(url: &str) -> Result<()> {
     connect(url).await?.close().await;
     Ok(())
@@ -346,6 +396,11 @@ impl Queue for Awa {
                 "heartbeat 333 ms, staleness 1 s, rescue scan 250 ms, leader election 250 ms (+ its retry backoff, 2-2.5 s)"
                     .to_owned()
             }
+            "copy" => "awa::insert_many_copy_from_pool, default pool".to_owned(),
+            "queue-storage-copy" => {
+                "QueueStorage::enqueue_params_copy (default QueueStorageConfig, the client's)"
+                    .to_owned()
+            }
             other => other.to_owned(),
         }
     }
@@ -368,6 +423,9 @@ impl Queue for Awa {
     }
     fn enqueue<'a>(&'a self, url: &'a str, jobs: usize, tasks: usize) -> BoxFut<'a, Duration> {
         Box::pin(enqueue(url, jobs, tasks))
+    }
+    fn bulk<'a>(&'a self, url: &'a str, setting: &'a str, jobs: usize) -> BoxFut<'a, Duration> {
+        Box::pin(bulk(url, setting, jobs))
     }
     fn prepare<'a>(&'a self, url: &'a str) -> BoxFut<'a, ()> {
         Box::pin(prepare(url))

@@ -66,6 +66,13 @@ pub trait Queue: Sync {
     /// time for all of them.
     fn enqueue<'a>(&'a self, url: &'a str, jobs: usize, tasks: usize) -> BoxFut<'a, Duration>;
 
+    /// (e) `jobs` runs stored with one bulk call of the library (`setting`
+    /// names which, where it has more than one), payloads `{"n": i}`;
+    /// no instance runs them. Returns the time from building the call's
+    /// input until the call returned with the runs committed (the
+    /// library's pool or manager is set up before).
+    fn bulk<'a>(&'a self, url: &'a str, setting: &'a str, jobs: usize) -> BoxFut<'a, Duration>;
+
     /// (c) Creates the library's tables before any node starts, so that
     /// the nodes and the enqueuer find them in place.
     fn prepare<'a>(&'a self, url: &'a str) -> BoxFut<'a, ()>;

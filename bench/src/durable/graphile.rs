@@ -222,6 +222,36 @@ async fn enqueue(url: &str, jobs: usize, tasks: usize) -> Result<Duration> {
     Ok(elapsed)
 }
 
+/// (e) `WorkerUtils::add_jobs`: the batch as one JSON array passed to its
+/// `add_jobs` SQL function (`json_populate_recordset`), one statement on
+/// the pool (autocommit); from 10,000 jobs on it then runs `ANALYZE` on
+/// the jobs table before returning.
+async fn bulk(url: &str, setting: &str, jobs: usize) -> Result<Duration> {
+    if setting != "add-jobs" {
+        return Err(format!("graphile: no bulk path {setting:?}").into());
+    }
+    // `init` migrates; the worker itself never runs.
+    let worker = options(url, "default")?
+        .define_job::<NoopJob>()
+        .init()
+        .await?;
+    let utils = worker.create_utils();
+    let spec = JobSpec::default();
+    let started = Instant::now();
+    let batch: Vec<(NoopJob, &JobSpec)> =
+        (0..jobs as u32).map(|n| (NoopJob { n }, &spec)).collect();
+    utils.add_jobs(&batch).await?;
+    let elapsed = started.elapsed();
+    check_stored(
+        url,
+        "SELECT count(*) FROM graphile_worker._private_jobs",
+        jobs,
+    )
+    .await?;
+    worker.pg_pool().close().await;
+    Ok(elapsed)
+}
+
 async fn prepare(url: &str) -> Result<()> {
     let worker = options(url, "default")?
         .define_job::<LongJob>()
@@ -276,6 +306,7 @@ impl Queue for Graphile {
                 "recovery on: heartbeat 334 ms, sweep_threshold 1 s, sweep 250 ms, delay 0, poll 100 ms"
                     .to_owned()
             }
+            "add-jobs" => "WorkerUtils::add_jobs, default pool".to_owned(),
             other => other.to_owned(),
         }
     }
@@ -298,6 +329,9 @@ impl Queue for Graphile {
     }
     fn enqueue<'a>(&'a self, url: &'a str, jobs: usize, tasks: usize) -> BoxFut<'a, Duration> {
         Box::pin(enqueue(url, jobs, tasks))
+    }
+    fn bulk<'a>(&'a self, url: &'a str, setting: &'a str, jobs: usize) -> BoxFut<'a, Duration> {
+        Box::pin(bulk(url, setting, jobs))
     }
     fn prepare<'a>(&'a self, url: &'a str) -> BoxFut<'a, ()> {
         Box::pin(prepare(url))

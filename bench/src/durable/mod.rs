@@ -17,7 +17,10 @@
 //!   (200 jobs, or as many as 20 s allow);
 //! - (c) recovery: kill -9 of the process running a job, until the job
 //!   starts again in another process (at most 60 s);
-//! - (d) enqueue: N enqueues from 64 tasks.
+//! - (d) enqueue: N enqueues from 64 tasks;
+//! - (e) bulk insert: N runs in one bulk call of each library (100k;
+//!   2,000 with `--quick`), until committed, nothing draining (awa's
+//!   slow compat COPY only with `--quick` or `--full`).
 //!
 //! Nothing here asserts on timings: the output is a report.
 
@@ -42,14 +45,15 @@ use self::common::{
 use self::report::{Cell, Row, Unit};
 
 const USAGE: &str = "\
-usage: durable [--postgres URL] [--quick] [--full] [--case a,b,c,d] [--rounds N] [--json FILE]
+usage: durable [--postgres URL] [--quick] [--full] [--case a,b,c,d,e] [--rounds N] [--json FILE]
 
   --postgres URL  the server (default: $DATABASE_URL); the bench creates and
                   drops the databases bench_ours, bench_apalis, bench_graphile,
                   bench_awa
   --quick         tiny sizes, 1 round, no (c): checks the harness, not the speed
   --full          also measure the anchors' default recovery (apalis: 300 s;
-                  graphile: never, so a 60 s timeout; awa: up to ~2 min) in (c)
+                  graphile: never, so a 60 s timeout; awa: up to ~2 min) in (c),
+                  and awa's insert_many_copy_from_pool (~100 s a round) in (e)
   --case IDS      run only these cases
   --rounds N      rounds per measurement (default 3, quick 1)
   --json FILE     also write the results as JSON to FILE
@@ -136,9 +140,9 @@ fn parse_args() -> std::result::Result<Args, String> {
                     .collect();
                 if let Some(bad) = ids
                     .iter()
-                    .find(|id| !["a", "b", "c", "d"].contains(&id.as_str()))
+                    .find(|id| !["a", "b", "c", "d", "e"].contains(&id.as_str()))
                 {
-                    return Err(format!("unknown case {bad:?}; known: a,b,c,d"));
+                    return Err(format!("unknown case {bad:?}; known: a,b,c,d,e"));
                 }
                 args.cases = Some(ids);
             }
@@ -188,6 +192,8 @@ struct Plan {
     latency_budget: Duration,
     enqueue_jobs: usize,
     enqueue_tasks: usize,
+    /// Runs in (e)'s one bulk call.
+    bulk_jobs: usize,
     /// How long (c) waits for a job to start again.
     recovery_cap: Duration,
     full: bool,
@@ -205,6 +211,7 @@ impl Plan {
                 latency_budget: Duration::from_secs(10),
                 enqueue_jobs: 200,
                 enqueue_tasks: 64,
+                bulk_jobs: 2_000,
                 recovery_cap: Duration::from_secs(60),
                 full,
             }
@@ -218,6 +225,7 @@ impl Plan {
                 latency_budget: Duration::from_secs(20),
                 enqueue_jobs: 10_000,
                 enqueue_tasks: 64,
+                bulk_jobs: 100_000,
                 recovery_cap: Duration::from_secs(60),
                 full,
             }
@@ -233,6 +241,7 @@ impl Plan {
             "latency_budget_s": self.latency_budget.as_secs_f64(),
             "enqueue_jobs": self.enqueue_jobs,
             "enqueue_tasks": self.enqueue_tasks,
+            "bulk_jobs": self.bulk_jobs,
             "recovery_cap_s": self.recovery_cap.as_secs_f64(),
             "full": self.full,
         })
@@ -350,6 +359,9 @@ async fn run(args: &Args, admin_url: &str) -> Result<()> {
     }
     if wants("d") {
         rows.extend(enqueue(admin_url, &plan).await?);
+    }
+    if wants("e") {
+        rows.extend(bulk(admin_url, &plan).await?);
     }
     for lib in [&OURS as &dyn Queue, &APALIS, &GRAPHILE, &AWA] {
         drop_database(admin_url, lib.database()).await?;
@@ -859,6 +871,88 @@ async fn enqueue(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         ours,
         anchors: cells.collect(),
     }])
+}
+
+/// (e) Bulk insert: `bulk_jobs` runs in one bulk call of each library,
+/// until committed, nothing draining. Two rows, ours's two bulk calls,
+/// each against every anchor's fastest bulk path (awa has two: the faster
+/// median of the two is its cell, the other is named in its legend).
+async fn bulk(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
+    let mut legs = vec![
+        Leg::new(&OURS, "call-many"),
+        Leg::new(&OURS, "enqueue-many"),
+        Leg::new(&APALIS, "push-bulk"),
+        Leg::new(&GRAPHILE, "add-jobs"),
+        Leg::new(&AWA, "queue-storage-copy"),
+    ];
+    // awa's compat COPY inserts row by row (about 1k/s here): 100 s a
+    // round at 100k, so only `--quick` (2,000 runs) and `--full` run it.
+    let compat = plan.quick || plan.full;
+    if compat {
+        legs.push(Leg::new(&AWA, "copy"));
+    }
+    let jobs = plan.bulk_jobs;
+    rounds(
+        admin_url,
+        "e",
+        plan,
+        &mut legs,
+        async |leg: &Leg, url: &str| {
+            let took = leg.queue.bulk(url, leg.setting(), jobs).await?;
+            let rate = jobs as f64 / took.as_secs_f64();
+            Ok(Outcome::Value(
+                rate,
+                format!("{} in {:.3} s", report::rate(rate), took.as_secs_f64()),
+            ))
+        },
+    )
+    .await?;
+    let median = |cell: &Cell| cell.spread().map_or(0.0, |s| s.median);
+    let mut awa = take(&mut legs, "awa", "queue-storage-copy");
+    if compat {
+        let copy = take(&mut legs, "awa", "copy");
+        let other = if median(&copy) > median(&awa) {
+            std::mem::replace(&mut awa, copy)
+        } else {
+            copy
+        };
+        let other_text = match other.spread() {
+            Some(s) => report::rate(s.median),
+            None => "no figure".to_owned(),
+        };
+        awa.described = format!(
+            "{} (faster of its two; {}: {other_text})",
+            awa.described, other.described
+        );
+    } else {
+        awa.described = format!(
+            "{} (its other, awa::insert_many_copy_from_pool, goes row by row: \
+             about 1k/s; measured with --quick or --full)",
+            awa.described
+        );
+    }
+    let anchors = vec![
+        take(&mut legs, "apalis", "push-bulk"),
+        take(&mut legs, "graphile", "add-jobs"),
+        awa,
+    ];
+    let n = report_count(jobs);
+    Ok(vec![
+        Row {
+            case: "e".to_owned(),
+            what: format!("{n} runs in one bulk call, until committed"),
+            unit: Unit::Rate,
+            ours: take(&mut legs, "ours", "call-many"),
+            anchors: anchors.clone(),
+        },
+        Row {
+            case: "e tx".to_owned(),
+            what: format!("{n} runs in one bulk call in the caller's transaction, until committed"),
+            unit: Unit::Rate,
+            ours: take(&mut legs, "ours", "enqueue-many"),
+            anchors,
+        },
+    ])
 }
 
 /// `10k`, `200`.

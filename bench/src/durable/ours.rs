@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use worker_core::WorkerManager;
+use serde_json::{Value, json};
 use worker_core::backend::HistoryQuery;
+use worker_core::{Call, WorkerManager};
 use worker_postgres::Postgres;
 
 use super::common::{
@@ -130,6 +130,45 @@ async fn enqueue(url: &str, jobs: usize, tasks: usize) -> Result<Duration> {
     Ok(elapsed)
 }
 
+/// (e) "call-many": `WorkerManager::call_many` on a calls-only manager
+/// (one `unnest` insert in a transaction of its own); "enqueue-many":
+/// `Postgres::enqueue_many` in the caller's transaction, committed by the
+/// caller (the same insert).
+async fn bulk(url: &str, setting: &str, jobs: usize) -> Result<Duration> {
+    let calls = || (0..jobs).map(|n| Call::new().payload(json!({ "n": n })));
+    let elapsed = match setting {
+        "call-many" => {
+            let manager = caller(url).await?;
+            let started = Instant::now();
+            let ids = manager.call_many("noop", calls()).await?;
+            let elapsed = started.elapsed();
+            manager.shutdown().await?;
+            if ids.len() != jobs {
+                return Err(format!("call_many gave {} ids for {jobs} calls", ids.len()).into());
+            }
+            elapsed
+        }
+        "enqueue-many" => {
+            let store = Postgres::new(url).schema(SCHEMA);
+            store.migrate().await?;
+            let pool = worker_postgres::sqlx::PgPool::connect(url).await?;
+            let started = Instant::now();
+            let mut tx = pool.begin().await?;
+            let ids = store.enqueue_many(&mut tx, "noop", calls()).await?;
+            tx.commit().await?;
+            let elapsed = started.elapsed();
+            pool.close().await;
+            if ids.len() != jobs {
+                return Err(format!("enqueue_many gave {} ids for {jobs} calls", ids.len()).into());
+            }
+            elapsed
+        }
+        other => return Err(format!("ours: no bulk path {other:?}").into()),
+    };
+    check_stored(url, "SELECT count(*) FROM bench_ours.runs", jobs).await?;
+    Ok(elapsed)
+}
+
 async fn prepare(url: &str) -> Result<()> {
     caller(url).await?.shutdown().await?;
     Ok(())
@@ -182,6 +221,10 @@ impl Queue for Ours {
         match setting {
             "default" => "defaults (lease 30 s), concurrency 32".to_owned(),
             "lease-1s" => "lease 1 s (renewed every 333 ms)".to_owned(),
+            "call-many" => "manager.call_many on an execute(false) manager".to_owned(),
+            "enqueue-many" => {
+                "Postgres::enqueue_many in the caller's transaction, then commit".to_owned()
+            }
             other => other.to_owned(),
         }
     }
@@ -204,6 +247,9 @@ impl Queue for Ours {
     }
     fn enqueue<'a>(&'a self, url: &'a str, jobs: usize, tasks: usize) -> BoxFut<'a, Duration> {
         Box::pin(enqueue(url, jobs, tasks))
+    }
+    fn bulk<'a>(&'a self, url: &'a str, setting: &'a str, jobs: usize) -> BoxFut<'a, Duration> {
+        Box::pin(bulk(url, setting, jobs))
     }
     fn prepare<'a>(&'a self, url: &'a str) -> BoxFut<'a, ()> {
         Box::pin(prepare(url))
