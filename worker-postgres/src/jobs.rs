@@ -1,6 +1,9 @@
 //! Storing jobs: runs with a start time, a priority or a unique key, one
 //! or many, in one transaction (the caller's, or one of our own).
 //!
+//! New runs go in one statement: an `unnest` insert, or for a large batch
+//! that starts at once, a `COPY`.
+//!
 //! A key is taken by inserting it into `run_keys`, whose primary key is
 //! the rule "one run per worker and key": two processes calling at once
 //! can't both insert, whatever they read before. The call that finds its
@@ -22,6 +25,11 @@ use crate::sql::Sql;
 /// How often a call looks again for a key whose holder ended between
 /// two of its statements, before it gives up.
 const KEY_ROUNDS: usize = 8;
+
+/// From how many new runs a batch that starts at once is streamed with
+/// `COPY` rather than inserted (below it, the round trips of `COPY` cost
+/// more than they save).
+const COPY_FROM: usize = 1_000;
 
 /// One stored call: the run it is on, and whether the call stored it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +192,24 @@ pub(crate) async fn store(
     let new_at: Vec<usize> = (0..calls.len())
         .filter(|&at| speaker[at] == at && !held.contains_key(&at))
         .collect();
-    if !new_at.is_empty() {
+    let streamed = new_at.len() >= COPY_FROM && new_at.iter().all(|&at| calls[at].start.is_none());
+    if streamed {
+        let mut rows = Copied::with_capacity(new_at.len());
+        for &at in &new_at {
+            rows.push(ids[at], worker, &mut calls[at]).map_err(|err| {
+                Error::msg(format!("can't store runs of worker '{worker}': {err}"))
+            })?;
+        }
+        let mut copy = conn
+            .copy_in_raw(sql.copy_jobs.as_str())
+            .await
+            .map_err(failed)?;
+        if let Err(err) = copy.send(rows.text).await {
+            let _ = copy.abort(err.to_string()).await;
+            return Err(failed(err));
+        }
+        copy.finish().await.map_err(failed)?;
+    } else if !new_at.is_empty() {
         let mut columns = Columns::with_capacity(new_at.len());
         for &at in &new_at {
             columns.push(ids[at], &mut calls[at]);
@@ -225,6 +250,62 @@ pub(crate) async fn store(
         .collect())
 }
 
+/// The new runs of a batch as `COPY`'s text format: a line a run, columns
+/// by tabs, `\N` for none, and a backslash, tab, newline or carriage
+/// return in a value escaped.
+struct Copied {
+    text: Vec<u8>,
+}
+
+impl Copied {
+    fn with_capacity(runs: usize) -> Self {
+        Copied {
+            text: Vec::with_capacity(runs * 96),
+        }
+    }
+
+    /// Adds a call's run (id, worker, payload, timeout, priority, key),
+    /// taking its payload and key.
+    fn push(&mut self, id: Uuid, worker: &str, call: &mut Resolved) -> serde_json::Result<()> {
+        use std::io::Write;
+        let text = &mut self.text;
+        let _ = write!(text, "{}\t", id.hyphenated());
+        escape(text, worker);
+        text.push(b'\t');
+        match call.payload.take() {
+            Some(payload) => escape(text, &serde_json::to_string(&payload)?),
+            None => text.extend_from_slice(b"\\N"),
+        }
+        text.push(b'\t');
+        match timeout_ms(call.timeout) {
+            Some(ms) => {
+                let _ = write!(text, "{ms}");
+            }
+            None => text.extend_from_slice(b"\\N"),
+        }
+        let _ = write!(text, "\t{}\t", call.priority);
+        match call.key.take() {
+            Some(key) => escape(text, &key),
+            None => text.extend_from_slice(b"\\N"),
+        }
+        text.push(b'\n');
+        Ok(())
+    }
+}
+
+/// Writes `value` as a column of `COPY`'s text format.
+fn escape(text: &mut Vec<u8>, value: &str) {
+    for byte in value.bytes() {
+        match byte {
+            b'\\' => text.extend_from_slice(b"\\\\"),
+            b'\t' => text.extend_from_slice(b"\\t"),
+            b'\n' => text.extend_from_slice(b"\\n"),
+            b'\r' => text.extend_from_slice(b"\\r"),
+            other => text.push(other),
+        }
+    }
+}
+
 /// The new runs of a batch as the insert's arrays, one per column.
 struct Columns {
     ids: Vec<Uuid>,
@@ -259,5 +340,34 @@ impl Columns {
         self.times.push(at);
         self.priorities.push(call.priority);
         self.keys.push(call.key.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_its_format_reads_specially() {
+        let mut text = Vec::new();
+        escape(&mut text, "a\tb\\c\nd\re \\N ü");
+        assert_eq!(text, "a\\tb\\\\c\\nd\\re \\\\N ü".as_bytes());
+    }
+
+    #[test]
+    fn a_copied_run_is_one_line_of_six_columns() {
+        let mut rows = Copied::with_capacity(1);
+        let mut call = worker_core::Call::new()
+            .payload(serde_json::json!({"s": "x\ty"}))
+            .priority(-2)
+            .resolve_plain("w")
+            .unwrap();
+        let id = Uuid::nil();
+        rows.push(id, "w", &mut call).unwrap();
+        let line = String::from_utf8(rows.text).unwrap();
+        assert_eq!(
+            line,
+            format!("{id}\tw\t{{\"s\":\"x\\\\ty\"}}\t\\N\t-2\t\\N\n")
+        );
     }
 }
