@@ -161,15 +161,6 @@ impl Follow {
     }
 }
 
-/// What a `Replace` did.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Replaced {
-    /// The waiting run takes the new payload, priority and time.
-    Yes,
-    /// It had started: the call joins it instead.
-    Started,
-}
-
 impl Job {
     pub(crate) fn new(
         key: Option<String>,
@@ -220,23 +211,18 @@ impl Job {
         self.payload.get().and_then(Option::as_ref)
     }
 
-    /// A `Duplicate::Replace` of the run while it waits.
-    pub(crate) fn replace(
-        &self,
-        payload: Option<Value>,
-        priority: i32,
-        due: Option<Due>,
-    ) -> Replaced {
+    /// A `Duplicate::Replace` of the run while it waits; nothing once it
+    /// has started (the call then joins it).
+    pub(crate) fn replace(&self, payload: Option<Value>, priority: i32, due: Option<Due>) {
         let mut state = lock(&self.state);
         if state.started {
-            return Replaced::Started;
+            return;
         }
         state.payload = payload;
         state.priority = priority;
         state.due = due;
         drop(state);
         self.changed.notify_one();
-        Replaced::Yes
     }
 
     /// A new handle on the run: messages from now on, then the outcome.

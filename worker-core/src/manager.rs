@@ -20,7 +20,7 @@ use crate::drive::catch_panic;
 use crate::error::{Error, InstallFailure, Result, panic_text};
 use crate::gate::Claim;
 use crate::handle::WorkerHandle;
-use crate::job::{Due, Job, Replaced};
+use crate::job::{Due, Job};
 use crate::launch::Launcher;
 use crate::options::WorkerOptions;
 use crate::registration::{InstallRegistration, WorkerRegistration};
@@ -352,8 +352,10 @@ impl WorkerManager {
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
         let runtime = runtime_for(worker_name)?;
+        let target = self.target(worker_name);
         // Keyed by its payload: the job path, in both modes.
-        if self.is_unique(worker_name) {
+        if target.is_unique() {
+            drop(target);
             let mut call = Call::new();
             call.payload = payload;
             call.timeout = timeout;
@@ -365,21 +367,20 @@ impl WorkerManager {
                 .await
                 .map(WorkerHandle::remote);
         }
-        let (view, index, run, slot) =
-            self.admit(worker_name, timeout, payload, true, None, None)?;
+        let (view, index, run, slot) = self.admit(target, timeout, payload, true, None, None)?;
         let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
         Ok(WorkerHandle::new(run, task))
     }
 
-    /// Whether every call of the worker is keyed by a payload field.
-    fn is_unique(&self, worker_name: &str) -> bool {
+    /// A worker as this thread's view finds it, looked up once per call.
+    fn target<'a>(&self, worker_name: &'a str) -> Target<'a> {
         let view = self.view();
-        view.by_name.get(worker_name).is_some_and(|&index| {
-            view.scope.definitions[index as usize]
-                .options
-                .get_unique()
-                .is_some()
-        })
+        let index = view.by_name.get(worker_name).copied();
+        Target {
+            view,
+            index,
+            name: worker_name,
+        }
     }
 
     /// Starts a run with per-call options (see [`Call`]): a payload of any
@@ -427,7 +428,7 @@ impl WorkerManager {
         }
         if call.key.is_none() && call.start.is_none() {
             let (view, index, run, slot) = self.admit(
-                worker_name,
+                self.target(worker_name),
                 call.timeout,
                 call.payload,
                 true,
@@ -625,10 +626,8 @@ impl WorkerManager {
 
     /// This thread's view and the worker's index in it.
     fn view_of(&self, worker_name: &str) -> Result<(Arc<View>, u32)> {
-        let view = self.view();
-        let Some(&index) = view.by_name.get(worker_name) else {
-            return Err(Error::NotRegistered(worker_name.to_owned()));
-        };
+        let Target { view, index, .. } = self.target(worker_name);
+        let index = index.ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
         Ok((view, index))
     }
 
@@ -714,8 +713,8 @@ impl WorkerManager {
             }
             Duplicate::Replace => {
                 let (payload, priority, due) = replacement();
-                // Started already: joined instead.
-                let _: Replaced = job.replace(payload, priority, due);
+                // Unless it has started: the call then joins it.
+                job.replace(payload, priority, due);
             }
             Duplicate::Join => {}
         }
@@ -809,7 +808,7 @@ impl WorkerManager {
             attempt: u16::try_from(claimed.attempt).unwrap_or(u16::MAX),
         };
         let (view, index, run, slot) = self.admit_unchecked(
-            &claimed.worker,
+            self.target(&claimed.worker),
             claimed.timeout,
             claimed.payload,
             true,
@@ -852,7 +851,9 @@ impl WorkerManager {
     /// timed like any other run; if the caller stops waiting, the run ends
     /// as cancelled.
     pub async fn run(&self, worker_name: &str, payload: Option<Value>) -> Result<()> {
-        if self.is_unique(worker_name) {
+        let target = self.target(worker_name);
+        if target.is_unique() {
+            drop(target);
             let mut call = Call::new();
             call.payload = payload;
             return self
@@ -865,7 +866,7 @@ impl WorkerManager {
             let remote = backend.call(worker_name, None, payload).await?;
             return WorkerHandle::remote(remote).await_result().await;
         }
-        let (view, index, run, slot) = self.admit(worker_name, None, payload, false, None, None)?;
+        let (view, index, run, slot) = self.admit(target, None, payload, false, None, None)?;
         let run = view.launchers[index as usize].inline(run, slot);
         drop(view);
         run.await.map(drop)
@@ -873,7 +874,7 @@ impl WorkerManager {
 
     fn admit(
         &self,
-        worker_name: &str,
+        target: Target<'_>,
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
@@ -883,7 +884,7 @@ impl WorkerManager {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
-        self.admit_unchecked(worker_name, timeout, payload, has_reader, durable, priority)
+        self.admit_unchecked(target, timeout, payload, has_reader, durable, priority)
     }
 
     /// [`admit`](Self::admit) without the shutdown check up front: a
@@ -891,15 +892,19 @@ impl WorkerManager {
     /// claiming first, and releases what doesn't finish).
     fn admit_unchecked(
         &self,
-        worker_name: &str,
+        target: Target<'_>,
         timeout: Option<Duration>,
         payload: Option<Value>,
         has_reader: bool,
         durable: Option<Durable>,
         priority: Option<i32>,
     ) -> Result<(Arc<View>, u32, Arc<Run>, Claim)> {
-        let view = self.view();
-        let Some(&index) = view.by_name.get(worker_name) else {
+        let Target {
+            view,
+            index,
+            name: worker_name,
+        } = target;
+        let Some(index) = index else {
             return Err(Error::NotRegistered(worker_name.to_owned()));
         };
         let definition = &view.scope.definitions[index as usize];
@@ -1218,6 +1223,26 @@ struct View {
     scope: Arc<Scope>,
     launchers: Vec<Launcher>,
     by_name: HashMap<Box<str>, u32, BuildHasherDefault<NameHasher>>,
+}
+
+/// A worker looked up in a thread's view: the view, the worker's index
+/// if it is registered, and the name asked for (for the error if not).
+struct Target<'a> {
+    view: Arc<View>,
+    index: Option<u32>,
+    name: &'a str,
+}
+
+impl Target<'_> {
+    /// Whether every call of the worker is keyed by a payload field.
+    fn is_unique(&self) -> bool {
+        self.index.is_some_and(|index| {
+            self.view.scope.definitions[index as usize]
+                .options
+                .get_unique()
+                .is_some()
+        })
+    }
 }
 
 /// The Fx hash (rustc's): names are the application's own, not an

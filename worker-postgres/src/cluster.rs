@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::executor::Executor;
 use crate::handle::{self, PgRun};
-use crate::jobs::{self, Placed};
+use crate::jobs;
 use crate::leases;
 use crate::reach::{self, Reach};
 use crate::schema;
@@ -66,8 +66,8 @@ impl Backend for Cluster {
     fn call_with(&self, worker: &str, call: Resolved) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
         let worker = worker.to_owned();
         Box::pin(async move {
-            let placed = self.store_jobs(&worker, vec![call]).await?;
-            let id = placed[0].id;
+            let ids = self.store_jobs(&worker, vec![call]).await?;
+            let id = ids[0];
             Ok(Box::new(PgRun::new(self.db.clone(), id, worker)) as Box<dyn RemoteRun>)
         })
     }
@@ -75,8 +75,8 @@ impl Backend for Cluster {
     fn call_many(&self, worker: &str, calls: Vec<Resolved>) -> BoxFuture<'_, Result<Vec<RunId>>> {
         let worker = worker.to_owned();
         Box::pin(async move {
-            let placed = self.store_jobs(&worker, calls).await?;
-            Ok(placed.iter().map(|p| RunId::from(p.id)).collect())
+            let ids = self.store_jobs(&worker, calls).await?;
+            Ok(ids.into_iter().map(RunId::from).collect())
         })
     }
 
@@ -256,18 +256,18 @@ impl Cluster {
     }
 
     /// Stores jobs in a transaction of their own: all or nothing.
-    async fn store_jobs(&self, worker: &str, calls: Vec<Resolved>) -> Result<Vec<Placed>> {
+    async fn store_jobs(&self, worker: &str, calls: Vec<Resolved>) -> Result<Vec<Uuid>> {
         let what = format!("store runs of worker '{worker}'");
         let mut conn = self.reach.connection(&what).await?;
         let mut tx = conn
             .begin()
             .await
             .map_err(|err| self.reach.error(&what, err))?;
-        let placed = jobs::store(&mut tx, &self.sql, worker, calls).await?;
+        let ids = jobs::store(&mut tx, &self.sql, worker, calls).await?;
         tx.commit()
             .await
             .map_err(|err| self.reach.error(&what, err))?;
-        Ok(placed)
+        Ok(ids)
     }
 
     async fn attach_run(&self, run_id: RunId) -> Result<Box<dyn RemoteRun>> {

@@ -31,13 +31,6 @@ const KEY_ROUNDS: usize = 8;
 /// more than they save).
 const COPY_FROM: usize = 1_000;
 
-/// One stored call: the run it is on, and whether the call stored it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Placed {
-    pub(crate) id: Uuid,
-    pub(crate) new: bool,
-}
-
 /// What the database needs of a call's start time: a delay in ms, or an
 /// epoch time in ms (the database's clock decides when "now" is).
 fn start_ms(start: Option<Start>) -> (Option<f64>, Option<f64>) {
@@ -61,13 +54,14 @@ fn timeout_ms(timeout: Option<Duration>) -> Option<i64> {
 
 /// Stores `calls` of `worker` on `conn`, which should be in a transaction
 /// (the batch is then all or nothing), and says which run each call is on,
-/// in order. New runs are announced on commit.
+/// in order (a duplicate is on the run that holds its key). New runs are
+/// announced on commit.
 pub(crate) async fn store(
     conn: &mut PgConnection,
     sql: &Sql,
     worker: &str,
     mut calls: Vec<Resolved>,
-) -> Result<Vec<Placed>> {
+) -> Result<Vec<Uuid>> {
     let failed =
         |err: sqlx::Error| Error::msg(format!("can't store runs of worker '{worker}': {err}"));
     let ids: Vec<Uuid> = calls.iter().map(|_| Uuid::now_v7()).collect();
@@ -233,20 +227,9 @@ pub(crate) async fn store(
             .await
             .map_err(failed)?;
     }
-    Ok((0..calls.len())
-        .map(|at| {
-            let first = speaker[at];
-            match held.get(&first) {
-                Some(&(holder, _)) => Placed {
-                    id: holder,
-                    new: false,
-                },
-                None => Placed {
-                    id: ids[first],
-                    new: first == at,
-                },
-            }
-        })
+    Ok(speaker
+        .iter()
+        .map(|&first| held.get(&first).map_or(ids[first], |&(holder, _)| holder))
         .collect())
 }
 

@@ -444,11 +444,8 @@ impl Postgres {
             .map(|call| call.resolve_plain(worker))
             .collect::<Result<Vec<_>>>()?;
         let sql = self.sql()?;
-        let placed = jobs::store(conn, &sql, worker, calls).await?;
-        Ok(placed
-            .iter()
-            .map(|placed| placed.id.hyphenated().to_string())
-            .collect())
+        let ids = jobs::store(conn, &sql, worker, calls).await?;
+        Ok(ids.iter().map(|id| id.hyphenated().to_string()).collect())
     }
 
     /// How many runs this process's handles are waiting on: each entry

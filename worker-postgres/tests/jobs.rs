@@ -461,3 +461,61 @@ async fn a_paused_schedule_skips_its_ticks_once_in_the_cluster_and_counts_them()
         manager.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn enqueue_with_and_enqueue_many_store_in_the_callers_transaction_or_not_at_all() {
+    let Some(db) = database() else { return };
+    let schema = schema("enqueue_jobs");
+    let manager = manager(support::backend(db, &schema)).await;
+    let store = support::backend(db, &schema);
+    let pool = pool(db).await;
+    let later = || Call::new().key("k").delay(Duration::from_secs(3600));
+
+    // Rolled back: nothing stored, the key still free.
+    let mut tx = pool.begin().await.unwrap();
+    let ids = store
+        .enqueue_many(
+            &mut tx,
+            "echo",
+            [Call::new().payload(json!({"n": 1})), later()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        count(&pool, format!("SELECT count(*) FROM {schema}.all_runs")).await,
+        0
+    );
+    assert_eq!(
+        count(&pool, format!("SELECT count(*) FROM {schema}.run_keys")).await,
+        0
+    );
+
+    // Committed: stored with the application's own writes; a duplicate
+    // within the transaction joins.
+    let mut tx = pool.begin().await.unwrap();
+    let now = store
+        .enqueue_with(&mut tx, "echo", Call::new().payload(json!({"n": 2})))
+        .await
+        .unwrap();
+    let keyed = store
+        .enqueue_many(&mut tx, "echo", [later(), later()])
+        .await
+        .unwrap();
+    assert_eq!(keyed[0], keyed[1]);
+    tx.commit().await.unwrap();
+    let output: Value = manager
+        .attach(&now)
+        .await
+        .unwrap()
+        .await_output()
+        .await
+        .unwrap();
+    assert_eq!(output["n"], 2);
+    assert_eq!(
+        manager.scheduled(Some("echo")).await.unwrap(),
+        [keyed[0].as_str()]
+    );
+    manager.shutdown().await.unwrap();
+}
