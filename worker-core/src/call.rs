@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::limits::limit_key;
+use crate::options::WorkerOptions;
 
 /// One call's options, for [`WORKER::call_with`](crate::WORKER::call_with)
 /// and [`WORKER::call_many`](crate::WORKER::call_many). Every option is
@@ -177,17 +179,18 @@ pub struct Resolved {
     pub on_duplicate: Duplicate,
     /// Its priority: the call's, else the worker's, else 0.
     pub priority: i32,
+    /// The value of the worker's `limit_by` field in its payload, which
+    /// its `key_concurrency` and `key_rate` apply to; `None` for a worker
+    /// without `limit_by`.
+    pub limit_key: Option<String>,
 }
 
 impl Call {
-    /// Applies the worker's defaults: its `priority`, and its `unique`
-    /// field read from the payload when the call has no key of its own.
-    pub(crate) fn resolve(
-        self,
-        worker: &str,
-        default_priority: i32,
-        unique: Option<&str>,
-    ) -> Result<Resolved> {
+    /// Applies the worker's defaults: its `priority`, its `unique` field
+    /// read from the payload when the call has no key of its own, and its
+    /// `limit_by` field.
+    pub(crate) fn resolve(self, worker: &str, options: &WorkerOptions) -> Result<Resolved> {
+        let unique = options.get_unique();
         if let Some(error) = self.payload_error {
             return Err(Error::validation(format!(
                 "invalid payload for worker '{worker}': it can't be serialized to JSON: {error}"
@@ -198,13 +201,18 @@ impl Call {
             (None, Some(field)) => Some(unique_key(worker, field, self.payload.as_ref())?),
             (None, None) => None,
         };
+        let limit_key = options
+            .get_limit_by()
+            .map(|field| limit_key(worker, field, self.payload.as_ref()))
+            .transpose()?;
         Ok(Resolved {
             payload: self.payload,
             timeout: self.timeout,
             start: self.start,
             key,
             on_duplicate: self.on_duplicate,
-            priority: self.priority.unwrap_or(default_priority),
+            priority: self.priority.unwrap_or(options.get_priority()),
+            limit_key,
         })
     }
 }
@@ -215,7 +223,13 @@ impl Call {
     /// transaction): the worker's defaults are not known there, so the
     /// priority is the call's (else 0) and the key is the call's.
     pub fn resolve_plain(self, worker: &str) -> Result<Resolved> {
-        self.resolve(worker, 0, None)
+        self.resolve(worker, &WorkerOptions::default())
+    }
+
+    /// The call with `options` applied, as the worker's manager would
+    /// (for a backend that knows the worker's options without one).
+    pub fn resolve_with(self, worker: &str, options: &WorkerOptions) -> Result<Resolved> {
+        self.resolve(worker, options)
     }
 }
 
@@ -238,24 +252,28 @@ mod tests {
 
     #[test]
     fn the_workers_defaults_apply_and_the_call_overrides_them() {
-        let plain = Call::new().resolve("w", 5, None).unwrap();
+        let plain = Call::new()
+            .resolve("w", &WorkerOptions::new().priority(5))
+            .unwrap();
         assert_eq!((plain.priority, plain.key), (5, None));
-        let own = Call::new().priority(-1).resolve("w", 5, None).unwrap();
+        let own = Call::new()
+            .priority(-1)
+            .resolve("w", &WorkerOptions::new().priority(5))
+            .unwrap();
         assert_eq!(own.priority, -1);
 
         let by_field = Call::new()
             .payload(json!({"user_id": 7}))
-            .resolve("w", 0, Some("user_id"));
+            .resolve("w", &WorkerOptions::new().unique("user_id"));
         assert_eq!(by_field.unwrap().key.as_deref(), Some("7"));
         let text = Call::new()
             .payload(json!({"user_id": "a"}))
-            .resolve("w", 0, Some("user_id"));
+            .resolve("w", &WorkerOptions::new().unique("user_id"));
         assert_eq!(text.unwrap().key.as_deref(), Some("a"));
-        let own_key =
-            Call::new()
-                .payload(json!({"user_id": 7}))
-                .key("k")
-                .resolve("w", 0, Some("user_id"));
+        let own_key = Call::new()
+            .payload(json!({"user_id": 7}))
+            .key("k")
+            .resolve("w", &WorkerOptions::new().unique("user_id"));
         assert_eq!(own_key.unwrap().key.as_deref(), Some("k"));
     }
 
@@ -263,7 +281,7 @@ mod tests {
     fn a_missing_unique_field_is_a_validation_error_naming_worker_and_field() {
         let error = Call::new()
             .payload(json!({"other": 1}))
-            .resolve("sync", 0, Some("user_id"))
+            .resolve("sync", &WorkerOptions::new().unique("user_id"))
             .unwrap_err();
         assert!(error.is_validation());
         let text = error.to_string();
@@ -277,7 +295,10 @@ mod tests {
     fn an_unserializable_payload_fails_the_call() {
         let mut map = std::collections::HashMap::new();
         map.insert((1, 2), 3); // a map with non-string keys has no JSON form
-        let error = Call::new().payload(map).resolve("w", 0, None).unwrap_err();
+        let error = Call::new()
+            .payload(map)
+            .resolve("w", &WorkerOptions::new())
+            .unwrap_err();
         assert!(error.is_validation(), "{error}");
     }
 }

@@ -103,6 +103,7 @@
 //!  foundation  signal  mailbox  stats  histogram  config  options  schedule
 //!              call (Call: one call's options)  gate (priority, pause, slots)
 //!              job (a keyed or timed run's extras, joined handles)
+//!              limits (Rate, LimitUse: cluster-wide and per-key limits)
 //!              error  duration  running  sync  run_state  run_id  host  name_rule
 //!              observe (Observer)  telemetry (spans, metrics)  remote (RemoteRun)
 //!              history (History: what dashboards read)
@@ -121,6 +122,7 @@ mod histogram;
 mod history;
 mod host;
 mod job;
+mod limits;
 mod mailbox;
 mod name_rule;
 pub mod observe;
@@ -170,6 +172,7 @@ pub use global::WORKER;
 pub use handle::WorkerHandle;
 pub use history::ScheduledRun;
 pub use host::process_name;
+pub use limits::{BUSIEST_KEYS, KeyUse, LimitUse, Rate};
 pub use manager::{WorkerManager, shutdown_signal};
 pub use observe::Outcome;
 pub use options::{DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, MAX_RETRIES, WorkerOptions};
@@ -183,8 +186,8 @@ pub use worker_derive::{auto_discover, auto_workers, worker};
 /// `use worker_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AppConfig, Call, Duplicate, Environment, Error, Result, TypedCall, TypedHandle, WORKER,
-        WorkerContext, WorkerHandle, WorkerManager, WorkerOptions, WorkerStats, Workers,
+        AppConfig, Call, Duplicate, Environment, Error, Rate, Result, TypedCall, TypedHandle,
+        WORKER, WorkerContext, WorkerHandle, WorkerManager, WorkerOptions, WorkerStats, Workers,
     };
     pub use serde_json::{Value, json};
     pub use worker_derive::{auto_discover, auto_workers, worker};

@@ -620,8 +620,7 @@ impl WorkerManager {
         let definition = self
             .definition(worker_name)
             .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
-        let options = &definition.options;
-        call.resolve(worker_name, options.get_priority(), options.get_unique())
+        call.resolve(worker_name, &definition.options)
     }
 
     /// This thread's view and the worker's index in it.

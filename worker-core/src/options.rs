@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
+use crate::limits::Rate;
 
 /// The delay before the first retry when none is given.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
@@ -64,6 +65,13 @@ pub struct WorkerOptions {
     local: bool,
     priority: i32,
     unique: Option<String>,
+    global_concurrency: Option<usize>,
+    /// As given: a malformed rate is an error at registration, where the
+    /// worker's name is known.
+    rate: Option<std::result::Result<Rate, String>>,
+    limit_by: Option<String>,
+    key_concurrency: Option<usize>,
+    key_rate: Option<std::result::Result<Rate, String>>,
 }
 
 impl WorkerOptions {
@@ -168,6 +176,106 @@ impl WorkerOptions {
         self
     }
 
+    /// At most this many attempts of the worker execute at once in the
+    /// whole cluster (in durable mode, across every node; in-process, the
+    /// process is the cluster). Runs beyond it wait as `queued`.
+    pub fn global_concurrency(mut self, attempts: usize) -> Self {
+        self.global_concurrency = Some(attempts);
+        self
+    }
+
+    /// At most so many attempts started per period in the whole cluster,
+    /// over any window of that length: `"100/1m"`, `"10/1s"`, `"5000/1h"`
+    /// (see [`Rate`]). A malformed rate fails the registration with an
+    /// error that [`is_validation`](Error::is_validation).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> worker_core::Result<()> {
+    /// use worker_core::prelude::*;
+    ///
+    /// let manager = WorkerManager::new();
+    /// let limited = WorkerOptions::new()
+    ///     .global_concurrency(16)
+    ///     .rate("100/1m")
+    ///     .limit_by("account_id")
+    ///     .key_concurrency(1)
+    ///     .key_rate("10/1m");
+    /// manager.register_with("sync-crm", limited.clone(), |_ctx| async { Ok(()) }).await?;
+    /// assert_eq!(manager.options("sync-crm").unwrap(), limited);
+    ///
+    /// let error = manager
+    ///     .register_with("bad", WorkerOptions::new().rate("100/1week"), |_ctx| async { Ok(()) })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(error.is_validation());
+    /// assert!(error.to_string().contains("rate \"100/1week\"")); // and says why
+    /// # Ok(()) }
+    /// ```
+    pub fn rate(mut self, rate: &str) -> Self {
+        self.rate = Some(parse_rate("rate", rate));
+        self
+    }
+
+    /// The payload field whose value the `key_*` limits apply to: each
+    /// value (each account, each tenant) gets its own `key_concurrency`
+    /// and `key_rate`. Read as `unique` reads its field; a call whose
+    /// payload lacks it is refused. `#[worker(limit_by = "account_id")]`
+    /// checks the field against the payload type at compile time.
+    pub fn limit_by(mut self, field: &str) -> Self {
+        self.limit_by = Some(field.to_owned());
+        self
+    }
+
+    /// With [`limit_by`](Self::limit_by): at most this many attempts at
+    /// once per value of the field, in the whole cluster.
+    pub fn key_concurrency(mut self, attempts: usize) -> Self {
+        self.key_concurrency = Some(attempts);
+        self
+    }
+
+    /// With [`limit_by`](Self::limit_by): at most so many attempts
+    /// started per period per value of the field, in the whole cluster
+    /// (the notation of [`rate`](Self::rate)).
+    pub fn key_rate(mut self, rate: &str) -> Self {
+        self.key_rate = Some(parse_rate("key_rate", rate));
+        self
+    }
+
+    /// The cluster-wide concurrency limit, if any.
+    pub fn get_global_concurrency(&self) -> Option<usize> {
+        self.global_concurrency
+    }
+
+    /// The cluster-wide rate, if one was given and is valid.
+    pub fn get_rate(&self) -> Option<Rate> {
+        self.rate.clone().and_then(std::result::Result::ok)
+    }
+
+    /// The payload field the `key_*` limits apply per value of, if any.
+    pub fn get_limit_by(&self) -> Option<&str> {
+        self.limit_by.as_deref()
+    }
+
+    /// The per-key concurrency limit, if any.
+    pub fn get_key_concurrency(&self) -> Option<usize> {
+        self.key_concurrency
+    }
+
+    /// The per-key rate, if one was given and is valid.
+    pub fn get_key_rate(&self) -> Option<Rate> {
+        self.key_rate.clone().and_then(std::result::Result::ok)
+    }
+
+    /// Whether any cluster-wide limit is declared (`global_concurrency`,
+    /// `rate`, `key_concurrency` or `key_rate`).
+    pub fn is_limited(&self) -> bool {
+        self.global_concurrency.is_some()
+            || self.rate.is_some()
+            || self.key_concurrency.is_some()
+            || self.key_rate.is_some()
+    }
+
     /// The default priority of its runs.
     pub fn get_priority(&self) -> i32 {
         self.priority
@@ -253,6 +361,26 @@ impl WorkerOptions {
             "tz needs cron: it is the zone the cron expression is read in".to_owned()
         } else if self.unique.as_deref().is_some_and(str::is_empty) {
             "unique must name a payload field".to_owned()
+        } else if self.global_concurrency == Some(0) {
+            "global_concurrency must be at least 1".to_owned()
+        } else if self.key_concurrency == Some(0) {
+            "key_concurrency must be at least 1".to_owned()
+        } else if let Some(Err(problem)) = &self.rate {
+            problem.clone()
+        } else if let Some(Err(problem)) = &self.key_rate {
+            problem.clone()
+        } else if self.limit_by.as_deref().is_some_and(str::is_empty) {
+            "limit_by must name a payload field".to_owned()
+        } else if self.limit_by.is_none()
+            && (self.key_concurrency.is_some() || self.key_rate.is_some())
+        {
+            "key_concurrency and key_rate need limit_by: they apply per value of that payload field"
+                .to_owned()
+        } else if self.limit_by.is_some()
+            && self.key_concurrency.is_none()
+            && self.key_rate.is_none()
+        {
+            "limit_by needs key_concurrency or key_rate: it names the field those apply per value of".to_owned()
         } else if self.every == Some(Duration::ZERO) {
             "every must be longer than zero".to_owned()
         } else if self.get_backoff_max() < self.get_backoff() {
@@ -297,6 +425,12 @@ impl WorkerOptions {
             .min(self.get_backoff_max());
         Some(delay.saturating_add(delay.mul_f64(0.25 * jitter.clamp(0.0, 1.0))))
     }
+}
+
+/// A rate as given to `option`, or what is wrong with it, quoting it.
+fn parse_rate(option: &str, text: &str) -> std::result::Result<Rate, String> {
+    text.parse()
+        .map_err(|problem| format!("{option} \"{text}\" is not a rate: {problem}"))
 }
 
 /// The error for options that can't be used, naming the worker.

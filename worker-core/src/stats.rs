@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::{Histogram, percentile_ms};
+use crate::limits::LimitUse;
 use crate::run_state::Outcome;
 
 /// A snapshot of one worker's statistics, from
@@ -89,6 +90,11 @@ pub struct WorkerStats {
     pub wait_p99_ms: Option<f64>,
     /// Total duration of all finished runs, in milliseconds.
     pub total_runtime_ms: u64,
+    /// The worker's cluster-wide and per-key limits in use now ("12 of 16
+    /// running", "73 of 100 this minute", the busiest keys); `None` for a
+    /// worker without any.
+    #[serde(default)]
+    pub limits: Option<LimitUse>,
 }
 
 impl WorkerStats {

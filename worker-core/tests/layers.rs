@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "call",
             "gate",
             "job",
+            "limits",
         ],
     ),
     ("worker", &["definition"]),
