@@ -66,6 +66,10 @@ pub(crate) struct Bus {
     watches: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
     /// Runs were queued (or leases lapsed): claimers look.
     pub(crate) queued: Notify,
+    /// Runs were queued or ended somewhere: the claimers of limited
+    /// workers look (an ending may have freed a slot of theirs). Woken
+    /// with `notify_waiters`: each waiting limited claimer looks once.
+    pub(crate) limited: Notify,
     /// Where this node's claims read from; queued runs rewind it.
     pub(crate) cursor: Cursor,
     /// Runs asked to stop, for the executor.
@@ -123,6 +127,7 @@ impl Bus {
             sender.send_modify(|version| *version += 1);
         }
         self.queued.notify_one();
+        self.limited.notify_waiters();
         self.cancel_requested.notify_one();
     }
 
@@ -145,8 +150,13 @@ impl Bus {
             Some(Note::Queued) => {
                 self.cursor.rewind(cursor::queued_from(rest));
                 self.queued.notify_one();
+                self.limited.notify_waiters();
             }
-            Some(Note::Messages | Note::Ended) => ids.for_each(|id| self.wake(&id)),
+            Some(Note::Ended) => {
+                ids.for_each(|id| self.wake(&id));
+                self.limited.notify_waiters();
+            }
+            Some(Note::Messages) => ids.for_each(|id| self.wake(&id)),
             Some(Note::Cancel) => {
                 self.cancels
                     .lock()

@@ -23,6 +23,7 @@ use crate::executor::Executor;
 use crate::handle::{self, PgRun};
 use crate::jobs;
 use crate::leases;
+use crate::limits;
 use crate::reach::{self, Reach};
 use crate::schema;
 use crate::sql::Sql;
@@ -60,7 +61,22 @@ impl Backend for Cluster {
         payload: Option<Value>,
     ) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
         let worker = worker.to_owned();
-        Box::pin(async move { self.store(&worker, timeout, payload).await })
+        Box::pin(async move {
+            // A limited run carries its limit key: stored as a job.
+            if let Some(options) = self.executor.options(&worker).filter(|o| o.is_limited()) {
+                let mut call = worker_core::Call::new();
+                if let Some(timeout) = timeout {
+                    call = call.timeout(timeout);
+                }
+                if let Some(payload) = payload {
+                    call = call.payload(payload);
+                }
+                let call = call.resolve_with(&worker, &options)?;
+                let id = self.store_jobs(&worker, vec![call]).await?[0];
+                return Ok(Box::new(PgRun::new(self.db.clone(), id, worker)) as Box<dyn RemoteRun>);
+            }
+            self.store(&worker, timeout, payload).await
+        })
     }
 
     fn call_with(&self, worker: &str, call: Resolved) -> BoxFuture<'_, Result<Box<dyn RemoteRun>>> {
@@ -255,8 +271,29 @@ impl Cluster {
         Ok(Box::new(PgRun::new(self.db.clone(), id, worker.to_owned())))
     }
 
+    /// The worker's options, as this process declares them.
+    pub(crate) fn options(&self, worker: &str) -> Option<worker_core::WorkerOptions> {
+        self.executor.options(worker)
+    }
+
+    /// The limit key of a limited worker's run that has none of its own
+    /// (a worker limited as a whole, or a tick's run without a payload):
+    /// `''`, so that the limited claim takes it; `None` for a worker
+    /// without limits.
+    fn limited_as_a_whole(&self, worker: &str) -> Option<String> {
+        self.executor
+            .options(worker)
+            .filter(worker_core::WorkerOptions::is_limited)
+            .map(|_| String::new())
+    }
+
     /// Stores jobs in a transaction of their own: all or nothing.
-    async fn store_jobs(&self, worker: &str, calls: Vec<Resolved>) -> Result<Vec<Uuid>> {
+    async fn store_jobs(&self, worker: &str, mut calls: Vec<Resolved>) -> Result<Vec<Uuid>> {
+        if let Some(whole) = self.limited_as_a_whole(worker) {
+            for call in calls.iter_mut().filter(|call| call.limit_key.is_none()) {
+                call.limit_key = Some(whole.clone());
+            }
+        }
         let what = format!("store runs of worker '{worker}'");
         let mut conn = self.reach.connection(&what).await?;
         let mut tx = conn
@@ -342,6 +379,15 @@ impl Cluster {
                 self.reach
                     .error(&format!("read the statistics of worker '{worker}'"), err)
             })?;
+        let limits = match self.executor.options(worker) {
+            Some(options) => limits::use_of(&mut conn, &self.sql, worker, &options)
+                .await
+                .map_err(|err| {
+                    self.reach
+                        .error(&format!("read the limits in use of worker '{worker}'"), err)
+                })?,
+            None => None,
+        };
         let count = |n: Option<i64>| n.map_or(0, |n| u64::try_from(n).unwrap_or(0));
         let percentile = |i: usize| percentiles.as_ref().and_then(|p| p.get(i).copied());
         Ok(Some(WorkerStats {
@@ -361,6 +407,7 @@ impl Cluster {
             p50_ms: percentile(0),
             p95_ms: percentile(1),
             p99_ms: percentile(2),
+            limits,
             ..WorkerStats::default()
         }))
     }
@@ -379,6 +426,7 @@ impl Cluster {
             .bind(worker)
             .bind(at_ms)
             .bind(Uuid::now_v7())
+            .bind(self.limited_as_a_whole(worker))
             .fetch_optional(&mut *tx)
             .await
             .map_err(|err| self.reach.error("start a scheduled run", err))?;

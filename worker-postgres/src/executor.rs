@@ -9,6 +9,8 @@
 //! that run. So each run has exactly one recorded outcome, whatever
 //! crashes, though its worker may have started more than once.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ use crate::cursor;
 use crate::events;
 use crate::lanes::Cleared;
 use crate::leases::{self, Leases, Renewed, Unsafe};
+use crate::limits::{self, Limits};
 use crate::sql::{INDEXES_ONLY, Sql};
 use crate::stop::Stop;
 use crate::upkeep::Upkeep;
@@ -33,6 +36,11 @@ use crate::writer::{self, Ending, Item};
 
 /// Most runs claimed in one statement.
 const CLAIM_BATCH: usize = 256;
+
+/// How soon a limited worker's claimer looks again while its runs wait
+/// for a limit and no notification came: a slot freed by another node is
+/// announced with that run's ending, this is the fallback.
+const LIMITED_POLL: Duration = Duration::from_millis(25);
 
 /// One node's executor.
 pub(crate) struct Executor {
@@ -56,6 +64,9 @@ pub(crate) struct Executor {
     upkeep: Arc<Upkeep>,
     /// Shutting down: claim nothing more; what is cancelled goes back.
     stop: Arc<Stop>,
+    /// The limited workers that have a claimer of their own, and the
+    /// worker list they were found in.
+    limited: Mutex<(Vec<String>, HashSet<String>)>,
 }
 
 impl Executor {
@@ -95,6 +106,7 @@ impl Executor {
             renewal: Mutex::default(),
             upkeep,
             stop,
+            limited: Mutex::default(),
         });
         if let Some(conn) = renewal.filter(|_| executor.config.execute) {
             let found = executor.clone();
@@ -124,6 +136,121 @@ impl Executor {
 
     fn is_stopping(&self) -> bool {
         self.stop.is_set()
+    }
+
+    /// A worker's options as this node declares them.
+    pub(crate) fn options(&self, worker: &str) -> Option<worker_core::WorkerOptions> {
+        self.node.options(worker)
+    }
+
+    /// Starts a claimer for each limited worker among `workers` that has
+    /// none yet (workers may be registered after the node started).
+    fn claim_limited_workers(self: &Arc<Self>, workers: &[String]) {
+        let mut limited = self.limited.lock().unwrap_or_else(|p| p.into_inner());
+        if limited.0 == workers {
+            return;
+        }
+        limited.0 = workers.to_vec();
+        for worker in workers {
+            if limited.1.contains(worker) {
+                continue;
+            }
+            let Some(limits) = self.node.options(worker).as_ref().and_then(Limits::of) else {
+                continue;
+            };
+            limited.1.insert(worker.clone());
+            let options = self.node.options(worker);
+            let local = options.and_then(|o| o.get_concurrency());
+            tokio::spawn(self.clone().limited_loop(worker.clone(), limits, local));
+        }
+    }
+
+    /// Claims runs of one limited worker, as many as the limits and this
+    /// node have room for: a claimed limited run holds a cluster-wide slot,
+    /// so it is claimed only with a free slot of this node to start in
+    /// (taken first), never ahead, and never past the worker's own
+    /// `concurrency` here.
+    async fn limited_loop(self: Arc<Self>, worker: String, limits: Limits, local: Option<usize>) {
+        let lease_ms = self.config.lease.as_secs_f64() * 1e3;
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let ended_here = Arc::new(Notify::new());
+        while !self.is_stopping() {
+            let want = local
+                .map_or(CLAIM_BATCH, |n| {
+                    n.saturating_sub(in_flight.load(Ordering::Acquire))
+                })
+                .min(CLAIM_BATCH);
+            let mut permits = Vec::with_capacity(want);
+            while permits.len() < want {
+                match self.slots.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            if permits.is_empty() {
+                tokio::select! {
+                    () = ended_here.notified() => {}
+                    () = self.room_freed.notified() => {}
+                    () = tokio::time::sleep(LIMITED_POLL) => {}
+                    () = self.stop.wait() => {}
+                }
+                continue;
+            }
+            let room = permits.len();
+            let listening = self.bus.limited.notified();
+            let sent = Instant::now();
+            let claimed: Vec<ClaimRow> = match limits::claim(
+                &self.pool, &self.sql, &worker, &self.name, lease_ms, room, &limits,
+            )
+            .await
+            {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    log::warn!(target: "worker_postgres", "can't claim runs of limited worker '{worker}': {err}; trying again shortly");
+                    drop(permits);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let full = claimed.len() == room;
+            let mut claimed: Vec<Claimed> = claimed.into_iter().map(Claimed::from).collect();
+            claimed.sort_by_key(|run| (std::cmp::Reverse(run.priority), run.run_at));
+            for run in claimed {
+                let Some(permit) = permits.pop() else { break };
+                if !self.leases.hold(run.id, run.token, sent) {
+                    let executor = self.clone();
+                    tokio::spawn(async move { executor.release(&run, 250.0, None).await });
+                    continue;
+                }
+                in_flight.fetch_add(1, Ordering::AcqRel);
+                let (executor, in_flight, ended_here) =
+                    (self.clone(), in_flight.clone(), ended_here.clone());
+                tokio::spawn(async move {
+                    executor.execute(run, permit).await;
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                    ended_here.notify_one();
+                });
+            }
+            drop(permits);
+            if full {
+                continue;
+            }
+            // Held back by a limit (look again when a run ends anywhere,
+            // or shortly), or nothing due (look when runs are queued, or
+            // when the next delayed one is due).
+            let wait = match limits::next_due_ms(&self.pool, &self.sql, &worker).await {
+                Ok(Some(ms)) if ms > 0.0 => Duration::from_secs_f64(ms / 1e3).min(bus::BACKSTOP),
+                Ok(Some(_)) => LIMITED_POLL,
+                Ok(None) => bus::BACKSTOP,
+                Err(_) => Duration::from_millis(500),
+            };
+            tokio::select! {
+                () = listening => {}
+                () = ended_here.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = self.stop.wait() => {}
+            }
+        }
     }
 
     /// How many runs this node holds at most: those executing, those
@@ -161,6 +288,7 @@ impl Executor {
                 continue;
             }
             let workers = self.node.workers();
+            self.claim_limited_workers(&workers);
             // The leases are set by the database's now(), which can't be
             // earlier than this.
             let sent = Instant::now();

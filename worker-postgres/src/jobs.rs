@@ -217,6 +217,7 @@ pub(crate) async fn store(
             .bind(&columns.times)
             .bind(&columns.priorities)
             .bind(&columns.keys)
+            .bind(&columns.limit_keys)
             .execute(&mut *conn)
             .await
             .map_err(failed)?;
@@ -247,8 +248,8 @@ impl Copied {
         }
     }
 
-    /// Adds a call's run (id, worker, payload, timeout, priority, key),
-    /// taking its payload and key.
+    /// Adds a call's run (id, worker, payload, timeout, priority, key,
+    /// limit key), taking its payload and keys.
     fn push(&mut self, id: Uuid, worker: &str, call: &mut Resolved) -> serde_json::Result<()> {
         use std::io::Write;
         let text = &mut self.text;
@@ -266,10 +267,13 @@ impl Copied {
             }
             None => text.extend_from_slice(b"\\N"),
         }
-        let _ = write!(text, "\t{}\t", call.priority);
-        match call.key.take() {
-            Some(key) => escape(text, &key),
-            None => text.extend_from_slice(b"\\N"),
+        let _ = write!(text, "\t{}", call.priority);
+        for key in [call.key.take(), call.limit_key.take()] {
+            text.push(b'\t');
+            match key {
+                Some(key) => escape(text, &key),
+                None => text.extend_from_slice(b"\\N"),
+            }
         }
         text.push(b'\n');
         Ok(())
@@ -298,6 +302,7 @@ struct Columns {
     times: Vec<Option<f64>>,
     priorities: Vec<i32>,
     keys: Vec<Option<String>>,
+    limit_keys: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -310,6 +315,7 @@ impl Columns {
             times: Vec::with_capacity(n),
             priorities: Vec::with_capacity(n),
             keys: Vec::with_capacity(n),
+            limit_keys: Vec::with_capacity(n),
         }
     }
 
@@ -323,6 +329,7 @@ impl Columns {
         self.times.push(at);
         self.priorities.push(call.priority);
         self.keys.push(call.key.take());
+        self.limit_keys.push(call.limit_key.take());
     }
 }
 
@@ -338,19 +345,20 @@ mod tests {
     }
 
     #[test]
-    fn a_copied_run_is_one_line_of_six_columns() {
+    fn a_copied_run_is_one_line_of_seven_columns() {
         let mut rows = Copied::with_capacity(1);
         let mut call = worker_core::Call::new()
             .payload(serde_json::json!({"s": "x\ty"}))
             .priority(-2)
             .resolve_plain("w")
             .unwrap();
+        call.limit_key = Some("acct".to_owned());
         let id = Uuid::nil();
         rows.push(id, "w", &mut call).unwrap();
         let line = String::from_utf8(rows.text).unwrap();
         assert_eq!(
             line,
-            format!("{id}\tw\t{{\"s\":\"x\\\\ty\"}}\t\\N\t-2\t\\N\n")
+            format!("{id}\tw\t{{\"s\":\"x\\\\ty\"}}\t\\N\t-2\t\\N\tacct\n")
         );
     }
 }

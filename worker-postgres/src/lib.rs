@@ -57,6 +57,7 @@ mod jobs;
 mod lanes;
 mod layout;
 mod leases;
+mod limits;
 mod pace;
 mod reach;
 mod rollup;
@@ -373,6 +374,19 @@ impl Postgres {
                 "Postgres::enqueue: the worker name is empty; name a registered worker",
             ));
         }
+        let limited = self
+            .started
+            .get()
+            .and_then(|cluster| cluster.options(worker))
+            .is_some_and(|options| options.is_limited());
+        if limited {
+            // Its limit key is read from the payload: the job path.
+            let mut call = worker_core::Call::new();
+            if let Some(payload) = payload {
+                call = call.payload(payload);
+            }
+            return self.enqueue_with(conn, worker, call).await;
+        }
         let sql = self.sql()?;
         // Time-ordered, as `call`'s (see there).
         let id = Uuid::now_v7();
@@ -399,9 +413,12 @@ impl Postgres {
     /// transaction, as [`enqueue`](Self::enqueue) does; returns the id of
     /// the run the call is on (a `Duplicate::Join` gives the holder's).
     ///
-    /// Outside a manager the worker's own defaults are not known: the
-    /// priority is the call's (else 0), and the key is the call's (a
-    /// worker's `unique` field is not read; give `Call::key`).
+    /// Once this backend is started with the worker registered, the
+    /// worker's defaults apply as they do to `call_with`: its priority,
+    /// its `unique` field, its limits (the `limit_by` field is read). A
+    /// backend that only enqueues doesn't know them: the priority and key
+    /// are the call's, and the run is not limited. Enqueue runs of a
+    /// limited worker through a started backend.
     ///
     /// ```no_run
     /// # async fn doc(pool: worker_postgres::sqlx::PgPool, backend: worker_postgres::Postgres) -> worker_core::Result<()> {
@@ -439,9 +456,23 @@ impl Postgres {
                 "Postgres::enqueue_many: the worker name is empty; name a registered worker",
             ));
         }
+        // A started backend knows the worker's options (its priority,
+        // unique field and limits); one that only enqueues does not.
+        let options = self
+            .started
+            .get()
+            .and_then(|cluster| cluster.options(worker))
+            .unwrap_or_default();
+        let whole = options.is_limited().then(String::new);
         let calls = calls
             .into_iter()
-            .map(|call| call.resolve_plain(worker))
+            .map(|call| {
+                let mut call = call.resolve_with(worker, &options)?;
+                if call.limit_key.is_none() {
+                    call.limit_key.clone_from(&whole);
+                }
+                Ok(call)
+            })
             .collect::<Result<Vec<_>>>()?;
         let sql = self.sql()?;
         let ids = jobs::store(conn, &sql, worker, calls).await?;

@@ -445,6 +445,44 @@ CREATE TABLE {s}.paused (
 );
 "#,
     ),
+    (
+        10,
+        "cluster-wide limits: limit keys, starts within a rate's window",
+        r#"
+-- A run of a worker with cluster-wide limits carries its limit key: the
+-- value of the worker's `limit_by` field, or '' for a worker limited as a
+-- whole. Such runs are claimed only by the limited claim, one claimer of
+-- a worker at a time, which counts the worker's (and the key's) running
+-- runs and recent starts in the same transaction. The general claim
+-- leaves them, so its indexes leave them too.
+ALTER TABLE {s}.runs ADD COLUMN limit_key text;
+DROP INDEX {s}.runs_queued;
+CREATE INDEX runs_queued ON {s}.runs (run_at) WHERE state = 'queued' AND limit_key IS NULL;
+DROP INDEX {s}.runs_queued_ranked;
+CREATE INDEX runs_queued_ranked ON {s}.runs (priority DESC, run_at)
+    WHERE state = 'queued' AND priority <> 0 AND limit_key IS NULL;
+-- Each key's waiting runs in start order, and the keys one by one.
+CREATE INDEX runs_limited_queued ON {s}.runs (worker, limit_key, priority DESC, run_at)
+    WHERE state = 'queued' AND limit_key IS NOT NULL;
+-- What holds a slot: a limited run with a lease. A lapsed lease holds it
+-- until the reaper queues the run again or ends it, in the statement
+-- that clears the token; so a node killed with -9 frees its slots then.
+CREATE INDEX runs_limited_running ON {s}.runs (worker, limit_key)
+    WHERE lease_token IS NOT NULL AND limit_key IS NOT NULL;
+
+-- Attempts started within the longest rate window of their worker: one
+-- row per start, written by the claim that starts it, pruned by the next
+-- claims of the worker. A window slides: it is any interval of the rate's
+-- period, not a calendar minute.
+CREATE TABLE {s}.limit_starts (
+    worker  text NOT NULL,
+    key     text NOT NULL,
+    at      timestamptz NOT NULL
+);
+CREATE INDEX limit_starts_at ON {s}.limit_starts (worker, at);
+CREATE INDEX limit_starts_key ON {s}.limit_starts (worker, key, at);
+"#,
+    ),
 ];
 
 /// How recent a node's heartbeat must be for migration 3 to take it for a

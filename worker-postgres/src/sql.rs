@@ -53,6 +53,12 @@ pub(crate) struct Sql {
     pub(crate) notify_queued: SqlStr,
     pub(crate) claim: SqlStr,
     pub(crate) next_due: SqlStr,
+    pub(crate) limited_lock: SqlStr,
+    pub(crate) claim_limited: SqlStr,
+    pub(crate) claim_limited_keyed: SqlStr,
+    pub(crate) limited_next_due: SqlStr,
+    pub(crate) limit_use: SqlStr,
+    pub(crate) limit_keys_use: SqlStr,
     pub(crate) insert_jobs: SqlStr,
     pub(crate) copy_jobs: SqlStr,
     pub(crate) take_keys: SqlStr,
@@ -127,7 +133,7 @@ const CURRENT_SLOT: &str = "(SELECT h.slot FROM {s}.history h WHERE h.current)";
 /// The columns of a run in `{s}.runs`, but its lane.
 const RUN_ROW: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
-    error_kind, error, output, claimed_at, priority, key";
+    error_kind, error, output, claimed_at, priority, key, limit_key";
 
 /// The runs of a batch that this node still holds: ids in `$1`, their
 /// lease tokens in `$2`. No join: the ids drive one index lookup each (or
@@ -147,6 +153,101 @@ const FROM: &str = "coalesce('epoch'::timestamptz + $5 * interval '1 microsecond
 
 /// Of the workers in `$3`, those not paused: evaluated once per claim.
 const UNPAUSED: &str = "ARRAY(SELECT unnest($3::text[]) EXCEPT SELECT worker FROM {s}.paused)";
+
+/// The claim of runs of one limited worker ($1) for node $2 (lease $3
+/// ms), at most $4, within its limits: `global_concurrency` $5, `rate` $6
+/// starts per $7 ms, `key_concurrency` $8, `key_rate` $9 starts per $10
+/// ms (each `NULL` when not declared). Sent after `limited_lock`, so it
+/// counts what no other claimer of the worker can change until commit.
+///
+/// Its clock is `clock_timestamp()` read once the lock is held, not
+/// `now()`: a start recorded here is later than the commit of every
+/// ending it counted as freed, so recorded intervals never overlap more
+/// than the limit allows. The starts it makes are kept for the rate
+/// windows, and those older than the longest window are pruned.
+///
+/// `{CANDIDATES}` picks the runs (`id, priority, run_at`) from `room`.
+const LIMITED_CLAIM: &str = "
+WITH RECURSIVE t AS (SELECT clock_timestamp() AS at),
+room AS (
+    SELECT greatest(0, least($4,
+        coalesce($5 - (SELECT count(*) FROM {s}.runs r
+                       WHERE r.worker = $1 AND r.lease_token IS NOT NULL
+                         AND r.limit_key IS NOT NULL), $4),
+        coalesce($6 - (SELECT count(*) FROM {s}.limit_starts l, t
+                       WHERE l.worker = $1 AND l.at > t.at - $7 * interval '1 millisecond'), $4)
+    )) AS n
+    WHERE NOT EXISTS (SELECT 1 FROM {s}.paused p WHERE p.worker = $1)),
+{CANDIDATES},
+chosen AS (
+    SELECT id FROM candidates ORDER BY priority DESC, run_at
+    LIMIT coalesce((SELECT n FROM room), 0)),
+claimed AS (
+    UPDATE {s}.runs r
+    SET state = 'running', node = $2, lease_token = gen_random_uuid(),
+        lease_until = t.at + $3 * interval '1 millisecond',
+        started_at = coalesce(r.started_at, t.at), claimed_at = t.at
+    FROM t
+    WHERE r.id = ANY(ARRAY(SELECT id FROM chosen))
+    RETURNING r.id, r.worker, r.payload, r.attempt, r.timeout_ms, r.lease_token,
+        (SELECT coalesce(max(m.seq) + 1, 0) FROM {s}.messages m WHERE m.run_id = r.id) AS next_seq,
+        r.cancel_requested, NULL::int8 AS cursor_at, r.priority,
+        floor(extract(epoch FROM r.run_at) * 1000000)::int8 AS run_at_us, r.limit_key),
+started AS (
+    INSERT INTO {s}.limit_starts (worker, key, at)
+    SELECT $1, c.limit_key, t.at FROM claimed c, t
+    WHERE $6::int8 IS NOT NULL OR $9::int8 IS NOT NULL),
+pruned AS (
+    DELETE FROM {s}.limit_starts l USING t
+    WHERE l.worker = $1
+      AND l.at <= t.at - greatest(coalesce($7, 0), coalesce($10, 0)) * interval '1 millisecond')
+SELECT id, worker, payload, attempt, timeout_ms, lease_token, next_seq, cancel_requested,
+       cursor_at, priority, run_at_us
+FROM claimed";
+
+/// Candidates of a worker limited as a whole: its first due runs.
+const LIMITED_AS_A_WHOLE: &str = "
+candidates AS (
+    SELECT id, priority, run_at FROM {s}.runs
+    WHERE worker = $1 AND limit_key = '' AND state = 'queued' AND run_at <= now()
+    ORDER BY priority DESC, run_at
+    LIMIT coalesce((SELECT n FROM room), 0)
+    FOR UPDATE SKIP LOCKED)";
+
+/// Candidates of a worker limited per key: the keys with due runs, one
+/// index probe each (a skip scan), and of each key with room, its first
+/// runs up to that room. So a key with a thousand waiting runs offers no
+/// more than its room, and every other key with room is offered too.
+const LIMITED_PER_KEY: &str = "
+keys(k) AS (
+    (SELECT limit_key FROM {s}.runs
+     WHERE worker = $1 AND state = 'queued' AND limit_key IS NOT NULL AND run_at <= now()
+     ORDER BY limit_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.limit_key FROM {s}.runs r
+            WHERE r.worker = $1 AND r.state = 'queued' AND r.limit_key > keys.k
+              AND r.run_at <= now()
+            ORDER BY r.limit_key LIMIT 1)
+    FROM keys WHERE keys.k IS NOT NULL),
+key_room AS (
+    SELECT keys.k, least(coalesce((SELECT n FROM room), 0),
+        coalesce($8 - (SELECT count(*) FROM {s}.runs r
+                       WHERE r.worker = $1 AND r.limit_key = keys.k
+                         AND r.lease_token IS NOT NULL), $4),
+        coalesce($9 - (SELECT count(*) FROM {s}.limit_starts l, t
+                       WHERE l.worker = $1 AND l.key = keys.k
+                         AND l.at > t.at - $10 * interval '1 millisecond'), $4)) AS n
+    FROM keys WHERE keys.k IS NOT NULL),
+candidates AS (
+    SELECT c.id, c.priority, c.run_at
+    FROM key_room, LATERAL (
+        SELECT r.id, r.priority, r.run_at FROM {s}.runs r
+        WHERE r.worker = $1 AND r.limit_key = key_room.k AND r.state = 'queued'
+          AND r.run_at <= now()
+        ORDER BY r.priority DESC, r.run_at
+        LIMIT greatest(key_room.n, 0)
+        FOR UPDATE SKIP LOCKED) c
+    WHERE key_room.n > 0)";
 
 /// When a job's run may start, from its delay (ms, `d`) or its time
 /// (epoch ms, `a`) on the database's clock: never before `now()`, which
@@ -264,12 +365,12 @@ impl Sql {
                 "WITH ranked AS (
                      SELECT id, priority, run_at FROM {s}.runs
                      WHERE state = 'queued' AND priority <> 0 AND run_at <= now()
-                       AND worker = ANY({UNPAUSED})
+                       AND worker = ANY({UNPAUSED}) AND limit_key IS NULL
                      ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED),
                  plain AS (
                      SELECT id, priority, run_at FROM {s}.runs
                      WHERE state = 'queued' AND run_at <= now() AND worker = ANY({UNPAUSED})
-                       AND run_at >= {FROM} AND priority = 0
+                       AND run_at >= {FROM} AND priority = 0 AND limit_key IS NULL
                      ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED),
                  chosen AS (
                      SELECT id FROM (SELECT * FROM ranked UNION ALL SELECT * FROM plain) due
@@ -293,27 +394,76 @@ impl Sql {
                 "WITH workers AS (SELECT unnest($1::text[]) AS worker EXCEPT SELECT worker FROM {s}.paused)
                  SELECT extract(epoch FROM (least(
                      (SELECT min(run_at) FROM {s}.runs
-                      WHERE state = 'queued' AND priority <> 0
+                      WHERE state = 'queued' AND priority <> 0 AND limit_key IS NULL
                         AND worker = ANY(ARRAY(SELECT worker FROM workers))),
                      (SELECT min(run_at) FROM {s}.runs
-                      WHERE state = 'queued' AND priority = 0
+                      WHERE state = 'queued' AND priority = 0 AND limit_key IS NULL
                         AND worker = ANY(ARRAY(SELECT worker FROM workers))
                         AND run_at >= coalesce('epoch'::timestamptz + $2 * interval '1 microsecond', '-infinity'))
                  ) - now())) * 1000",
             ),
+            // One claimer of the limited worker $1 at a time, cluster-wide,
+            // until its transaction ends: what the limited claim counts
+            // can't change under it. A statement of its own, so that the
+            // claim's snapshot is taken once the lock is held.
+            limited_lock: text("SELECT pg_advisory_xact_lock(hashtext('{s}.limits'), hashtext($1))"),
+            claim_limited: text(&LIMITED_CLAIM.replace("{CANDIDATES}", LIMITED_AS_A_WHOLE)),
+            claim_limited_keyed: text(&LIMITED_CLAIM.replace("{CANDIDATES}", LIMITED_PER_KEY)),
+            // In how many ms the limited worker $1 has a run due: 0 when
+            // one is due now (then a claim that took none was held back
+            // by a limit), NULL when none is queued.
+            limited_next_due: text(
+                "SELECT CASE
+                     WHEN EXISTS (SELECT 1 FROM {s}.runs
+                                  WHERE worker = $1 AND state = 'queued' AND limit_key IS NOT NULL
+                                    AND run_at <= now()) THEN 0::float8
+                     ELSE (SELECT extract(epoch FROM min(run_at) - now())::float8 * 1000
+                           FROM {s}.runs
+                           WHERE worker = $1 AND state = 'queued' AND limit_key IS NOT NULL) END",
+            ),
+            // A limited worker's use now: running, started within the
+            // rate's window ($2 ms).
+            limit_use: text(
+                "SELECT (SELECT count(*) FROM {s}.runs
+                         WHERE worker = $1 AND lease_token IS NOT NULL AND limit_key IS NOT NULL),
+                        (SELECT count(*) FROM {s}.limit_starts
+                         WHERE worker = $1 AND at > clock_timestamp() - $2 * interval '1 millisecond')",
+            ),
+            // Its busiest keys: running, started within the key rate's
+            // window ($2 ms), queued.
+            limit_keys_use: text(
+                "WITH running AS (
+                     SELECT limit_key AS key, count(*) AS n FROM {s}.runs
+                     WHERE worker = $1 AND lease_token IS NOT NULL AND limit_key IS NOT NULL
+                     GROUP BY limit_key),
+                 started AS (
+                     SELECT key, count(*) AS n FROM {s}.limit_starts
+                     WHERE worker = $1 AND at > clock_timestamp() - $2 * interval '1 millisecond'
+                     GROUP BY key),
+                 busiest AS (
+                     SELECT coalesce(r.key, s.key) AS key, coalesce(r.n, 0) AS running,
+                            coalesce(s.n, 0) AS started
+                     FROM running r FULL JOIN started s ON s.key = r.key
+                     ORDER BY 2 DESC, 3 DESC, 1 LIMIT $3)
+                 SELECT b.key, b.running, b.started,
+                        (SELECT count(*) FROM {s}.runs q
+                         WHERE q.worker = $1 AND q.limit_key = b.key AND q.state = 'queued'
+                           AND q.run_at <= now())
+                 FROM busiest b ORDER BY 2 DESC, 3 DESC, 1",
+            ),
             // A batch of jobs of worker $1, in one statement.
             insert_jobs: text(
-                "INSERT INTO {s}.runs (id, worker, payload, timeout_ms, run_at, priority, key)
-                 SELECT id, $1, payload, timeout_ms, {DUE}, priority, key
+                "INSERT INTO {s}.runs (id, worker, payload, timeout_ms, run_at, priority, key, limit_key)
+                 SELECT id, $1, payload, timeout_ms, {DUE}, priority, key, limit_key
                  FROM unnest($2::uuid[], $3::jsonb[], $4::int8[], $5::float8[], $6::float8[],
-                             $7::int4[], $8::text[])
-                     AS j(id, payload, timeout_ms, d, a, priority, key)",
+                             $7::int4[], $8::text[], $9::text[])
+                     AS j(id, payload, timeout_ms, d, a, priority, key, limit_key)",
             ),
             // A large batch that starts at once: streamed, which PostgreSQL
             // writes for about a quarter less than the same insert. Text
             // format: see `jobs::Copied`.
             copy_jobs: text(
-                "COPY {s}.runs (id, worker, payload, timeout_ms, priority, key) FROM STDIN",
+                "COPY {s}.runs (id, worker, payload, timeout_ms, priority, key, limit_key) FROM STDIN",
             ),
             // The keys of worker $1 in $2 that were free, now held by the
             // runs $3; a key held by a transaction not yet committed is
@@ -571,8 +721,8 @@ impl Sql {
                      INSERT INTO {s}.stats AS s (worker, skipped)
                      SELECT $1, 1 FROM taken, paused WHERE paused.yes
                      ON CONFLICT (worker) DO UPDATE SET skipped = s.skipped + 1)
-                 INSERT INTO {s}.runs (id, worker)
-                 SELECT run_id, $1 FROM taken, paused WHERE NOT paused.yes RETURNING id",
+                 INSERT INTO {s}.runs (id, worker, limit_key)
+                 SELECT run_id, $1, $4 FROM taken, paused WHERE NOT paused.yes RETURNING id",
             ),
             // Ended runs, newest first: the ended_at index, backwards.
             history: text(&format!(

@@ -657,7 +657,7 @@ async fn nodes_starting_at_once_migrate_once() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9], "each applied once");
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "each applied once");
     // Migration 8: the history's slots, insert-only and truncated whole,
     // are not vacuumed for their inserts.
     let unvacuumed: i64 = sqlx::query_scalar(
@@ -722,14 +722,26 @@ async fn the_claim_path_uses_indexes_beside_a_million_ended_runs() {
         // The claim's inner select, the reaper's, running(), next due.
         format!(
             "SELECT id FROM {schema}.runs WHERE state = 'queued' AND run_at <= now()
-             AND worker = ANY(ARRAY['echo']) ORDER BY run_at LIMIT 64 FOR UPDATE SKIP LOCKED"
+             AND worker = ANY(ARRAY['echo']) AND limit_key IS NULL
+             ORDER BY run_at LIMIT 64 FOR UPDATE SKIP LOCKED"
+        ),
+        // The limited claim's: a key's first runs, and the running ones.
+        format!(
+            "SELECT id FROM {schema}.runs WHERE worker = 'echo' AND limit_key = 'a'
+             AND state = 'queued' AND run_at <= now()
+             ORDER BY priority DESC, run_at LIMIT 8 FOR UPDATE SKIP LOCKED"
+        ),
+        format!(
+            "SELECT count(*) FROM {schema}.runs WHERE worker = 'echo' AND limit_key = 'a'
+             AND lease_token IS NOT NULL"
         ),
         format!(
             "SELECT id FROM {schema}.runs WHERE state = 'running' AND lease_until < now() FOR UPDATE SKIP LOCKED"
         ),
         format!("SELECT id FROM {schema}.runs WHERE state = 'running' AND worker = 'echo'"),
         format!(
-            "SELECT min(run_at) FROM {schema}.runs WHERE state = 'queued' AND worker = ANY(ARRAY['echo'])"
+            "SELECT min(run_at) FROM {schema}.runs WHERE state = 'queued' AND worker = ANY(ARRAY['echo'])
+             AND limit_key IS NULL"
         ),
         // The purge, oldest first; a worker's percentiles, newest first.
         format!(

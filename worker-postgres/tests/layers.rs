@@ -20,11 +20,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The SQL text of every statement, and the claim cursor it reads.
     ("statements", &["cursor", "sql", "rows"]),
     // One job each over the tables: migrations, history slots, lanes,
-    // leases, notifications, the ending writer, the call batcher.
+    // leases, notifications, the ending writer, the call batcher, the
+    // limited claim.
     (
         "storage",
         &[
-            "schema", "history", "lanes", "leases", "bus", "writer", "calls", "jobs",
+            "schema", "history", "lanes", "leases", "bus", "writer", "calls", "jobs", "limits",
         ],
     ),
     // The caller's side (the database as reached, handles) and the

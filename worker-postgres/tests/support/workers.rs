@@ -135,6 +135,51 @@ pub async fn register(manager: &WorkerManager) {
         )
         .await
         .unwrap();
+    // Cluster-wide limits, for tests/limits.rs. Each sleeps {"ms": n}.
+    // At most 16 at once in the cluster, 8 per process, 1 per account.
+    manager
+        .register_with(
+            "limited-slots",
+            WorkerOptions::new()
+                .concurrency(8)
+                .global_concurrency(16)
+                .limit_by("account")
+                .key_concurrency(1),
+            sleep_ms,
+        )
+        .await
+        .unwrap();
+    // At most 40 starts a second in the cluster, 5 per account.
+    manager
+        .register_with(
+            "limited-rate",
+            WorkerOptions::new()
+                .rate("40/1s")
+                .limit_by("account")
+                .key_rate("5/1s"),
+            sleep_ms,
+        )
+        .await
+        .unwrap();
+    // At most 2 at once in the cluster; {"fail": true} fails the first
+    // attempt, retried after 1.5 s.
+    manager
+        .register_with(
+            "limited-whole",
+            WorkerOptions::new()
+                .global_concurrency(2)
+                .retries(1)
+                .backoff(Duration::from_millis(1500)),
+            |ctx| async move {
+                let fail = ctx.payload().is_some_and(|p| p["fail"] == true);
+                if fail && ctx.attempt() == 1 {
+                    return Err(Error::msg("the first attempt fails"));
+                }
+                sleep_ms(ctx).await
+            },
+        )
+        .await
+        .unwrap();
     // Never goes through the backend.
     manager
         .register_with("in-process", WorkerOptions::new().local(), |_ctx| async {
@@ -142,6 +187,13 @@ pub async fn register(manager: &WorkerManager) {
         })
         .await
         .unwrap();
+}
+
+/// Sleeps the payload's `ms`.
+async fn sleep_ms(ctx: WorkerContext) -> Result<()> {
+    let ms = ctx.payload().and_then(|p| p["ms"].as_u64()).unwrap_or(0);
+    ctx.sleep(Duration::from_millis(ms)).await;
+    Ok(())
 }
 
 /// `tick`, which runs every second: only the nodes that test schedules
