@@ -36,6 +36,7 @@ mod ctxt;
 mod discover;
 mod duration;
 mod fn_item;
+mod rate;
 #[cfg(test)]
 mod testing;
 mod worker;
