@@ -63,7 +63,9 @@
 //!   time, awaited into a [`TypedHandle`] that knows the output's type.
 //! - [`WorkerOptions`] is a worker's run policy: timeout, retries with
 //!   backoff, concurrency and queue limits, a schedule (`every`, or `cron`
-//!   in a time zone). `#[worker(retries = 3, concurrency = 4, …)]` declares
+//!   in a time zone), cluster-wide limits (`global_concurrency`, a
+//!   [`Rate`], and per value of a payload field with `limit_by`).
+//!   `#[worker(retries = 3, concurrency = 4, rate = "100/1m", …)]` declares
 //!   the same keys, checked at compile time.
 //! - [`Workers`] starts it all; [`auto_workers!`] and
 //!   [`#[auto_discover]`](macro@auto_discover) find `src/workers/`.

@@ -36,6 +36,7 @@ mod ctxt;
 mod discover;
 mod duration;
 mod fn_item;
+mod rate;
 #[cfg(test)]
 mod testing;
 mod worker;
@@ -85,6 +86,26 @@ use proc_macro::TokenStream;
 /// // `user_id` is checked when this compiles.
 /// #[worker("send-welcome", priority = 5, unique = "user_id")]
 /// async fn send_welcome(ctx: WorkerContext, welcome: Welcome) -> Result<()> {
+///     Ok(())
+/// }
+///
+/// #[derive(serde::Deserialize)]
+/// struct SyncJob {
+///     account_id: String,
+/// }
+///
+/// // Limits across the whole cluster: at most 16 attempts at once and 100
+/// // starts a minute in all, and per account at most 1 at once and 10 a
+/// // minute. That `SyncJob` has an `account_id` is checked when this
+/// // compiles.
+/// #[worker("sync-crm",
+///     global_concurrency = 16,
+///     rate = "100/1m",
+///     limit_by = "account_id",
+///     key_concurrency = 1,
+///     key_rate = "10/1m",
+/// )]
+/// async fn sync_crm(ctx: WorkerContext, job: SyncJob) -> Result<()> {
 ///     Ok(())
 /// }
 ///
@@ -157,6 +178,25 @@ use proc_macro::TokenStream;
 ///   the field from the payload's JSON by that name, so it must be the JSON
 ///   name too: if `#[serde(rename…)]` or `rename_all` changes it, the check
 ///   passes and every call fails.
+/// - `global_concurrency = 16`: at most this many attempts of the worker
+///   execute at once in the whole cluster (`WorkerOptions::global_concurrency`):
+///   in-process the process is the cluster; with a durable backend, across
+///   every node, enforced in the transaction that claims a run. A whole
+///   number of at least 1.
+/// - `rate = "100/1m"`: at most so many attempts start per period in the
+///   whole cluster, over any window of that length (`WorkerOptions::rate`).
+///   A count of at least 1, a slash and a period written as for `timeout`,
+///   at least `1ms`: `"10/1s"`, `"5000/1h"`, `"3/1m30s"`. Parsed at compile
+///   time; a malformed one (no `/`, a zero count, an unknown unit like
+///   `"10/1d"`) is an error at the string.
+/// - `limit_by = "account_id"`: the payload field whose values the `key_*`
+///   limits apply to, each value (each account, each tenant) on its own.
+///   Checked like `unique`'s field: the payload type must have it, and it
+///   must be the JSON name too. It needs `key_concurrency` or `key_rate`.
+/// - `key_concurrency = 1`: with `limit_by`, at most this many attempts at
+///   once per value of the field, in the whole cluster.
+/// - `key_rate = "10/1m"`: with `limit_by`, at most so many starts per
+///   period per value of the field, in the whole cluster; written as `rate`.
 /// - `blocking` (or `blocking = true`): the function is a plain `fn`, run
 ///   on tokio's blocking pool so it can't stall the runtime's worker threads.
 ///   `blocking = false` is the default.

@@ -3,11 +3,13 @@
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::Type;
 use syn::spanned::Spanned;
 
 use std::time::Duration;
 
 use super::call_site::call_site;
+use super::parse::PayloadField;
 use super::validate::{Options, Worker};
 
 /// `item` (the function exactly as written), its typed call site's struct
@@ -33,7 +35,7 @@ use super::validate::{Options, Worker};
 ///     fn __worker_core_options() -> ::worker_core::WorkerOptions {
 ///         ::worker_core::WorkerOptions::new().timeout(Duration::new(secs, nanos))
 ///     }
-///     // Only with `unique = "user_id"`: see `unique_check`.
+///     // One per field `unique` or `limit_by` names: see `field_check`.
 ///     const _: fn(Payload) = |payload| { let _ = &payload.user_id; };
 ///     ::worker_core::__private::inventory::submit! {
 ///         ::worker_core::__private::WorkerRegistration { name, options: __worker_core_options, launcher: __worker_core_launcher, module_path, file, line }
@@ -127,7 +129,10 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
 
     let name = &worker.name;
     let options = options(&worker.options);
-    let unique_check = unique_check(worker);
+    let field_checks = [&worker.options.unique, &worker.options.limit_by]
+        .into_iter()
+        .flatten()
+        .map(|field| field_check(field, worker.payload));
     // `file!()` and `line!()` at the function's name report where the worker
     // is defined rather than where the attribute starts.
     let location = quote_spanned! {user_fn.span()=>
@@ -162,7 +167,7 @@ pub(super) fn worker(item: TokenStream, worker: &Worker) -> TokenStream {
             fn __worker_core_options() -> ::worker_core::WorkerOptions {
                 ::worker_core::WorkerOptions::new() #options
             }
-            #unique_check
+            #(#field_checks)*
             ::worker_core::__private::inventory::submit! {
                 ::worker_core::__private::WorkerRegistration {
                     name: #name,
@@ -207,6 +212,26 @@ fn options(options: &Options) -> TokenStream {
         let n = Literal::usize_unsuffixed(n);
         calls.extend(quote!(.queue_limit(#n)));
     }
+    if let Some(n) = options.global_concurrency {
+        let n = Literal::usize_unsuffixed(n);
+        calls.extend(quote!(.global_concurrency(#n)));
+    }
+    if let Some(rate) = options.rate {
+        let rate = rate.to_string();
+        calls.extend(quote!(.rate(#rate)));
+    }
+    if let Some(field) = &options.limit_by {
+        let name = &field.name;
+        calls.extend(quote!(.limit_by(#name)));
+    }
+    if let Some(n) = options.key_concurrency {
+        let n = Literal::usize_unsuffixed(n);
+        calls.extend(quote!(.key_concurrency(#n)));
+    }
+    if let Some(rate) = options.key_rate {
+        let rate = rate.to_string();
+        calls.extend(quote!(.key_rate(#rate)));
+    }
     if let Some(n) = options.priority {
         let n = Literal::i32_unsuffixed(n);
         calls.extend(quote!(.priority(#n)));
@@ -231,7 +256,7 @@ fn options(options: &Options) -> TokenStream {
     calls
 }
 
-/// For `unique = "user_id"`:
+/// For a payload field named by `unique = "user_id"` or `limit_by = "…"`:
 ///
 /// ```text
 /// const _: fn(Payload) = |payload| { let _ = &payload.user_id; };
@@ -242,9 +267,9 @@ fn options(options: &Options) -> TokenStream {
 /// check until a call arrives. The field carries the span of the
 /// attribute's literal, so rustc's "no field `user_id` on type `Email`"
 /// (with the fields there are) underlines the literal.
-fn unique_check(worker: &Worker) -> TokenStream {
-    // Without a payload `validate` has already refused `unique`.
-    let (Some(field), Some(payload_ty)) = (&worker.options.unique, worker.payload) else {
+fn field_check(field: &PayloadField, payload: Option<&Type>) -> TokenStream {
+    // Without a payload `validate` has already refused the field.
+    let Some(payload_ty) = payload else {
         return TokenStream::new();
     };
     let payload = Ident::new("payload", Span::mixed_site());

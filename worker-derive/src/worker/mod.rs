@@ -702,17 +702,17 @@ mod tests {
         assert_eq!(
             error(r#""a", foo = 1"#, OK_FN),
             pair(
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `global_concurrency`, `rate`, `limit_by`, `key_concurrency`, `key_rate`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
                 "foo"
             )
         );
         assert_eq!(
             error("weight = 3", OK_FN).0,
-            "unknown option `weight` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
+            "unknown option `weight` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `global_concurrency`, `rate`, `limit_by`, `key_concurrency`, `key_rate`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
         assert_eq!(
             error(r#""a", threads"#, OK_FN).0,
-            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
+            "unknown option `threads` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `global_concurrency`, `rate`, `limit_by`, `key_concurrency`, `key_rate`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
     }
 
@@ -971,6 +971,191 @@ mod tests {
             pair(
                 r#"unique must be a string literal, like unique = "user_id""#,
                 "5"
+            )
+        );
+    }
+
+    // --- cluster-wide limits ---
+
+    const SYNC_FN: &str =
+        "async fn sync_crm(ctx: WorkerContext, job: SyncJob) -> Result<()> { Ok(()) }";
+
+    #[test]
+    fn limits_become_builder_calls() {
+        let out = expanded(
+            r#""sync-crm", concurrency = 4, global_concurrency = 16, rate = "100/1m", limit_by = "account_id", key_concurrency = 1, key_rate = "10/1m""#,
+            SYNC_FN,
+        );
+        assert!(
+            out.contains(
+                r#":: worker_core :: WorkerOptions :: new () . concurrency (4) . global_concurrency (16) . rate ("100/1m") . limit_by ("account_id") . key_concurrency (1) . key_rate ("10/1m") }"#
+            ),
+            "{out}"
+        );
+        // Each alone, too: `key_rate` with its `limit_by`.
+        let out = expanded(r#"limit_by = "account_id", key_rate = "5/1s""#, SYNC_FN);
+        assert!(
+            out.contains(r#". limit_by ("account_id") . key_rate ("5/1s") }"#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn rates_reach_the_runtime_in_its_own_notation() {
+        // The runtime's parser knows `us` but not `µs`, and prints `1m`
+        // for sixty seconds: the macro hands over what it would print.
+        let out = expanded(
+            r#"rate = "0100/60s", limit_by = "a", key_rate = "2/1500µs""#,
+            SYNC_FN,
+        );
+        assert!(
+            out.contains(r#". rate ("100/1m") . limit_by ("a") . key_rate ("2/1ms500us")"#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn limit_by_checks_the_field_against_the_payload_type() {
+        let out = expanded(
+            r#"unique = "user_id", limit_by = "account_id", key_concurrency = 1"#,
+            SYNC_FN,
+        );
+        for field in ["user_id", "account_id"] {
+            let check = format!(
+                "const _ : fn (SyncJob) = | payload | {{ let _ = & payload . {field} ; }} ;"
+            );
+            assert!(out.contains(&check), "missing `{check}` in:\n{out}");
+        }
+        // A keyword field is accessed raw, as for `unique`.
+        let out = expanded(
+            r#"blocking, limit_by = "type", key_concurrency = 1"#,
+            BLOCKING_FN,
+        );
+        assert!(
+            out.contains("const _ : fn (Job) = | payload | { let _ = & payload . r#type ; } ;"),
+            "{out}"
+        );
+        assert!(out.contains(r#". limit_by ("type")"#), "{out}");
+    }
+
+    #[test]
+    fn limit_values_are_checked_each_at_its_token() {
+        let found = errors(
+            r#"global_concurrency = 0, rate = "100", limit_by = "account id", key_concurrency = -1, key_rate = 10"#,
+            SYNC_FN,
+        );
+        assert_eq!(
+            found,
+            [
+                pair(
+                    "global_concurrency = 0 is too small: global_concurrency must be a whole number from 1 to 4294967295",
+                    "0"
+                ),
+                pair(
+                    r#"invalid rate "100": it has no `/` between the count and the period; write a count, a slash and a period (units h, m, s, ms, us, ns), like "100/1m", "10/1s" or "5000/1h""#,
+                    r#""100""#
+                ),
+                pair(
+                    r#"limit_by = "account id" is not a field name; name a field of the payload as it is declared, like limit_by = "account_id""#,
+                    r#""account id""#
+                ),
+                pair(
+                    "key_concurrency must be a whole number from 1 to 4294967295, like key_concurrency = 1",
+                    "-1"
+                ),
+                pair(
+                    r#"key_rate must be a string literal, like key_rate = "10/1m""#,
+                    "10"
+                ),
+            ]
+        );
+        assert_eq!(
+            error("global_concurrency = many", SYNC_FN),
+            pair(
+                "global_concurrency must be a whole number from 1 to 4294967295, like global_concurrency = 16",
+                "many"
+            )
+        );
+    }
+
+    #[test]
+    fn a_malformed_rate_is_explained_at_the_literal() {
+        let hint = r#"write a count, a slash and a period (units h, m, s, ms, us, ns), like "100/1m", "10/1s" or "5000/1h""#;
+        assert_eq!(
+            error(r#"rate = "10/1d""#, SYNC_FN),
+            pair(
+                format!(r#"invalid rate "10/1d": in the period, unknown unit `d`; {hint}"#),
+                r#""10/1d""#
+            )
+        );
+        for (bad, reason) in [
+            ("0/1m", "the count must be at least 1"),
+            ("x/1m", "`x` is not a whole number of starts"),
+            ("10/0s", "the period must be at least 1ms"),
+            ("10/m", "in the period, expected a number, found `m`"),
+            ("10 / 1m", "spaces are not allowed"),
+        ] {
+            assert_eq!(
+                error(&format!("rate = {bad:?}"), SYNC_FN),
+                pair(
+                    format!("invalid rate {bad:?}: {reason}; {hint}"),
+                    &format!("{bad:?}")
+                ),
+            );
+        }
+        let (message, at) = error(r#"limit_by = "a", key_rate = "1/1week""#, SYNC_FN);
+        assert!(
+            message.starts_with(
+                r#"invalid key_rate "1/1week": in the period, unknown unit `week`; write"#
+            ),
+            "{message}"
+        );
+        assert_eq!(at, r#""1/1week""#);
+    }
+
+    #[test]
+    fn key_limits_and_limit_by_need_each_other() {
+        assert_eq!(
+            errors(r#"key_concurrency = 1, key_rate = "10/1m""#, SYNC_FN),
+            [
+                pair(
+                    r#"`key_concurrency` needs `limit_by`: it applies to each value of the payload field that `limit_by` names, like #[worker(limit_by = "account_id", key_concurrency = 1)]"#,
+                    "key_concurrency"
+                ),
+                pair(
+                    r#"`key_rate` needs `limit_by`: it applies to each value of the payload field that `limit_by` names, like #[worker(limit_by = "account_id", key_rate = "10/1m")]"#,
+                    "key_rate"
+                ),
+            ]
+        );
+        // The whole-worker limits don't key anything.
+        assert_eq!(
+            error(
+                r#"limit_by = "account_id", global_concurrency = 4, rate = "1/1s""#,
+                SYNC_FN
+            ),
+            pair(
+                r#"`limit_by` needs `key_concurrency` or `key_rate`: it names the payload field whose values those limits apply to, like #[worker(limit_by = "account_id", key_concurrency = 1)]; to limit the worker as a whole, use `global_concurrency` or `rate`"#,
+                "limit_by"
+            )
+        );
+        // An invalid value still counts as given: one error, about the value.
+        assert_eq!(
+            error(r#"limit_by = "account_id", key_concurrency = 0"#, SYNC_FN).1,
+            "0"
+        );
+    }
+
+    #[test]
+    fn limit_by_needs_a_typed_payload() {
+        assert_eq!(
+            error(
+                r#"limit_by = "account_id", key_concurrency = 1"#,
+                "async fn sync(ctx: WorkerContext) -> Result<()> { Ok(()) }"
+            ),
+            pair(
+                "`limit_by` needs a typed payload: it names a field of the payload, and this worker takes only the `WorkerContext`; add a payload whose type has a field `account_id`, like `async fn name(ctx: WorkerContext, payload: T)`",
+                r#""account_id""#
             )
         );
     }

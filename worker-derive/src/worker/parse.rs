@@ -9,7 +9,8 @@ use syn::LitStr;
 
 use crate::ctxt::Ctxt;
 use crate::fn_item::FnHead;
-use crate::{duration, fn_item};
+use crate::rate::Rate;
+use crate::{duration, fn_item, rate};
 
 pub(super) const NAME_MUST_BE_LITERAL: &str =
     "the worker name must be a string literal, like #[worker(\"send-email\")]";
@@ -30,6 +31,13 @@ pub(super) struct Args {
     pub(super) backoff_max: Attr<Duration>,
     pub(super) concurrency: Attr<usize>,
     pub(super) queue_limit: Attr<usize>,
+    pub(super) global_concurrency: Attr<usize>,
+    pub(super) rate: Attr<Rate>,
+    /// `limit_by = "account_id"`: the payload field whose values the
+    /// `key_*` limits apply to, one by one.
+    pub(super) limit_by: Attr<PayloadField>,
+    pub(super) key_concurrency: Attr<usize>,
+    pub(super) key_rate: Attr<Rate>,
     pub(super) priority: Attr<i32>,
     /// `unique = "user_id"`: the payload field that keys every call.
     pub(super) unique: Attr<PayloadField>,
@@ -142,6 +150,11 @@ const OPTIONS: &[(&str, Setter)] = &[
     ("backoff_max", set_backoff_max),
     ("concurrency", set_concurrency),
     ("queue_limit", set_queue_limit),
+    ("global_concurrency", set_global_concurrency),
+    ("rate", set_rate),
+    ("limit_by", set_limit_by),
+    ("key_concurrency", set_key_concurrency),
+    ("key_rate", set_key_rate),
     ("priority", set_priority),
     ("unique", set_unique),
     ("every", set_every),
@@ -337,6 +350,30 @@ fn set_every(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     set_duration(&mut args.every, cx, setting, "every = \"15m\"");
 }
 
+fn set_rate(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    set_rate_of(&mut args.rate, cx, setting, "rate = \"100/1m\"");
+}
+
+fn set_key_rate(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    set_rate_of(&mut args.key_rate, cx, setting, "key_rate = \"10/1m\"");
+}
+
+/// A rate written as a string literal: `key = "100/1m"`.
+fn set_rate_of(attr: &mut Attr<Rate>, cx: &mut Ctxt, setting: Setting, example: &str) {
+    let key = setting.key.to_string();
+    let Some(lit) = string_value(attr, cx, setting, example) else {
+        return;
+    };
+    let text = lit.value();
+    match rate::parse(&text) {
+        Ok(rate) => attr.set(rate),
+        Err(err) => cx.error(
+            lit.span(),
+            format!("invalid {key} {text:?}: {err}; {}", rate::HINT),
+        ),
+    }
+}
+
 /// A cron expression, parsed here with the parser the runtime uses.
 fn set_cron(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     let example = "cron = \"0 3 * * *\"";
@@ -375,25 +412,38 @@ fn set_tz(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
     }
 }
 
-/// `unique = "user_id"`: a payload field's name. Whether the payload has
+fn set_unique(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    set_payload_field(&mut args.unique, cx, setting, "unique = \"user_id\"");
+}
+
+fn set_limit_by(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    set_payload_field(&mut args.limit_by, cx, setting, "limit_by = \"account_id\"");
+}
+
+/// `unique = "user_id"` or `limit_by = "account_id"`: a payload field's name. Whether the payload has
 /// that field is the compiler's to say (the expansion asks it, at this
 /// literal); here only whether the name could be a field's at all.
-fn set_unique(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
-    let example = "unique = \"user_id\"";
-    let Some(lit) = string_value(&mut args.unique, cx, setting, example) else {
+fn set_payload_field(
+    attr: &mut Attr<PayloadField>,
+    cx: &mut Ctxt,
+    setting: Setting,
+    example: &str,
+) {
+    let key = setting.key.to_string();
+    let Some(lit) = string_value(attr, cx, setting, example) else {
         return;
     };
     let name = lit.value();
     match field_access(&name, lit.span()) {
-        Some(access) => args.unique.set(PayloadField { name, access }),
+        Some(access) => attr.set(PayloadField { name, access }),
         None if name.is_empty() => cx.error(
             lit.span(),
-            format!("unique can't be empty; name a field of the payload, like {example}"),
+            format!("{key} can't be empty; name a field of the payload, like {example}"),
         ),
         None => cx.error(
             lit.span(),
             format!(
-                "unique = {name:?} is not a field name; name a field of the payload as it is declared, like {example}"
+                "{key} = {name:?} is not a field name; name a field of the payload as it is declared, like {example}"
             ),
         ),
     }
@@ -491,6 +541,34 @@ fn set_queue_limit(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
         max,
     ) {
         args.queue_limit.set(n as usize);
+    }
+}
+
+fn set_global_concurrency(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let max = u64::from(u32::MAX);
+    if let Some(n) = whole_number(
+        &mut args.global_concurrency,
+        cx,
+        setting,
+        "global_concurrency = 16",
+        1,
+        max,
+    ) {
+        args.global_concurrency.set(n as usize);
+    }
+}
+
+fn set_key_concurrency(args: &mut Args, cx: &mut Ctxt, setting: Setting) {
+    let max = u64::from(u32::MAX);
+    if let Some(n) = whole_number(
+        &mut args.key_concurrency,
+        cx,
+        setting,
+        "key_concurrency = 1",
+        1,
+        max,
+    ) {
+        args.key_concurrency.set(n as usize);
     }
 }
 
@@ -654,7 +732,7 @@ mod tests {
         let key = Ident::new("foo", Span::call_site());
         assert_eq!(
             unknown_option_message(&key),
-            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
+            "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `global_concurrency`, `rate`, `limit_by`, `key_concurrency`, `key_rate`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`"
         );
     }
 
@@ -695,8 +773,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
-                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
+                "unknown option `foo` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `global_concurrency`, `rate`, `limit_by`, `key_concurrency`, `key_rate`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
+                "unknown option `bar` for #[worker]; expected one of: `name`, `timeout`, `retries`, `backoff`, `backoff_max`, `concurrency`, `queue_limit`, `global_concurrency`, `rate`, `limit_by`, `key_concurrency`, `key_rate`, `priority`, `unique`, `every`, `cron`, `tz`, `local`, `blocking`",
             ]
         );
         assert_eq!(args.timeout.get(), Some(Duration::from_secs(5)));

@@ -157,7 +157,7 @@ fn item() -> impl Strategy<Value = Tokens> {
 fn argument() -> impl Strategy<Value = Vec<Tok>> {
     let key = prop_oneof![
         3 => pick(&["name", "timeout", "blocking"]).prop_map(|k| Tok::Ident(k.to_owned())),
-        1 => pick(&["retries", "priority", "unique", "Timeout", "_", "true", "r"]).prop_map(|k| Tok::Ident(k.to_owned())),
+        1 => pick(&["retries", "priority", "unique", "rate", "limit_by", "key_rate", "Timeout", "_", "true", "r"]).prop_map(|k| Tok::Ident(k.to_owned())),
     ];
     let value = prop_oneof![
         3 => interesting_string().prop_map(|s| vec![Tok::Str(s)]),
@@ -256,7 +256,22 @@ fn valid_worker() -> impl Strategy<Value = (Tokens, String, bool)> {
     ]));
     let blocking = prop::option::of(pick(&["", "true", "false"]));
     let priority = prop::option::of(priority());
-    let options = (name, timeout, blocking, priority, 0..4_usize, any::<bool>());
+    let rate = prop::option::of(pick(&[
+        "100/1m",
+        "10/1s",
+        "3/1m30s",
+        "1/1ms",
+        "2/1500\u{b5}s",
+    ]));
+    let options = (
+        name,
+        timeout,
+        blocking,
+        priority,
+        rate,
+        0..4_usize,
+        any::<bool>(),
+    );
     let function = (
         pick(&["", "pub", "pub(crate)", "/// Docs.\n#[inline] pub"]),
         pick(&[
@@ -286,7 +301,7 @@ fn valid_worker() -> impl Strategy<Value = (Tokens, String, bool)> {
     );
     (options, function).prop_map(
         |(
-            (name, timeout, blocking, priority, order, trailing),
+            (name, timeout, blocking, priority, rate, order, trailing),
             (vis, ident, context, payload, output, body),
         )| {
             let mut keyed: Vec<Vec<Tok>> = Vec::new();
@@ -321,6 +336,13 @@ fn valid_worker() -> impl Strategy<Value = (Tokens, String, bool)> {
                 let mut setting = vec![Tok::Ident("priority".to_owned()), Tok::Op("=")];
                 setting.extend(priority);
                 keyed.push(setting);
+            }
+            if let Some(rate) = rate {
+                keyed.push(vec![
+                    Tok::Ident("rate".to_owned()),
+                    Tok::Op("="),
+                    Tok::Str(rate.to_owned()),
+                ]);
             }
             // Options in any order (a rotation is enough to move each first).
             let len = keyed.len().max(1);

@@ -16,6 +16,7 @@ use syn::{
 use super::parse::{Args, PayloadField};
 use crate::ctxt::Ctxt;
 use crate::fn_item::FnHead;
+use crate::rate::Rate;
 
 /// The signature every message points to.
 pub(super) const EXPECTED: &str =
@@ -58,6 +59,12 @@ pub(super) struct Options {
     pub(super) backoff_max: Option<Duration>,
     pub(super) concurrency: Option<usize>,
     pub(super) queue_limit: Option<usize>,
+    pub(super) global_concurrency: Option<usize>,
+    pub(super) rate: Option<Rate>,
+    /// Checked against the payload type by the expansion.
+    pub(super) limit_by: Option<PayloadField>,
+    pub(super) key_concurrency: Option<usize>,
+    pub(super) key_rate: Option<Rate>,
     pub(super) priority: Option<i32>,
     /// Checked against the payload type by the expansion.
     pub(super) unique: Option<PayloadField>,
@@ -86,7 +93,8 @@ pub(super) fn worker<'a>(args: Args, head: &'a FnHead, cx: &mut Ctxt) -> Option<
     generics(signature, cx);
     let params = params(signature, expected, cx);
     if let Some((_, payload)) = params {
-        unique_needs_payload(args.unique.value(), payload, blocking, cx);
+        field_needs_payload("unique", args.unique.value(), payload, blocking, cx);
+        field_needs_payload("limit_by", args.limit_by.value(), payload, blocking, cx);
     }
     let output = output(signature, expected, cx);
     options_fit_together(&args, cx);
@@ -104,6 +112,11 @@ pub(super) fn worker<'a>(args: Args, head: &'a FnHead, cx: &mut Ctxt) -> Option<
             backoff_max: args.backoff_max.get(),
             concurrency: args.concurrency.get(),
             queue_limit: args.queue_limit.get(),
+            global_concurrency: args.global_concurrency.get(),
+            rate: args.rate.get(),
+            limit_by: args.limit_by.get(),
+            key_concurrency: args.key_concurrency.get(),
+            key_rate: args.key_rate.get(),
             priority: args.priority.get(),
             unique: args.unique.get(),
             every: args.every.get(),
@@ -188,22 +201,55 @@ fn options_fit_together(args: &Args, cx: &mut Ctxt) {
             );
         }
     }
+    keyed_limits_fit_together(args, cx);
 }
 
-/// `unique` names a field of the payload, so without a payload there is
-/// nothing for it to name. Reported at the field's literal.
-fn unique_needs_payload(
-    unique: Option<&PayloadField>,
+/// `limit_by` and the `key_*` limits only mean something together: the
+/// field says what a key is, the limits say what each key gets.
+fn keyed_limits_fit_together(args: &Args, cx: &mut Ctxt) {
+    let key_limits = [
+        (
+            "key_concurrency",
+            "key_concurrency = 1",
+            args.key_concurrency.span(),
+        ),
+        ("key_rate", "key_rate = \"10/1m\"", args.key_rate.span()),
+    ];
+    match args.limit_by.span() {
+        None => {
+            for (key, example, span) in key_limits {
+                if let Some(span) = span {
+                    cx.error(
+                        span,
+                        format!("`{key}` needs `limit_by`: it applies to each value of the payload field that `limit_by` names, like #[worker(limit_by = \"account_id\", {example})]"),
+                    );
+                }
+            }
+        }
+        Some(span) if key_limits.iter().all(|(_, _, span)| span.is_none()) => cx.error(
+            span,
+            "`limit_by` needs `key_concurrency` or `key_rate`: it names the payload field whose values those limits apply to, like #[worker(limit_by = \"account_id\", key_concurrency = 1)]; to limit the worker as a whole, use `global_concurrency` or `rate`",
+        ),
+        Some(_) => {}
+    }
+}
+
+/// `unique` and `limit_by` name a field of the payload, so without a
+/// payload there is nothing for them to name. Reported at the field's
+/// literal.
+fn field_needs_payload(
+    key: &str,
+    field: Option<&PayloadField>,
     payload: Option<&Type>,
     blocking: bool,
     cx: &mut Ctxt,
 ) {
-    if let (Some(field), None) = (unique, payload) {
+    if let (Some(field), None) = (field, payload) {
         let fn_token = if blocking { "fn" } else { "async fn" };
         cx.error(
             field.access.span(),
             format!(
-                "`unique` needs a typed payload: it names a field of the payload, and this worker takes only the `WorkerContext`; add a payload whose type has a field `{}`, like `{fn_token} name(ctx: WorkerContext, payload: T)`",
+                "`{key}` needs a typed payload: it names a field of the payload, and this worker takes only the `WorkerContext`; add a payload whose type has a field `{}`, like `{fn_token} name(ctx: WorkerContext, payload: T)`",
                 field.name
             ),
         );
