@@ -63,7 +63,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         let unit_end = after
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_end);
+        let (written, next) = after.split_at(unit_end);
+        // The micro sign and the Greek mu, as the macro reads them.
+        let unit = match written {
+            "\u{b5}s" | "\u{3bc}s" => "us",
+            other => other,
+        };
         if unit.is_empty() {
             return Err(format!("missing unit after `{digits}`"));
         }

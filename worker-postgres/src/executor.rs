@@ -42,6 +42,10 @@ const CLAIM_BATCH: usize = 256;
 /// announced with that run's ending, this is the fallback.
 const LIMITED_POLL: Duration = Duration::from_millis(25);
 
+/// How often a limited worker's claimer drops the token sets of keys that
+/// are all free again.
+const KEY_TOKENS_EVERY: Duration = Duration::from_secs(30);
+
 /// One node's executor.
 pub(crate) struct Executor {
     config: Arc<Config>,
@@ -174,7 +178,23 @@ impl Executor {
         let lease_ms = self.config.lease.as_secs_f64() * 1e3;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let ended_here = Arc::new(Notify::new());
+        while let Err(err) = limits::prepare(&self.pool, &self.sql, &worker, &limits).await {
+            log::warn!(target: "worker_postgres", "can't prepare the rate of limited worker '{worker}': {err}; trying again shortly");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = self.stop.wait() => return,
+            }
+        }
+        let mut tokens_freed = Instant::now();
         while !self.is_stopping() {
+            if tokens_freed.elapsed() >= KEY_TOKENS_EVERY {
+                tokens_freed = Instant::now();
+                if let Err(err) =
+                    limits::free_key_tokens(&self.pool, &self.sql, &worker, &limits).await
+                {
+                    log::debug!(target: "worker_postgres", "can't drop the free key tokens of '{worker}': {err}");
+                }
+            }
             let want = local
                 .map_or(CLAIM_BATCH, |n| {
                     n.saturating_sub(in_flight.load(Ordering::Acquire))

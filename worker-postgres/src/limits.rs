@@ -8,8 +8,8 @@
 //! A slot is a limited run with a lease: it is freed by the statement that
 //! ends the run, queues it again for a retry (so a backoff holds none), or
 //! reaps it once its node stopped renewing (so a node killed with -9 gives
-//! its slots back with its leases). A start is a row in `limit_starts`,
-//! kept for as long as the longest window of its worker.
+//! its slots back with its leases). A start takes a rate token for one
+//! period (see migration 10).
 
 use sqlx::{PgConnection, PgPool};
 use worker_core::{BUSIEST_KEYS, KeyUse, LimitUse, WorkerOptions};
@@ -91,6 +91,48 @@ where
     Ok(claimed)
 }
 
+/// Makes the worker's rate tokens, once per node start (a no-op when they
+/// are there), and cuts a set made for a higher rate.
+pub(crate) async fn prepare(
+    pool: &PgPool,
+    sql: &Sql,
+    worker: &str,
+    limits: &Limits,
+) -> Result<(), sqlx::Error> {
+    if let Some((count, _)) = limits.rate {
+        sqlx::query(sql.rate_tokens.clone())
+            .bind(worker)
+            .bind(i32::try_from(count).unwrap_or(i32::MAX))
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops the token sets of keys whose every token is free again, so that
+/// the table holds only the keys started within their period. Under the
+/// worker's lock: a claim decides from whether a key has a set.
+pub(crate) async fn free_key_tokens(
+    pool: &PgPool,
+    sql: &Sql,
+    worker: &str,
+    limits: &Limits,
+) -> Result<(), sqlx::Error> {
+    if limits.key_rate.is_none() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(sql.limited_lock.clone())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(sql.key_tokens_free.clone())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
 /// When the worker's next limited run is due, in ms from now: at most 0
 /// when one is due already (a claim that took none was held back by a
 /// limit), `None` when none is queued.
@@ -116,20 +158,15 @@ pub(crate) async fn use_of(
     if !options.is_limited() {
         return Ok(None);
     }
-    let window_ms = |rate: Option<worker_core::Rate>| {
-        rate.map_or(0.0, |rate| rate.period().as_secs_f64() * 1e3)
-    };
     let (running, started): (i64, i64) = sqlx::query_as(sql.limit_use.clone())
         .persistent(false)
         .bind(worker)
-        .bind(window_ms(options.get_rate()))
         .fetch_one(&mut *conn)
         .await?;
     let keys: Vec<(String, i64, i64, i64)> = if options.get_limit_by().is_some() {
         sqlx::query_as(sql.limit_keys_use.clone())
             .persistent(false)
             .bind(worker)
-            .bind(window_ms(options.get_key_rate()))
             .bind(BUSIEST_KEYS as i64)
             .fetch_all(&mut *conn)
             .await?

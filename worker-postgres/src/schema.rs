@@ -447,7 +447,7 @@ CREATE TABLE {s}.paused (
     ),
     (
         10,
-        "cluster-wide limits: limit keys, starts within a rate's window",
+        "cluster-wide limits: limit keys, rate tokens",
         r#"
 -- A run of a worker with cluster-wide limits carries its limit key: the
 -- value of the worker's `limit_by` field, or '' for a worker limited as a
@@ -470,17 +470,22 @@ CREATE INDEX runs_limited_queued ON {s}.runs (worker, limit_key, priority DESC, 
 CREATE INDEX runs_limited_running ON {s}.runs (worker, limit_key)
     WHERE lease_token IS NOT NULL AND limit_key IS NOT NULL;
 
--- Attempts started within the longest rate window of their worker: one
--- row per start, written by the claim that starts it, pruned by the next
--- claims of the worker. A window slides: it is any interval of the rate's
--- period, not a calendar minute.
-CREATE TABLE {s}.limit_starts (
+-- A rate of N starts per period is N tokens: a start takes a free token
+-- (one whose `until` has passed) and holds it for one period. A token is
+-- used at most once in any window of the period, so no window holds more
+-- than N starts, and a claim reads only the tokens it takes, however high
+-- the rate. Scope 0: the worker's `rate` (key ''); scope 1: its
+-- `key_rate`, a set per key, made by the first start of the key and
+-- dropped once all of it is free again.
+CREATE TABLE {s}.limit_tokens (
     worker  text NOT NULL,
+    scope   smallint NOT NULL,
     key     text NOT NULL,
-    at      timestamptz NOT NULL
+    n       integer NOT NULL,
+    until   timestamptz NOT NULL DEFAULT '-infinity',
+    PRIMARY KEY (worker, scope, key, n)
 );
-CREATE INDEX limit_starts_at ON {s}.limit_starts (worker, at);
-CREATE INDEX limit_starts_key ON {s}.limit_starts (worker, key, at);
+CREATE INDEX limit_tokens_free ON {s}.limit_tokens (worker, scope, key, until);
 "#,
     ),
 ];

@@ -59,6 +59,8 @@ pub(crate) struct Sql {
     pub(crate) limited_next_due: SqlStr,
     pub(crate) limit_use: SqlStr,
     pub(crate) limit_keys_use: SqlStr,
+    pub(crate) rate_tokens: SqlStr,
+    pub(crate) key_tokens_free: SqlStr,
     pub(crate) insert_jobs: SqlStr,
     pub(crate) copy_jobs: SqlStr,
     pub(crate) take_keys: SqlStr,
@@ -163,8 +165,12 @@ const UNPAUSED: &str = "ARRAY(SELECT unnest($3::text[]) EXCEPT SELECT worker FRO
 /// Its clock is `clock_timestamp()` read once the lock is held, not
 /// `now()`: a start recorded here is later than the commit of every
 /// ending it counted as freed, so recorded intervals never overlap more
-/// than the limit allows. The starts it makes are kept for the rate
-/// windows, and those older than the longest window are pruned.
+/// than the limit allows.
+///
+/// A rate's room is its free tokens (see migration 10), read no further
+/// than the room wanted; each run claimed takes the token of its scope
+/// free the longest. A key without tokens yet has all of them free, and
+/// gets its set here.
 ///
 /// `{CANDIDATES}` picks the runs (`id, priority, run_at`) from `room`.
 const LIMITED_CLAIM: &str = "
@@ -174,8 +180,12 @@ room AS (
         coalesce($5 - (SELECT count(*) FROM {s}.runs r
                        WHERE r.worker = $1 AND r.lease_token IS NOT NULL
                          AND r.limit_key IS NOT NULL), $4),
-        coalesce($6 - (SELECT count(*) FROM {s}.limit_starts l, t
-                       WHERE l.worker = $1 AND l.at > t.at - $7 * interval '1 millisecond'), $4)
+        CASE WHEN $6::int8 IS NULL THEN $4 ELSE
+            (SELECT count(*) FROM (
+                SELECT 1 FROM {s}.limit_tokens k, t
+                WHERE k.worker = $1 AND k.scope = 0 AND k.key = '' AND k.until <= t.at
+                  AND k.n < $6
+                LIMIT $4) free) END
     )) AS n
     WHERE NOT EXISTS (SELECT 1 FROM {s}.paused p WHERE p.worker = $1)),
 {CANDIDATES},
@@ -193,14 +203,37 @@ claimed AS (
         (SELECT coalesce(max(m.seq) + 1, 0) FROM {s}.messages m WHERE m.run_id = r.id) AS next_seq,
         r.cancel_requested, NULL::int8 AS cursor_at, r.priority,
         floor(extract(epoch FROM r.run_at) * 1000000)::int8 AS run_at_us, r.limit_key),
-started AS (
-    INSERT INTO {s}.limit_starts (worker, key, at)
-    SELECT $1, c.limit_key, t.at FROM claimed c, t
-    WHERE $6::int8 IS NOT NULL OR $9::int8 IS NOT NULL),
-pruned AS (
-    DELETE FROM {s}.limit_starts l USING t
-    WHERE l.worker = $1
-      AND l.at <= t.at - greatest(coalesce($7, 0), coalesce($10, 0)) * interval '1 millisecond')
+rate_taken AS (
+    UPDATE {s}.limit_tokens k SET until = t.at + $7 * interval '1 millisecond'
+    FROM t
+    WHERE $6::int8 IS NOT NULL AND k.worker = $1 AND k.scope = 0 AND k.key = ''
+      AND k.n = ANY(ARRAY(
+          SELECT f.n FROM {s}.limit_tokens f, t
+          WHERE f.worker = $1 AND f.scope = 0 AND f.key = '' AND f.until <= t.at AND f.n < $6
+          ORDER BY f.until LIMIT (SELECT count(*) FROM claimed)))),
+per_key AS (
+    SELECT limit_key AS k, count(*) AS c,
+           EXISTS (SELECT 1 FROM {s}.limit_tokens x
+                   WHERE x.worker = $1 AND x.scope = 1 AND x.key = limit_key) AS has_tokens
+    FROM claimed WHERE $9::int8 IS NOT NULL GROUP BY limit_key),
+key_rate_taken AS (
+    UPDATE {s}.limit_tokens k SET until = t.at + $10 * interval '1 millisecond'
+    FROM t
+    WHERE k.worker = $1 AND k.scope = 1 AND (k.key, k.n) IN (
+        SELECT per_key.k, f.n FROM per_key, LATERAL (
+            SELECT x.n FROM {s}.limit_tokens x, t
+            WHERE x.worker = $1 AND x.scope = 1 AND x.key = per_key.k AND x.until <= t.at
+              AND x.n < $9
+            ORDER BY x.until LIMIT per_key.c) f
+        WHERE per_key.has_tokens)),
+key_tokens_made AS (
+    INSERT INTO {s}.limit_tokens (worker, scope, key, n, until)
+    SELECT $1, 1, per_key.k, g.n,
+           CASE WHEN g.n < per_key.c THEN t.at + $10 * interval '1 millisecond'
+                ELSE '-infinity' END
+    FROM per_key, t, generate_series(0, $9::int4 - 1) g(n)
+    WHERE NOT per_key.has_tokens
+    ON CONFLICT DO NOTHING)
 SELECT id, worker, payload, attempt, timeout_ms, lease_token, next_seq, cancel_requested,
        cursor_at, priority, run_at_us
 FROM claimed";
@@ -234,9 +267,14 @@ key_room AS (
         coalesce($8 - (SELECT count(*) FROM {s}.runs r
                        WHERE r.worker = $1 AND r.limit_key = keys.k
                          AND r.lease_token IS NOT NULL), $4),
-        coalesce($9 - (SELECT count(*) FROM {s}.limit_starts l, t
-                       WHERE l.worker = $1 AND l.key = keys.k
-                         AND l.at > t.at - $10 * interval '1 millisecond'), $4)) AS n
+        CASE WHEN $9::int8 IS NULL THEN $4
+             WHEN NOT EXISTS (SELECT 1 FROM {s}.limit_tokens x
+                              WHERE x.worker = $1 AND x.scope = 1 AND x.key = keys.k) THEN $9
+             ELSE (SELECT count(*) FROM (
+                       SELECT 1 FROM {s}.limit_tokens x, t
+                       WHERE x.worker = $1 AND x.scope = 1 AND x.key = keys.k
+                         AND x.until <= t.at AND x.n < $9
+                       LIMIT $4) free) END) AS n
     FROM keys WHERE keys.k IS NOT NULL),
 candidates AS (
     SELECT c.id, c.priority, c.run_at
@@ -421,35 +459,53 @@ impl Sql {
                            FROM {s}.runs
                            WHERE worker = $1 AND state = 'queued' AND limit_key IS NOT NULL) END",
             ),
-            // A limited worker's use now: running, started within the
-            // rate's window ($2 ms).
+            // A limited worker's use now: running, and its rate tokens
+            // taken (the starts within the last period).
             limit_use: text(
                 "SELECT (SELECT count(*) FROM {s}.runs
                          WHERE worker = $1 AND lease_token IS NOT NULL AND limit_key IS NOT NULL),
-                        (SELECT count(*) FROM {s}.limit_starts
-                         WHERE worker = $1 AND at > clock_timestamp() - $2 * interval '1 millisecond')",
+                        (SELECT count(*) FROM {s}.limit_tokens
+                         WHERE worker = $1 AND scope = 0 AND key = '' AND until > clock_timestamp())",
             ),
-            // Its busiest keys: running, started within the key rate's
-            // window ($2 ms), queued.
+            // Its busiest keys ($2 at most): running, starts within the
+            // key rate's period, due and waiting.
             limit_keys_use: text(
                 "WITH running AS (
                      SELECT limit_key AS key, count(*) AS n FROM {s}.runs
                      WHERE worker = $1 AND lease_token IS NOT NULL AND limit_key IS NOT NULL
                      GROUP BY limit_key),
                  started AS (
-                     SELECT key, count(*) AS n FROM {s}.limit_starts
-                     WHERE worker = $1 AND at > clock_timestamp() - $2 * interval '1 millisecond'
+                     SELECT key, count(*) AS n FROM {s}.limit_tokens
+                     WHERE worker = $1 AND scope = 1 AND until > clock_timestamp()
                      GROUP BY key),
                  busiest AS (
                      SELECT coalesce(r.key, s.key) AS key, coalesce(r.n, 0) AS running,
                             coalesce(s.n, 0) AS started
                      FROM running r FULL JOIN started s ON s.key = r.key
-                     ORDER BY 2 DESC, 3 DESC, 1 LIMIT $3)
+                     ORDER BY 2 DESC, 3 DESC, 1 LIMIT $2)
                  SELECT b.key, b.running, b.started,
                         (SELECT count(*) FROM {s}.runs q
                          WHERE q.worker = $1 AND q.limit_key = b.key AND q.state = 'queued'
                            AND q.run_at <= now())
                  FROM busiest b ORDER BY 2 DESC, 3 DESC, 1",
+            ),
+            // The tokens of the limited worker $1's rate of $2 starts:
+            // made once, and the set cut when the rate is lowered.
+            rate_tokens: text(
+                "WITH made AS (
+                     INSERT INTO {s}.limit_tokens (worker, scope, key, n)
+                     SELECT $1, 0, '', n FROM generate_series(0, $2::int4 - 1) n
+                     ON CONFLICT DO NOTHING)
+                 DELETE FROM {s}.limit_tokens WHERE worker = $1 AND scope = 0 AND n >= $2",
+            ),
+            // The token sets of $1's keys that are all free again: as if
+            // never made (a key's next start makes its set anew).
+            key_tokens_free: text(
+                "DELETE FROM {s}.limit_tokens k
+                 WHERE k.worker = $1 AND k.scope = 1 AND k.key IN (
+                     SELECT key FROM {s}.limit_tokens
+                     WHERE worker = $1 AND scope = 1
+                     GROUP BY key HAVING max(until) <= clock_timestamp())",
             ),
             // A batch of jobs of worker $1, in one statement.
             insert_jobs: text(

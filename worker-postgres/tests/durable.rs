@@ -657,7 +657,11 @@ async fn nodes_starting_at_once_migrate_once() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "each applied once");
+    assert_eq!(
+        versions,
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        "each applied once"
+    );
     // Migration 8: the history's slots, insert-only and truncated whole,
     // are not vacuumed for their inserts.
     let unvacuumed: i64 = sqlx::query_scalar(

@@ -196,12 +196,11 @@ async fn three_nodes_never_start_more_than_the_rate_in_any_window_and_use_it() {
     let manager = caller(db, &schema).await;
     let nodes = nodes(db, &schema, 2000);
     let pool = pool(db).await;
-    // 40 a second in the cluster, 5 a second per account: 120 runs over
-    // 20 accounts take three windows.
-    manager
-        .call_many("limited-rate", calls(120, 20, 0))
-        .await
-        .unwrap();
+    // 40 a second in the cluster, 5 a second per account: 120 runs, 15
+    // of them of one hot account, the rest over 19 others.
+    let mut runs = calls(105, 19, 0);
+    runs.extend((0..15).map(|_| Call::new().payload(json!({"account": "hot", "ms": 0}))));
+    manager.call_many("limited-rate", runs).await.unwrap();
     wait_until_ended(&pool, &schema, "limited-rate", 120).await;
     let attempts = attempts(&pool, &schema, "limited-rate").await;
     assert_eq!(attempts.len(), 120);
