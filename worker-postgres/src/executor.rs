@@ -170,10 +170,16 @@ impl Executor {
     }
 
     /// Claims runs of one limited worker, as many as the limits and this
-    /// node have room for: a claimed limited run holds a cluster-wide slot,
-    /// so it is claimed only with a free slot of this node to start in
-    /// (taken first), never ahead, and never past the worker's own
-    /// `concurrency` here.
+    /// node have room for, in batches (a claim a run would be a commit a
+    /// run).
+    ///
+    /// A worker with a concurrency limit (`global_concurrency`,
+    /// `key_concurrency`) is claimed only with a free slot of this node to
+    /// start each run in, taken first, and never past its own
+    /// `concurrency` here: a claimed run holds a cluster-wide slot, which
+    /// must not wait here while another node could use it. A worker
+    /// limited by rates only is claimed ahead as the others are (a start
+    /// is its claim).
     async fn limited_loop(self: Arc<Self>, worker: String, limits: Limits, local: Option<usize>) {
         let lease_ms = self.config.lease.as_secs_f64() * 1e3;
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -185,6 +191,12 @@ impl Executor {
                 () = self.stop.wait() => return,
             }
         }
+        let slotted = limits.holds_slots();
+        let most = local
+            .unwrap_or(self.config.concurrency)
+            .min(self.config.concurrency)
+            .min(CLAIM_BATCH);
+        let batch = (most / 4).max(1);
         let mut tokens_freed = Instant::now();
         while !self.is_stopping() {
             if tokens_freed.elapsed() >= KEY_TOKENS_EVERY {
@@ -195,28 +207,51 @@ impl Executor {
                     log::debug!(target: "worker_postgres", "can't drop the free key tokens of '{worker}': {err}");
                 }
             }
-            let want = local
-                .map_or(CLAIM_BATCH, |n| {
-                    n.saturating_sub(in_flight.load(Ordering::Acquire))
-                })
-                .min(CLAIM_BATCH);
-            let mut permits = Vec::with_capacity(want);
-            while permits.len() < want {
-                match self.slots.clone().try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
+            let busy = in_flight.load(Ordering::Acquire);
+            // The room: free slots of this node to start in (taken now),
+            // or, without a concurrency limit, room to hold runs.
+            let mut permits = Vec::new();
+            let room = if slotted {
+                let want = most.saturating_sub(busy);
+                while permits.len() < want {
+                    match self.slots.clone().try_acquire_owned() {
+                        Ok(permit) => permits.push(permit),
+                        Err(_) => break,
+                    }
+                }
+                permits.len()
+            } else {
+                self.hold_limit()
+                    .saturating_sub(self.leases.len())
+                    .min(CLAIM_BATCH)
+            };
+            if room == 0 || (room < batch && busy > 0) {
+                // Wait for a batch's worth of room, or a moment.
+                drop(permits);
+                let freed = tokio::select! {
+                    () = ended_here.notified() => true,
+                    () = self.room_freed.notified() => true,
+                    () = tokio::time::sleep(if room == 0 { LIMITED_POLL } else { Duration::from_millis(2) }) => false,
+                    () = self.stop.wait() => true,
+                };
+                if room == 0 || freed {
+                    continue;
+                }
+                // None came: claim for the room there is.
+                permits = Vec::new();
+                if slotted {
+                    while permits.len() < room {
+                        match self.slots.clone().try_acquire_owned() {
+                            Ok(permit) => permits.push(permit),
+                            Err(_) => break,
+                        }
+                    }
+                    if permits.is_empty() {
+                        continue;
+                    }
                 }
             }
-            if permits.is_empty() {
-                tokio::select! {
-                    () = ended_here.notified() => {}
-                    () = self.room_freed.notified() => {}
-                    () = tokio::time::sleep(LIMITED_POLL) => {}
-                    () = self.stop.wait() => {}
-                }
-                continue;
-            }
-            let room = permits.len();
+            let room = if slotted { permits.len() } else { room };
             let listening = self.bus.limited.notified();
             let sent = Instant::now();
             let claimed: Vec<ClaimRow> = match limits::claim(
@@ -235,23 +270,39 @@ impl Executor {
             let full = claimed.len() == room;
             let mut claimed: Vec<Claimed> = claimed.into_iter().map(Claimed::from).collect();
             claimed.sort_by_key(|run| (std::cmp::Reverse(run.priority), run.run_at));
+            let mut in_order = Vec::with_capacity(claimed.len());
             for run in claimed {
-                let Some(permit) = permits.pop() else { break };
                 if !self.leases.hold(run.id, run.token, sent) {
                     let executor = self.clone();
                     tokio::spawn(async move { executor.release(&run, 250.0, None).await });
                     continue;
                 }
                 in_flight.fetch_add(1, Ordering::AcqRel);
+                in_order.push((run, permits.pop()));
+            }
+            drop(permits);
+            if !in_order.is_empty() {
                 let (executor, in_flight, ended_here) =
                     (self.clone(), in_flight.clone(), ended_here.clone());
                 tokio::spawn(async move {
-                    executor.execute(run, permit).await;
-                    in_flight.fetch_sub(1, Ordering::AcqRel);
-                    ended_here.notify_one();
+                    for (run, permit) in in_order {
+                        let permit = match permit {
+                            Some(permit) => permit,
+                            None => match executor.slots.clone().acquire_owned().await {
+                                Ok(permit) => permit,
+                                Err(_) => return,
+                            },
+                        };
+                        let (executor, in_flight, ended_here) =
+                            (executor.clone(), in_flight.clone(), ended_here.clone());
+                        tokio::spawn(async move {
+                            executor.execute(run, permit).await;
+                            in_flight.fetch_sub(1, Ordering::AcqRel);
+                            ended_here.notify_one();
+                        });
+                    }
                 });
             }
-            drop(permits);
             if full {
                 continue;
             }

@@ -36,6 +36,12 @@ fn count(limit: Option<usize>) -> Option<i64> {
 }
 
 impl Limits {
+    /// Whether a claimed run holds a slot (of `global_concurrency` or
+    /// `key_concurrency`) until its ending: then it must start at once.
+    pub(crate) fn holds_slots(&self) -> bool {
+        self.global_concurrency.is_some() || self.key_concurrency.is_some()
+    }
+
     /// The worker's limits; `None` for a worker without any.
     pub(crate) fn of(options: &WorkerOptions) -> Option<Limits> {
         options.is_limited().then(|| Limits {

@@ -170,7 +170,9 @@ const UNPAUSED: &str = "ARRAY(SELECT unnest($3::text[]) EXCEPT SELECT worker FRO
 /// A rate's room is its free tokens (see migration 10), read no further
 /// than the room wanted; each run claimed takes the token of its scope
 /// free the longest. A key without tokens yet has all of them free, and
-/// gets its set here.
+/// gets its set here. Tokens taken are updated by `ctid`, found under the
+/// worker's lock (so no other statement moves them): a TID scan, whatever
+/// the planner believes of a table that was just filled.
 ///
 /// `{CANDIDATES}` picks the runs (`id, priority, run_at`) from `room`.
 const LIMITED_CLAIM: &str = "
@@ -206,11 +208,10 @@ claimed AS (
 rate_taken AS (
     UPDATE {s}.limit_tokens k SET until = t.at + $7 * interval '1 millisecond'
     FROM t
-    WHERE $6::int8 IS NOT NULL AND k.worker = $1 AND k.scope = 0 AND k.key = ''
-      AND k.n = ANY(ARRAY(
-          SELECT f.n FROM {s}.limit_tokens f, t
-          WHERE f.worker = $1 AND f.scope = 0 AND f.key = '' AND f.until <= t.at AND f.n < $6
-          ORDER BY f.until LIMIT (SELECT count(*) FROM claimed)))),
+    WHERE $6::int8 IS NOT NULL AND k.ctid = ANY(ARRAY(
+        SELECT f.ctid FROM {s}.limit_tokens f, t
+        WHERE f.worker = $1 AND f.scope = 0 AND f.key = '' AND f.until <= t.at AND f.n < $6
+        ORDER BY f.until LIMIT (SELECT count(*) FROM claimed)))),
 per_key AS (
     SELECT limit_key AS k, count(*) AS c,
            EXISTS (SELECT 1 FROM {s}.limit_tokens x
@@ -219,13 +220,13 @@ per_key AS (
 key_rate_taken AS (
     UPDATE {s}.limit_tokens k SET until = t.at + $10 * interval '1 millisecond'
     FROM t
-    WHERE k.worker = $1 AND k.scope = 1 AND (k.key, k.n) IN (
-        SELECT per_key.k, f.n FROM per_key, LATERAL (
-            SELECT x.n FROM {s}.limit_tokens x, t
+    WHERE k.ctid = ANY(ARRAY(
+        SELECT f.ctid FROM per_key, LATERAL (
+            SELECT x.ctid FROM {s}.limit_tokens x, t
             WHERE x.worker = $1 AND x.scope = 1 AND x.key = per_key.k AND x.until <= t.at
               AND x.n < $9
             ORDER BY x.until LIMIT per_key.c) f
-        WHERE per_key.has_tokens)),
+        WHERE per_key.has_tokens))),
 key_tokens_made AS (
     INSERT INTO {s}.limit_tokens (worker, scope, key, n, until)
     SELECT $1, 1, per_key.k, g.n,

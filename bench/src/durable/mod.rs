@@ -28,6 +28,7 @@ mod apalis;
 mod awa;
 mod common;
 mod graphile;
+mod limits;
 mod ours;
 mod report;
 mod sustained;
@@ -140,9 +141,9 @@ fn parse_args() -> std::result::Result<Args, String> {
                     .collect();
                 if let Some(bad) = ids
                     .iter()
-                    .find(|id| !["a", "b", "c", "d", "e"].contains(&id.as_str()))
+                    .find(|id| !["a", "b", "c", "d", "e", "f", "g"].contains(&id.as_str()))
                 {
-                    return Err(format!("unknown case {bad:?}; known: a,b,c,d,e"));
+                    return Err(format!("unknown case {bad:?}; known: a,b,c,d,e,f,g"));
                 }
                 args.cases = Some(ids);
             }
@@ -363,6 +364,11 @@ async fn run(args: &Args, admin_url: &str) -> Result<()> {
     if wants("e") {
         rows.extend(bulk(admin_url, &plan).await?);
     }
+    let limits = if wants("f") || wants("g") {
+        Some(limits::cost(admin_url, &plan).await?)
+    } else {
+        None
+    };
     for lib in [&OURS as &dyn Queue, &APALIS, &GRAPHILE, &AWA] {
         drop_database(admin_url, lib.database()).await?;
     }
@@ -377,6 +383,9 @@ async fn run(args: &Args, admin_url: &str) -> Result<()> {
         plan.rounds,
         began.elapsed().as_secs_f64()
     );
+    if let Some(table) = limits {
+        println!("\n(f) and (g), the cost of cluster-wide limits:\n\n{table}");
+    }
     if let Some(path) = &args.json {
         let value = report::to_json(&rows, plan.to_json());
         std::fs::write(path, serde_json::to_string_pretty(&value)?)?;

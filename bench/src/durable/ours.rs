@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use worker_core::backend::HistoryQuery;
-use worker_core::{Call, WorkerManager};
+use worker_core::{Call, WorkerManager, WorkerOptions};
 use worker_postgres::Postgres;
 
 use super::common::{
@@ -76,6 +76,108 @@ async fn drain(url: &str, setting: &str, jobs: usize, cap: Duration) -> Result<D
     .await?;
     manager.shutdown().await?;
     Ok(drained)
+}
+
+/// The options of the drained worker in (f) and (g), by leg.
+fn limited_options(setting: &str) -> Result<WorkerOptions> {
+    let options = WorkerOptions::new();
+    Ok(match setting {
+        "no-limits" => options,
+        "global-32" => options.global_concurrency(32),
+        "rate-above" => options.rate(RATE_ABOVE),
+        "keys-20" => options.limit_by("key").key_concurrency(1),
+        other => return Err(format!("ours: no limited leg {other:?}").into()),
+    })
+}
+
+/// (f) A rate above what one node drains (about 25,000 a second), so that
+/// what it costs is its bookkeeping, not its limit.
+pub const RATE_ABOVE: &str = "50000/1s";
+
+/// A drain of `jobs` queued runs of one worker with the leg's limits, as
+/// (a) drains, on a node of concurrency 32: (f) the cost of a limit that
+/// never binds, (g) 20 keys one at a time each. The runs are queued with
+/// `call_many` (so that they carry their limit key), by a manager with
+/// the same worker. Also returns the most runs of one key the database
+/// recorded at once (claim to ending), for (g)'s exactness.
+pub async fn drain_limited(
+    url: &str,
+    setting: &str,
+    jobs: usize,
+    cap: Duration,
+) -> Result<(Drained, usize)> {
+    let options = limited_options(setting)?;
+    if setting == "rate-above" {
+        // A start before: the rate's tokens are made once, by a node's
+        // first start, and kept.
+        let warm = WorkerManager::new();
+        warm.register_with("limited", options.clone(), |_ctx| async { Ok(()) })
+            .await?;
+        warm.set_backend(backend(url, "default")?).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        warm.shutdown().await?;
+    }
+    let queue = WorkerManager::new();
+    queue
+        .register_with("limited", options.clone(), |_ctx| async { Ok(()) })
+        .await?;
+    queue
+        .set_backend(Postgres::new(url).schema(SCHEMA).execute(false))
+        .await?;
+    let calls = (0..jobs).map(|n| Call::new().payload(json!({ "key": n % 20 })));
+    queue.call_many("limited", calls).await?;
+    queue.shutdown().await?;
+
+    let finished = Finished::default();
+    let manager = WorkerManager::new();
+    let counter = finished.clone();
+    manager
+        .register_with("limited", options, move |_ctx| {
+            let counter = counter.clone();
+            async move {
+                counter.add();
+                Ok(())
+            }
+        })
+        .await?;
+    let started = Instant::now();
+    manager.set_backend(backend(url, "default")?).await?;
+    let drained = await_drain(started, &finished, jobs, cap, || async {
+        Ok(manager
+            .stats("limited")
+            .await
+            .map_or(0, |s| s.runs as usize))
+    })
+    .await?;
+    manager.shutdown().await?;
+    let most = most_of_one_key_at_once(url).await?;
+    Ok((drained, most))
+}
+
+/// Of the ended runs, the most of one `key` between claim and ending at
+/// one instant, as the database recorded them.
+async fn most_of_one_key_at_once(url: &str) -> Result<usize> {
+    let pool = worker_postgres::sqlx::PgPool::connect(url).await?;
+    let edges: Vec<(String, i64, i32)> = worker_postgres::sqlx::query_as(
+        "SELECT payload->>'key', floor(extract(epoch FROM claimed_at) * 1000000)::int8, 1
+         FROM bench_ours.ended_runs
+         UNION ALL
+         SELECT payload->>'key', floor(extract(epoch FROM ended_at) * 1000000)::int8, -1
+         FROM bench_ours.ended_runs
+         ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    let (mut key, mut now, mut most) = (String::new(), 0i32, 0i32);
+    for (edge_key, _, step) in edges {
+        if edge_key != key {
+            (key, now) = (edge_key, 0);
+        }
+        now += step;
+        most = most.max(now);
+    }
+    Ok(usize::try_from(most).unwrap_or(0))
 }
 
 async fn latency(url: &str, setting: &str, pace: Pace) -> Result<Vec<Duration>> {
@@ -224,6 +326,14 @@ impl Queue for Ours {
             "call-many" => "manager.call_many on an execute(false) manager".to_owned(),
             "enqueue-many" => {
                 "Postgres::enqueue_many in the caller's transaction, then commit".to_owned()
+            }
+            "no-limits" => "no limits, concurrency 32".to_owned(),
+            "global-32" => "global_concurrency = 32, concurrency 32".to_owned(),
+            "rate-above" => format!(
+                "rate = \"{RATE_ABOVE}\" (above the drain rate; its tokens made by an earlier start), concurrency 32"
+            ),
+            "keys-20" => {
+                "limit_by = \"key\" over 20 keys, key_concurrency = 1, concurrency 32".to_owned()
             }
             other => other.to_owned(),
         }
