@@ -69,7 +69,7 @@ pub async fn cost(admin_url: &str, plan: &Plan) -> Result<String> {
         let _ = writeln!(
             out,
             "| {case} | {what} | {} | {} |",
-            spread(values, |v| report::rate(v)),
+            spread(values, report::rate),
             if case == "-" {
                 "1".to_owned()
             } else {
