@@ -10,7 +10,10 @@
 //! a time, in this process, with the run's own id and attempt number, as an
 //! ordinary local run (timeouts, cancellation, the concurrency limit and
 //! the message bound all apply); retries and crash recovery are the
-//! backend's.
+//! backend's. So are the cluster-wide limits (`global_concurrency`,
+//! `rate`, `key_concurrency`, `key_rate`): the backend applies them when
+//! it claims, and the node holds a claimed run to its local `concurrency`
+//! only, so that no start is counted twice.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -162,7 +165,9 @@ impl Node {
     /// attempt number, and returns its handle: read its messages with
     /// `recv`, then its outcome with `await_result`/`await_output`. A
     /// failed attempt is not retried here: the backend decides
-    /// ([`WorkerOptions::retry_delay`]).
+    /// ([`WorkerOptions::retry_delay`]). It waits here for a slot of the
+    /// worker's local `concurrency` (and while it is paused in this
+    /// process), not for its cluster-wide limits: the claim applied those.
     pub fn execute(&self, run: ClaimedRun) -> Result<WorkerHandle> {
         self.executor.execute_claimed(run)
     }

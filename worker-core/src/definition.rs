@@ -23,8 +23,8 @@ pub(crate) struct Definition {
     pub(crate) stats: StatsCell,
     /// When the worker runs by itself, parsed from its options.
     pub(crate) schedule: Option<Schedule>,
-    /// Where its runs wait to start: for a concurrency slot, or while
-    /// the worker is paused.
+    /// Where its runs wait to start: for a concurrency slot, for room
+    /// under its limits, or while the worker is paused.
     pub(crate) gate: Arc<Gate>,
     /// The runs with a unique key that are scheduled, queued or running
     /// in this process, by key.
@@ -55,7 +55,7 @@ impl Definition {
         validate_name(&name)?;
         options.validate(&name)?;
         let schedule = Schedule::of(&options).map_err(|problem| invalid(&name, &problem))?;
-        let gate = Gate::new(options.get_concurrency(), options.get_queue_limit());
+        let gate = Gate::new(&options);
         Ok(Arc::new(Definition {
             name: name.into_boxed_str(),
             options,

@@ -395,7 +395,11 @@ impl Supervisor {
             }
         }
         self.timer = None;
-        self.slot = run.definition().gate.retry(run.priority());
+        let limit_key = run.limit_key();
+        self.slot = run
+            .definition()
+            .gate
+            .retry(run.priority(), limit_key.as_deref());
         Poll::Ready(Ok(()))
     }
 }

@@ -35,11 +35,24 @@ struct State {
     /// Until the run starts: what it will start with.
     payload: Option<Value>,
     priority: i32,
+    /// The value of the worker's `limit_by` field in `payload`.
+    limit_key: Option<String>,
     due: Option<Due>,
     started: bool,
     followers: Vec<Arc<Follow>>,
     /// Once the run has ended: its outcome, for a handle that joins late.
     ended: Option<Stored>,
+}
+
+/// What a job waits to start with, which a `Duplicate::Replace` may
+/// change: its payload, its priority, the value of its `limit_by` field
+/// (read from the payload) and its time.
+#[derive(Debug)]
+pub(crate) struct Waits {
+    pub(crate) payload: Option<Value>,
+    pub(crate) priority: i32,
+    pub(crate) limit_key: Option<String>,
+    pub(crate) due: Option<Due>,
 }
 
 /// When a job may start: on the wall clock (what listings show) and on
@@ -162,17 +175,19 @@ impl Follow {
 }
 
 impl Job {
-    pub(crate) fn new(
-        key: Option<String>,
-        payload: Option<Value>,
-        priority: i32,
-        due: Option<Due>,
-    ) -> Box<Self> {
+    pub(crate) fn new(key: Option<String>, waits: Waits) -> Box<Self> {
+        let Waits {
+            payload,
+            priority,
+            limit_key,
+            due,
+        } = waits;
         Box::new(Job {
             key: key.map(String::into_boxed_str),
             state: Mutex::new(State {
                 payload,
                 priority,
+                limit_key,
                 due,
                 started: false,
                 followers: Vec::new(),
@@ -197,6 +212,13 @@ impl Job {
         lock(&self.state).priority
     }
 
+    /// Its priority and the value of its `limit_by` field, as it waits at
+    /// its worker's gate.
+    pub(crate) fn place(&self) -> (i32, Option<String>) {
+        let state = lock(&self.state);
+        (state.priority, state.limit_key.clone())
+    }
+
     /// The run starts: its payload is fixed, and a `Replace` joins it from
     /// now on.
     pub(crate) fn start(&self) {
@@ -213,14 +235,15 @@ impl Job {
 
     /// A `Duplicate::Replace` of the run while it waits; nothing once it
     /// has started (the call then joins it).
-    pub(crate) fn replace(&self, payload: Option<Value>, priority: i32, due: Option<Due>) {
+    pub(crate) fn replace(&self, waits: Waits) {
         let mut state = lock(&self.state);
         if state.started {
             return;
         }
-        state.payload = payload;
-        state.priority = priority;
-        state.due = due;
+        state.payload = waits.payload;
+        state.priority = waits.priority;
+        state.limit_key = waits.limit_key;
+        state.due = waits.due;
         drop(state);
         self.changed.notify_one();
     }

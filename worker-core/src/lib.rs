@@ -106,6 +106,7 @@
 //!              call (Call: one call's options)  gate (priority, pause, slots)
 //!              job (a keyed or timed run's extras, joined handles)
 //!              limits (Rate, LimitUse: cluster-wide and per-key limits)
+//!              limiter (the gate's part in them: per-key lines, rate windows)
 //!              error  duration  running  sync  run_state  run_id  host  name_rule
 //!              observe (Observer)  telemetry (spans, metrics)  remote (RemoteRun)
 //!              history (History: what dashboards read)
@@ -124,6 +125,7 @@ mod histogram;
 mod history;
 mod host;
 mod job;
+mod limiter;
 mod limits;
 mod mailbox;
 mod name_rule;

@@ -18,10 +18,11 @@ use crate::context::WorkerContext;
 use crate::definition::Definition;
 use crate::drive::catch_panic;
 use crate::error::{Error, InstallFailure, Result, panic_text};
-use crate::gate::Claim;
+use crate::gate::{Claim, Limits};
 use crate::handle::WorkerHandle;
-use crate::job::{Due, Job};
+use crate::job::{Due, Job, Waits};
 use crate::launch::Launcher;
+use crate::limits::limit_key;
 use crate::options::WorkerOptions;
 use crate::registration::{InstallRegistration, WorkerRegistration};
 use crate::run::{Run, Scope, Spec};
@@ -393,10 +394,11 @@ impl WorkerManager {
     /// [`scheduled`](Self::scheduled), not [`running`](Self::running);
     /// [`cancel`](Self::cancel) ends it at once; it is lost if the process
     /// exits (`shutdown` cancels and counts it). Priority orders the runs
-    /// waiting for a concurrency slot (or for `resume`): without a
-    /// `concurrency` limit every due run starts at once, so priority
-    /// changes nothing. A backend stores all of it and orders its claims by
-    /// priority across workers.
+    /// waiting for a concurrency slot, for room under the worker's limits
+    /// (`global_concurrency`, `rate`, `key_concurrency`, `key_rate`) or for
+    /// `resume`: a worker with none of these starts every due run at once,
+    /// so priority changes nothing there. A backend stores all of it and
+    /// orders its claims by priority across workers.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -646,14 +648,25 @@ impl WorkerManager {
         if let Some(key) = &call.key {
             if let Some(&existing) = keys.get(key.as_str()) {
                 return self.duplicate(&definition.name, key, existing, call.on_duplicate, || {
-                    (call.payload.clone(), call.priority, due)
+                    Waits {
+                        payload: call.payload.clone(),
+                        priority: call.priority,
+                        limit_key: call.limit_key.clone(),
+                        due,
+                    }
                 });
             }
         }
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
-        let job = Job::new(call.key.clone(), call.payload, call.priority, due);
+        let waits = Waits {
+            payload: call.payload,
+            priority: call.priority,
+            limit_key: call.limit_key,
+            due,
+        };
+        let job = Job::new(call.key.clone(), waits);
         let timeout = call.timeout.or(definition.default_timeout());
         let spec = Spec {
             timeout,
@@ -687,7 +700,7 @@ impl WorkerManager {
         key: &str,
         existing: RunId,
         on_duplicate: Duplicate,
-        replacement: impl FnOnce() -> (Option<Value>, i32, Option<Due>),
+        replacement: impl FnOnce() -> Waits,
     ) -> Result<WorkerHandle> {
         let id = existing.as_u128();
         // A keyed run is in one of the two sets until it ends, and it
@@ -711,9 +724,8 @@ impl WorkerManager {
                 });
             }
             Duplicate::Replace => {
-                let (payload, priority, due) = replacement();
                 // Unless it has started: the call then joins it.
-                job.replace(payload, priority, due);
+                job.replace(replacement());
             }
             Duplicate::Join => {}
         }
@@ -908,8 +920,20 @@ impl WorkerManager {
         };
         let definition = &view.scope.definitions[index as usize];
         let priority = priority.unwrap_or(definition.options.get_priority());
+        // A backend's run was held to the cluster-wide limits when it was
+        // claimed; a run of this process is held to them here, as a run
+        // of its payload's `limit_by` value (a payload without it is
+        // refused, before anything runs).
+        let limit_key = match (durable, definition.options.get_limit_by()) {
+            (None, Some(field)) => Some(limit_key(worker_name, field, payload.as_ref())?),
+            _ => None,
+        };
+        let limits = match durable {
+            Some(_) => Limits::Claimed,
+            None => Limits::Apply(limit_key.as_deref()),
+        };
         // Refused before anything is listed or counted.
-        let slot = definition.gate.admit(worker_name, priority)?;
+        let slot = definition.gate.admit(worker_name, priority, limits)?;
         let timeout = timeout.or(definition.default_timeout());
         let spec = Spec {
             timeout,
@@ -1055,6 +1079,7 @@ impl WorkerManager {
             .filter(|run| run.job().and_then(|job| job.waits_until()).is_some())
             .count() as u64;
         stats.paused = definition.gate.is_paused();
+        stats.limits = definition.gate.limit_use();
         Some(stats)
     }
 

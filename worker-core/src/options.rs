@@ -222,6 +222,11 @@ impl WorkerOptions {
     /// and `key_rate`. Read as `unique` reads its field; a call whose
     /// payload lacks it is refused. `#[worker(limit_by = "account_id")]`
     /// checks the field against the payload type at compile time.
+    ///
+    /// A value at its limit holds back only its own runs: the runs of
+    /// other values start past them. Among values of one priority, values
+    /// take turns, so that one value with a thousand runs waiting never
+    /// holds back another with one.
     pub fn limit_by(mut self, field: &str) -> Self {
         self.limit_by = Some(field.to_owned());
         self

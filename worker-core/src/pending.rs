@@ -1,8 +1,8 @@
 //! A job's road to its start, in this process: it waits for its time,
-//! then at its worker's gate (priority, concurrency, pause), then starts
-//! as an ordinary run. Until it starts its payload, priority and time may
-//! be replaced (`Duplicate::Replace`), and a cancel ends it at once, as
-//! cancelled and counted once.
+//! then at its worker's gate (priority, concurrency, limits, pause), then
+//! starts as an ordinary run. Until it starts its payload, priority and
+//! time may be replaced (`Duplicate::Replace`), and a cancel ends it at
+//! once, as cancelled and counted once.
 //!
 //! A job in this process lives only as long as the process: one still
 //! waiting when the process exits is lost (`shutdown` cancels and counts
@@ -62,7 +62,8 @@ async fn wait_to_start(run: &Run) -> Option<Claim> {
             }
             continue;
         }
-        let mut claim = gate.job(job.priority());
+        let (priority, limit_key) = job.place();
+        let mut claim = gate.job(priority, limit_key.as_deref());
         let Some(Slot::Waiting(waiting)) = claim.as_deref_mut() else {
             return Some(claim);
         };
@@ -70,8 +71,9 @@ async fn wait_to_start(run: &Run) -> Option<Claim> {
             permit = poll_fn(|cx| waiting.poll(cx)) => {
                 return Some(Some(Box::new(Slot::Held(permit))));
             }
-            // A new priority or time: wait again with it (the place in line
-            // goes with the old claim).
+            // A new priority, time or payload (whose `limit_by` key may
+            // differ): wait again with it (the place in line goes with the
+            // old claim).
             _ = &mut changed => {}
             _ = run.signals.wait(Signal::Cancel) => return None,
         }

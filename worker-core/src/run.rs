@@ -184,6 +184,15 @@ impl Run {
         }
     }
 
+    /// The value of its worker's `limit_by` field in its payload, which
+    /// the per-key limits apply to; `None` for a worker without
+    /// `limit_by`. Read again for each retry rather than kept in every run:
+    /// the payload doesn't change, and was checked when the run was called.
+    pub(crate) fn limit_key(&self) -> Option<String> {
+        let field = self.definition().options.get_limit_by()?;
+        crate::limits::limit_key(self.worker_name(), field, self.payload()).ok()
+    }
+
     /// The job's extras, for a run with a key or a start time.
     pub(crate) fn job(&self) -> Option<&Job> {
         self.job.as_deref()

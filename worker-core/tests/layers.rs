@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "gate",
             "job",
             "limits",
+            "limiter",
         ],
     ),
     ("worker", &["definition"]),
