@@ -355,9 +355,11 @@ impl WorkerOptions {
             format!("retries must be at most {MAX_RETRIES}")
         } else if self.concurrency == Some(0) {
             "concurrency must be at least 1".to_owned()
-        } else if self.queue_limit.is_some() && self.concurrency.is_none() {
-            "queue_limit needs concurrency: it bounds the runs waiting for a concurrency slot"
+        } else if self.queue_limit.is_some() && self.concurrency.is_none() && !self.is_limited() {
+            "queue_limit needs concurrency or a limit (global_concurrency, rate, key_concurrency, key_rate): it bounds the runs waiting for a slot"
                 .to_owned()
+        } else if self.limit_by.is_some() && (self.every.is_some() || self.cron.is_some()) {
+            "limit_by can't go with every or cron: a scheduled run has no payload to read the field from".to_owned()
         } else if self.retries == 0 && (self.backoff.is_some() || self.backoff_max.is_some()) {
             "backoff and backoff_max need retries: without them nothing is retried".to_owned()
         } else if self.every.is_some() && self.cron.is_some() {
@@ -499,7 +501,7 @@ mod tests {
         let error = |options: WorkerOptions| options.validate("sync").unwrap_err().to_string();
         assert_eq!(
             error(WorkerOptions::new().queue_limit(5)),
-            "invalid options for worker 'sync': queue_limit needs concurrency: it bounds the runs waiting for a concurrency slot"
+            "invalid options for worker 'sync': queue_limit needs concurrency or a limit (global_concurrency, rate, key_concurrency, key_rate): it bounds the runs waiting for a slot"
         );
         assert!(
             error(WorkerOptions::new().concurrency(0)).contains("concurrency must be at least 1")
@@ -517,5 +519,34 @@ mod tests {
             .contains("backoff_max (1s) is shorter than backoff (10s)")
         );
         assert!(WorkerOptions::new().validate("sync").is_ok());
+    }
+
+    #[test]
+    fn limits_are_checked_together_and_bound_a_queue() {
+        let error = |options: WorkerOptions| options.validate("sync").unwrap_err().to_string();
+        assert!(
+            WorkerOptions::new()
+                .global_concurrency(4)
+                .queue_limit(10)
+                .validate("sync")
+                .is_ok(),
+            "a queue bounded in front of a global limit"
+        );
+        assert!(error(WorkerOptions::new().key_concurrency(1)).contains("need limit_by"));
+        assert!(error(WorkerOptions::new().limit_by("account")).contains("needs key_concurrency"));
+        assert!(error(WorkerOptions::new().global_concurrency(0)).contains("at least 1"));
+        assert!(
+            error(WorkerOptions::new().rate("5 per minute"))
+                .contains("rate \"5 per minute\" is not a rate")
+        );
+        assert!(
+            error(
+                WorkerOptions::new()
+                    .limit_by("account")
+                    .key_concurrency(1)
+                    .every(Duration::from_secs(1))
+            )
+            .contains("limit_by can't go with every or cron")
+        );
     }
 }

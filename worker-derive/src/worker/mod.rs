@@ -778,7 +778,7 @@ mod tests {
             found,
             [
                 pair(
-                    "`queue_limit` needs `concurrency`: it bounds the runs waiting for a concurrency slot, like #[worker(concurrency = 4, queue_limit = 100)]",
+                    "`queue_limit` needs `concurrency` or a limit (`global_concurrency`, `rate`, `key_concurrency`, `key_rate`): it bounds the runs waiting for a slot, like #[worker(concurrency = 4, queue_limit = 100)]",
                     "queue_limit"
                 ),
                 pair(
@@ -853,6 +853,19 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn limit_by_is_refused_on_a_scheduled_worker() {
+        let (message, at) = error(
+            r#"every = "1s", limit_by = "account", key_concurrency = 1"#,
+            "async fn tick(ctx: WorkerContext, job: Job) -> Result<()> { Ok(()) }",
+        );
+        assert!(
+            message.contains("`limit_by` can't go with `every` or `cron`"),
+            "{message}"
+        );
+        assert_eq!(at, "limit_by");
     }
 
     // --- priority and unique ---

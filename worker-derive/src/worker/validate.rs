@@ -155,10 +155,25 @@ fn ok_type(output: &Type) -> Option<&Type> {
 /// same at startup for `register_with`.
 fn options_fit_together(args: &Args, cx: &mut Ctxt) {
     if let Some(span) = args.queue_limit.span() {
-        if args.concurrency.span().is_none() {
+        let limited = [
+            args.concurrency.span(),
+            args.global_concurrency.span(),
+            args.rate.span(),
+            args.key_concurrency.span(),
+            args.key_rate.span(),
+        ];
+        if limited.iter().all(Option::is_none) {
             cx.error(
                 span,
-                "`queue_limit` needs `concurrency`: it bounds the runs waiting for a concurrency slot, like #[worker(concurrency = 4, queue_limit = 100)]",
+                "`queue_limit` needs `concurrency` or a limit (`global_concurrency`, `rate`, `key_concurrency`, `key_rate`): it bounds the runs waiting for a slot, like #[worker(concurrency = 4, queue_limit = 100)]",
+            );
+        }
+    }
+    if let Some(span) = args.limit_by.span() {
+        if args.every.span().is_some() || args.cron.span().is_some() {
+            cx.error(
+                span,
+                "`limit_by` can't go with `every` or `cron`: a scheduled run has no payload to read the field from",
             );
         }
     }
