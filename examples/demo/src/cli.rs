@@ -85,6 +85,21 @@ pub async fn list(manager: &WorkerManager) -> Result<()> {
         if let Some(limit) = options.get_concurrency() {
             policy.push(format!("concurrency {limit}"));
         }
+        if let Some(limit) = options.get_global_concurrency() {
+            policy.push(format!("global_concurrency {limit}"));
+        }
+        if let Some(rate) = options.get_rate() {
+            policy.push(format!("rate {rate}"));
+        }
+        if let Some(field) = options.get_limit_by() {
+            policy.push(format!("limit_by {field}"));
+        }
+        if let Some(limit) = options.get_key_concurrency() {
+            policy.push(format!("key_concurrency {limit}"));
+        }
+        if let Some(rate) = options.get_key_rate() {
+            policy.push(format!("key_rate {rate}"));
+        }
         if let Some(every) = options.get_every() {
             policy.push(format!("every {}", show(every)));
         }

@@ -25,6 +25,7 @@ pub async fn run(manager: &WorkerManager, sandbox: &Sandbox) -> Result<()> {
     cancellation().await?;
     invalid_payload().await?;
     policies().await?;
+    limits().await?;
     stats_table(&definitions).await?;
     graceful_shutdown(manager).await
 }
@@ -228,6 +229,52 @@ async fn policies() -> Result<()> {
             .await
             .unwrap_or_default()
             .runs
+    );
+    Ok(())
+}
+
+async fn limits() -> Result<()> {
+    step(
+        "Limits, declared on the worker",
+        r#"#[worker("sync-account", global_concurrency = 4, rate = "50/1s", limit_by = "account", key_concurrency = 1)]"#,
+    );
+    // A backlog of 12 syncs of one account, then one each of 3 others.
+    let mut accounts = vec!["acme"; 12];
+    accounts.extend(["globex", "initech", "umbrella"]);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for account in accounts {
+        let call = Call::new().payload(json!({ "account": account }));
+        handles.push(WORKER::call_with("sync-account", call).await?);
+    }
+    let limits = WORKER::stats("sync-account")
+        .await
+        .and_then(|stats| stats.limits)
+        .unwrap_or_default();
+    println!(
+        "   {}/{} running, {} started this second; busiest: {}",
+        limits.running,
+        limits.global_concurrency.unwrap_or(0),
+        limits.started,
+        limits
+            .keys
+            .iter()
+            .take(2)
+            .map(|key| format!(
+                "{} ({} running, {} queued)",
+                key.key, key.running, key.queued
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut most = 0;
+    for handle in handles {
+        most = most.max(handle.await_output::<usize>().await?);
+    }
+    println!(
+        "   ✓ 15 syncs in {}, at most {} at once: acme one at a time, its backlog queued, the other accounts alongside",
+        took(started),
+        most
     );
     Ok(())
 }

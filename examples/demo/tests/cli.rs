@@ -23,7 +23,7 @@ fn the_tour_shows_every_feature_and_exits_cleanly() {
         text(&output.stderr)
     );
     for expected in [
-        "11 workers discovered",
+        "12 workers discovered",
         "✓ sent in",
         "generate-report  100% complete",
         "✓ it finished in the background",
@@ -33,6 +33,8 @@ fn the_tour_shows_every_feature_and_exits_cleanly() {
         "✓ err.is_validation(): invalid payload for worker 'send-email': missing field `to`",
         "✓ synced 128 contacts on attempt 3 (2 retries)",
         "✓ #[worker(every = \"1s\")] cleanup-temp-files ran by itself too",
+        "✓ 15 syncs in",
+        "at most 4 at once: acme one at a time",
         "worker                runs errors cancelled retries skipped  success   avg ms  last ms",
         "✓ 2 runs cancelled, 0 in flight",
         "✓ new calls refused",
@@ -104,10 +106,14 @@ fn list_shows_every_discovered_worker() {
             "process-item",
             "process-upload",
             "send-email",
+            "sync-account",
             "sync-crm"
         ]
     );
     assert!(stdout.contains("send-email  (timeout 5s)"));
     assert!(stdout.contains("sync-crm  (timeout 5s, retries 3, concurrency 2)"));
     assert!(stdout.contains("cleanup-temp-files  (every 1s)"));
+    assert!(stdout.contains(
+        "sync-account  (global_concurrency 4, rate 50/1s, limit_by account, key_concurrency 1)"
+    ));
 }

@@ -31,13 +31,14 @@ async fn auto_workers_installs_each_file_once_however_often_it_is_declared() {
         "cleanup-temp-files",
         "notify-email",
         "sync-crm",
+        "sync-account",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "#[worker] fns: {expected} in {names:?}"
         );
     }
-    assert_eq!(names.len(), 11);
+    assert_eq!(names.len(), 12);
     let err = WORKER::run("send-email", Some(json!({"to": "nobody"})))
         .await
         .unwrap_err();
