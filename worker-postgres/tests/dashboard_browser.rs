@@ -1,7 +1,7 @@
 //! The dashboard over a durable manager, in headless Chromium: a run's page
 //! lists every attempt the database kept, a retried failure with its error
 //! and a stall with the node that held it; the overview lists recent
-//! stalls.
+//! stalls, and a limited worker's use of its limits across the cluster.
 //!
 //! Ignored by `cargo test --workspace` (it needs Chromium); CI runs it with
 //! `cargo test -p worker-postgres --test dashboard_browser -- --ignored`.
@@ -200,6 +200,55 @@ async fn scheduled_runs_pause_and_a_bulk_retry_work_from_the_page_in_durable_mod
         web.stats("fails").await.unwrap().runs == 4
     })
     .await;
+    session.quit().await;
+    drop(browser);
+    web.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: cargo test -p worker-postgres --test dashboard_browser -- --ignored"]
+async fn a_limited_workers_row_shows_the_clusters_use_of_its_limits() {
+    let Some(db) = support::database() else {
+        return;
+    };
+    let schema = schema("limits_page");
+    let web = manager(support::backend(db, &schema)).await;
+    let app = worker_web::mount(axum::Router::new(), "/ops", worker_web::router(web.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/ops/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // 1 at once per account: acct-7's second run waits for its first, while
+    // acct-9's runs beside it. Long enough to outlast the test; cancelled.
+    let mut runs = Vec::new();
+    for account in ["acct-7", "acct-7", "acct-9"] {
+        let payload = json!({"account": account, "ms": 60_000});
+        let run = web
+            .call("limited-slots", None, Some(payload))
+            .await
+            .unwrap();
+        runs.push(run.id().to_owned());
+    }
+
+    let (browser, session) = chromium::launch().await;
+    session.navigate(&base).await;
+    job_pages::limits_shown(
+        &session,
+        "limited-slots",
+        &[
+            "2/16 running",
+            "each account: ≤1 running",
+            "acct-7: 1/1 running, 1 queued",
+            "acct-9: 1/1 running",
+        ],
+    )
+    .await;
+    session.save_screenshot("durable-limits").await;
+
+    for run in &runs {
+        web.cancel(run).await.unwrap();
+    }
+    job_pages::limits_shown(&session, "limited-slots", &["0/16 running"]).await;
     session.quit().await;
     drop(browser);
     web.shutdown().await.unwrap();

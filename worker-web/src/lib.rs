@@ -1,8 +1,9 @@
 //! A dashboard for worker-core that mounts into any axum app: the workers
-//! with their statistics and options, the runs in flight, the last 1,000
-//! runs that ended with their errors, each run's payload, messages (live),
-//! attempts and output, charts of the last 15 minutes, and the nodes; plus
-//! the JSON API behind it, to start, follow, cancel and retry runs.
+//! with their statistics, options and use of their limits, the runs in
+//! flight, the last 1,000 runs that ended with their errors, each run's
+//! payload, messages (live), attempts and output, charts of the last 15
+//! minutes, and the nodes; plus the JSON API behind it, to start, follow,
+//! cancel and retry runs.
 //!
 //! ```no_run
 //! # async fn doc() -> worker_core::Result<()> {
@@ -25,7 +26,7 @@
 //!
 //! ```text
 //! GET    /                       the page (one file, no CDN; hash routes #/, #/runs, #/run/{id})
-//! GET    /workers                definitions, statistics, options, next tick
+//! GET    /workers                definitions, statistics, options, next tick, limits and their use
 //! POST   /workers/{name}/runs    start a run (JSON body = payload)   → 202 {"run_id", "worker", "events_url"}
 //! GET    /runs                   runs in flight
 //! GET    /runs/recent            ended runs: ?worker= &outcome= &failed_first=1 &limit=

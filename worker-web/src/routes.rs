@@ -162,6 +162,17 @@ fn parse_payload(name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<
 
 /// `GET /workers`: `{"read_only", "node", "workers": [...]}`, every
 /// definition with its statistics and options, sorted by name.
+///
+/// A worker's cluster-wide limits are in two places, named as in Rust:
+/// what it declares, in `options` (`global_concurrency`, `rate` as
+/// `"100/1m"`, `limit_by`, `key_concurrency`, `key_rate`; `null` when not
+/// declared), and their use now, in `limits` (a [`LimitUse`]: `running`,
+/// `global_concurrency`, `started` within the `rate` period, `rate`, and
+/// the busiest `keys`, each `{"key", "running", "started", "queued"}`),
+/// `null` for a worker without limits. In-process the use is this
+/// process's; over a durable backend, the cluster's.
+///
+/// [`LimitUse`]: worker_core::LimitUse
 async fn list_workers(State(state): State<Web>) -> Result<Json<Value>, ApiError> {
     let manager = &state.manager;
     let mut workers = Vec::new();
@@ -204,6 +215,7 @@ async fn list_workers(State(state): State<Web>) -> Result<Json<Value>, ApiError>
             "queued": stats.queued,
             "scheduled": stats.scheduled,
             "paused": stats.paused,
+            "limits": stats.limits,
             "options": {
                 "priority": options.get_priority(),
                 "unique": options.get_unique(),
@@ -212,6 +224,11 @@ async fn list_workers(State(state): State<Web>) -> Result<Json<Value>, ApiError>
                 "backoff": format_duration(options.get_backoff()),
                 "concurrency": options.get_concurrency(),
                 "queue_limit": options.get_queue_limit(),
+                "global_concurrency": options.get_global_concurrency(),
+                "rate": options.get_rate(),
+                "limit_by": options.get_limit_by(),
+                "key_concurrency": options.get_key_concurrency(),
+                "key_rate": options.get_key_rate(),
                 "schedule": schedule,
                 "next_tick_ms": manager.next_tick(&name).map(unix_ms),
             },

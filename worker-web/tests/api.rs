@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SseEvent, eventually, start, start_default};
+use common::{LIMITED, SseEvent, eventually, start, start_default};
 use serde_json::{Value, json};
 
 fn progress_of(events: &[SseEvent]) -> Vec<u64> {
@@ -135,8 +135,10 @@ async fn get_workers_lists_every_definition_with_statistics_percentiles_and_opti
         report["options"],
         json!({"timeout": "10s", "retries": 0, "backoff": "1s", "concurrency": null,
                "queue_limit": null, "schedule": null, "next_tick_ms": null,
-               "priority": 0, "unique": null})
+               "priority": 0, "unique": null, "global_concurrency": null, "rate": null,
+               "limit_by": null, "key_concurrency": null, "key_rate": null})
     );
+    assert_eq!(report["limits"], Value::Null, "no limits to use");
     assert_eq!(
         (&report["queued"], &report["scheduled"], &report["paused"]),
         (&json!(0), &json!(0), &json!(false))
@@ -186,6 +188,84 @@ async fn a_scheduled_workers_options_show_its_schedule_and_next_tick() {
         .unwrap()
         .as_millis() as u64;
     assert!(next > now && next <= now + 61_000, "{next} vs {now}");
+}
+
+#[tokio::test]
+async fn a_limited_workers_limits_are_listed_with_their_use_and_its_busiest_keys() {
+    let manager = common::manager().await;
+    let release = common::register_limited(&manager).await;
+    let server = start(common::dashboard(manager)).await;
+    let limits_of = |worker: Value| (worker["limits"].clone(), worker["queued"].clone());
+
+    let idle = server.worker_stats(LIMITED).await;
+    let options = &idle["options"];
+    assert_eq!(
+        [
+            &options["global_concurrency"],
+            &options["rate"],
+            &options["limit_by"],
+            &options["key_concurrency"],
+            &options["key_rate"],
+        ],
+        [
+            &json!(2),
+            &json!("100/1m"),
+            &json!("account"),
+            &json!(1),
+            &Value::Null
+        ]
+    );
+    assert_eq!(
+        limits_of(idle),
+        (
+            json!({"running": 0, "global_concurrency": 2, "started": 0, "rate": "100/1m", "keys": []}),
+            json!(0)
+        )
+    );
+
+    // acct-7's second run waits for its first (1 per account); acct-9's
+    // takes the second of the worker's 2 slots.
+    let mut runs = Vec::new();
+    for account in ["acct-7", "acct-7", "acct-9"] {
+        let payload = json!({"account": account}).to_string();
+        runs.push(server.start_run(LIMITED, Some(&payload)).await);
+    }
+    eventually("two runs hold the worker's two slots", || async {
+        server.worker_stats(LIMITED).await["limits"]["running"] == 2
+    })
+    .await;
+    assert_eq!(
+        limits_of(server.worker_stats(LIMITED).await),
+        (
+            json!({
+                "running": 2, "global_concurrency": 2, "started": 2, "rate": "100/1m",
+                "keys": [
+                    {"key": "acct-7", "running": 1, "started": 0, "queued": 1},
+                    {"key": "acct-9", "running": 1, "started": 0, "queued": 0},
+                ],
+            }),
+            json!(1)
+        ),
+        "the busiest key first; no key_rate, so no key counts starts"
+    );
+
+    release.send(true).unwrap();
+    for run in &runs {
+        server.all_events(run).await;
+    }
+    let (after, queued) = limits_of(server.worker_stats(LIMITED).await);
+    assert_eq!(
+        (&after["running"], &after["started"]),
+        (&json!(0), &json!(3))
+    );
+    assert_eq!(queued, 0);
+    for key in after["keys"].as_array().unwrap() {
+        assert_eq!(
+            (&key["running"], &key["queued"]),
+            (&json!(0), &json!(0)),
+            "{after}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ mod job_pages;
 use std::time::Duration;
 
 use chromium::{Browser, Session, base64_decode, launch};
-use common::{Server, start_default};
+use common::{LIMITED, Server, start_default};
 use serde_json::json;
 
 /// A browser on the dashboard of `server`, at `hash`.
@@ -381,6 +381,57 @@ async fn scheduled_runs_pause_and_a_bulk_retry_work_from_the_page() {
         let detail = server.get_json(&format!("/runs/{retried}")).await;
         assert_eq!(detail["payload"], json!({"outcome": "error"}));
     }
+    session.quit().await;
+    drop(browser);
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium: cargo test -p worker-web --test browser -- --ignored"]
+async fn a_limited_workers_row_shows_the_use_of_its_limits_live() {
+    let manager = common::manager().await;
+    let release = common::register_limited(&manager).await;
+    let server = common::start(common::dashboard(manager)).await;
+    let (browser, session) = open(&server, "#/").await;
+    let idle = job_pages::limits_shown(
+        &session,
+        LIMITED,
+        &["0/2 running", "0/100 per 1m", "each account: ≤1 running"],
+    )
+    .await;
+    assert_eq!(idle.as_array().unwrap().len(), 3, "no key in use: {idle}");
+    let unlimited = session
+        .execute("return document.querySelector('#stats tr[data-worker=\"report\"] div.limits').textContent;")
+        .await;
+    assert_eq!(unlimited, "", "nothing for a worker without limits");
+
+    // acct-7's second run waits for its first; acct-9's takes the second slot.
+    let mut runs = Vec::new();
+    for account in ["acct-7", "acct-7", "acct-9"] {
+        let payload = json!({"account": account}).to_string();
+        runs.push(server.start_run(LIMITED, Some(&payload)).await);
+    }
+    let busy = job_pages::limits_shown(
+        &session,
+        LIMITED,
+        &[
+            "2/2 running",
+            "2/100 per 1m",
+            "acct-7: 1/1 running, 1 queued",
+            "acct-9: 1/1 running",
+        ],
+    )
+    .await;
+    assert_eq!(
+        busy[3], "acct-7: 1/1 running, 1 queued",
+        "busiest first: {busy}"
+    );
+    session.save_screenshot("limits").await;
+
+    release.send(true).unwrap();
+    for run in &runs {
+        server.all_events(run).await;
+    }
+    job_pages::limits_shown(&session, LIMITED, &["0/2 running", "3/100 per 1m"]).await;
     session.quit().await;
     drop(browser);
 }

@@ -1,7 +1,7 @@
 //! The job model on the dashboard, driven the same way in both modes
 //! (worker-web's browser tests, in-process; worker-postgres's, durable):
-//! the Scheduled view, pause and resume, a scheduled run's page, and the
-//! bulk retry of failed runs.
+//! the Scheduled view, pause and resume, a scheduled run's page, the bulk
+//! retry of failed runs, and a limited worker's use of its limits.
 
 use std::time::Duration;
 
@@ -143,4 +143,24 @@ pub async fn retry_all_failed(session: &Session, base: &str, worker: &str, n: us
         )
         .await;
     asked.as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until `worker`'s limits cell shows every one of `lines` (such as
+/// "2/2 running" or "acct-7: 1/1 running, 1 queued"); gives all the lines
+/// it shows then.
+pub async fn limits_shown(session: &Session, worker: &str, lines: &[&str]) -> Value {
+    let wanted = serde_json::to_string(lines).unwrap();
+    session
+        .wait_for(
+            &format!("{worker}'s limits showing {wanted}"),
+            PATIENCE,
+            &format!(
+                "const cell = document.querySelector('#stats tr[data-worker=\"{worker}\"] div.limits');
+                 if (!cell) return null;
+                 const shown = [...cell.querySelectorAll('.limit-use, .limit-keys-head, .limit-key')]
+                   .map((line) => line.textContent);
+                 return {wanted}.every((line) => shown.includes(line)) ? shown : null;"
+            ),
+        )
+        .await
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use worker_core::prelude::*;
 use worker_web::Dashboard;
 use worker_web::journal::Journal;
@@ -149,6 +150,37 @@ pub async fn manager() -> WorkerManager {
         .await
         .unwrap();
     manager
+}
+
+/// The worker [`register_limited`] adds.
+pub const LIMITED: &str = "limited";
+
+/// Registers [`LIMITED`] on `manager`: at most 2 attempts at once and 100
+/// starts a minute, 1 at once per `account` of its payload. Each run
+/// waits until the returned sender says `true`, so that a test sees the
+/// limits in use for as long as it needs.
+pub async fn register_limited(manager: &WorkerManager) -> watch::Sender<bool> {
+    let (release, released) = watch::channel(false);
+    manager
+        .register_with(
+            LIMITED,
+            WorkerOptions::new()
+                .global_concurrency(2)
+                .rate("100/1m")
+                .limit_by("account")
+                .key_concurrency(1),
+            move |_ctx| {
+                let mut released = released.clone();
+                async move {
+                    // An error only if the test dropped the sender: done too.
+                    let _ = released.wait_for(|released| *released).await;
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    release
 }
 
 /// The dashboard the tests serve by default.
