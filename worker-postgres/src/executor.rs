@@ -182,8 +182,10 @@ impl Executor {
     /// is its claim).
     async fn limited_loop(self: Arc<Self>, worker: String, limits: Limits, local: Option<usize>) {
         let lease_ms = self.config.lease.as_secs_f64() * 1e3;
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let ended_here = Arc::new(Notify::new());
+        let stopped = Arc::new(Stopped {
+            releases: limits.holds_slots(),
+            ..Stopped::default()
+        });
         while let Err(err) = limits::prepare(&self.pool, &self.sql, &worker, &limits).await {
             log::warn!(target: "worker_postgres", "can't prepare the rate of limited worker '{worker}': {err}; trying again shortly");
             tokio::select! {
@@ -207,7 +209,7 @@ impl Executor {
                     log::debug!(target: "worker_postgres", "can't drop the free key tokens of '{worker}': {err}");
                 }
             }
-            let busy = in_flight.load(Ordering::Acquire);
+            let busy = stopped.executing.load(Ordering::Acquire);
             // The room: free slots of this node to start in (taken now),
             // or, without a concurrency limit, room to hold runs.
             let mut permits = Vec::new();
@@ -229,7 +231,7 @@ impl Executor {
                 // Wait for a batch's worth of room, or a moment.
                 drop(permits);
                 let freed = tokio::select! {
-                    () = ended_here.notified() => true,
+                    () = stopped.notify.notified() => true,
                     () = self.room_freed.notified() => true,
                     () = tokio::time::sleep(if room == 0 { LIMITED_POLL } else { Duration::from_millis(2) }) => false,
                     () = self.stop.wait() => true,
@@ -254,14 +256,16 @@ impl Executor {
             let room = if slotted { permits.len() } else { room };
             let listening = self.bus.limited.notified();
             let sent = Instant::now();
+            let releasing = stopped.take();
             let claimed: Vec<ClaimRow> = match limits::claim(
-                &self.pool, &self.sql, &worker, &self.name, lease_ms, room, &limits,
+                &self.pool, &self.sql, &worker, &self.name, lease_ms, room, &limits, &releasing,
             )
             .await
             {
                 Ok(claimed) => claimed,
                 Err(err) => {
                     log::warn!(target: "worker_postgres", "can't claim runs of limited worker '{worker}': {err}; trying again shortly");
+                    stopped.put_back(releasing);
                     drop(permits);
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
@@ -277,13 +281,12 @@ impl Executor {
                     tokio::spawn(async move { executor.release(&run, 250.0, None).await });
                     continue;
                 }
-                in_flight.fetch_add(1, Ordering::AcqRel);
+                stopped.executing.fetch_add(1, Ordering::AcqRel);
                 in_order.push((run, permits.pop()));
             }
             drop(permits);
             if !in_order.is_empty() {
-                let (executor, in_flight, ended_here) =
-                    (self.clone(), in_flight.clone(), ended_here.clone());
+                let (executor, stopped) = (self.clone(), stopped.clone());
                 tokio::spawn(async move {
                     for (run, permit) in in_order {
                         let permit = match permit {
@@ -293,13 +296,7 @@ impl Executor {
                                 Err(_) => return,
                             },
                         };
-                        let (executor, in_flight, ended_here) =
-                            (executor.clone(), in_flight.clone(), ended_here.clone());
-                        tokio::spawn(async move {
-                            executor.execute(run, permit).await;
-                            in_flight.fetch_sub(1, Ordering::AcqRel);
-                            ended_here.notify_one();
-                        });
+                        tokio::spawn(executor.clone().execute(run, permit, Some(stopped.clone())));
                     }
                 });
             }
@@ -317,7 +314,7 @@ impl Executor {
             };
             tokio::select! {
                 () = listening => {}
-                () = ended_here.notified() => {}
+                () = stopped.notify.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 () = self.stop.wait() => {}
             }
@@ -429,7 +426,7 @@ impl Executor {
                         let Ok(permit) = executor.slots.clone().acquire_owned().await else {
                             return;
                         };
-                        tokio::spawn(executor.clone().execute(run, permit));
+                        tokio::spawn(executor.clone().execute(run, permit, None));
                     }
                 });
             }
@@ -466,7 +463,12 @@ impl Executor {
     /// of this process's slots, executes, and hands the ending to the
     /// outbox; the slot is free again then, while the lease is kept until
     /// the ending is written.
-    async fn execute(self: Arc<Self>, run: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
+    async fn execute(
+        self: Arc<Self>,
+        run: Claimed,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        stopped: Option<Arc<Stopped>>,
+    ) {
         let ending = if self.is_stopping() {
             // Claimed ahead, never started: straight back to the queue.
             self.release(&run, 0.0, None).await
@@ -485,6 +487,9 @@ impl Executor {
             self.attempt(&run).await
         };
         drop(permit);
+        if let Some(stopped) = stopped {
+            stopped.stop(run.id, run.token);
+        }
         if let Some(recorded) = ending
             && let Ok(false) = recorded.await
         {
@@ -727,6 +732,45 @@ impl Executor {
             .bind(&self.name)
             .execute(&self.pool)
             .await;
+    }
+}
+
+/// A limited worker's runs on this node, as its claimer sees them: how
+/// many execute, and those that stopped executing since its last claim,
+/// whose slots its next claim releases.
+#[derive(Debug, Default)]
+struct Stopped {
+    /// Whether the worker's runs hold slots to release (else only the
+    /// count and the wake-up are kept).
+    releases: bool,
+    executing: AtomicUsize,
+    runs: Mutex<Vec<(Uuid, Uuid)>>,
+    /// A run stopped: the claimer may claim again.
+    notify: Notify,
+}
+
+impl Stopped {
+    /// Run `id` (lease `token`) stopped executing here: its local slot is
+    /// free now, its cluster slot at the next claim.
+    fn stop(&self, id: Uuid, token: Uuid) {
+        if self.releases {
+            self.lock().push((id, token));
+        }
+        self.executing.fetch_sub(1, Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Vec<(Uuid, Uuid)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// A claim that failed releases nothing: the next one will.
+    fn put_back(&self, runs: Vec<(Uuid, Uuid)>) {
+        self.lock().extend(runs);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Uuid, Uuid)>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

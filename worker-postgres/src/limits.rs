@@ -5,13 +5,16 @@
 //! transaction. No claimer can act on a count another has made stale, so
 //! no limit is ever exceeded, by any number of nodes.
 //!
-//! A slot is a limited run with a lease: it is freed by the statement that
-//! ends the run, queues it again for a retry (so a backoff holds none), or
-//! reaps it once its node stopped renewing (so a node killed with -9 gives
-//! its slots back with its leases). A start takes a rate token for one
+//! A slot is a limited run with a lease: it is freed by its node's next
+//! claim once the attempt stopped executing (recorded as the run's
+//! `released_at`), or by the statement that ends the run, queues it again
+//! for a retry (so a backoff holds none), or reaps it once its node
+//! stopped renewing (so a node killed with -9 gives its slots back with
+//! its leases). A start takes a rate token for one
 //! period (see migration 10).
 
 use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 use worker_core::{BUSIEST_KEYS, KeyUse, LimitUse, WorkerOptions};
 
 use crate::sql::{INDEXES_ONLY, Sql};
@@ -55,7 +58,13 @@ impl Limits {
 }
 
 /// Claims at most `room` due runs of `worker` within its limits, in one
-/// transaction: the worker's lock, then the claim.
+/// transaction: the worker's lock, then the claim, which first releases
+/// the slots of `stopped` (runs of this node, with their lease tokens,
+/// that stopped executing since its last claim).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the claim statement's parameters, each named"
+)]
 pub(crate) async fn claim<R>(
     pool: &PgPool,
     sql: &Sql,
@@ -64,6 +73,7 @@ pub(crate) async fn claim<R>(
     lease_ms: f64,
     room: usize,
     limits: &Limits,
+    stopped: &[(Uuid, Uuid)],
 ) -> Result<Vec<R>, sqlx::Error>
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
@@ -74,6 +84,18 @@ where
         .bind(worker)
         .execute(&mut *tx)
         .await?;
+    if !stopped.is_empty() {
+        sqlx::query(sql.release_slots.clone())
+            .bind(stopped.iter().map(|(id, _)| *id).collect::<Vec<Uuid>>())
+            .bind(
+                stopped
+                    .iter()
+                    .map(|(_, token)| *token)
+                    .collect::<Vec<Uuid>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+    }
     let statement = if limits.keyed {
         sql.claim_limited_keyed.clone()
     } else {
@@ -91,6 +113,13 @@ where
         .bind(limits.key_concurrency)
         .bind(limits.key_rate.map(|(n, _)| n))
         .bind(limits.key_rate.map(|(_, ms)| ms))
+        .bind(stopped.iter().map(|(id, _)| *id).collect::<Vec<Uuid>>())
+        .bind(
+            stopped
+                .iter()
+                .map(|(_, token)| *token)
+                .collect::<Vec<Uuid>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;

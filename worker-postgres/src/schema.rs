@@ -464,11 +464,16 @@ CREATE INDEX runs_queued_ranked ON {s}.runs (priority DESC, run_at)
 -- Each key's waiting runs in start order, and the keys one by one.
 CREATE INDEX runs_limited_queued ON {s}.runs (worker, limit_key, priority DESC, run_at)
     WHERE state = 'queued' AND limit_key IS NOT NULL;
--- What holds a slot: a limited run with a lease. A lapsed lease holds it
--- until the reaper queues the run again or ends it, in the statement
--- that clears the token; so a node killed with -9 frees its slots then.
+-- What holds a slot: a limited run with a lease, until it is released.
+-- Its node releases it in its next claim, once the attempt stopped
+-- executing (`released_at`, kept with the run for the record), or the
+-- statement that ends the run, queues it again or reaps it frees it with
+-- the lease; so a node killed with -9 frees its slots when the reaper
+-- takes its leases.
+ALTER TABLE {s}.runs ADD COLUMN released_at timestamptz;
+ALTER TABLE {s}.ended_runs ADD COLUMN released_at timestamptz;
 CREATE INDEX runs_limited_running ON {s}.runs (worker, limit_key)
-    WHERE lease_token IS NOT NULL AND limit_key IS NOT NULL;
+    WHERE lease_token IS NOT NULL AND limit_key IS NOT NULL AND released_at IS NULL;
 
 -- A rate of N starts per period is N tokens: a start takes a free token
 -- (one whose `until` has passed) and holds it for one period. A token is

@@ -54,6 +54,7 @@ pub(crate) struct Sql {
     pub(crate) claim: SqlStr,
     pub(crate) next_due: SqlStr,
     pub(crate) limited_lock: SqlStr,
+    pub(crate) release_slots: SqlStr,
     pub(crate) claim_limited: SqlStr,
     pub(crate) claim_limited_keyed: SqlStr,
     pub(crate) limited_next_due: SqlStr,
@@ -126,7 +127,7 @@ const RUN_COLUMNS: &str = "id, worker, state, attempt, error_kind, error, payloa
 /// The columns an ended run keeps, in `{s}.ended_runs` as in `{s}.runs`.
 const ENDED_COLUMNS: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error, output,
-    claimed_at, slot, priority, key";
+    claimed_at, slot, priority, key, released_at";
 
 /// The slot of `{s}.ended_runs` that endings go to now (see `history`):
 /// evaluated once per statement.
@@ -135,7 +136,7 @@ const CURRENT_SLOT: &str = "(SELECT h.slot FROM {s}.history h WHERE h.current)";
 /// The columns of a run in `{s}.runs`, but its lane.
 const RUN_ROW: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
-    error_kind, error, output, claimed_at, priority, key, limit_key";
+    error_kind, error, output, claimed_at, priority, key, limit_key, released_at";
 
 /// The runs of a batch that this node still holds: ids in `$1`, their
 /// lease tokens in `$2`. No join: the ids drive one index lookup each (or
@@ -174,6 +175,9 @@ const UNPAUSED: &str = "ARRAY(SELECT unnest($3::text[]) EXCEPT SELECT worker FRO
 /// worker's lock (so no other statement moves them): a TID scan, whatever
 /// the planner believes of a table that was just filled.
 ///
+/// Slots released by `release_slots` just before, in the same
+/// transaction, are not counted: this statement's snapshot is later.
+///
 /// `{CANDIDATES}` picks the runs (`id, priority, run_at`) from `room`.
 const LIMITED_CLAIM: &str = "
 WITH RECURSIVE t AS (SELECT clock_timestamp() AS at),
@@ -181,7 +185,7 @@ room AS (
     SELECT greatest(0, least($4,
         coalesce($5 - (SELECT count(*) FROM {s}.runs r
                        WHERE r.worker = $1 AND r.lease_token IS NOT NULL
-                         AND r.limit_key IS NOT NULL), $4),
+                         AND r.limit_key IS NOT NULL AND r.released_at IS NULL), $4),
         CASE WHEN $6::int8 IS NULL THEN $4 ELSE
             (SELECT count(*) FROM (
                 SELECT 1 FROM {s}.limit_tokens k, t
@@ -198,7 +202,7 @@ claimed AS (
     UPDATE {s}.runs r
     SET state = 'running', node = $2, lease_token = gen_random_uuid(),
         lease_until = t.at + $3 * interval '1 millisecond',
-        started_at = coalesce(r.started_at, t.at), claimed_at = t.at
+        started_at = coalesce(r.started_at, t.at), claimed_at = t.at, released_at = NULL
     FROM t
     WHERE r.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING r.id, r.worker, r.payload, r.attempt, r.timeout_ms, r.lease_token,
@@ -267,7 +271,7 @@ key_room AS (
     SELECT keys.k, least(coalesce((SELECT n FROM room), 0),
         coalesce($8 - (SELECT count(*) FROM {s}.runs r
                        WHERE r.worker = $1 AND r.limit_key = keys.k
-                         AND r.lease_token IS NOT NULL), $4),
+                         AND r.lease_token IS NOT NULL AND r.released_at IS NULL), $4),
         CASE WHEN $9::int8 IS NULL THEN $4
              WHEN NOT EXISTS (SELECT 1 FROM {s}.limit_tokens x
                               WHERE x.worker = $1 AND x.scope = 1 AND x.key = keys.k) THEN $9
@@ -441,6 +445,24 @@ impl Sql {
                         AND run_at >= coalesce('epoch'::timestamptz + $2 * interval '1 microsecond', '-infinity'))
                  ) - now())) * 1000",
             ),
+            // The slots of runs $1 (lease tokens $2) that stopped executing
+            // on this node since its last claim, released at the start of
+            // its next, under the worker's lock: a statement of its own,
+            // so that the claim's snapshot, later, counts them as free, and
+            // every start the claim records is later than these ends. So a
+            // slot turns over once a claim, not a claim and the commit of
+            // an ending.
+            // A row locked meanwhile (by the outbox recording its ending,
+            // or a renewal) is skipped, not waited for: waiting could
+            // deadlock with an outbox batch locking the same rows in
+            // another order, and the ending frees the slot anyway.
+            release_slots: text(
+                "UPDATE {s}.runs r SET released_at = clock_timestamp()
+                 WHERE r.id = ANY(ARRAY(
+                     SELECT x.id FROM {s}.runs x
+                     WHERE x.id = ANY($1) AND x.lease_token = ANY($2) AND x.released_at IS NULL
+                     FOR UPDATE SKIP LOCKED))",
+            ),
             // One claimer of the limited worker $1 at a time, cluster-wide,
             // until its transaction ends: what the limited claim counts
             // can't change under it. A statement of its own, so that the
@@ -464,7 +486,8 @@ impl Sql {
             // taken (the starts within the last period).
             limit_use: text(
                 "SELECT (SELECT count(*) FROM {s}.runs
-                         WHERE worker = $1 AND lease_token IS NOT NULL AND limit_key IS NOT NULL),
+                         WHERE worker = $1 AND lease_token IS NOT NULL AND limit_key IS NOT NULL
+                           AND released_at IS NULL),
                         (SELECT count(*) FROM {s}.limit_tokens
                          WHERE worker = $1 AND scope = 0 AND key = '' AND until > clock_timestamp())",
             ),
@@ -474,6 +497,7 @@ impl Sql {
                 "WITH running AS (
                      SELECT limit_key AS key, count(*) AS n FROM {s}.runs
                      WHERE worker = $1 AND lease_token IS NOT NULL AND limit_key IS NOT NULL
+                       AND released_at IS NULL
                      GROUP BY limit_key),
                  started AS (
                      SELECT key, count(*) AS n FROM {s}.limit_tokens
@@ -589,7 +613,7 @@ impl Sql {
             // as stalled once they used up the stall budget ($1).
             reap: text(&format!(
                 "WITH lapsed AS (
-                     SELECT id, node, lease_until, attempt, claimed_at, stalls FROM {{s}}.runs
+                     SELECT id, node, lease_until, attempt, claimed_at, stalls, released_at FROM {{s}}.runs
                      WHERE state = 'running' AND lease_until < now()
                      FOR UPDATE SKIP LOCKED),
                  requeued AS (
@@ -600,7 +624,8 @@ impl Sql {
                          AND r.id = ANY(ARRAY(SELECT id FROM lapsed))
                      RETURNING r.id, r.worker, r.state, NULL::double precision AS duration_ms,
                          lapsed.node AS held_by, lapsed.attempt AS lapsed_attempt, lapsed.claimed_at,
-                         extract(epoch FROM now() - lapsed.lease_until)::float8 * 1000 AS late_ms),
+                         extract(epoch FROM now() - lapsed.lease_until)::float8 * 1000 AS late_ms,
+                         lapsed.released_at),
                  gone AS (
                      DELETE FROM {{s}}.runs r USING lapsed
                      WHERE r.id = lapsed.id AND lapsed.stalls >= $1
@@ -610,7 +635,8 @@ impl Sql {
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT id, worker, payload, 'stalled', attempt, stalls + 1, now(), timeout_ms, NULL,
                             cancel_requested, created_at, started_at, now(), NULL, 'stalled',
-                            (stalls + 1)::text, NULL, claimed_at, {{CURRENT_SLOT}}, priority, key
+                            (stalls + 1)::text, NULL, claimed_at, {{CURRENT_SLOT}}, priority, key,
+                            released_at
                      FROM gone
                      RETURNING id),
                  changed AS (
@@ -618,12 +644,14 @@ impl Sql {
                      UNION ALL
                      SELECT gone.id, gone.worker, 'stalled', NULL::double precision, gone.node,
                             gone.attempt, gone.claimed_at,
-                            extract(epoch FROM now() - gone.lease_until)::float8 * 1000
+                            extract(epoch FROM now() - gone.lease_until)::float8 * 1000,
+                            gone.released_at
                      FROM gone JOIN moved ON moved.id = gone.id),
                  ended AS (SELECT worker, state, duration_ms FROM changed WHERE state = 'stalled'),
                  counted AS ({count}),
                  attempted AS ({ATTEMPTED}
-                     SELECT id, lapsed_attempt, held_by, coalesce(claimed_at, now()), now(), 'stalled', NULL,
+                     SELECT id, lapsed_attempt, held_by, coalesce(claimed_at, now()),
+                            coalesce(released_at, now()), 'stalled', NULL,
                             'its node (' || coalesce(held_by, '?') || ') stopped renewing its lease; lapsed '
                                 || round(late_ms::numeric) || ' ms before it was reaped',
                             NULL
@@ -651,7 +679,7 @@ impl Sql {
                      SELECT g.id, g.worker, g.payload, e.state, g.attempt, g.stalls, g.run_at,
                             g.timeout_ms, g.node, g.cancel_requested, g.created_at, g.started_at,
                             now(), e.duration_ms, e.kind, e.error, e.output, g.claimed_at,
-                            {{CURRENT_SLOT}}, g.priority, g.key
+                            {{CURRENT_SLOT}}, g.priority, g.key, g.released_at
                      FROM gone g
                      JOIN unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[])
                          AS e(id, state, kind, error, output, duration_ms) ON e.id = g.id
@@ -669,17 +697,18 @@ impl Sql {
                          run_at = now() + ($3::float8[])[{AT}] * interval '1 millisecond',
                          node = NULL, lease_token = NULL, lease_until = NULL
                      WHERE {HELD}
-                     RETURNING r.id, r.worker, r.attempt - 1 AS attempt, {AT} AS at),
+                     RETURNING r.id, r.worker, r.attempt - 1 AS attempt, {AT} AS at,
+                         coalesce(r.released_at, now()) AS stopped_at),
                  changed AS (
                      SELECT id, worker, attempt, ($4::text[])[at] AS state, ($5::text[])[at] AS kind,
-                            ($6::text[])[at] AS error, ($7::float8[])[at] AS duration_ms
+                            ($6::text[])[at] AS error, ($7::float8[])[at] AS duration_ms, stopped_at
                      FROM updated),
                  counted AS (
                      INSERT INTO {s}.stat_deltas (worker, retries)
                      SELECT worker, count(*) FROM changed GROUP BY worker),
                  attempted AS ({ATTEMPTED}
-                     SELECT id, attempt, $8, now() - duration_ms * interval '1 millisecond', now(),
-                            state, kind, error, duration_ms
+                     SELECT id, attempt, $8, stopped_at - duration_ms * interval '1 millisecond',
+                            stopped_at, state, kind, error, duration_ms
                      FROM changed)
                  SELECT id FROM changed",
             ),
@@ -693,9 +722,10 @@ impl Sql {
                          run_at = now() + ($3::float8[])[{AT}] * interval '1 millisecond',
                          node = NULL, lease_token = NULL, lease_until = NULL
                      WHERE {HELD}
-                     RETURNING r.id, r.attempt, ($4::float8[])[{AT}] AS ran_ms),
+                     RETURNING r.id, r.attempt, ($4::float8[])[{AT}] AS ran_ms,
+                         coalesce(r.released_at, now()) AS stopped_at),
                  attempted AS ({ATTEMPTED}
-                     SELECT id, attempt, $5, now() - ran_ms * interval '1 millisecond', now(),
+                     SELECT id, attempt, $5, stopped_at - ran_ms * interval '1 millisecond', stopped_at,
                             'released', NULL, NULL, ran_ms
                      FROM changed WHERE ran_ms IS NOT NULL)
                  SELECT id FROM changed",
@@ -714,7 +744,7 @@ impl Sql {
                      INSERT INTO {{s}}.ended_runs ({ENDED_COLUMNS})
                      SELECT id, worker, payload, 'cancelled', attempt, stalls, run_at, timeout_ms, node,
                             true, created_at, started_at, now(), NULL, 'cancelled', NULL, NULL, claimed_at,
-                            {{CURRENT_SLOT}}, priority, key
+                            {{CURRENT_SLOT}}, priority, key, released_at
                      FROM gone
                      RETURNING worker, state, NULL::double precision AS duration_ms),
                  ended AS (SELECT worker, state, duration_ms FROM moved),

@@ -4,8 +4,10 @@
 //! crash-safe (a node killed with -9 gives its slots back).
 //!
 //! Every start and end is read back from the database, as it recorded
-//! them on its own clock: a run's claim (`claimed_at`) and ending
-//! (`ended_at`), and each earlier attempt's row in `attempts`.
+//! them on its own clock: a run's claim (`claimed_at`) and the release of
+//! its slot (`released_at`, by its node's next claim once the attempt
+//! stopped; else its ending, `ended_at`), and each earlier attempt's row in
+//! `attempts`.
 
 mod support;
 
@@ -31,7 +33,7 @@ async fn attempts(pool: &sqlx::PgPool, schema: &str, worker: &str) -> Vec<Attemp
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT e.payload->>'account',
                 floor(extract(epoch FROM e.claimed_at) * 1000000)::int8,
-                floor(extract(epoch FROM e.ended_at) * 1000000)::int8
+                floor(extract(epoch FROM coalesce(e.released_at, e.ended_at)) * 1000000)::int8
          FROM {schema}.ended_runs e WHERE e.worker = $1
          UNION ALL
          SELECT e.payload->>'account',

@@ -154,15 +154,17 @@ pub async fn drain_limited(
     Ok((drained, most))
 }
 
-/// Of the ended runs, the most of one `key` between claim and ending at
-/// one instant, as the database recorded them.
+/// Of the ended runs, the most of one `key` holding a slot at one instant
+/// (from the claim to the slot's release, or else the ending), as the
+/// database recorded them.
 async fn most_of_one_key_at_once(url: &str) -> Result<usize> {
     let pool = worker_postgres::sqlx::PgPool::connect(url).await?;
     let edges: Vec<(String, i64, i32)> = worker_postgres::sqlx::query_as(
         "SELECT payload->>'key', floor(extract(epoch FROM claimed_at) * 1000000)::int8, 1
          FROM bench_ours.ended_runs
          UNION ALL
-         SELECT payload->>'key', floor(extract(epoch FROM ended_at) * 1000000)::int8, -1
+         SELECT payload->>'key',
+                floor(extract(epoch FROM coalesce(released_at, ended_at)) * 1000000)::int8, -1
          FROM bench_ours.ended_runs
          ORDER BY 1, 2, 3",
     )
