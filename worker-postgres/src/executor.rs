@@ -42,6 +42,9 @@ const CLAIM_BATCH: usize = 256;
 /// announced with that run's ending, this is the fallback.
 const LIMITED_POLL: Duration = Duration::from_millis(25);
 
+/// How long a limited worker's claimer waits for a batch's worth of room.
+const BATCH_WAIT: Duration = Duration::from_millis(2);
+
 /// How often a limited worker's claimer drops the token sets of keys that
 /// are all free again.
 const KEY_TOKENS_EVERY: Duration = Duration::from_secs(30);
@@ -199,6 +202,7 @@ impl Executor {
             .min(self.config.concurrency)
             .min(CLAIM_BATCH);
         let batch = (most / 4).max(1);
+        let mut waiting_since: Option<Instant> = None;
         let mut tokens_freed = Instant::now();
         while !self.is_stopping() {
             if tokens_freed.elapsed() >= KEY_TOKENS_EVERY {
@@ -227,32 +231,29 @@ impl Executor {
                     .saturating_sub(self.leases.len())
                     .min(CLAIM_BATCH)
             };
-            if room == 0 || (room < batch && busy > 0) {
-                // Wait for a batch's worth of room, or a moment.
+            // Wait for a batch's worth of room (a slotted worker: all its
+            // room, since its runs' slots turn over once a claim), for at
+            // most BATCH_WAIT from the first look: a claim a run or two
+            // would be a commit a run or two.
+            let enough = if slotted { most } else { batch };
+            let patient = waiting_since.is_none_or(|since| since.elapsed() < BATCH_WAIT);
+            if room == 0 || (room < enough && busy > 0 && patient) {
                 drop(permits);
-                let freed = tokio::select! {
-                    () = stopped.notify.notified() => true,
-                    () = self.room_freed.notified() => true,
-                    () = tokio::time::sleep(if room == 0 { LIMITED_POLL } else { Duration::from_millis(2) }) => false,
-                    () = self.stop.wait() => true,
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                let wait = if room == 0 {
+                    LIMITED_POLL
+                } else {
+                    BATCH_WAIT.saturating_sub(since.elapsed())
                 };
-                if room == 0 || freed {
-                    continue;
+                tokio::select! {
+                    () = stopped.notify.notified() => {}
+                    () = self.room_freed.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                    () = self.stop.wait() => {}
                 }
-                // None came: claim for the room there is.
-                permits = Vec::new();
-                if slotted {
-                    while permits.len() < room {
-                        match self.slots.clone().try_acquire_owned() {
-                            Ok(permit) => permits.push(permit),
-                            Err(_) => break,
-                        }
-                    }
-                    if permits.is_empty() {
-                        continue;
-                    }
-                }
+                continue;
             }
+            waiting_since = None;
             let room = if slotted { permits.len() } else { room };
             let listening = self.bus.limited.notified();
             let sent = Instant::now();
