@@ -82,7 +82,7 @@ pub async fn cost(admin_url: &str, plan: &Plan) -> Result<String> {
     }
     let _ = writeln!(
         out,
-        "\n(g) most runs of one key between claim and ending at one instant, by round: {most_per_key:?} (key_concurrency = 1)"
+        "\n(g) most runs of one key holding a slot at one instant (claim to release), as the database recorded them, by round: {most_per_key:?} (key_concurrency = 1)"
     );
     Ok(out)
 }
