@@ -737,7 +737,7 @@ async fn the_claim_path_uses_indexes_beside_a_million_ended_runs() {
         ),
         format!(
             "SELECT count(*) FROM {schema}.runs WHERE worker = 'echo' AND limit_key = 'a'
-             AND lease_token IS NOT NULL"
+             AND lease_token IS NOT NULL AND released_at IS NULL"
         ),
         format!(
             "SELECT id FROM {schema}.runs WHERE state = 'running' AND lease_until < now() FOR UPDATE SKIP LOCKED"
