@@ -286,15 +286,7 @@ impl<T> Limiter<T> {
         now: Instant,
         turns: &mut u64,
     ) {
-        let key_rate = self.rules.key_rate;
-        let lane = match key {
-            None => &mut self.unkeyed,
-            Some(key) => self
-                .keys
-                .entry(key.clone())
-                .or_insert_with(|| Lane::new(key_rate)),
-        };
-        lane.queue.insert(place, item);
+        self.lane(key).queue.insert(place, item);
         self.waiting += 1;
         self.relist(key, now, turns);
     }
@@ -420,19 +412,24 @@ impl<T> Limiter<T> {
                 .is_none_or(|window| window.full_until(now).is_none())
     }
 
-    fn count_start(&mut self, key: Option<&Key>, now: Instant) {
-        self.running += 1;
-        if let Some(window) = &mut self.window {
-            window.record(now);
-        }
+    /// The line of `key` (made on first use), or of the unkeyed runs.
+    fn lane(&mut self, key: Option<&Key>) -> &mut Lane<T> {
         let key_rate = self.rules.key_rate;
-        let lane = match key {
+        match key {
             None => &mut self.unkeyed,
             Some(key) => self
                 .keys
                 .entry(key.clone())
                 .or_insert_with(|| Lane::new(key_rate)),
-        };
+        }
+    }
+
+    fn count_start(&mut self, key: Option<&Key>, now: Instant) {
+        self.running += 1;
+        if let Some(window) = &mut self.window {
+            window.record(now);
+        }
+        let lane = self.lane(key);
         lane.running += 1;
         if let Some(window) = &mut lane.window {
             window.record(now);

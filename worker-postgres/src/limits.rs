@@ -85,14 +85,10 @@ where
         .execute(&mut *tx)
         .await?;
     if !stopped.is_empty() {
+        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = stopped.iter().copied().unzip();
         sqlx::query(sql.release_slots.clone())
-            .bind(stopped.iter().map(|(id, _)| *id).collect::<Vec<Uuid>>())
-            .bind(
-                stopped
-                    .iter()
-                    .map(|(_, token)| *token)
-                    .collect::<Vec<Uuid>>(),
-            )
+            .bind(ids)
+            .bind(tokens)
             .execute(&mut *tx)
             .await?;
     }
@@ -113,13 +109,6 @@ where
         .bind(limits.key_concurrency)
         .bind(limits.key_rate.map(|(n, _)| n))
         .bind(limits.key_rate.map(|(_, ms)| ms))
-        .bind(stopped.iter().map(|(id, _)| *id).collect::<Vec<Uuid>>())
-        .bind(
-            stopped
-                .iter()
-                .map(|(_, token)| *token)
-                .collect::<Vec<Uuid>>(),
-        )
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;

@@ -54,11 +54,24 @@ async fn drain(url: &str, setting: &str, jobs: usize, cap: Duration) -> Result<D
     tx.commit().await?;
     pool.close().await;
 
+    drain_queued(url, setting, "noop", WorkerOptions::new(), jobs, cap).await
+}
+
+/// Starts a node with `worker` (no-op runs, `options`) and waits until it
+/// drained the `jobs` runs queued before.
+async fn drain_queued(
+    url: &str,
+    setting: &str,
+    worker: &str,
+    options: WorkerOptions,
+    jobs: usize,
+    cap: Duration,
+) -> Result<Drained> {
     let finished = Finished::default();
     let manager = WorkerManager::new();
     let counter = finished.clone();
     manager
-        .register("noop", move |_ctx| {
+        .register_with(worker, options, move |_ctx| {
             let counter = counter.clone();
             async move {
                 counter.add();
@@ -71,7 +84,7 @@ async fn drain(url: &str, setting: &str, jobs: usize, cap: Duration) -> Result<D
     manager.set_backend(backend(url, setting)?).await?;
     // Done = the outcome is committed: the cluster-wide count says so.
     let drained = await_drain(started, &finished, jobs, cap, || async {
-        Ok(manager.stats("noop").await.map_or(0, |s| s.runs as usize))
+        Ok(manager.stats(worker).await.map_or(0, |s| s.runs as usize))
     })
     .await?;
     manager.shutdown().await?;
@@ -128,28 +141,7 @@ pub async fn drain_limited(
     queue.call_many("limited", calls).await?;
     queue.shutdown().await?;
 
-    let finished = Finished::default();
-    let manager = WorkerManager::new();
-    let counter = finished.clone();
-    manager
-        .register_with("limited", options, move |_ctx| {
-            let counter = counter.clone();
-            async move {
-                counter.add();
-                Ok(())
-            }
-        })
-        .await?;
-    let started = Instant::now();
-    manager.set_backend(backend(url, "default")?).await?;
-    let drained = await_drain(started, &finished, jobs, cap, || async {
-        Ok(manager
-            .stats("limited")
-            .await
-            .map_or(0, |s| s.runs as usize))
-    })
-    .await?;
-    manager.shutdown().await?;
+    let drained = drain_queued(url, "default", "limited", options, jobs, cap).await?;
     let most = most_of_one_key_at_once(url).await?;
     Ok((drained, most))
 }
