@@ -23,15 +23,16 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub use crate::call::{Resolved, Start};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handle::WorkerHandle;
 pub use crate::history::{
     History, HistoryQuery, NodeInfo, ScheduledRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
 };
 use crate::options::WorkerOptions;
-pub use crate::remote::{BoxFuture, RemoteRun};
+pub use crate::remote::{BoxFuture, RemoteRun, RemoteWorkflow};
 use crate::run_id::RunId;
 use crate::stats::WorkerStats;
+pub use crate::workflow::{Plan, PlannedStep, WorkflowId};
 
 /// A backend before it starts: its settings. What
 /// [`Workers::backend`](crate::Workers::backend) takes;
@@ -92,6 +93,28 @@ pub trait Backend: Send + Sync + 'static {
     /// This process's part stops: no more claims; runs in flight get
     /// `grace`, and those that don't end by then go back to the queue.
     fn shutdown(&self, grace: Duration) -> BoxFuture<'_, Result<()>>;
+
+    /// Stores a workflow's whole graph in one commit, every step a durable
+    /// run, and returns once it is committed; its steps then start as
+    /// their parents succeed, on any node, whether or not the caller is
+    /// still there. The default refuses: a backend without workflows.
+    fn start_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<Box<dyn RemoteWorkflow>>> {
+        Box::pin(async move {
+            Err(Error::validation(format!(
+                "workflow '{}' has durable steps, and this backend does not run workflows; mark its workers `local` to run it in this process",
+                plan.name
+            )))
+        })
+    }
+
+    /// A handle on a stored workflow, replaying from its first event.
+    fn attach_workflow(&self, id: WorkflowId) -> BoxFuture<'_, Result<Box<dyn RemoteWorkflow>>> {
+        Box::pin(async move {
+            Err(Error::validation(format!(
+                "can't attach to workflow {id}: this backend does not run workflows"
+            )))
+        })
+    }
 
     /// What a dashboard reads: stored runs, nodes, stalls and the
     /// timeline, over every node. `None` (the default) if the backend

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{AppConfig, Environment};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::run::Run;
 use crate::signal::Signal;
+use crate::step::StepOf;
 use crate::sync::lock;
 
 /// A run's view of itself, handed to the worker when the run starts.
@@ -227,6 +229,60 @@ impl WorkerContext {
     /// The timeout this run was started with, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.run.timeout()
+    }
+
+    /// The id of the workflow this run is a step of; `None` for a run
+    /// that isn't a step (see [`Workflow`](crate::Workflow)).
+    pub fn workflow_id(&self) -> Option<&str> {
+        self.step_of().map(StepOf::workflow_text)
+    }
+
+    /// The name of the step this run is, in its workflow; `None` for a
+    /// run that isn't a step.
+    pub fn step(&self) -> Option<&str> {
+        self.step_of().map(StepOf::name)
+    }
+
+    /// The output of `parent`, a step this step waits for, read as `T`
+    /// (any `Deserialize` type; `Value` for the raw JSON). Every parent
+    /// has succeeded by the time a step starts, so its output is here.
+    ///
+    /// An error if this run isn't a step, if `parent` isn't one of its
+    /// parents, or if the output doesn't fit `T` (naming the step and
+    /// serde's reason); none of these is retried.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> worker_core::Result<()> {
+    /// use worker_core::prelude::*;
+    ///
+    /// let manager = WorkerManager::new();
+    /// manager.register_with("count", WorkerOptions::new(), |_ctx| async { Ok(3u32) }).await?;
+    /// manager.register_with("double", WorkerOptions::new(), |ctx| async move {
+    ///     assert_eq!(ctx.step(), Some("doubled"));
+    ///     let count: u32 = ctx.parent_output("counted")?;
+    ///     Ok(count * 2)
+    /// }).await?;
+    /// let flow = Workflow::new("arithmetic")
+    ///     .step("counted", "count", Call::new())
+    ///     .step("doubled", "double", Call::new()).after(["counted"]);
+    /// let flow_handle = manager.start_workflow(flow).await?;
+    /// assert_eq!(flow_handle.output::<u32>("doubled").await?, 6);
+    /// # Ok(()) }
+    /// ```
+    pub fn parent_output<T: DeserializeOwned>(&self, parent: &str) -> Result<T> {
+        match self.step_of() {
+            Some(step) => step.parent_output(parent),
+            None => Err(Error::validation(format!(
+                "worker '{}' asked for the output of step '{parent}', but run {} is not a workflow's step",
+                self.worker_name(),
+                self.run_id()
+            ))),
+        }
+    }
+
+    fn step_of(&self) -> Option<&StepOf> {
+        self.run.job()?.step.as_deref()
     }
 }
 

@@ -175,6 +175,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// `ctx.parent_output::<T>()` asked for a type the parent step's output
+    /// doesn't fit.
+    #[error("the output of step '{step}' (worker '{worker}') is not the requested type: {reason}")]
+    StepOutputMismatch {
+        /// The parent step.
+        step: String,
+        /// The worker it ran.
+        worker: String,
+        /// serde's reason.
+        reason: String,
+    },
+
+    /// A workflow failed: one of its steps failed for good (after its own
+    /// retries). The step's error is inside, and the predicates
+    /// (`is_timeout`, `is_panic`, …) answer for it.
+    #[error("workflow '{workflow}' failed at step '{step}': {error}")]
+    Step {
+        /// The workflow's name.
+        workflow: String,
+        /// The step that failed.
+        step: String,
+        /// The step's error.
+        error: Box<Error>,
+    },
+
+    /// A workflow was cancelled before all its steps ended.
+    #[error("workflow '{workflow}' {id} was cancelled")]
+    WorkflowCancelled {
+        /// The workflow's name.
+        workflow: String,
+        /// Its id.
+        id: String,
+    },
+
     /// An I/O error, e.g. from `tokio::fs` inside a worker.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -279,6 +313,7 @@ impl Error {
                 | Error::Stalled { .. }
                 | Error::Shutdown
                 | Error::Overloaded { .. }
+                | Error::StepOutputMismatch { .. }
         )
     }
 
@@ -299,27 +334,30 @@ impl Error {
 
     /// The payload or input was rejected.
     pub fn is_validation(&self) -> bool {
-        matches!(self, Error::Validation(_))
+        matches!(self.root(), Error::Validation(_))
     }
 
     /// A timeout: the run's own, or one the worker returned.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        matches!(self.root(), Error::Timeout(_))
     }
 
     /// The run was cancelled before it finished.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, Error::Cancelled { .. })
+        matches!(
+            self.root(),
+            Error::Cancelled { .. } | Error::WorkflowCancelled { .. }
+        )
     }
 
     /// The named worker is not registered.
     pub fn is_not_registered(&self) -> bool {
-        matches!(self, Error::NotRegistered(_))
+        matches!(self.root(), Error::NotRegistered(_))
     }
 
     /// The worker panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self, Error::Panic { .. })
+        matches!(self.root(), Error::Panic { .. })
     }
 
     /// The manager refused the call because it is shutting down.
@@ -334,7 +372,7 @@ impl Error {
 
     /// The worker said retrying can't help ([`Error::permanent`]).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Error::Permanent(_))
+        matches!(self.root(), Error::Permanent(_))
     }
 
     /// `cancel` named a run that is not in flight.
@@ -345,7 +383,7 @@ impl Error {
     /// The run's node died or lost its lease on the last attempt, past the
     /// backend's `max_stalls` (durable mode only).
     pub fn is_stalled(&self) -> bool {
-        matches!(self, Error::Stalled { .. })
+        matches!(self.root(), Error::Stalled { .. })
     }
 
     /// The backend's database can't be reached (durable mode): nothing was
@@ -427,9 +465,26 @@ impl Error {
         }
     }
 
+    /// The error itself, or for a workflow's [`Error::Step`] the step's:
+    /// what the predicates look at.
+    fn root(&self) -> &Error {
+        match self {
+            Error::Step { error, .. } => error.root(),
+            other => other,
+        }
+    }
+
+    /// The step a workflow failed at, for [`Error::Step`].
+    pub fn failed_step(&self) -> Option<&str> {
+        match self {
+            Error::Step { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+
     /// The panic message, for [`Error::Panic`].
     pub fn panic_message(&self) -> Option<&str> {
-        match self {
+        match self.root() {
             Error::Panic { message, .. } => Some(message),
             _ => None,
         }

@@ -135,6 +135,18 @@ impl WORKER {
         WorkerManager::global().attach(run_id).await
     }
 
+    /// Starts a workflow of steps that wait for each other. See
+    /// [`WorkerManager::start_workflow`].
+    pub async fn start_workflow(workflow: crate::Workflow) -> Result<crate::WorkflowHandle> {
+        WorkerManager::global().start_workflow(workflow).await
+    }
+
+    /// A handle on a workflow by its id, from its first event. See
+    /// [`WorkerManager::attach_workflow`].
+    pub async fn attach_workflow(id: &str) -> Result<crate::WorkflowHandle> {
+        WorkerManager::global().attach_workflow(id).await
+    }
+
     /// Cancels a run by id. See [`WorkerManager::cancel`].
     pub async fn cancel(run_id: &str) -> Result<()> {
         WorkerManager::global().cancel(run_id).await

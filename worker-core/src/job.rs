@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::call::Start;
 use crate::error::{Error, Result};
+use crate::step::StepOf;
 use crate::sync::lock;
 
 /// A job's extras.
@@ -28,6 +29,8 @@ pub(crate) struct Job {
     pub(crate) changed: tokio::sync::Notify,
     /// The payload the run starts with, fixed when it starts.
     payload: OnceLock<Option<Value>>,
+    /// For a workflow's step: which one, and its parents' outputs.
+    pub(crate) step: Option<Arc<StepOf>>,
 }
 
 #[derive(Debug)]
@@ -38,6 +41,9 @@ struct State {
     /// The value of the worker's `limit_by` field in `payload`.
     limit_key: Option<String>,
     due: Option<Due>,
+    /// A workflow's step whose parents haven't all succeeded: it waits
+    /// for `release`, whatever its time.
+    held: bool,
     started: bool,
     followers: Vec<Arc<Follow>>,
     /// Once the run has ended: its outcome, for a handle that joins late.
@@ -176,6 +182,18 @@ impl Follow {
 
 impl Job {
     pub(crate) fn new(key: Option<String>, waits: Waits) -> Box<Self> {
+        Job::made(key, waits, None)
+    }
+
+    /// A workflow's step, held until its parents have succeeded
+    /// ([`release`](Self::release)); `waits.due` is ignored: its delay
+    /// counts from the release.
+    pub(crate) fn step(waits: Waits, step: Arc<StepOf>) -> Box<Self> {
+        Job::made(None, waits, Some(step))
+    }
+
+    fn made(key: Option<String>, waits: Waits, step: Option<Arc<StepOf>>) -> Box<Self> {
+        let held = step.is_some();
         let Waits {
             payload,
             priority,
@@ -188,14 +206,31 @@ impl Job {
                 payload,
                 priority,
                 limit_key,
-                due,
+                due: if held { None } else { due },
+                held,
                 started: false,
                 followers: Vec::new(),
                 ended: None,
             }),
             changed: tokio::sync::Notify::new(),
             payload: OnceLock::new(),
+            step,
         })
+    }
+
+    /// Whether it still waits for a workflow's release.
+    pub(crate) fn is_held(&self) -> bool {
+        lock(&self.state).held
+    }
+
+    /// A workflow's step whose parents all succeeded: it may start, at
+    /// `start` if given (its delay counts from now).
+    pub(crate) fn release(&self, start: Option<Start>) {
+        let mut state = lock(&self.state);
+        state.held = false;
+        state.due = start.map(Due::of);
+        drop(state);
+        self.changed.notify_one();
     }
 
     /// When it may start; `None`: now.

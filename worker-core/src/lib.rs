@@ -67,6 +67,10 @@
 //!   [`Rate`], and per value of a payload field with `limit_by`).
 //!   `#[worker(retries = 3, concurrency = 4, rate = "100/1m", …)]` declares
 //!   the same keys, checked at compile time.
+//! - [`Workflow`] is a DAG of steps, each a run of a worker that starts
+//!   once the steps it waits for have succeeded and reads their outputs
+//!   ([`WorkerContext::parent_output`]); `WORKER::start_workflow` gives a
+//!   [`WorkflowHandle`] of its [`WorkflowEvent`]s, result and outputs.
 //! - [`Workers`] starts it all; [`auto_workers!`] and
 //!   [`#[auto_discover]`](macro@auto_discover) find `src/workers/`.
 //!
@@ -92,9 +96,12 @@
 //!                 │                  │                  │
 //!  manager     manager: registry of definitions + launchers, per-thread views,
 //!                 │     admission, cancel, shutdown, the backend's Executor
+//!              flows (start_workflow, attach_workflow; the in-process driver)
 //!  lifecycle   registration ─ launch ─ drive       handle   scheduler   backend
 //!                 (link-time)  (typed)   (deadline, cancel, hold, ending)  (the durable contract)
-//!              pending (a job's wait for its time and gate)
+//!              pending (a job's wait for its parents, time and gate)
+//!              local_flow (a workflow of this process; the registry)
+//!              workflow_handle (WorkflowHandle)
 //!                                 │
 //!  context     context (WorkerContext)
 //!                 │
@@ -110,6 +117,8 @@
 //!              error  duration  running  sync  run_state  run_id  host  name_rule
 //!              observe (Observer)  telemetry (spans, metrics)  remote (RemoteRun)
 //!              history (History: what dashboards read)
+//!              workflow (Workflow, its check into a Plan)  workflow_log
+//!              (WorkflowEvent, a workflow's record)  step (a step's parents)
 //!              build (for build scripts)
 //! ```
 
@@ -138,8 +147,11 @@ mod running;
 mod schedule;
 mod signal;
 mod stats;
+mod step;
 mod sync;
 mod telemetry;
+mod workflow;
+mod workflow_log;
 // A worker as runs see it.
 mod definition;
 // One run's record and its ending.
@@ -151,11 +163,14 @@ pub mod backend;
 mod drive;
 mod handle;
 mod launch;
+mod local_flow;
 mod pending;
 mod registration;
 mod scheduler;
+mod workflow_handle;
 // The manager and its faces.
 mod builder;
+mod flows;
 mod global;
 mod manager;
 mod typed;
@@ -185,6 +200,9 @@ pub use run_state::RunState;
 pub use stats::WorkerStats;
 pub use typed::{TypedCall, TypedHandle};
 pub use worker_derive::{auto_discover, auto_workers, worker};
+pub use workflow::{Workflow, WorkflowId};
+pub use workflow_handle::WorkflowHandle;
+pub use workflow_log::WorkflowEvent;
 
 /// Everything a worker file or an application needs:
 /// `use worker_core::prelude::*;`.
@@ -192,6 +210,7 @@ pub mod prelude {
     pub use crate::{
         AppConfig, Call, Duplicate, Environment, Error, Rate, Result, TypedCall, TypedHandle,
         WORKER, WorkerContext, WorkerHandle, WorkerManager, WorkerOptions, WorkerStats, Workers,
+        Workflow, WorkflowEvent, WorkflowHandle,
     };
     pub use serde_json::{Value, json};
     pub use worker_derive::{auto_discover, auto_workers, worker};

@@ -23,6 +23,7 @@ use crate::handle::WorkerHandle;
 use crate::job::{Due, Job, Waits};
 use crate::launch::Launcher;
 use crate::limits::limit_key;
+use crate::local_flow::FlowRegistry;
 use crate::options::WorkerOptions;
 use crate::registration::{InstallRegistration, WorkerRegistration};
 use crate::run::{Run, Scope, Spec};
@@ -30,7 +31,9 @@ use crate::run_id::RunId;
 use crate::running::RunningSet;
 use crate::signal::Signal;
 use crate::stats::WorkerStats;
+use crate::step::StepOf;
 use crate::sync::lock;
+use crate::workflow::Plan;
 
 /// A worker manager: registers definitions, starts runs, lists them, counts
 /// them and shuts them down. A cheap `Clone` handle; clones share one manager.
@@ -72,6 +75,8 @@ struct Shared {
     installed: Mutex<HashSet<&'static str>>,
     /// Where durable runs go, once `attach_backend` has started it.
     backend: OnceLock<Arc<dyn Backend>>,
+    /// Workflows run by this process.
+    workflows: Mutex<FlowRegistry>,
 }
 
 /// One registered worker: what its runs read, and the code that runs it.
@@ -124,6 +129,7 @@ impl WorkerManager {
                 timers: Mutex::default(),
                 installed: Mutex::default(),
                 backend: OnceLock::new(),
+                workflows: Mutex::default(),
             }),
         }
     }
@@ -618,7 +624,7 @@ impl WorkerManager {
 
     /// A call with the worker's defaults applied; an unknown worker or an
     /// invalid call is refused before anything is stored.
-    fn resolve(&self, worker_name: &str, call: Call) -> Result<Resolved> {
+    pub(crate) fn resolve(&self, worker_name: &str, call: Call) -> Result<Resolved> {
         let definition = self
             .definition(worker_name)
             .ok_or_else(|| Error::NotRegistered(worker_name.to_owned()))?;
@@ -657,9 +663,6 @@ impl WorkerManager {
                 });
             }
         }
-        if self.is_shutting_down() {
-            return Err(Error::Shutdown);
-        }
         let waits = Waits {
             payload: call.payload,
             priority: call.priority,
@@ -668,12 +671,53 @@ impl WorkerManager {
         };
         let job = Job::new(call.key.clone(), waits);
         let timeout = call.timeout.or(definition.default_timeout());
+        let (run, handle) = self.start_job(view, index, job, timeout, runtime)?;
+        if let Some(key) = call.key {
+            keys.insert(key.into_boxed_str(), run.id);
+        }
+        Ok(handle)
+    }
+
+    /// A workflow's step in this process: a job held until its parents
+    /// have succeeded (`Job::release`), with its run, which the workflow's
+    /// driver releases or cancels.
+    pub(crate) fn enqueue_step(
+        &self,
+        worker_name: &str,
+        call: Resolved,
+        step: Arc<StepOf>,
+    ) -> Result<(Arc<Run>, WorkerHandle)> {
+        let runtime = runtime_for(worker_name)?;
+        let (view, index) = self.view_of(worker_name)?;
+        let definition = &view.scope.definitions[index as usize];
+        let timeout = call.timeout.or(definition.default_timeout());
+        let waits = Waits {
+            payload: call.payload,
+            priority: call.priority,
+            limit_key: call.limit_key,
+            due: None,
+        };
+        self.start_job(&view, index, Job::step(waits, step), timeout, &runtime)
+    }
+
+    /// Lists a job as pending and spawns its wait to start.
+    fn start_job(
+        &self,
+        view: &View,
+        index: u32,
+        job: Box<Job>,
+        timeout: Option<Duration>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(Arc<Run>, WorkerHandle)> {
+        if self.is_shutting_down() {
+            return Err(Error::Shutdown);
+        }
         let spec = Spec {
             timeout,
             payload: None,
             has_reader: true,
             durable: None,
-            priority: call.priority,
+            priority: job.priority(),
             job: Some(job),
         };
         let run = Run::new(view.scope.clone(), index, spec);
@@ -685,12 +729,47 @@ impl WorkerManager {
             run.abandon();
             return Err(Error::Shutdown);
         }
-        if let Some(key) = call.key {
-            keys.insert(key.into_boxed_str(), run.id);
-        }
         let launcher = view.launchers[index as usize].clone();
         let task = runtime.spawn(crate::pending::start_when_ready(run.clone(), launcher));
-        Ok(WorkerHandle::new(run, task))
+        Ok((run.clone(), WorkerHandle::new(run, task)))
+    }
+
+    /// The started backend, if any.
+    pub(crate) fn backend(&self) -> Option<&Arc<dyn Backend>> {
+        self.shared.backend.get()
+    }
+
+    /// The workflows this process runs and keeps.
+    pub(crate) fn workflows(&self) -> std::sync::MutexGuard<'_, FlowRegistry> {
+        lock(&self.shared.workflows)
+    }
+
+    /// The backend a workflow's steps go through, if any: `None` runs it
+    /// in this process. Steps of both kinds in one workflow are refused.
+    pub(crate) fn workflow_backend(&self, plan: &Plan) -> Result<Option<&Arc<dyn Backend>>> {
+        let mut durable = None;
+        for step in &plan.steps {
+            let this = self.backend_for(&step.worker)?.is_some();
+            match durable {
+                None => durable = Some((this, &step.name)),
+                Some((other, other_step)) if other != this => {
+                    let (local, remote) = if this {
+                        (other_step, &step.name)
+                    } else {
+                        (&step.name, other_step)
+                    };
+                    return Err(Error::validation(format!(
+                        "workflow '{}': step '{local}' runs a `local` worker and step '{remote}' a durable one; a workflow runs in one place, so make its workers all `local` or all durable",
+                        plan.name
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(match durable {
+            Some((true, _)) => self.shared.backend.get(),
+            _ => None,
+        })
     }
 
     /// A call whose key `existing` has: joined, replaced or refused.

@@ -1,5 +1,5 @@
-//! A job's road to its start, in this process: it waits for its time,
-//! then at its worker's gate (priority, concurrency, limits, pause), then
+//! A job's road to its start, in this process: a workflow's step waits
+//! for its parents, any job waits for its time, then at its worker's gate (priority, concurrency, limits, pause), then
 //! starts as an ordinary run. Until it starts its payload, priority and
 //! time may be replaced (`Duplicate::Replace`), and a cancel ends it at
 //! once, as cancelled and counted once.
@@ -34,6 +34,9 @@ pub(crate) async fn start_when_ready(run: Arc<Run>, launcher: Launcher) -> Resul
         unreachable!("start_when_ready is only given jobs");
     };
     job.start();
+    if let Some(step) = &job.step {
+        step.mark_started();
+    }
     // The time it waited to start is not part of its duration.
     run.waited_for_slot(run.elapsed());
     run.list_started();
@@ -54,6 +57,13 @@ async fn wait_to_start(run: &Run) -> Option<Claim> {
         // between still wakes this wait.
         let mut changed = pin!(job.changed.notified());
         changed.as_mut().enable();
+        if job.is_held() {
+            tokio::select! {
+                _ = &mut changed => {}
+                _ = run.signals.wait(Signal::Cancel) => return None,
+            }
+            continue;
+        }
         if let Some(due) = job.due().filter(|due| due.is_ahead()) {
             tokio::select! {
                 _ = tokio::time::sleep_until(due.deadline) => {}

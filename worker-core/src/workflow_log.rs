@@ -1,0 +1,319 @@
+//! A workflow's record in this process, as its handles read it: every
+//! event in order (so that a handle attached late replays from the first),
+//! each step's state and output, and the workflow's outcome. The driver
+//! writes it; any number of handles read it, each at its own place.
+
+use std::future::poll_fn;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::job::Stored;
+use crate::run_id::RunId;
+use crate::run_state::{Outcome, RunState};
+use crate::sync::lock;
+use crate::workflow::{Plan, WorkflowId};
+
+/// What a [`WorkflowHandle`](crate::WorkflowHandle) reads, in the order it
+/// happened. Each step has at most one `Started`, then its messages in the
+/// order its worker emitted them, then exactly one `Ended`; a step that
+/// never ran (a step it waits for failed, or the workflow was cancelled
+/// first) has an `Ended` and no `Started`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WorkflowEvent {
+    /// The step's run started executing (its first attempt).
+    Started {
+        /// The step.
+        step: String,
+        /// Its run: the worker's run page, `WORKER::attach`, `cancel`.
+        run_id: RunId,
+    },
+    /// The step's worker emitted a message.
+    Message {
+        /// The step.
+        step: String,
+        /// What it emitted.
+        message: Value,
+    },
+    /// The step ended, once.
+    Ended {
+        /// The step.
+        step: String,
+        /// How: `Cancelled` also for a step that never ran because a step
+        /// it waits for failed.
+        outcome: Outcome,
+        /// Its error, if it didn't succeed: for a step that never ran, the
+        /// name of the step that failed.
+        error: Option<String>,
+    },
+}
+
+impl WorkflowEvent {
+    /// The step it is about.
+    pub fn step(&self) -> &str {
+        match self {
+            WorkflowEvent::Started { step, .. }
+            | WorkflowEvent::Message { step, .. }
+            | WorkflowEvent::Ended { step, .. } => step,
+        }
+    }
+}
+
+/// How a workflow ended.
+#[derive(Debug, Clone)]
+pub(crate) enum FlowEnd {
+    Succeeded,
+    /// This step failed for good, with this error.
+    Failed(usize, Stored),
+    Cancelled,
+}
+
+#[derive(Debug)]
+struct LoggedStep {
+    name: String,
+    worker: String,
+    run_id: RunId,
+}
+
+/// A workflow's record.
+#[derive(Debug)]
+pub(crate) struct FlowLog {
+    id: WorkflowId,
+    name: String,
+    steps: Box<[LoggedStep]>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    events: Vec<WorkflowEvent>,
+    /// Per step: `None` while it waits for its parents.
+    states: Vec<Option<RunState>>,
+    /// Per step, once it succeeded.
+    outputs: Vec<Option<Value>>,
+    /// Per step, once it ended otherwise: its error's text.
+    errors: Vec<Option<String>>,
+    end: Option<FlowEnd>,
+    /// Handles waiting for the next change.
+    wakers: Vec<Waker>,
+}
+
+impl FlowLog {
+    /// The record of `plan`, whose steps are the runs `run_ids`.
+    pub(crate) fn new(plan: &Plan, run_ids: &[RunId]) -> Self {
+        let count = plan.steps.len();
+        FlowLog {
+            id: plan.id,
+            name: plan.name.clone(),
+            steps: plan
+                .steps
+                .iter()
+                .zip(run_ids)
+                .map(|(step, &run_id)| LoggedStep {
+                    name: step.name.clone(),
+                    worker: step.worker.clone(),
+                    run_id,
+                })
+                .collect(),
+            inner: Mutex::new(Inner {
+                events: Vec::new(),
+                states: vec![None; count],
+                outputs: vec![None; count],
+                errors: vec![None; count],
+                end: None,
+                wakers: Vec::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn id(&self) -> WorkflowId {
+        self.id
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn step_name(&self, step: usize) -> &str {
+        &self.steps[step].name
+    }
+
+    /// The worker `step` runs, if it is a step of this workflow.
+    pub(crate) fn worker_of(&self, step: &str) -> Option<&str> {
+        self.steps
+            .iter()
+            .find(|logged| logged.name == step)
+            .map(|logged| logged.worker.as_str())
+    }
+
+    fn change(&self, write: impl FnOnce(&mut Inner)) {
+        let wakers = {
+            let mut inner = lock(&self.inner);
+            write(&mut inner);
+            std::mem::take(&mut inner.wakers)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Its parents are done: the step's run may start.
+    pub(crate) fn released(&self, step: usize) {
+        self.change(|inner| inner.states[step] = Some(RunState::Queued));
+    }
+
+    pub(crate) fn started(&self, step: usize) {
+        let event = WorkflowEvent::Started {
+            step: self.steps[step].name.clone(),
+            run_id: self.steps[step].run_id,
+        };
+        self.change(|inner| {
+            inner.states[step] = Some(RunState::Running);
+            inner.events.push(event);
+        });
+    }
+
+    pub(crate) fn message(&self, step: usize, message: Value) {
+        let event = WorkflowEvent::Message {
+            step: self.steps[step].name.clone(),
+            message,
+        };
+        self.change(|inner| inner.events.push(event));
+    }
+
+    /// The step ended with `outcome`; `error` is its text if it didn't
+    /// succeed.
+    pub(crate) fn ended(
+        &self,
+        step: usize,
+        outcome: Outcome,
+        output: Option<Value>,
+        error: Option<String>,
+    ) {
+        let event = WorkflowEvent::Ended {
+            step: self.steps[step].name.clone(),
+            outcome,
+            error: error.clone(),
+        };
+        self.change(|inner| {
+            inner.states[step] = Some(RunState::Ended(outcome));
+            inner.outputs[step] = output;
+            inner.errors[step] = error;
+            inner.events.push(event);
+        });
+    }
+
+    /// Every step has ended: the workflow's outcome.
+    pub(crate) fn finish(&self, end: FlowEnd) {
+        self.change(|inner| inner.end = Some(end));
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        lock(&self.inner).end.is_some()
+    }
+
+    /// The event at `cursor`, which then moves on; `Ready(None)` once the
+    /// workflow has ended and every event was read.
+    pub(crate) fn poll_event(
+        &self,
+        cursor: &mut usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<WorkflowEvent>> {
+        let mut inner = lock(&self.inner);
+        if let Some(event) = inner.events.get(*cursor) {
+            *cursor += 1;
+            return Poll::Ready(Some(event.clone()));
+        }
+        if inner.end.is_some() {
+            return Poll::Ready(None);
+        }
+        inner.wakers.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The event at `cursor` if there is one yet.
+    pub(crate) fn try_event(&self, cursor: &mut usize) -> Option<WorkflowEvent> {
+        let inner = lock(&self.inner);
+        let event = inner.events.get(*cursor).cloned();
+        if event.is_some() {
+            *cursor += 1;
+        }
+        event
+    }
+
+    /// Waits for the workflow's end: `Ok` once every step succeeded, else
+    /// the failed step's error (naming the step) or the cancellation.
+    pub(crate) async fn outcome(&self) -> Result<()> {
+        let end = poll_fn(|cx| {
+            let mut inner = lock(&self.inner);
+            match &inner.end {
+                Some(end) => Poll::Ready(end.clone()),
+                None => {
+                    inner.wakers.push(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        match end {
+            FlowEnd::Succeeded => Ok(()),
+            FlowEnd::Failed(step, stored) => {
+                let failed = &self.steps[step];
+                let error = match stored.rebuild(&failed.worker, &failed.run_id.to_string()) {
+                    Err(error) => error,
+                    Ok(_) => Error::msg("the step's error was lost"),
+                };
+                Err(Error::Step {
+                    workflow: self.name.clone(),
+                    step: failed.name.clone(),
+                    error: Box::new(error),
+                })
+            }
+            FlowEnd::Cancelled => Err(Error::WorkflowCancelled {
+                workflow: self.name.clone(),
+                id: self.id.to_string(),
+            }),
+        }
+    }
+
+    /// Waits for `step` to end, then gives its output if it succeeded.
+    pub(crate) async fn output(&self, step: &str) -> Result<Value> {
+        let Some(at) = self.steps.iter().position(|logged| logged.name == step) else {
+            let steps: Vec<&str> = self
+                .steps
+                .iter()
+                .map(|logged| logged.name.as_str())
+                .collect();
+            return Err(Error::validation(format!(
+                "workflow '{}' has no step '{step}' (its steps: {})",
+                self.name,
+                steps.join(", ")
+            )));
+        };
+        poll_fn(|cx| {
+            let mut inner = lock(&self.inner);
+            match inner.states[at] {
+                Some(RunState::Ended(Outcome::Succeeded)) => {
+                    Poll::Ready(Ok(inner.outputs[at].clone().unwrap_or(Value::Null)))
+                }
+                Some(RunState::Ended(outcome)) => Poll::Ready(Err(Error::msg(format!(
+                    "step '{step}' of workflow '{}' has no output: it ended {outcome}{}",
+                    self.name,
+                    inner.errors[at]
+                        .as_deref()
+                        .map(|error| format!(": {error}"))
+                        .unwrap_or_default()
+                )))),
+                _ => {
+                    inner.wakers.push(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
