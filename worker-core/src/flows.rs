@@ -20,6 +20,7 @@ use crate::step::StepOf;
 use crate::workflow::{Plan, Workflow, WorkflowId};
 use crate::workflow_handle::WorkflowHandle;
 use crate::workflow_log::{FlowEnd, FlowLog};
+use crate::workflow_status::{WorkflowState, WorkflowStatus};
 
 impl WorkerManager {
     /// Starts a workflow: checks it whole (an error, and nothing stored or
@@ -100,7 +101,7 @@ impl WorkerManager {
         }
         let run_ids: Vec<_> = runs.iter().map(|run| run.id).collect();
         let flow = Arc::new(LocalFlow::new(FlowLog::new(&plan, &run_ids), runs));
-        self.workflows().insert(flow.clone());
+        self.workflows_kept().insert(flow.clone());
         runtime.spawn(drive(self.clone(), plan, flow.clone(), handles, steps));
         Ok(WorkflowHandle::local(flow))
     }
@@ -110,7 +111,7 @@ impl WorkerManager {
     /// a backend, one stored there, from any process.
     pub async fn attach_workflow(&self, id: &str) -> Result<WorkflowHandle> {
         let parsed: WorkflowId = id.parse().map_err(Error::validation)?;
-        if let Some(flow) = self.workflows().find(parsed) {
+        if let Some(flow) = self.workflows_kept().find(parsed) {
             return Ok(WorkflowHandle::local(flow));
         }
         match self.backend() {
@@ -125,9 +126,54 @@ impl WorkerManager {
         }
     }
 
+    /// Workflows, for dashboards: running ones (newest first), then the
+    /// latest ended, at most `limit`. In durable mode, the backend's
+    /// (every node's) and this process's.
+    pub async fn workflows(&self, limit: usize) -> Result<Vec<WorkflowStatus>> {
+        let mut all: Vec<WorkflowStatus> = self
+            .workflows_kept()
+            .all()
+            .iter()
+            .map(|flow| flow.log.status())
+            .collect();
+        if let Some(history) = self.history() {
+            all.extend(history.workflows(limit).await?);
+            // Running first, then by start, newest first.
+            all.sort_by_key(|flow| {
+                (
+                    flow.state != WorkflowState::Running,
+                    std::cmp::Reverse(flow.created_at),
+                )
+            });
+        }
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// One workflow with its steps, by id; `Ok(None)` if neither this
+    /// process nor the backend knows it.
+    pub async fn workflow(&self, id: &str) -> Result<Option<WorkflowStatus>> {
+        let Ok(parsed) = id.parse::<WorkflowId>() else {
+            return Ok(None);
+        };
+        if let Some(flow) = self.workflows_kept().find(parsed) {
+            return Ok(Some(flow.log.status()));
+        }
+        match self.history() {
+            Some(history) => history.workflow(parsed).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Cancels a workflow by id, wherever it runs, and returns once every
+    /// step has ended (see [`WorkflowHandle::cancel`]).
+    pub async fn cancel_workflow(&self, id: &str) -> Result<()> {
+        self.attach_workflow(id).await?.cancel().await
+    }
+
     /// How many workflows this process is running now.
     pub fn workflows_running(&self) -> usize {
-        self.workflows().live_count()
+        self.workflows_kept().live_count()
     }
 }
 
@@ -197,7 +243,7 @@ async fn drive(
         None => FlowEnd::Succeeded,
     };
     flow.ended();
-    manager.workflows().ended(plan.id);
+    manager.workflows_kept().ended(plan.id);
     flow.log.finish(end);
 }
 

@@ -12,6 +12,8 @@ use crate::error::Result;
 use crate::remote::BoxFuture;
 use crate::run_id::RunId;
 use crate::run_state::{Outcome, RunState};
+use crate::workflow::WorkflowId;
+use crate::workflow_status::WorkflowStatus;
 
 /// Stored runs, the nodes that run them, their stalls and the timeline of
 /// endings, for dashboards.
@@ -37,6 +39,20 @@ pub trait History: Send + Sync {
         window: Duration,
         bucket: Duration,
     ) -> BoxFuture<'_, Result<Vec<TimelineBucket>>>;
+
+    /// Workflows, running ones first, then the latest ended, at most
+    /// `limit`. None by default: a history that keeps no workflows.
+    fn workflows(&self, limit: usize) -> BoxFuture<'_, Result<Vec<WorkflowStatus>>> {
+        let _ = limit;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// One workflow with its steps; `Ok(None)` if this history doesn't
+    /// know it.
+    fn workflow(&self, id: WorkflowId) -> BoxFuture<'_, Result<Option<WorkflowStatus>>> {
+        let _ = id;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// An attempt whose node stopped renewing its lease (it crashed, was

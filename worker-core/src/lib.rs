@@ -119,6 +119,7 @@
 //!              history (History: what dashboards read)
 //!              workflow (Workflow, its check into a Plan)  workflow_log
 //!              (WorkflowEvent, a workflow's record)  step (a step's parents)
+//!              workflow_status (WorkflowStatus: what dashboards show)
 //!              build (for build scripts)
 //! ```
 
@@ -152,6 +153,7 @@ mod sync;
 mod telemetry;
 mod workflow;
 mod workflow_log;
+mod workflow_status;
 // A worker as runs see it.
 mod definition;
 // One run's record and its ending.
@@ -203,6 +205,7 @@ pub use worker_derive::{auto_discover, auto_workers, worker};
 pub use workflow::{Workflow, WorkflowId};
 pub use workflow_handle::WorkflowHandle;
 pub use workflow_log::WorkflowEvent;
+pub use workflow_status::{StepState, StepStatus, WorkflowState, WorkflowStatus};
 
 /// Everything a worker file or an application needs:
 /// `use worker_core::prelude::*;`.

@@ -91,6 +91,16 @@ impl FlowRegistry {
             .cloned()
     }
 
+    /// Every workflow kept: running ones, then ended ones, newest first.
+    pub(crate) fn all(&self) -> Vec<Arc<LocalFlow>> {
+        let mut live: Vec<&Arc<LocalFlow>> = self.live.values().collect();
+        live.sort_by_key(|flow| std::cmp::Reverse(flow.log.created_at()));
+        live.into_iter()
+            .chain(self.ended.iter().rev())
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn live_count(&self) -> usize {
         self.live.len()
     }

@@ -740,7 +740,7 @@ impl WorkerManager {
     }
 
     /// The workflows this process runs and keeps.
-    pub(crate) fn workflows(&self) -> std::sync::MutexGuard<'_, FlowRegistry> {
+    pub(crate) fn workflows_kept(&self) -> std::sync::MutexGuard<'_, FlowRegistry> {
         lock(&self.shared.workflows)
     }
 

@@ -6,6 +6,7 @@
 use std::future::poll_fn;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -16,6 +17,7 @@ use crate::run_id::RunId;
 use crate::run_state::{Outcome, RunState};
 use crate::sync::lock;
 use crate::workflow::{Plan, WorkflowId};
+use crate::workflow_status::{StepState, StepStatus, WorkflowState, WorkflowStatus};
 
 /// What a [`WorkflowHandle`](crate::WorkflowHandle) reads, in the order it
 /// happened. Each step has at most one `Started`, then its messages in the
@@ -77,6 +79,7 @@ struct LoggedStep {
     name: String,
     worker: String,
     run_id: RunId,
+    parents: Vec<String>,
 }
 
 /// A workflow's record.
@@ -84,6 +87,7 @@ struct LoggedStep {
 pub(crate) struct FlowLog {
     id: WorkflowId,
     name: String,
+    created_at: SystemTime,
     steps: Box<[LoggedStep]>,
     inner: Mutex<Inner>,
 }
@@ -98,6 +102,7 @@ struct Inner {
     /// Per step, once it ended otherwise: its error's text.
     errors: Vec<Option<String>>,
     end: Option<FlowEnd>,
+    ended_at: Option<SystemTime>,
     /// Handles waiting for the next change.
     wakers: Vec<Waker>,
 }
@@ -109,6 +114,7 @@ impl FlowLog {
         FlowLog {
             id: plan.id,
             name: plan.name.clone(),
+            created_at: SystemTime::now(),
             steps: plan
                 .steps
                 .iter()
@@ -117,6 +123,11 @@ impl FlowLog {
                     name: step.name.clone(),
                     worker: step.worker.clone(),
                     run_id,
+                    parents: step
+                        .parents
+                        .iter()
+                        .map(|&parent| plan.steps[parent].name.clone())
+                        .collect(),
                 })
                 .collect(),
             inner: Mutex::new(Inner {
@@ -125,6 +136,7 @@ impl FlowLog {
                 outputs: vec![None; count],
                 errors: vec![None; count],
                 end: None,
+                ended_at: None,
                 wakers: Vec::new(),
             }),
         }
@@ -136,6 +148,10 @@ impl FlowLog {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    pub(crate) fn created_at(&self) -> SystemTime {
+        self.created_at
     }
 
     pub(crate) fn step_name(&self, step: usize) -> &str {
@@ -209,7 +225,10 @@ impl FlowLog {
 
     /// Every step has ended: the workflow's outcome.
     pub(crate) fn finish(&self, end: FlowEnd) {
-        self.change(|inner| inner.end = Some(end));
+        self.change(|inner| {
+            inner.end = Some(end);
+            inner.ended_at = Some(SystemTime::now());
+        });
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -277,6 +296,49 @@ impl FlowLog {
                 workflow: self.name.clone(),
                 id: self.id.to_string(),
             }),
+        }
+    }
+
+    /// Where it stands now.
+    pub(crate) fn status(&self) -> WorkflowStatus {
+        let inner = lock(&self.inner);
+        let (state, failed_step, error) = match &inner.end {
+            None => (WorkflowState::Running, None, None),
+            Some(FlowEnd::Succeeded) => (WorkflowState::Succeeded, None, None),
+            Some(FlowEnd::Failed(step, _)) => (
+                WorkflowState::Failed,
+                Some(self.steps[*step].name.clone()),
+                inner.errors[*step].clone(),
+            ),
+            Some(FlowEnd::Cancelled) => (
+                WorkflowState::Cancelled,
+                None,
+                Some(format!(
+                    "workflow '{}' {} was cancelled",
+                    self.name, self.id
+                )),
+            ),
+        };
+        WorkflowStatus {
+            id: self.id,
+            name: self.name.clone(),
+            state,
+            created_at: self.created_at,
+            ended_at: inner.ended_at,
+            failed_step,
+            error,
+            steps: self
+                .steps
+                .iter()
+                .zip(&inner.states)
+                .map(|(step, state)| StepStatus {
+                    name: step.name.clone(),
+                    worker: step.worker.clone(),
+                    run_id: step.run_id,
+                    parents: step.parents.clone(),
+                    state: state.map_or(StepState::Waiting, StepState::Run),
+                })
+                .collect(),
         }
     }
 

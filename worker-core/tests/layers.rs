@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "limiter",
             "workflow",
             "workflow_log",
+            "workflow_status",
             "step",
         ],
     ),

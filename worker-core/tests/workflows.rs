@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use worker_core::Outcome;
 use worker_core::prelude::*;
+use worker_core::{Outcome, WorkflowState};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Clone)]
 struct Profile {
@@ -716,5 +716,61 @@ async fn shutdown_ends_every_waiting_step_once() -> Result<()> {
         .await
         .unwrap_err();
     assert!(refused.is_shutdown());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_s_status_shows_each_step_s_state_for_dashboards() -> Result<()> {
+    let manager = WorkerManager::new();
+    manager.register("quick", |_ctx| async { Ok(()) }).await?;
+    manager
+        .register("long", |ctx| async move {
+            ctx.emit(json!("working"))?;
+            ctx.sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+        .await?;
+    let flow = Workflow::new("status")
+        .step("first", "quick", Call::new())
+        .step("long", "long", Call::new())
+        .after(["first"])
+        .step("last", "quick", Call::new())
+        .after(["long"]);
+    let mut handle = manager.start_workflow(flow).await?;
+    while !matches!(handle.recv().await, Some(WorkflowEvent::Message { .. })) {}
+
+    let status = manager.workflow(handle.id()).await?.expect("known");
+    assert_eq!(status.state, WorkflowState::Running);
+    let states: Vec<(&str, &str, Vec<String>)> = status
+        .steps
+        .iter()
+        .map(|step| {
+            (
+                step.name.as_str(),
+                step.state.as_str(),
+                step.parents.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("first", "succeeded", vec![]),
+            ("long", "running", vec!["first".to_owned()]),
+            ("last", "waiting", vec!["long".to_owned()]),
+        ]
+    );
+    assert_eq!(status.steps_done(), 1);
+    assert_eq!(manager.workflows(10).await?.len(), 1);
+
+    manager.cancel_workflow(handle.id()).await?;
+    let status = manager
+        .workflow(handle.id())
+        .await?
+        .expect("kept after it ended");
+    assert_eq!(status.state, WorkflowState::Cancelled);
+    assert_eq!(status.steps_done(), 3);
+    assert!(status.ended_at.is_some());
+    assert!(manager.workflow("not-an-id").await?.is_none());
     Ok(())
 }
