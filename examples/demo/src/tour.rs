@@ -26,6 +26,7 @@ pub async fn run(manager: &WorkerManager, sandbox: &Sandbox) -> Result<()> {
     invalid_payload().await?;
     policies().await?;
     limits().await?;
+    workflow().await?;
     stats_table(&definitions).await?;
     graceful_shutdown(manager).await
 }
@@ -275,6 +276,48 @@ async fn limits() -> Result<()> {
         "   ✓ 15 syncs in {}, at most {} at once: acme one at a time, its backlog queued, the other accounts alongside",
         took(started),
         most
+    );
+    Ok(())
+}
+
+async fn workflow() -> Result<()> {
+    step(
+        "A workflow: steps that wait for steps",
+        r#"Workflow::new("onboard-user").step("profile", "fetch-profile", ..).step("avatar", "resize-avatar", ..).after(["profile"]).step("page", ..).after(["profile"]).step("welcome", "send-welcome", ..).after(["avatar", "page"])"#,
+    );
+    let flow = Workflow::new("onboard-user")
+        .step(
+            "profile",
+            "fetch-profile",
+            Call::new().payload(json!({"user": 7})),
+        )
+        .step("avatar", "resize-avatar", Call::new())
+        .after(["profile"])
+        .step("page", "render-welcome", Call::new())
+        .after(["profile"])
+        .step("welcome", "send-welcome", Call::new())
+        .after(["avatar", "page"]);
+    let started = Instant::now();
+    let mut flow_handle = WORKER::start_workflow(flow).await?;
+    while let Some(event) = flow_handle.recv().await {
+        match event {
+            WorkflowEvent::Started { step, .. } => println!("   {step:<8} started"),
+            WorkflowEvent::Message { step, message } => println!("   {step:<8} says {message}"),
+            WorkflowEvent::Ended {
+                step,
+                outcome,
+                error,
+            } => println!(
+                "   {step:<8} {outcome}{}",
+                error.map(|error| format!(": {error}")).unwrap_or_default()
+            ),
+        }
+    }
+    flow_handle.await_result().await?;
+    let sent: String = flow_handle.output("welcome").await?;
+    println!(
+        "   ✓ 4 steps in {}: avatar and page side by side, then welcome read both: {sent}",
+        took(started)
     );
     Ok(())
 }

@@ -23,7 +23,7 @@ fn the_tour_shows_every_feature_and_exits_cleanly() {
         text(&output.stderr)
     );
     for expected in [
-        "12 workers discovered",
+        "16 workers discovered",
         "✓ sent in",
         "generate-report  100% complete",
         "✓ it finished in the background",
@@ -35,6 +35,8 @@ fn the_tour_shows_every_feature_and_exits_cleanly() {
         "✓ #[worker(every = \"1s\")] cleanup-temp-files ran by itself too",
         "✓ 15 syncs in",
         "at most 4 at once: acme one at a time",
+        "welcome  started",
+        "then welcome read both: welcome sent to ada@example.com",
         "worker                runs errors cancelled retries skipped  success   avg ms  last ms",
         "✓ 2 runs cancelled, 0 in flight",
         "✓ new calls refused",
@@ -98,6 +100,7 @@ fn list_shows_every_discovered_worker() {
         [
             "batch-processor",
             "cleanup-temp-files",
+            "fetch-profile",
             "generate-report",
             "notify-email",
             "notify-push",
@@ -105,9 +108,12 @@ fn list_shows_every_discovered_worker() {
             "notify-sms",
             "process-item",
             "process-upload",
+            "render-welcome",
+            "resize-avatar",
             "send-email",
+            "send-welcome",
             "sync-account",
-            "sync-crm"
+            "sync-crm",
         ]
     );
     assert!(stdout.contains("send-email  (timeout 5s)"));

@@ -32,13 +32,17 @@ async fn auto_workers_installs_each_file_once_however_often_it_is_declared() {
         "notify-email",
         "sync-crm",
         "sync-account",
+        "fetch-profile",
+        "resize-avatar",
+        "render-welcome",
+        "send-welcome",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "#[worker] fns: {expected} in {names:?}"
         );
     }
-    assert_eq!(names.len(), 12);
+    assert_eq!(names.len(), 16);
     let err = WORKER::run("send-email", Some(json!({"to": "nobody"})))
         .await
         .unwrap_err();
