@@ -17,6 +17,7 @@ pub mod scaling;
 pub mod sequential;
 pub mod startup;
 pub mod streaming;
+pub mod workflows;
 
 /// What every case gets: the shared runtime and the run's size.
 pub struct Env<'a> {
@@ -78,6 +79,7 @@ pub const CASES: &[Case] = &[
     Case::new("B7", startup::b7),
     Case::new("B9", policies::b9),
     Case::new("B10", policies::b10),
+    Case::new("B11", workflows::b11),
     Case {
         id: "B8",
         full_only: true,
