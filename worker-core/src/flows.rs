@@ -1,25 +1,20 @@
-//! Workflows on the manager: `start_workflow` and `attach_workflow`, and
-//! the driver that runs a workflow in this process. A durable workflow
-//! goes to the backend whole; here, each step is a job held until its
-//! parents have succeeded, and one task per workflow follows its steps,
-//! writes their events to its log, and releases or cancels what comes
-//! next.
+//! Workflows on the manager: `start_workflow`, `attach_workflow` and what
+//! dashboards read. A durable workflow goes to the backend whole; in this
+//! process each step is a job held until its parents have succeeded, made
+//! all at once here, and the workflow (`LocalFlow`) takes it from there
+//! as its steps report to it.
 
 use std::sync::Arc;
 
-use serde_json::Value;
-use tokio::task::JoinSet;
-
+use crate::call::Resolved;
 use crate::error::{Error, Result};
-use crate::handle::WorkerHandle;
-use crate::job::Stored;
 use crate::local_flow::LocalFlow;
 use crate::manager::WorkerManager;
-use crate::run_state::Outcome;
-use crate::step::StepOf;
-use crate::workflow::{Plan, Workflow, WorkflowId};
+use crate::signal::Signal;
+use crate::step::{StepOf, StepSink};
+use crate::workflow::{Workflow, WorkflowId};
 use crate::workflow_handle::WorkflowHandle;
-use crate::workflow_log::{FlowEnd, FlowLog};
+use crate::workflow_log::FlowLog;
 use crate::workflow_status::{WorkflowState, WorkflowStatus};
 
 impl WorkerManager {
@@ -61,48 +56,65 @@ impl WorkerManager {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
-        let plan = workflow.plan(|worker, call| self.resolve(worker, call))?;
+        let mut plan = workflow.plan(|worker, call| self.resolve(worker, call))?;
         if let Some(backend) = self.workflow_backend(&plan)? {
             return backend
                 .start_workflow(plan)
                 .await
                 .map(WorkflowHandle::remote);
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::msg(format!(
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::msg(format!(
                 "can't start workflow '{}': start_workflow() must run inside a tokio runtime",
                 plan.name
-            ))
-        })?;
-        let mut runs = Vec::with_capacity(plan.steps.len());
-        let mut handles = Vec::with_capacity(plan.steps.len());
-        let mut steps = Vec::with_capacity(plan.steps.len());
-        for step in &plan.steps {
-            let parents = step.parents.iter().map(|&parent| {
-                let parent = &plan.steps[parent];
-                (parent.name.clone(), parent.worker.clone())
-            });
-            let step_of = Arc::new(StepOf::new(plan.id, &step.name, parents));
-            match self.enqueue_step(&step.worker, step.call.clone(), step_of.clone()) {
-                Ok((run, handle)) => {
-                    runs.push(run);
-                    handles.push(handle);
-                    steps.push(step_of);
+            )));
+        }
+        // The payloads go to the steps' runs; the plan keeps the rest, for
+        // the steps' names, parents and start times.
+        let calls: Vec<Resolved> = plan
+            .steps
+            .iter_mut()
+            .map(|step| {
+                let payload = step.call.payload.take();
+                Resolved {
+                    payload,
+                    ..step.call.clone()
                 }
+            })
+            .collect();
+        let plan = Arc::new(plan);
+        let flow = Arc::new(LocalFlow::new(
+            plan.clone(),
+            FlowLog::new(plan.clone()),
+            self.workflow_registry(),
+        ));
+        let sink: Arc<dyn StepSink> = flow.clone();
+        let sink = Arc::downgrade(&sink);
+        let workflow_text: Arc<str> = plan.id.to_string().into();
+        let mut steps = Vec::with_capacity(calls.len());
+        for (index, call) in calls.into_iter().enumerate() {
+            let step_of = Arc::new(StepOf::new(
+                plan.clone(),
+                workflow_text.clone(),
+                index,
+                sink.clone(),
+            ));
+            match self.enqueue_step(&plan.steps[index].worker, call, step_of.clone()) {
+                Ok(run) => steps.push((run, step_of)),
                 Err(error) => {
                     // Shutdown began in between: what was made ends, as
                     // cancelled, counted once.
-                    for run in &runs {
-                        run.signals.fire(crate::signal::Signal::Cancel);
+                    for (run, _) in &steps {
+                        run.signals.fire(Signal::Cancel);
                     }
                     return Err(error);
                 }
             }
         }
-        let run_ids: Vec<_> = runs.iter().map(|run| run.id).collect();
-        let flow = Arc::new(LocalFlow::new(FlowLog::new(&plan, &run_ids), runs));
+        flow.log
+            .set_run_ids(steps.iter().map(|(run, _)| run.id).collect());
         self.workflows_kept().insert(flow.clone());
-        runtime.spawn(drive(self.clone(), plan, flow.clone(), handles, steps));
+        flow.begin(steps);
         Ok(WorkflowHandle::local(flow))
     }
 
@@ -175,144 +187,4 @@ impl WorkerManager {
     pub fn workflows_running(&self) -> usize {
         self.workflows_kept().live_count()
     }
-}
-
-/// Runs `plan` in this process: releases each step once its parents have
-/// succeeded, dooms the steps after one that failed, and ends the
-/// workflow once every step has ended.
-async fn drive(
-    manager: WorkerManager,
-    plan: Plan,
-    flow: Arc<LocalFlow>,
-    handles: Vec<WorkerHandle>,
-    steps: Vec<Arc<StepOf>>,
-) {
-    let children = plan.children();
-    let mut waiting_for: Vec<usize> = plan.steps.iter().map(|step| step.parents.len()).collect();
-    let mut outputs: Vec<Option<Value>> = vec![None; plan.steps.len()];
-    // For a step that will not run: the step whose failure doomed it.
-    let mut doomed: Vec<Option<usize>> = vec![None; plan.steps.len()];
-    let mut failed: Option<(usize, Stored)> = None;
-
-    let mut watchers = JoinSet::new();
-    for (step, (handle, step_of)) in handles.into_iter().zip(&steps).enumerate() {
-        watchers.spawn(watch(step, handle, step_of.clone(), flow.clone()));
-    }
-    for (step, planned) in plan.steps.iter().enumerate() {
-        if planned.parents.is_empty() {
-            release(&plan, &flow, &steps, &outputs, step);
-        }
-    }
-    while let Some(joined) = watchers.join_next().await {
-        let Ok((step, outcome)) = joined else {
-            // A watcher only ends otherwise if its runtime is going away.
-            return;
-        };
-        match outcome {
-            Ok(output) => {
-                flow.log
-                    .ended(step, Outcome::Succeeded, Some(output.clone()), None);
-                outputs[step] = Some(output);
-                for &child in &children[step] {
-                    waiting_for[child] -= 1;
-                    if waiting_for[child] == 0 && doomed[child].is_none() && !flow.is_cancelled() {
-                        release(&plan, &flow, &steps, &outputs, child);
-                    }
-                }
-            }
-            Err(error) => {
-                let outcome = Outcome::of(&error);
-                let text = match doomed[step] {
-                    Some(by) => format!("not run: step '{}' failed", flow.log.step_name(by)),
-                    None if flow.is_cancelled() && outcome == Outcome::Cancelled => {
-                        format!("cancelled with workflow '{}'", plan.name)
-                    }
-                    None => error.to_string(),
-                };
-                flow.log.ended(step, outcome, None, Some(text));
-                if doomed[step].is_none() && !flow.is_cancelled() {
-                    failed.get_or_insert((step, Stored::of(&Err(error))));
-                    doom_descendants(&children, &flow, &mut doomed, step);
-                }
-            }
-        }
-    }
-    let end = match failed {
-        _ if flow.is_cancelled() => FlowEnd::Cancelled,
-        Some((step, error)) => FlowEnd::Failed(step, error),
-        None => FlowEnd::Succeeded,
-    };
-    flow.ended();
-    manager.workflows_kept().ended(plan.id);
-    flow.log.finish(end);
-}
-
-/// `step`'s parents have all succeeded: it gets their outputs and may
-/// start (after its delay, if its call has one).
-fn release(
-    plan: &Plan,
-    flow: &LocalFlow,
-    steps: &[Arc<StepOf>],
-    outputs: &[Option<Value>],
-    step: usize,
-) {
-    let planned = &plan.steps[step];
-    let parents = planned
-        .parents
-        .iter()
-        .map(|&parent| outputs[parent].clone().unwrap_or(Value::Null))
-        .collect();
-    steps[step].set_outputs(parents);
-    flow.log.released(step);
-    if let Some(job) = flow.run(step).as_deref().and_then(|run| run.job()) {
-        job.release(planned.call.start);
-    }
-}
-
-/// Every step after `failed` (they are all still held) is cancelled: it
-/// ends at once, counted once as cancelled, and never starts.
-fn doom_descendants(
-    children: &[Vec<usize>],
-    flow: &LocalFlow,
-    doomed: &mut [Option<usize>],
-    failed: usize,
-) {
-    let mut next: Vec<usize> = children[failed].clone();
-    while let Some(step) = next.pop() {
-        if doomed[step].is_some() {
-            continue;
-        }
-        doomed[step] = Some(failed);
-        if let Some(run) = flow.run(step) {
-            run.signals.fire(crate::signal::Signal::Cancel);
-        }
-        next.extend(&children[step]);
-    }
-}
-
-/// Follows one step's run: `Started` once it starts, each message, and
-/// finally its outcome (the driver writes `Ended`, after which it releases
-/// or dooms what comes next).
-async fn watch(
-    step: usize,
-    mut handle: WorkerHandle,
-    step_of: Arc<StepOf>,
-    flow: Arc<LocalFlow>,
-) -> (usize, Result<Value>) {
-    let first = tokio::select! {
-        biased;
-        () = step_of.started() => None,
-        // The run started and emitted, or ended, between the two polls.
-        message = handle.recv() => Some(message),
-    };
-    if first.is_none() || step_of.has_started() {
-        flow.log.started(step);
-        if let Some(Some(message)) = first {
-            flow.log.message(step, message);
-        }
-        while let Some(message) = handle.recv().await {
-            flow.log.message(step, message);
-        }
-    }
-    (step, handle.await_output::<Value>().await)
 }

@@ -294,8 +294,12 @@ impl Job {
         follow
     }
 
-    /// Gives a message to every joined handle.
+    /// Gives a message to every joined handle, and to the workflow of a
+    /// step.
     pub(crate) fn fan_out(&self, message: &Value) {
+        if let Some(step) = &self.step {
+            step.message(message);
+        }
         let state = lock(&self.state);
         for follow in &state.followers {
             follow.push(message);

@@ -96,7 +96,7 @@
 //!                 │                  │                  │
 //!  manager     manager: registry of definitions + launchers, per-thread views,
 //!                 │     admission, cancel, shutdown, the backend's Executor
-//!              flows (start_workflow, attach_workflow; the in-process driver)
+//!              flows (start_workflow, attach_workflow, what dashboards read)
 //!  lifecycle   registration ─ launch ─ drive       handle   scheduler   backend
 //!                 (link-time)  (typed)   (deadline, cancel, hold, ending)  (the durable contract)
 //!              pending (a job's wait for its parents, time and gate)

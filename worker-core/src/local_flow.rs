@@ -1,42 +1,96 @@
 //! A workflow run by this process: its record (what its handles read), its
-//! steps' runs (what a cancel reaches) and the registry that finds it by
-//! id for `attach_workflow`, which keeps the last ended ones for a while.
+//! steps' runs, and what happens as each step ends: the steps waiting for
+//! it are released once all their parents have succeeded, or doomed when
+//! it failed. Each step reports to it from its own task (it is the steps'
+//! [`StepSink`]), so a workflow has no task of its own. The registry finds
+//! workflows by id for `attach_workflow` and keeps the last ended ones.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::job::Stored;
 use crate::run::Run;
+use crate::run_state::Outcome;
 use crate::signal::Signal;
+use crate::step::{StepOf, StepSink};
 use crate::sync::lock;
-use crate::workflow::WorkflowId;
-use crate::workflow_log::FlowLog;
+use crate::workflow::{Plan, WorkflowId};
+use crate::workflow_log::{FlowEnd, FlowLog};
 
 /// How many ended workflows a manager keeps for `attach_workflow`, with
 /// every event: the newest, beyond the ones still running.
 pub(crate) const KEPT_ENDED: usize = 100;
 
+/// A workflow's steps: each one's run and what the run carries.
+type StepRuns = Vec<(Arc<Run>, Arc<StepOf>)>;
+
 /// One workflow of this process.
 #[derive(Debug)]
 pub(crate) struct LocalFlow {
     pub(crate) log: FlowLog,
-    /// Its steps' runs, in the plan's order; let go of when it ends.
-    runs: Mutex<Vec<Arc<Run>>>,
+    plan: Arc<Plan>,
+    /// For each step, the steps that wait for it.
+    children: Vec<Vec<usize>>,
+    /// Its steps' runs and what they carry, in the plan's order: set once
+    /// they are all made, let go of when the workflow ends.
+    steps: OnceLock<Mutex<StepRuns>>,
+    progress: Mutex<Progress>,
     cancelled: AtomicBool,
+    registry: Weak<Mutex<FlowRegistry>>,
+}
+
+/// How far the workflow has come.
+#[derive(Debug)]
+struct Progress {
+    /// Per step, how many of its parents haven't succeeded yet.
+    waiting_for: Vec<usize>,
+    /// Per step, its output once it succeeded.
+    outputs: Vec<Option<Value>>,
+    /// Per step that won't run: the step whose failure doomed it.
+    doomed: Vec<Option<usize>>,
+    /// The first step that failed for good, and its error.
+    failed: Option<(usize, Stored)>,
+    ended: usize,
 }
 
 impl LocalFlow {
-    pub(crate) fn new(log: FlowLog, runs: Vec<Arc<Run>>) -> Self {
+    pub(crate) fn new(plan: Arc<Plan>, log: FlowLog, registry: Weak<Mutex<FlowRegistry>>) -> Self {
+        let count = plan.steps.len();
         LocalFlow {
             log,
-            runs: Mutex::new(runs),
+            children: plan.children(),
+            progress: Mutex::new(Progress {
+                waiting_for: plan.steps.iter().map(|step| step.parents.len()).collect(),
+                outputs: vec![None; count],
+                doomed: vec![None; count],
+                failed: None,
+                ended: 0,
+            }),
+            plan,
+            steps: OnceLock::new(),
             cancelled: AtomicBool::new(false),
+            registry,
         }
     }
 
-    /// The run of step `step`, until the workflow ends.
-    pub(crate) fn run(&self, step: usize) -> Option<Arc<Run>> {
-        lock(&self.runs).get(step).cloned()
+    /// Its steps are made (each a run held until released): the ones that
+    /// wait for nothing start.
+    pub(crate) fn begin(&self, steps: StepRuns) {
+        let _ = self.steps.set(Mutex::new(steps));
+        let progress = lock(&self.progress);
+        for (step, planned) in self.plan.steps.iter().enumerate() {
+            if planned.parents.is_empty() {
+                self.release(&progress, step);
+            }
+        }
+    }
+
+    fn step(&self, step: usize) -> Option<(Arc<Run>, Arc<StepOf>)> {
+        lock(self.steps.get()?).get(step).cloned()
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -48,16 +102,114 @@ impl LocalFlow {
     /// grace period. Waits until the workflow has ended.
     pub(crate) async fn cancel(&self) {
         if !self.cancelled.swap(true, Ordering::AcqRel) {
-            for run in lock(&self.runs).iter() {
-                run.signals.fire(Signal::Cancel);
+            if let Some(steps) = self.steps.get() {
+                for (run, _) in lock(steps).iter() {
+                    run.signals.fire(Signal::Cancel);
+                }
             }
         }
         let _ = self.log.outcome().await;
     }
 
-    /// It ended: its runs are let go of (the log keeps what handles read).
-    pub(crate) fn ended(&self) {
-        lock(&self.runs).clear();
+    /// `step`'s parents have all succeeded: it gets their outputs and may
+    /// start (after its delay, if its call has one).
+    fn release(&self, progress: &Progress, step: usize) {
+        let Some((run, step_of)) = self.step(step) else {
+            return;
+        };
+        let planned = &self.plan.steps[step];
+        let outputs = planned
+            .parents
+            .iter()
+            .map(|&parent| progress.outputs[parent].clone().unwrap_or(Value::Null))
+            .collect();
+        step_of.set_outputs(outputs);
+        self.log.released(step);
+        if let Some(job) = run.job() {
+            job.release(planned.call.start);
+        }
+    }
+
+    /// Every step after `failed` (they are all still held: none can start
+    /// before it) is cancelled: it ends at once, as cancelled, counted
+    /// once, and never starts.
+    fn doom_descendants(&self, progress: &mut Progress, failed: usize) {
+        let mut next: Vec<usize> = self.children[failed].clone();
+        while let Some(step) = next.pop() {
+            if progress.doomed[step].is_some() {
+                continue;
+            }
+            progress.doomed[step] = Some(failed);
+            if let Some((run, _)) = self.step(step) {
+                run.signals.fire(Signal::Cancel);
+            }
+            next.extend(&self.children[step]);
+        }
+    }
+}
+
+impl StepSink for LocalFlow {
+    fn started(&self, step: usize) {
+        self.log.started(step);
+    }
+
+    fn message(&self, step: usize, message: &Value) {
+        self.log.message(step, message.clone());
+    }
+
+    fn ended(&self, step: usize, outcome: &Result<Value>) {
+        let mut progress = lock(&self.progress);
+        match outcome {
+            Ok(output) => {
+                self.log
+                    .ended(step, Outcome::Succeeded, Some(output.clone()), None);
+                progress.outputs[step] = Some(output.clone());
+                for &child in &self.children[step] {
+                    progress.waiting_for[child] -= 1;
+                    if progress.waiting_for[child] == 0
+                        && progress.doomed[child].is_none()
+                        && !self.is_cancelled()
+                    {
+                        self.release(&progress, child);
+                    }
+                }
+            }
+            Err(error) => {
+                let ending = Outcome::of(error);
+                let text = match progress.doomed[step] {
+                    Some(by) => format!("not run: step '{}' failed", self.plan.steps[by].name),
+                    None if self.is_cancelled() && ending == Outcome::Cancelled => {
+                        format!("cancelled with workflow '{}'", self.plan.name)
+                    }
+                    None => error.to_string(),
+                };
+                self.log.ended(step, ending, None, Some(text));
+                if progress.doomed[step].is_none() && !self.is_cancelled() {
+                    if progress.failed.is_none() {
+                        progress.failed = Some((step, Stored::of(outcome)));
+                    }
+                    self.doom_descendants(&mut progress, step);
+                }
+            }
+        }
+        progress.ended += 1;
+        if progress.ended < self.plan.steps.len() {
+            return;
+        }
+        let end = match progress.failed.take() {
+            _ if self.is_cancelled() => FlowEnd::Cancelled,
+            Some((step, error)) => FlowEnd::Failed(step, error),
+            None => FlowEnd::Succeeded,
+        };
+        drop(progress);
+        // The steps' runs point back here (weakly); nothing else needs them.
+        if let Some(steps) = self.steps.get() {
+            lock(steps).clear();
+        }
+        if let Some(registry) = self.registry.upgrade() {
+            lock(&registry).ended(self.plan.id);
+        }
+        self.log.finish(end);
     }
 }
 
@@ -91,7 +243,8 @@ impl FlowRegistry {
             .cloned()
     }
 
-    /// Every workflow kept: running ones, then ended ones, newest first.
+    /// Every workflow kept: running ones (newest first), then ended ones,
+    /// newest first.
     pub(crate) fn all(&self) -> Vec<Arc<LocalFlow>> {
         let mut live: Vec<&Arc<LocalFlow>> = self.live.values().collect();
         live.sort_by_key(|flow| std::cmp::Reverse(flow.log.created_at()));

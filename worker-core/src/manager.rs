@@ -75,8 +75,9 @@ struct Shared {
     installed: Mutex<HashSet<&'static str>>,
     /// Where durable runs go, once `attach_backend` has started it.
     backend: OnceLock<Arc<dyn Backend>>,
-    /// Workflows run by this process.
-    workflows: Mutex<FlowRegistry>,
+    /// Workflows run by this process (each ended one moves itself to the
+    /// registry's recent ones, through a weak reference).
+    workflows: Arc<Mutex<FlowRegistry>>,
 }
 
 /// One registered worker: what its runs read, and the code that runs it.
@@ -129,7 +130,7 @@ impl WorkerManager {
                 timers: Mutex::default(),
                 installed: Mutex::default(),
                 backend: OnceLock::new(),
-                workflows: Mutex::default(),
+                workflows: Arc::default(),
             }),
         }
     }
@@ -671,7 +672,7 @@ impl WorkerManager {
         };
         let job = Job::new(call.key.clone(), waits);
         let timeout = call.timeout.or(definition.default_timeout());
-        let (run, handle) = self.start_job(view, index, job, timeout, runtime)?;
+        let (run, handle) = self.start_job(view, index, job, timeout, true, runtime)?;
         if let Some(key) = call.key {
             keys.insert(key.into_boxed_str(), run.id);
         }
@@ -679,14 +680,14 @@ impl WorkerManager {
     }
 
     /// A workflow's step in this process: a job held until its parents
-    /// have succeeded (`Job::release`), with its run, which the workflow's
-    /// driver releases or cancels.
+    /// have succeeded (`Job::release`), whose run the workflow releases or
+    /// cancels; it reports to the workflow, so no handle reads it.
     pub(crate) fn enqueue_step(
         &self,
         worker_name: &str,
         call: Resolved,
         step: Arc<StepOf>,
-    ) -> Result<(Arc<Run>, WorkerHandle)> {
+    ) -> Result<Arc<Run>> {
         let runtime = runtime_for(worker_name)?;
         let (view, index) = self.view_of(worker_name)?;
         let definition = &view.scope.definitions[index as usize];
@@ -697,7 +698,10 @@ impl WorkerManager {
             limit_key: call.limit_key,
             due: None,
         };
-        self.start_job(&view, index, Job::step(waits, step), timeout, &runtime)
+        // Its workflow takes its messages and outcome, not a handle.
+        let job = Job::step(waits, step);
+        let (run, _detached) = self.start_job(&view, index, job, timeout, false, &runtime)?;
+        Ok(run)
     }
 
     /// Lists a job as pending and spawns its wait to start.
@@ -707,6 +711,7 @@ impl WorkerManager {
         index: u32,
         job: Box<Job>,
         timeout: Option<Duration>,
+        has_reader: bool,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Arc<Run>, WorkerHandle)> {
         if self.is_shutting_down() {
@@ -715,7 +720,7 @@ impl WorkerManager {
         let spec = Spec {
             timeout,
             payload: None,
-            has_reader: true,
+            has_reader,
             durable: None,
             priority: job.priority(),
             job: Some(job),
@@ -737,6 +742,11 @@ impl WorkerManager {
     /// The started backend, if any.
     pub(crate) fn backend(&self) -> Option<&Arc<dyn Backend>> {
         self.shared.backend.get()
+    }
+
+    /// Where a workflow of this process moves itself when it ends.
+    pub(crate) fn workflow_registry(&self) -> std::sync::Weak<Mutex<FlowRegistry>> {
+        Arc::downgrade(&self.shared.workflows)
     }
 
     /// The workflows this process runs and keeps.

@@ -35,7 +35,7 @@ pub(crate) async fn start_when_ready(run: Arc<Run>, launcher: Launcher) -> Resul
     };
     job.start();
     if let Some(step) = &job.step {
-        step.mark_started();
+        step.started();
     }
     // The time it waited to start is not part of its duration.
     run.waited_for_slot(run.elapsed());

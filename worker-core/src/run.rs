@@ -341,6 +341,11 @@ impl Run {
         }
         self.scope.pending.remove(self.id.as_u128());
         self.scope.running.remove(self.id.as_u128());
+        // Counted and unlisted first: whoever the workflow's end wakes sees
+        // the step's run as ended everywhere.
+        if let Some(step) = self.job.as_ref().and_then(|job| job.step.as_ref()) {
+            step.ended(outcome);
+        }
         metrics::ended(self.worker_name(), ending, took);
         self.spans.ended(ending, outcome.as_ref().err(), took);
         self.observe(|observer, run| observer.ended(run, ending, outcome, took));

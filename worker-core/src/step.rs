@@ -1,50 +1,69 @@
 //! What a run that is a workflow's step carries: which workflow and step
-//! it is, its parents' names, and, once they have all succeeded, their
-//! outputs, which the worker reads with `ctx.parent_output`. In this
-//! process it also tells the workflow's driver the moment the step starts.
+//! it is, its parents, and, once they have all succeeded, their outputs,
+//! which the worker reads with `ctx.parent_output`. In this process it
+//! also reports the step's start, messages and end to its workflow (a
+//! [`StepSink`]), in the step's own task: a workflow needs no task of its
+//! own to follow its steps.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fmt;
+use std::sync::{Arc, OnceLock, Weak};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::workflow::WorkflowId;
+use crate::workflow::Plan;
+
+/// Where a step reports what happens to it: its workflow, in this
+/// process.
+pub(crate) trait StepSink: Send + Sync + fmt::Debug {
+    /// The step's run started executing.
+    fn started(&self, step: usize);
+    /// Its worker emitted `message`.
+    fn message(&self, step: usize, message: &Value);
+    /// Its run ended, once, with `outcome`.
+    fn ended(&self, step: usize, outcome: &Result<Value>);
+}
 
 /// A step's identity and its parents' outputs.
-#[derive(Debug)]
 pub(crate) struct StepOf {
-    /// The workflow's id as text, for `ctx.workflow_id()`.
-    workflow_text: Box<str>,
-    name: Box<str>,
-    /// Its parents' names and the workers they ran, in declared order.
-    parents: Box<[(Box<str>, Box<str>)]>,
-    /// The parents' outputs, in the order of `parents`: set once, when the
-    /// last of them has succeeded.
+    plan: Arc<Plan>,
+    /// The workflow's id as text, for `ctx.workflow_id()`; shared by its
+    /// steps.
+    workflow_text: Arc<str>,
+    /// Its index in `plan.steps`.
+    index: usize,
+    /// The parents' outputs, in the order of its parents: set once, when
+    /// the last of them has succeeded.
     outputs: OnceLock<Box<[Value]>>,
-    started: AtomicBool,
-    starts: Notify,
+    /// Its workflow, while it runs (weak: the workflow holds the step's
+    /// run).
+    sink: Weak<dyn StepSink>,
+}
+
+impl fmt::Debug for StepOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepOf")
+            .field("workflow", &self.workflow_text)
+            .field("step", &self.name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl StepOf {
-    /// A step whose parents (`(step, worker)` pairs) haven't all ended.
+    /// Step `index` of `plan`, reporting to `sink`.
     pub(crate) fn new(
-        workflow: WorkflowId,
-        name: &str,
-        parents: impl IntoIterator<Item = (String, String)>,
+        plan: Arc<Plan>,
+        workflow_text: Arc<str>,
+        index: usize,
+        sink: Weak<dyn StepSink>,
     ) -> Self {
         StepOf {
-            workflow_text: workflow.to_string().into_boxed_str(),
-            name: name.into(),
-            parents: parents
-                .into_iter()
-                .map(|(step, worker)| (step.into_boxed_str(), worker.into_boxed_str()))
-                .collect(),
+            plan,
+            workflow_text,
+            index,
             outputs: OnceLock::new(),
-            started: AtomicBool::new(false),
-            starts: Notify::new(),
+            sink,
         }
     }
 
@@ -53,7 +72,7 @@ impl StepOf {
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        &self.plan.steps[self.index].name
     }
 
     /// Its parents have all succeeded, with these outputs (in the order of
@@ -64,15 +83,22 @@ impl StepOf {
 
     /// A parent's output read as `T`.
     pub(crate) fn parent_output<T: DeserializeOwned>(&self, parent: &str) -> Result<T> {
-        let Some(at) = self.parents.iter().position(|(name, _)| &**name == parent) else {
-            let parents: Vec<&str> = self.parents.iter().map(|(name, _)| &**name).collect();
+        let parents = &self.plan.steps[self.index].parents;
+        let Some(at) = parents
+            .iter()
+            .position(|&p| self.plan.steps[p].name == parent)
+        else {
+            let names: Vec<&str> = parents
+                .iter()
+                .map(|&p| self.plan.steps[p].name.as_str())
+                .collect();
             return Err(Error::validation(format!(
                 "step '{}' asked for the output of step '{parent}', which is not one of its parents ({}); declare it with .after([\"{parent}\"])",
-                self.name,
-                if parents.is_empty() {
+                self.name(),
+                if names.is_empty() {
                     "it has none".to_owned()
                 } else {
-                    format!("its parents: {}", parents.join(", "))
+                    format!("its parents: {}", names.join(", "))
                 }
             )));
         };
@@ -83,36 +109,34 @@ impl StepOf {
             .ok_or_else(|| {
                 Error::msg(format!(
                     "step '{}' started before the output of its parent '{parent}' was known",
-                    self.name
+                    self.name()
                 ))
             })?;
         T::deserialize(output).map_err(|error| Error::StepOutputMismatch {
             step: parent.to_owned(),
-            worker: self.parents[at].1.to_string(),
+            worker: self.plan.steps[parents[at]].worker.clone(),
             reason: error.to_string(),
         })
     }
 
     /// The step's run starts executing.
-    pub(crate) fn mark_started(&self) {
-        self.started.store(true, Ordering::Release);
-        self.starts.notify_waiters();
+    pub(crate) fn started(&self) {
+        if let Some(sink) = self.sink.upgrade() {
+            sink.started(self.index);
+        }
     }
 
-    pub(crate) fn has_started(&self) -> bool {
-        self.started.load(Ordering::Acquire)
+    /// Its worker emitted `message`.
+    pub(crate) fn message(&self, message: &Value) {
+        if let Some(sink) = self.sink.upgrade() {
+            sink.message(self.index, message);
+        }
     }
 
-    /// Resolves once the step's run has started executing.
-    pub(crate) async fn started(&self) {
-        loop {
-            let notified = self.starts.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.started.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
+    /// Its run ended.
+    pub(crate) fn ended(&self, outcome: &Result<Value>) {
+        if let Some(sink) = self.sink.upgrade() {
+            sink.ended(self.index, outcome);
         }
     }
 }
@@ -120,18 +144,22 @@ impl StepOf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::Call;
+    use crate::options::WorkerOptions;
+    use crate::workflow::Workflow;
     use serde_json::json;
 
     #[test]
     fn a_parents_output_reads_typed_and_every_mistake_names_the_step() {
-        let step = StepOf::new(
-            WorkflowId::random(),
-            "welcome",
-            [
-                ("avatar".to_owned(), "resize-image".to_owned()),
-                ("page".to_owned(), "render-page".to_owned()),
-            ],
-        );
+        let plan = Workflow::new("w")
+            .step("avatar", "resize-image", Call::new())
+            .step("page", "render-page", Call::new())
+            .step("welcome", "send-email", Call::new())
+            .after(["avatar", "page"])
+            .plan(|worker, call| call.resolve(worker, &WorkerOptions::new()))
+            .unwrap();
+        let sink: Weak<dyn StepSink> = Weak::<Nowhere>::new();
+        let step = StepOf::new(Arc::new(plan), "id".into(), 2, sink);
         step.set_outputs(vec![json!({"url": "a.png"}), json!(3)]);
         assert_eq!(step.parent_output::<u32>("page").unwrap(), 3);
         let not_parent = step.parent_output::<Value>("profile").unwrap_err();
@@ -149,5 +177,14 @@ mod tests {
             ),
             "{mismatch}"
         );
+    }
+
+    #[derive(Debug)]
+    struct Nowhere;
+
+    impl StepSink for Nowhere {
+        fn started(&self, _: usize) {}
+        fn message(&self, _: usize, _: &Value) {}
+        fn ended(&self, _: usize, _: &Result<Value>) {}
     }
 }

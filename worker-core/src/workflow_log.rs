@@ -4,7 +4,7 @@
 //! writes it; any number of handles read it, each at its own place.
 
 use std::future::poll_fn;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
@@ -74,27 +74,28 @@ pub(crate) enum FlowEnd {
     Cancelled,
 }
 
-#[derive(Debug)]
-struct LoggedStep {
-    name: String,
-    worker: String,
-    run_id: RunId,
-    parents: Vec<String>,
-}
-
 /// A workflow's record.
 #[derive(Debug)]
 pub(crate) struct FlowLog {
-    id: WorkflowId,
-    name: String,
+    plan: Arc<Plan>,
+    /// Each step's run, in the plan's order, once they are made.
+    run_ids: OnceLock<Box<[RunId]>>,
     created_at: SystemTime,
-    steps: Box<[LoggedStep]>,
     inner: Mutex<Inner>,
+}
+
+/// What happened, as compact as it can be kept: a `WorkflowEvent` is made
+/// of it when a handle reads it.
+#[derive(Debug)]
+enum Entry {
+    Started(usize),
+    Message(usize, Value),
+    Ended(usize, Outcome, Option<String>),
 }
 
 #[derive(Debug)]
 struct Inner {
-    events: Vec<WorkflowEvent>,
+    entries: Vec<Entry>,
     /// Per step: `None` while it waits for its parents.
     states: Vec<Option<RunState>>,
     /// Per step, once it succeeded.
@@ -108,30 +109,15 @@ struct Inner {
 }
 
 impl FlowLog {
-    /// The record of `plan`, whose steps are the runs `run_ids`.
-    pub(crate) fn new(plan: &Plan, run_ids: &[RunId]) -> Self {
+    /// The record of `plan`.
+    pub(crate) fn new(plan: Arc<Plan>) -> Self {
         let count = plan.steps.len();
         FlowLog {
-            id: plan.id,
-            name: plan.name.clone(),
+            plan,
+            run_ids: OnceLock::new(),
             created_at: SystemTime::now(),
-            steps: plan
-                .steps
-                .iter()
-                .zip(run_ids)
-                .map(|(step, &run_id)| LoggedStep {
-                    name: step.name.clone(),
-                    worker: step.worker.clone(),
-                    run_id,
-                    parents: step
-                        .parents
-                        .iter()
-                        .map(|&parent| plan.steps[parent].name.clone())
-                        .collect(),
-                })
-                .collect(),
             inner: Mutex::new(Inner {
-                events: Vec::new(),
+                entries: Vec::new(),
                 states: vec![None; count],
                 outputs: vec![None; count],
                 errors: vec![None; count],
@@ -142,28 +128,53 @@ impl FlowLog {
         }
     }
 
+    /// Its steps' runs are made: these, in the plan's order.
+    pub(crate) fn set_run_ids(&self, run_ids: Vec<RunId>) {
+        let _ = self.run_ids.set(run_ids.into_boxed_slice());
+    }
+
+    fn run_id(&self, step: usize) -> RunId {
+        self.run_ids
+            .get()
+            .and_then(|ids| ids.get(step).copied())
+            .unwrap_or_else(|| RunId::from(uuid::Uuid::nil()))
+    }
+
     pub(crate) fn id(&self) -> WorkflowId {
-        self.id
+        self.plan.id
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        &self.plan.name
     }
 
     pub(crate) fn created_at(&self) -> SystemTime {
         self.created_at
     }
 
-    pub(crate) fn step_name(&self, step: usize) -> &str {
-        &self.steps[step].name
-    }
-
     /// The worker `step` runs, if it is a step of this workflow.
     pub(crate) fn worker_of(&self, step: &str) -> Option<&str> {
-        self.steps
-            .iter()
-            .find(|logged| logged.name == step)
-            .map(|logged| logged.worker.as_str())
+        let at = self.plan.step_index(step)?;
+        Some(&self.plan.steps[at].worker)
+    }
+
+    fn event(&self, entry: &Entry) -> WorkflowEvent {
+        let name = |step: usize| self.plan.steps[step].name.clone();
+        match entry {
+            Entry::Started(step) => WorkflowEvent::Started {
+                step: name(*step),
+                run_id: self.run_id(*step),
+            },
+            Entry::Message(step, message) => WorkflowEvent::Message {
+                step: name(*step),
+                message: message.clone(),
+            },
+            Entry::Ended(step, outcome, error) => WorkflowEvent::Ended {
+                step: name(*step),
+                outcome: *outcome,
+                error: error.clone(),
+            },
+        }
     }
 
     fn change(&self, write: impl FnOnce(&mut Inner)) {
@@ -183,22 +194,14 @@ impl FlowLog {
     }
 
     pub(crate) fn started(&self, step: usize) {
-        let event = WorkflowEvent::Started {
-            step: self.steps[step].name.clone(),
-            run_id: self.steps[step].run_id,
-        };
         self.change(|inner| {
             inner.states[step] = Some(RunState::Running);
-            inner.events.push(event);
+            inner.entries.push(Entry::Started(step));
         });
     }
 
     pub(crate) fn message(&self, step: usize, message: Value) {
-        let event = WorkflowEvent::Message {
-            step: self.steps[step].name.clone(),
-            message,
-        };
-        self.change(|inner| inner.events.push(event));
+        self.change(|inner| inner.entries.push(Entry::Message(step, message)));
     }
 
     /// The step ended with `outcome`; `error` is its text if it didn't
@@ -210,16 +213,11 @@ impl FlowLog {
         output: Option<Value>,
         error: Option<String>,
     ) {
-        let event = WorkflowEvent::Ended {
-            step: self.steps[step].name.clone(),
-            outcome,
-            error: error.clone(),
-        };
         self.change(|inner| {
             inner.states[step] = Some(RunState::Ended(outcome));
             inner.outputs[step] = output;
-            inner.errors[step] = error;
-            inner.events.push(event);
+            inner.errors[step] = error.clone();
+            inner.entries.push(Entry::Ended(step, outcome, error));
         });
     }
 
@@ -243,9 +241,9 @@ impl FlowLog {
         cx: &mut Context<'_>,
     ) -> Poll<Option<WorkflowEvent>> {
         let mut inner = lock(&self.inner);
-        if let Some(event) = inner.events.get(*cursor) {
+        if let Some(entry) = inner.entries.get(*cursor) {
             *cursor += 1;
-            return Poll::Ready(Some(event.clone()));
+            return Poll::Ready(Some(self.event(entry)));
         }
         if inner.end.is_some() {
             return Poll::Ready(None);
@@ -257,7 +255,7 @@ impl FlowLog {
     /// The event at `cursor` if there is one yet.
     pub(crate) fn try_event(&self, cursor: &mut usize) -> Option<WorkflowEvent> {
         let inner = lock(&self.inner);
-        let event = inner.events.get(*cursor).cloned();
+        let event = inner.entries.get(*cursor).map(|entry| self.event(entry));
         if event.is_some() {
             *cursor += 1;
         }
@@ -281,20 +279,20 @@ impl FlowLog {
         match end {
             FlowEnd::Succeeded => Ok(()),
             FlowEnd::Failed(step, stored) => {
-                let failed = &self.steps[step];
-                let error = match stored.rebuild(&failed.worker, &failed.run_id.to_string()) {
+                let failed = &self.plan.steps[step];
+                let error = match stored.rebuild(&failed.worker, &self.run_id(step).to_string()) {
                     Err(error) => error,
                     Ok(_) => Error::msg("the step's error was lost"),
                 };
                 Err(Error::Step {
-                    workflow: self.name.clone(),
+                    workflow: self.plan.name.clone(),
                     step: failed.name.clone(),
                     error: Box::new(error),
                 })
             }
             FlowEnd::Cancelled => Err(Error::WorkflowCancelled {
-                workflow: self.name.clone(),
-                id: self.id.to_string(),
+                workflow: self.plan.name.clone(),
+                id: self.plan.id.to_string(),
             }),
         }
     }
@@ -302,12 +300,13 @@ impl FlowLog {
     /// Where it stands now.
     pub(crate) fn status(&self) -> WorkflowStatus {
         let inner = lock(&self.inner);
+        let plan = &self.plan;
         let (state, failed_step, error) = match &inner.end {
             None => (WorkflowState::Running, None, None),
             Some(FlowEnd::Succeeded) => (WorkflowState::Succeeded, None, None),
             Some(FlowEnd::Failed(step, _)) => (
                 WorkflowState::Failed,
-                Some(self.steps[*step].name.clone()),
+                Some(plan.steps[*step].name.clone()),
                 inner.errors[*step].clone(),
             ),
             Some(FlowEnd::Cancelled) => (
@@ -315,27 +314,32 @@ impl FlowLog {
                 None,
                 Some(format!(
                     "workflow '{}' {} was cancelled",
-                    self.name, self.id
+                    plan.name, plan.id
                 )),
             ),
         };
         WorkflowStatus {
-            id: self.id,
-            name: self.name.clone(),
+            id: plan.id,
+            name: plan.name.clone(),
             state,
             created_at: self.created_at,
             ended_at: inner.ended_at,
             failed_step,
             error,
-            steps: self
+            steps: plan
                 .steps
                 .iter()
+                .enumerate()
                 .zip(&inner.states)
-                .map(|(step, state)| StepStatus {
+                .map(|((at, step), state)| StepStatus {
+                    run_id: self.run_id(at),
                     name: step.name.clone(),
                     worker: step.worker.clone(),
-                    run_id: step.run_id,
-                    parents: step.parents.clone(),
+                    parents: step
+                        .parents
+                        .iter()
+                        .map(|&parent| plan.steps[parent].name.clone())
+                        .collect(),
                     state: state.map_or(StepState::Waiting, StepState::Run),
                 })
                 .collect(),
@@ -344,15 +348,11 @@ impl FlowLog {
 
     /// Waits for `step` to end, then gives its output if it succeeded.
     pub(crate) async fn output(&self, step: &str) -> Result<Value> {
-        let Some(at) = self.steps.iter().position(|logged| logged.name == step) else {
-            let steps: Vec<&str> = self
-                .steps
-                .iter()
-                .map(|logged| logged.name.as_str())
-                .collect();
+        let Some(at) = self.plan.step_index(step) else {
+            let steps: Vec<&str> = self.plan.steps.iter().map(|s| s.name.as_str()).collect();
             return Err(Error::validation(format!(
                 "workflow '{}' has no step '{step}' (its steps: {})",
-                self.name,
+                self.plan.name,
                 steps.join(", ")
             )));
         };
@@ -364,7 +364,7 @@ impl FlowLog {
                 }
                 Some(RunState::Ended(outcome)) => Poll::Ready(Err(Error::msg(format!(
                     "step '{step}' of workflow '{}' has no output: it ended {outcome}{}",
-                    self.name,
+                    self.plan.name,
                     inner.errors[at]
                         .as_deref()
                         .map(|error| format!(": {error}"))
