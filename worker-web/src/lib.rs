@@ -2,8 +2,9 @@
 //! with their statistics, options and use of their limits, the runs in
 //! flight, the last 1,000 runs that ended with their errors, each run's
 //! payload, messages (live), attempts and output, charts of the last 15
-//! minutes, and the nodes; plus the JSON API behind it, to start, follow,
-//! cancel and retry runs.
+//! minutes, the nodes, and the workflows with their graph of steps; plus
+//! the JSON API behind it, to start, follow, cancel and retry runs and to
+//! cancel workflows.
 //!
 //! ```no_run
 //! # async fn doc() -> worker_core::Result<()> {
@@ -19,13 +20,13 @@
 //! ```
 //!
 //! [`router_read_only`] serves the same without the routes that start,
-//! cancel or retry runs (they answer `403`); [`Dashboard`] sets the rest
+//! cancel or retry runs or cancel workflows (they answer `403`); [`Dashboard`] sets the rest
 //! (payload validators, body limit, how much is kept).
 //!
 //! The routes, relative to where the router is mounted:
 //!
 //! ```text
-//! GET    /                       the page (one file, no CDN; hash routes #/, #/runs, #/run/{id})
+//! GET    /                       the page (one file, no CDN; hash routes #/, #/runs, #/run/{id}, #/workflows, #/workflows/{id})
 //! GET    /workers                definitions, statistics, options, next tick, limits and their use
 //! POST   /workers/{name}/runs    start a run (JSON body = payload)   → 202 {"run_id", "worker", "events_url"}
 //! GET    /runs                   runs in flight
@@ -36,6 +37,9 @@
 //! POST   /runs/{id}/retry        a new run with its payload           → 202 {"run_id", …}
 //! GET    /timeline               runs per outcome and p95 per 5 s, last 15 minutes
 //! GET    /nodes                  the processes running workers, with their runs (durable: and the latest stalls)
+//! GET    /workflows              running workflows, then the latest ended, with steps done/total: ?limit= (100)
+//! GET    /workflows/{id}         one workflow: its state, failed step and error, its steps with their parents and runs
+//! DELETE /workflows/{id}         cancel it, waiting until every step ended → 200 {"cancelled": id}; 409 if it ended
 //! ```
 //!
 //! The dashboard sees every run of the manager, whoever started it: it
@@ -110,8 +114,8 @@ pub fn mount(app: Router, prefix: &str, dashboard: Router) -> Router {
         .route(&format!("{prefix}/"), axum::routing::get(page::index))
 }
 
-/// The dashboard without the routes that start, cancel or retry runs:
-/// those answer `403`, and the page hides their buttons.
+/// The dashboard without the routes that start, cancel or retry runs or
+/// cancel workflows: those answer `403`, and the page hides their buttons.
 pub fn router_read_only(manager: WorkerManager) -> Router {
     Dashboard::new(manager).read_only(true).router()
 }
@@ -162,7 +166,8 @@ impl Dashboard {
         }
     }
 
-    /// `true`: no route starts, cancels or retries a run (`403`).
+    /// `true`: no route starts, cancels or retries a run, or cancels a
+    /// workflow (`403`).
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self

@@ -3,11 +3,12 @@
 //!
 //! It works under any prefix: it calls the API relative to its own path,
 //! and switches views with the URL's hash (`#/` the overview, `#/runs` the
-//! recent runs, `#/run/{id}` a run's page).
+//! recent runs, `#/run/{id}` a run's page, `#/workflows` the workflows,
+//! `#/workflows/{id}` a workflow's page with its graph of steps).
 //!
 //! Stable hooks for tests:
 //! - `#status` (`live`/`offline`), `#action-error`, `a#nav-overview`,
-//!   `a#nav-runs`;
+//!   `a#nav-runs`, `a#nav-workflows`;
 //! - overview: `#stats tr[data-worker]` with `td.runs td.errors td.retries
 //!   td.running td.success td.p50 td.p95 td.p99 td.timeout td.schedule`;
 //!   `select#worker`, `input#payload`, `button#start`, `button#start-demo`;
@@ -20,7 +21,17 @@
 //!   with `td.error`;
 //! - a run: `#view-run[data-run-id][data-state][data-outcome]`,
 //!   `pre#run-payload`, `pre#run-output`, `#run-attempts li.attempt`,
-//!   `#run-messages li.message`, `button#run-cancel`, `button#run-retry`.
+//!   `#run-messages li.message`, `button#run-cancel`, `button#run-retry`;
+//! - workflows: `#workflows tr.workflow[data-workflow-id][data-state]` with
+//!   `td.name a`, `td.steps span.done` (`done/total`), `td.failed`,
+//!   `td.error`;
+//! - a workflow: `#view-workflow[data-workflow-id][data-state]`,
+//!   `#workflow-progress`, `button#workflow-cancel`, `#workflow-failure`
+//!   with `a#workflow-failed-step` and `#workflow-error`;
+//!   `svg#workflow-dag` (`data-drawn="1"` once drawn) with one
+//!   `a.step[data-step][data-state][data-run-id][href]` per step and one
+//!   `path.edge[data-from][data-to]` per parent;
+//!   `#workflow-steps tr.step-row[data-step][data-state]`.
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};

@@ -20,7 +20,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use worker_core::backend::{History, HistoryQuery};
 use worker_core::observe::Outcome;
-use worker_core::{Call, Error, RunId, WorkerManager, format_duration};
+use worker_core::{
+    Call, Error, RunId, WorkerManager, WorkflowId, WorkflowState, WorkflowStatus, format_duration,
+};
 
 use crate::clock::unix_ms;
 use crate::errors::ApiError;
@@ -29,7 +31,9 @@ use crate::page;
 use crate::payloads::{Validator, invalid};
 use crate::source::RunSource;
 use crate::timeline::{BUCKET, BUCKETS};
-use crate::views::{NodesView, RunDetail, RunSummary, ScheduledView, TimelineView};
+use crate::views::{
+    NodesView, RunDetail, RunSummary, ScheduledView, TimelineView, WorkflowDetail, WorkflowSummary,
+};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -75,6 +79,11 @@ pub(crate) fn router(state: Web) -> Router {
         .route("/runs/{id}/retry", post(retry_run))
         .route("/timeline", get(timeline))
         .route("/nodes", get(nodes))
+        .route("/workflows", get(list_workflows))
+        .route(
+            "/workflows/{id}",
+            get(workflow_detail).delete(cancel_workflow),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
@@ -570,6 +579,80 @@ async fn nodes(State(state): State<Web>) -> Result<Json<NodesView>, ApiError> {
         &nodes,
         &stalls,
     )))
+}
+
+/// How many workflows `GET /workflows` lists without a `?limit=`.
+const WORKFLOWS_SHOWN: usize = 100;
+
+#[derive(Debug, Deserialize)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /workflows?limit=`: `{"workflows": [...]}`, the running ones
+/// (newest first), then the latest ended, at most `limit` (100 by
+/// default), each with its state, how many of its steps have ended and
+/// its failed step and error.
+async fn list_workflows(
+    State(state): State<Web>,
+    query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(format!("bad query for GET /workflows: {rejection}"))
+    })?;
+    let limit = query.limit.unwrap_or(WORKFLOWS_SHOWN);
+    let flows = state.manager.workflows(limit).await?;
+    let flows: Vec<WorkflowSummary> = flows.iter().map(WorkflowSummary::of).collect();
+    Ok(Json(json!({"workflows": flows})))
+}
+
+/// The workflow of a path, or a `404` that says why there is none: an id
+/// that isn't one is as unknown as one that never ran, but the sentence
+/// tells the two apart.
+async fn find_workflow(state: &Web, id: &str) -> Result<WorkflowStatus, ApiError> {
+    if let Err(why) = id.parse::<WorkflowId>() {
+        return Err(ApiError::not_found(format!(
+            "Workflow '{id}' is unknown: {why}"
+        )));
+    }
+    state.manager.workflow(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Workflow '{id}' is unknown: it never ran here, or ended before the latest ended workflows kept"
+        ))
+    })
+}
+
+/// `GET /workflows/{id}`: one workflow, running or kept after it ended,
+/// with its steps (`name`, `worker`, `run_id`, `parents`, `state`) in the
+/// order they were declared.
+async fn workflow_detail(
+    State(state): State<Web>,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowDetail>, ApiError> {
+    let flow = find_workflow(&state, &id).await?;
+    Ok(Json(WorkflowDetail::of(&flow)))
+}
+
+/// `DELETE /workflows/{id}`: cancels every step not yet ended and waits
+/// until all have ended; `{"cancelled": id}`. `404` for an unknown
+/// workflow, `409` for one that has already ended (nothing to cancel:
+/// its page shows how it ended).
+async fn cancel_workflow(
+    State(state): State<Web>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.writable("cancel workflows")?;
+    let flow = find_workflow(&state, &id).await?;
+    if flow.state != WorkflowState::Running {
+        return Err(ApiError::conflict(format!(
+            "Workflow '{id}' ({}) has already ended ({}); only a running workflow can be cancelled",
+            flow.name,
+            flow.state.as_str()
+        )));
+    }
+    state.manager.cancel_workflow(&id).await?;
+    log::info!(target: "worker_web", "cancelled workflow {} ({id})", flow.name);
+    Ok(Json(json!({"cancelled": id})))
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

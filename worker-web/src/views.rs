@@ -1,5 +1,5 @@
 //! The JSON the API answers, as types: a run's row, its page, the nodes,
-//! the timeline and a run's outcome. Both sources of runs (this process's
+//! the timeline, a run's outcome, and workflows with their steps. Both sources of runs (this process's
 //! journal, a durable backend's history) are read into the same
 //! [`StoredRun`]s and shown through these, so the page gets the same JSON
 //! in both modes by construction.
@@ -11,7 +11,7 @@ use serde_json::{Number, Value};
 use worker_core::backend::{
     NodeInfo, ScheduledRun, Stall, StoredAttempt, StoredRun, TimelineBucket,
 };
-use worker_core::{Error, Outcome, RunId, RunState};
+use worker_core::{Error, Outcome, RunId, RunState, StepStatus, WorkflowId, WorkflowStatus};
 
 use crate::clock::{millis, unix_ms};
 
@@ -355,5 +355,80 @@ impl OutcomeView {
 
     pub(crate) fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A row of the workflows list: where it stands and how far it got.
+#[derive(Debug, Serialize)]
+pub(crate) struct WorkflowSummary {
+    id: WorkflowId,
+    name: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    state: &'static str,
+    /// Steps ended, however they ended: with `steps_total`, the progress.
+    steps_done: usize,
+    steps_total: usize,
+    created_at_ms: u64,
+    ended_at_ms: Option<u64>,
+    failed_step: Option<String>,
+    error: Option<String>,
+}
+
+impl WorkflowSummary {
+    pub(crate) fn of(flow: &WorkflowStatus) -> Self {
+        WorkflowSummary {
+            id: flow.id,
+            name: flow.name.clone(),
+            state: flow.state.as_str(),
+            steps_done: flow.steps_done(),
+            steps_total: flow.steps.len(),
+            created_at_ms: unix_ms(flow.created_at),
+            ended_at_ms: flow.ended_at.map(unix_ms),
+            failed_step: flow.failed_step.clone(),
+            error: flow.error.clone(),
+        }
+    }
+}
+
+/// A workflow's page: its row, and its steps in the order they were
+/// declared, each with the steps it waits for (the page draws the graph
+/// from those).
+#[derive(Debug, Serialize)]
+pub(crate) struct WorkflowDetail {
+    #[serde(flatten)]
+    summary: WorkflowSummary,
+    steps: Vec<StepView>,
+}
+
+impl WorkflowDetail {
+    pub(crate) fn of(flow: &WorkflowStatus) -> Self {
+        WorkflowDetail {
+            summary: WorkflowSummary::of(flow),
+            steps: flow.steps.iter().map(StepView::of).collect(),
+        }
+    }
+}
+
+/// One step of a workflow: its run is an ordinary run, with its own page.
+#[derive(Debug, Serialize)]
+struct StepView {
+    name: String,
+    worker: String,
+    run_id: RunId,
+    parents: Vec<String>,
+    /// `waiting` (for a parent), or its run's state: `queued`, `running`
+    /// or how it ended.
+    state: &'static str,
+}
+
+impl StepView {
+    fn of(step: &StepStatus) -> Self {
+        StepView {
+            name: step.name.clone(),
+            worker: step.worker.clone(),
+            run_id: step.run_id,
+            parents: step.parents.clone(),
+            state: step.state.as_str(),
+        }
     }
 }

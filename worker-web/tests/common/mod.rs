@@ -1,11 +1,13 @@
 //! What the test binaries share: a dashboard over its own manager with
 //! test workers, mounted under a prefix (`/ops/workers`) of an axum app on
-//! `127.0.0.1:0`; an HTTP client; and a small `text/event-stream` reader.
+//! `127.0.0.1:0`; an HTTP client; a small `text/event-stream` reader; and
+//! workflows over the test workers.
 
 #![allow(dead_code)] // each test binary uses some of it
 
 mod http;
 mod sse;
+pub mod workflows;
 pub use http::*;
 pub use sse::*;
 
