@@ -774,3 +774,47 @@ async fn a_workflow_s_status_shows_each_step_s_state_for_dashboards() -> Result<
     assert!(manager.workflow("not-an-id").await?.is_none());
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_steps_timeout_counts_from_its_start_not_from_the_wait_for_its_parents() -> Result<()> {
+    let manager = WorkerManager::new();
+    manager
+        .register("slow", |ctx| async move {
+            ctx.sleep(Duration::from_secs(60)).await;
+            Ok(())
+        })
+        .await?;
+    manager
+        .register_with_timeout(
+            "quick",
+            Some(Duration::from_millis(100)),
+            |ctx| async move {
+                ctx.sleep(Duration::from_millis(10)).await;
+                Ok(())
+            },
+        )
+        .await?;
+    let flow = Workflow::new("patient")
+        .step("slow", "slow", Call::new())
+        .step("quick", "quick", Call::new())
+        .after(["slow"])
+        .step(
+            "strict",
+            "quick",
+            Call::new().timeout(Duration::from_millis(5)),
+        )
+        .after(["slow"]);
+    let error = manager
+        .start_workflow(flow)
+        .await?
+        .await_result()
+        .await
+        .unwrap_err();
+    // "quick" waited 60 s for its parent and still had its 100 ms; the
+    // call's own 5 ms timeout applies to "strict".
+    assert_eq!(error.failed_step(), Some("strict"), "{error}");
+    assert!(error.is_timeout(), "{error}");
+    let quick = manager.stats("quick").await.unwrap();
+    assert_eq!((quick.runs, quick.timeouts), (2, 1));
+    Ok(())
+}
