@@ -103,6 +103,19 @@ async fn onboarding(manager: &WorkerManager, journal: &Journal) -> Result<()> {
     Ok(())
 }
 
+/// "quick" succeeds at once; "long" says "working", then sleeps 30 s
+/// (until it is cancelled).
+async fn quick_and_long(manager: &WorkerManager) -> Result<()> {
+    manager.register("quick", |_ctx| async { Ok(()) }).await?;
+    manager
+        .register("long", |ctx| async move {
+            ctx.emit(json!("working"))?;
+            ctx.sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+        .await
+}
+
 fn diamond() -> Workflow {
     Workflow::new("onboard-user")
         .step(
@@ -444,14 +457,7 @@ async fn a_step_that_times_out_ends_as_timed_out() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_ends_every_waiting_and_running_step_once() -> Result<()> {
     let manager = WorkerManager::new();
-    manager.register("quick", |_ctx| async { Ok(()) }).await?;
-    manager
-        .register("long", |ctx| async move {
-            ctx.emit(json!("working"))?;
-            ctx.sleep(Duration::from_secs(30)).await;
-            Ok(())
-        })
-        .await?;
+    quick_and_long(&manager).await?;
     let flow = Workflow::new("long-haul")
         .step("first", "quick", Call::new())
         .step("long", "long", Call::new())
@@ -722,14 +728,7 @@ async fn shutdown_ends_every_waiting_step_once() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_s_status_shows_each_step_s_state_for_dashboards() -> Result<()> {
     let manager = WorkerManager::new();
-    manager.register("quick", |_ctx| async { Ok(()) }).await?;
-    manager
-        .register("long", |ctx| async move {
-            ctx.emit(json!("working"))?;
-            ctx.sleep(Duration::from_secs(30)).await;
-            Ok(())
-        })
-        .await?;
+    quick_and_long(&manager).await?;
     let flow = Workflow::new("status")
         .step("first", "quick", Call::new())
         .step("long", "long", Call::new())
