@@ -282,7 +282,7 @@ impl WorkerContext {
     }
 
     fn step_of(&self) -> Option<&StepOf> {
-        self.run.job()?.step.as_deref()
+        self.run.job()?.step.as_ref()
     }
 }
 

@@ -90,21 +90,15 @@ impl WorkerManager {
         ));
         let sink: Arc<dyn StepSink> = flow.clone();
         let sink = Arc::downgrade(&sink);
-        let workflow_text: Arc<str> = plan.id.to_string().into();
         let mut steps = Vec::with_capacity(calls.len());
         for (index, call) in calls.into_iter().enumerate() {
-            let step_of = Arc::new(StepOf::new(
-                plan.clone(),
-                workflow_text.clone(),
-                index,
-                sink.clone(),
-            ));
-            match self.enqueue_step(&plan.steps[index].worker, call, step_of.clone()) {
-                Ok(run) => steps.push((run, step_of)),
+            let step_of = StepOf::new(plan.clone(), index, sink.clone());
+            match self.enqueue_step(&plan.steps[index].worker, call, step_of) {
+                Ok(run) => steps.push(run),
                 Err(error) => {
                     // Shutdown began in between: what was made ends, as
                     // cancelled, counted once.
-                    for (run, _) in &steps {
+                    for run in &steps {
                         run.signals.fire(Signal::Cancel);
                     }
                     return Err(error);
@@ -112,7 +106,7 @@ impl WorkerManager {
             }
         }
         flow.log
-            .set_run_ids(steps.iter().map(|(run, _)| run.id).collect());
+            .set_run_ids(steps.iter().map(|run| run.id).collect());
         self.workflows_kept().insert(flow.clone());
         flow.begin(steps);
         Ok(WorkflowHandle::local(flow))

@@ -30,7 +30,7 @@ pub(crate) struct Job {
     /// The payload the run starts with, fixed when it starts.
     payload: OnceLock<Option<Value>>,
     /// For a workflow's step: which one, and its parents' outputs.
-    pub(crate) step: Option<Arc<StepOf>>,
+    pub(crate) step: Option<StepOf>,
 }
 
 #[derive(Debug)]
@@ -188,11 +188,11 @@ impl Job {
     /// A workflow's step, held until its parents have succeeded
     /// ([`release`](Self::release)); `waits.due` is ignored: its delay
     /// counts from the release.
-    pub(crate) fn step(waits: Waits, step: Arc<StepOf>) -> Box<Self> {
+    pub(crate) fn step(waits: Waits, step: StepOf) -> Box<Self> {
         Job::made(None, waits, Some(step))
     }
 
-    fn made(key: Option<String>, waits: Waits, step: Option<Arc<StepOf>>) -> Box<Self> {
+    fn made(key: Option<String>, waits: Waits, step: Option<StepOf>) -> Box<Self> {
         let held = step.is_some();
         let Waits {
             payload,

@@ -16,7 +16,7 @@ use crate::job::Stored;
 use crate::run::Run;
 use crate::run_state::Outcome;
 use crate::signal::Signal;
-use crate::step::{StepOf, StepSink};
+use crate::step::StepSink;
 use crate::sync::lock;
 use crate::workflow::{Plan, WorkflowId};
 use crate::workflow_log::{FlowEnd, FlowLog};
@@ -25,19 +25,14 @@ use crate::workflow_log::{FlowEnd, FlowLog};
 /// every event: the newest, beyond the ones still running.
 pub(crate) const KEPT_ENDED: usize = 100;
 
-/// A workflow's steps: each one's run and what the run carries.
-type StepRuns = Vec<(Arc<Run>, Arc<StepOf>)>;
-
 /// One workflow of this process.
 #[derive(Debug)]
 pub(crate) struct LocalFlow {
     pub(crate) log: FlowLog,
     plan: Arc<Plan>,
-    /// For each step, the steps that wait for it.
-    children: Vec<Vec<usize>>,
-    /// Its steps' runs and what they carry, in the plan's order: set once
-    /// they are all made, let go of when the workflow ends.
-    steps: OnceLock<Mutex<StepRuns>>,
+    /// Its steps' runs (each carries its `StepOf`), in the plan's order:
+    /// set once they are all made, let go of when the workflow ends.
+    steps: OnceLock<Mutex<Vec<Arc<Run>>>>,
     progress: Mutex<Progress>,
     cancelled: AtomicBool,
     registry: Weak<Mutex<FlowRegistry>>,
@@ -46,27 +41,36 @@ pub(crate) struct LocalFlow {
 /// How far the workflow has come.
 #[derive(Debug)]
 struct Progress {
-    /// Per step, how many of its parents haven't succeeded yet.
-    waiting_for: Vec<usize>,
-    /// Per step, its output once it succeeded.
-    outputs: Vec<Option<Value>>,
-    /// Per step that won't run: the step whose failure doomed it.
-    doomed: Vec<Option<usize>>,
+    steps: Vec<StepProgress>,
     /// The first step that failed for good, and its error.
     failed: Option<(usize, Stored)>,
     ended: usize,
 }
 
+#[derive(Debug)]
+struct StepProgress {
+    /// How many of its parents haven't succeeded yet.
+    waiting_for: usize,
+    /// Its output once it succeeded.
+    output: Option<Value>,
+    /// If it won't run: the step whose failure doomed it.
+    doomed: Option<usize>,
+}
+
 impl LocalFlow {
     pub(crate) fn new(plan: Arc<Plan>, log: FlowLog, registry: Weak<Mutex<FlowRegistry>>) -> Self {
-        let count = plan.steps.len();
         LocalFlow {
             log,
-            children: plan.children(),
             progress: Mutex::new(Progress {
-                waiting_for: plan.steps.iter().map(|step| step.parents.len()).collect(),
-                outputs: vec![None; count],
-                doomed: vec![None; count],
+                steps: plan
+                    .steps
+                    .iter()
+                    .map(|step| StepProgress {
+                        waiting_for: step.parents.len(),
+                        output: None,
+                        doomed: None,
+                    })
+                    .collect(),
                 failed: None,
                 ended: 0,
             }),
@@ -79,7 +83,7 @@ impl LocalFlow {
 
     /// Its steps are made (each a run held until released): the ones that
     /// wait for nothing start.
-    pub(crate) fn begin(&self, steps: StepRuns) {
+    pub(crate) fn begin(&self, steps: Vec<Arc<Run>>) {
         let _ = self.steps.set(Mutex::new(steps));
         let progress = lock(&self.progress);
         for (step, planned) in self.plan.steps.iter().enumerate() {
@@ -89,7 +93,7 @@ impl LocalFlow {
         }
     }
 
-    fn step(&self, step: usize) -> Option<(Arc<Run>, Arc<StepOf>)> {
+    fn run(&self, step: usize) -> Option<Arc<Run>> {
         lock(self.steps.get()?).get(step).cloned()
     }
 
@@ -103,7 +107,7 @@ impl LocalFlow {
     pub(crate) async fn cancel(&self) {
         if !self.cancelled.swap(true, Ordering::AcqRel) {
             if let Some(steps) = self.steps.get() {
-                for (run, _) in lock(steps).iter() {
+                for run in lock(steps).iter() {
                     run.signals.fire(Signal::Cancel);
                 }
             }
@@ -114,36 +118,40 @@ impl LocalFlow {
     /// `step`'s parents have all succeeded: it gets their outputs and may
     /// start (after its delay, if its call has one).
     fn release(&self, progress: &Progress, step: usize) {
-        let Some((run, step_of)) = self.step(step) else {
+        let Some(run) = self.run(step) else {
+            return;
+        };
+        let Some(job) = run.job() else {
             return;
         };
         let planned = &self.plan.steps[step];
-        let outputs = planned
-            .parents
-            .iter()
-            .map(|&parent| progress.outputs[parent].clone().unwrap_or(Value::Null))
-            .collect();
-        step_of.set_outputs(outputs);
-        self.log.released(step);
-        if let Some(job) = run.job() {
-            job.release(planned.call.start);
+        if let Some(step_of) = &job.step {
+            let outputs = planned
+                .parents
+                .iter()
+                .map(|&parent| progress.steps[parent].output.clone().unwrap_or(Value::Null))
+                .collect();
+            step_of.set_outputs(outputs);
         }
+        self.log.released(step);
+        job.release(planned.call.start);
     }
 
     /// Every step after `failed` (they are all still held: none can start
     /// before it) is cancelled: it ends at once, as cancelled, counted
     /// once, and never starts.
     fn doom_descendants(&self, progress: &mut Progress, failed: usize) {
-        let mut next: Vec<usize> = self.children[failed].clone();
+        let children = self.plan.children();
+        let mut next: Vec<usize> = children[failed].clone();
         while let Some(step) = next.pop() {
-            if progress.doomed[step].is_some() {
+            if progress.steps[step].doomed.is_some() {
                 continue;
             }
-            progress.doomed[step] = Some(failed);
-            if let Some((run, _)) = self.step(step) {
+            progress.steps[step].doomed = Some(failed);
+            if let Some(run) = self.run(step) {
                 run.signals.fire(Signal::Cancel);
             }
-            next.extend(&self.children[step]);
+            next.extend(&children[step]);
         }
     }
 }
@@ -163,12 +171,11 @@ impl StepSink for LocalFlow {
             Ok(output) => {
                 self.log
                     .ended(step, Outcome::Succeeded, Some(output.clone()), None);
-                progress.outputs[step] = Some(output.clone());
-                for &child in &self.children[step] {
-                    progress.waiting_for[child] -= 1;
-                    if progress.waiting_for[child] == 0
-                        && progress.doomed[child].is_none()
-                        && !self.is_cancelled()
+                progress.steps[step].output = Some(output.clone());
+                for &child in &self.plan.children()[step] {
+                    let waiting = &mut progress.steps[child];
+                    waiting.waiting_for -= 1;
+                    if waiting.waiting_for == 0 && waiting.doomed.is_none() && !self.is_cancelled()
                     {
                         self.release(&progress, child);
                     }
@@ -176,7 +183,8 @@ impl StepSink for LocalFlow {
             }
             Err(error) => {
                 let ending = Outcome::of(error);
-                let text = match progress.doomed[step] {
+                let doomed = progress.steps[step].doomed;
+                let text = match doomed {
                     Some(by) => format!("not run: step '{}' failed", self.plan.steps[by].name),
                     None if self.is_cancelled() && ending == Outcome::Cancelled => {
                         format!("cancelled with workflow '{}'", self.plan.name)
@@ -184,7 +192,7 @@ impl StepSink for LocalFlow {
                     None => error.to_string(),
                 };
                 self.log.ended(step, ending, None, Some(text));
-                if progress.doomed[step].is_none() && !self.is_cancelled() {
+                if doomed.is_none() && !self.is_cancelled() {
                     if progress.failed.is_none() {
                         progress.failed = Some((step, Stored::of(outcome)));
                     }

@@ -686,7 +686,7 @@ impl WorkerManager {
         &self,
         worker_name: &str,
         call: Resolved,
-        step: Arc<StepOf>,
+        step: StepOf,
     ) -> Result<Arc<Run>> {
         let runtime = runtime_for(worker_name)?;
         let (view, index) = self.view_of(worker_name)?;

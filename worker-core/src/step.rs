@@ -28,9 +28,6 @@ pub(crate) trait StepSink: Send + Sync + fmt::Debug {
 /// A step's identity and its parents' outputs.
 pub(crate) struct StepOf {
     plan: Arc<Plan>,
-    /// The workflow's id as text, for `ctx.workflow_id()`; shared by its
-    /// steps.
-    workflow_text: Arc<str>,
     /// Its index in `plan.steps`.
     index: usize,
     /// The parents' outputs, in the order of its parents: set once, when
@@ -44,7 +41,7 @@ pub(crate) struct StepOf {
 impl fmt::Debug for StepOf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StepOf")
-            .field("workflow", &self.workflow_text)
+            .field("workflow", &self.plan.id)
             .field("step", &self.name())
             .finish_non_exhaustive()
     }
@@ -52,15 +49,9 @@ impl fmt::Debug for StepOf {
 
 impl StepOf {
     /// Step `index` of `plan`, reporting to `sink`.
-    pub(crate) fn new(
-        plan: Arc<Plan>,
-        workflow_text: Arc<str>,
-        index: usize,
-        sink: Weak<dyn StepSink>,
-    ) -> Self {
+    pub(crate) fn new(plan: Arc<Plan>, index: usize, sink: Weak<dyn StepSink>) -> Self {
         StepOf {
             plan,
-            workflow_text,
             index,
             outputs: OnceLock::new(),
             sink,
@@ -68,7 +59,7 @@ impl StepOf {
     }
 
     pub(crate) fn workflow_text(&self) -> &str {
-        &self.workflow_text
+        self.plan.id_text()
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -159,7 +150,7 @@ mod tests {
             .plan(|worker, call| call.resolve(worker, &WorkerOptions::new()))
             .unwrap();
         let sink: Weak<dyn StepSink> = Weak::<Nowhere>::new();
-        let step = StepOf::new(Arc::new(plan), "id".into(), 2, sink);
+        let step = StepOf::new(Arc::new(plan), 2, sink);
         step.set_outputs(vec![json!({"url": "a.png"}), json!(3)]);
         assert_eq!(step.parent_output::<u32>("page").unwrap(), 3);
         let not_parent = step.parent_output::<Value>("profile").unwrap_err();

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
@@ -129,9 +130,9 @@ impl Workflow {
                 "workflow '{name}' has no steps; add them with .step(name, worker, call)"
             )));
         }
-        let mut index = HashMap::with_capacity(steps.len());
+        let index = StepIndex::of(&steps);
         for (at, step) in steps.iter().enumerate() {
-            if index.insert(step.name.as_str(), at).is_some() {
+            if index.get(&step.name) != Some(at) {
                 return Err(Error::validation(format!(
                     "workflow '{name}': step '{}' is declared twice; step names must be unique",
                     step.name
@@ -142,7 +143,7 @@ impl Workflow {
         for step in &steps {
             let mut of_step: Vec<usize> = Vec::with_capacity(step.after.len());
             for parent in &step.after {
-                let Some(&at) = index.get(parent.as_str()) else {
+                let Some(at) = index.get(parent) else {
                     return Err(Error::validation(format!(
                         "workflow '{name}': step '{}' waits for '{parent}', which is not a step of it (its steps: {})",
                         step.name,
@@ -155,7 +156,8 @@ impl Workflow {
             }
             parents.push(of_step);
         }
-        if let Some(cycle) = find_cycle(&parents) {
+        let children = children_of(&parents);
+        if let Some(cycle) = find_cycle(&parents, &children) {
             let path: Vec<&str> = cycle.iter().map(|&at| steps[at].name.as_str()).collect();
             return Err(Error::validation(format!(
                 "workflow '{name}' has a cycle: {} (each step waits for the next); no step of it could ever start",
@@ -196,6 +198,8 @@ impl Workflow {
             id: WorkflowId::random(),
             name,
             steps: planned,
+            children,
+            id_text: OnceLock::new(),
         })
     }
 }
@@ -208,19 +212,52 @@ fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
-/// A cycle in the "waits for" graph, as the steps along it with the first
-/// repeated at the end; `None` if there is none.
-fn find_cycle(parents: &[Vec<usize>]) -> Option<Vec<usize>> {
-    // Kahn's algorithm peels off every step that doesn't lie on or behind
-    // a cycle; any step left has a parent left, so walking parents from it
-    // must come round.
-    let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
+/// The steps' names, for looking a name up: a scan for the few steps
+/// most workflows have (no allocation), a map beyond.
+enum StepIndex<'a> {
+    Few(&'a [Declared]),
+    Many(HashMap<&'a str, usize>),
+}
+
+impl<'a> StepIndex<'a> {
+    fn of(steps: &'a [Declared]) -> Self {
+        if steps.len() <= 16 {
+            return StepIndex::Few(steps);
+        }
+        let mut map = HashMap::with_capacity(steps.len());
+        for (at, step) in steps.iter().enumerate() {
+            map.entry(step.name.as_str()).or_insert(at);
+        }
+        StepIndex::Many(map)
+    }
+
+    /// The first step named `name`.
+    fn get(&self, name: &str) -> Option<usize> {
+        match self {
+            StepIndex::Few(steps) => steps.iter().position(|step| step.name == name),
+            StepIndex::Many(map) => map.get(name).copied(),
+        }
+    }
+}
+
+/// For each step, the steps that wait for it.
+fn children_of(parents: &[Vec<usize>]) -> Vec<Vec<usize>> {
     let mut children = vec![Vec::new(); parents.len()];
     for (child, of_child) in parents.iter().enumerate() {
         for &parent in of_child {
             children[parent].push(child);
         }
     }
+    children
+}
+
+/// A cycle in the "waits for" graph, as the steps along it with the first
+/// repeated at the end; `None` if there is none.
+fn find_cycle(parents: &[Vec<usize>], children: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // Kahn's algorithm peels off every step that doesn't lie on or behind
+    // a cycle; any step left has a parent left, so walking parents from it
+    // must come round.
+    let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
     let mut ready: Vec<usize> = (0..parents.len()).filter(|&at| waiting[at] == 0).collect();
     while let Some(done) = ready.pop() {
         for &child in &children[done] {
@@ -251,6 +288,7 @@ fn find_cycle(parents: &[Vec<usize>]) -> Option<Vec<usize>> {
 
 /// A checked workflow: what runs it, in this process or in a backend.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Plan {
     /// Its id, made when it was checked.
     pub id: WorkflowId,
@@ -258,6 +296,10 @@ pub struct Plan {
     pub name: String,
     /// Its steps, in the order they were declared.
     pub steps: Vec<PlannedStep>,
+    /// For each step, the steps that wait for it.
+    children: Vec<Vec<usize>>,
+    /// `id` as text, made when first asked for.
+    id_text: OnceLock<Box<str>>,
 }
 
 /// One step of a [`Plan`].
@@ -275,14 +317,14 @@ pub struct PlannedStep {
 
 impl Plan {
     /// For each step, the steps that wait for it.
-    pub fn children(&self) -> Vec<Vec<usize>> {
-        let mut children = vec![Vec::new(); self.steps.len()];
-        for (child, step) in self.steps.iter().enumerate() {
-            for &parent in &step.parents {
-                children[parent].push(child);
-            }
-        }
-        children
+    pub fn children(&self) -> &[Vec<usize>] {
+        &self.children
+    }
+
+    /// Its id as text (the hyphenated UUID).
+    pub fn id_text(&self) -> &str {
+        self.id_text
+            .get_or_init(|| self.id.to_string().into_boxed_str())
     }
 
     /// The index of the step named `name`.

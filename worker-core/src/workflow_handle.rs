@@ -55,8 +55,6 @@ pub struct WorkflowHandle {
 enum Inner {
     Local {
         flow: Arc<LocalFlow>,
-        /// Its id as text, for `id()`.
-        id: String,
         /// The next event this handle reads.
         cursor: usize,
     },
@@ -75,13 +73,8 @@ impl fmt::Debug for WorkflowHandle {
 
 impl WorkflowHandle {
     pub(crate) fn local(flow: Arc<LocalFlow>) -> Self {
-        let id = flow.log.id().to_string();
         WorkflowHandle {
-            inner: Inner::Local {
-                flow,
-                id,
-                cursor: 0,
-            },
+            inner: Inner::Local { flow, cursor: 0 },
         }
     }
 
@@ -95,7 +88,7 @@ impl WorkflowHandle {
     /// takes, in any process.
     pub fn id(&self) -> &str {
         match &self.inner {
-            Inner::Local { id, .. } => id,
+            Inner::Local { flow, .. } => flow.log.id_text(),
             Inner::Remote(remote) => remote.id(),
         }
     }

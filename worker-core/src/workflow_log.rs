@@ -84,6 +84,17 @@ pub(crate) struct FlowLog {
     inner: Mutex<Inner>,
 }
 
+/// Where one step stands.
+#[derive(Debug, Default)]
+struct StepRecord {
+    /// `None` while it waits for its parents.
+    state: Option<RunState>,
+    /// Once it succeeded.
+    output: Option<Value>,
+    /// Once it ended otherwise: its error's text.
+    error: Option<String>,
+}
+
 /// What happened, as compact as it can be kept: a `WorkflowEvent` is made
 /// of it when a handle reads it.
 #[derive(Debug)]
@@ -96,12 +107,7 @@ enum Entry {
 #[derive(Debug)]
 struct Inner {
     entries: Vec<Entry>,
-    /// Per step: `None` while it waits for its parents.
-    states: Vec<Option<RunState>>,
-    /// Per step, once it succeeded.
-    outputs: Vec<Option<Value>>,
-    /// Per step, once it ended otherwise: its error's text.
-    errors: Vec<Option<String>>,
+    steps: Vec<StepRecord>,
     end: Option<FlowEnd>,
     ended_at: Option<SystemTime>,
     /// Handles waiting for the next change.
@@ -117,10 +123,9 @@ impl FlowLog {
             run_ids: OnceLock::new(),
             created_at: SystemTime::now(),
             inner: Mutex::new(Inner {
-                entries: Vec::new(),
-                states: vec![None; count],
-                outputs: vec![None; count],
-                errors: vec![None; count],
+                // A start and an end a step, and room for a message each.
+                entries: Vec::with_capacity(3 * count),
+                steps: (0..count).map(|_| StepRecord::default()).collect(),
                 end: None,
                 ended_at: None,
                 wakers: Vec::new(),
@@ -138,6 +143,11 @@ impl FlowLog {
             .get()
             .and_then(|ids| ids.get(step).copied())
             .unwrap_or_else(|| RunId::from(uuid::Uuid::nil()))
+    }
+
+    /// Its id as text.
+    pub(crate) fn id_text(&self) -> &str {
+        self.plan.id_text()
     }
 
     pub(crate) fn id(&self) -> WorkflowId {
@@ -190,12 +200,12 @@ impl FlowLog {
 
     /// Its parents are done: the step's run may start.
     pub(crate) fn released(&self, step: usize) {
-        self.change(|inner| inner.states[step] = Some(RunState::Queued));
+        self.change(|inner| inner.steps[step].state = Some(RunState::Queued));
     }
 
     pub(crate) fn started(&self, step: usize) {
         self.change(|inner| {
-            inner.states[step] = Some(RunState::Running);
+            inner.steps[step].state = Some(RunState::Running);
             inner.entries.push(Entry::Started(step));
         });
     }
@@ -214,9 +224,10 @@ impl FlowLog {
         error: Option<String>,
     ) {
         self.change(|inner| {
-            inner.states[step] = Some(RunState::Ended(outcome));
-            inner.outputs[step] = output;
-            inner.errors[step] = error.clone();
+            let record = &mut inner.steps[step];
+            record.state = Some(RunState::Ended(outcome));
+            record.output = output;
+            record.error = error.clone();
             inner.entries.push(Entry::Ended(step, outcome, error));
         });
     }
@@ -307,7 +318,7 @@ impl FlowLog {
             Some(FlowEnd::Failed(step, _)) => (
                 WorkflowState::Failed,
                 Some(plan.steps[*step].name.clone()),
-                inner.errors[*step].clone(),
+                inner.steps[*step].error.clone(),
             ),
             Some(FlowEnd::Cancelled) => (
                 WorkflowState::Cancelled,
@@ -330,8 +341,8 @@ impl FlowLog {
                 .steps
                 .iter()
                 .enumerate()
-                .zip(&inner.states)
-                .map(|((at, step), state)| StepStatus {
+                .zip(&inner.steps)
+                .map(|((at, step), record)| StepStatus {
                     run_id: self.run_id(at),
                     name: step.name.clone(),
                     worker: step.worker.clone(),
@@ -340,7 +351,7 @@ impl FlowLog {
                         .iter()
                         .map(|&parent| plan.steps[parent].name.clone())
                         .collect(),
-                    state: state.map_or(StepState::Waiting, StepState::Run),
+                    state: record.state.map_or(StepState::Waiting, StepState::Run),
                 })
                 .collect(),
         }
@@ -358,14 +369,16 @@ impl FlowLog {
         };
         poll_fn(|cx| {
             let mut inner = lock(&self.inner);
-            match inner.states[at] {
+            let record = &inner.steps[at];
+            match record.state {
                 Some(RunState::Ended(Outcome::Succeeded)) => {
-                    Poll::Ready(Ok(inner.outputs[at].clone().unwrap_or(Value::Null)))
+                    Poll::Ready(Ok(record.output.clone().unwrap_or(Value::Null)))
                 }
                 Some(RunState::Ended(outcome)) => Poll::Ready(Err(Error::msg(format!(
                     "step '{step}' of workflow '{}' has no output: it ended {outcome}{}",
                     self.plan.name,
-                    inner.errors[at]
+                    record
+                        .error
                         .as_deref()
                         .map(|error| format!(": {error}"))
                         .unwrap_or_default()
