@@ -33,6 +33,7 @@ pub use crate::remote::{BoxFuture, RemoteRun, RemoteWorkflow};
 use crate::run_id::RunId;
 use crate::stats::WorkerStats;
 pub use crate::workflow::{Plan, PlannedStep, WorkflowId};
+pub use crate::workflow_log::{WorkflowEnd, WorkflowLog};
 
 /// A backend before it starts: its settings. What
 /// [`Workers::backend`](crate::Workers::backend) takes;
@@ -141,6 +142,21 @@ pub struct ClaimedRun {
     /// Its priority: orders it among runs waiting here for a concurrency
     /// slot.
     pub priority: i32,
+    /// For a workflow's step: which, and its parents' outputs.
+    pub step: Option<ClaimedStep>,
+}
+
+/// The step of a stored workflow that a claimed run is: what
+/// `ctx.workflow_id()`, `ctx.step()` and `ctx.parent_output()` read.
+#[derive(Debug, Clone)]
+pub struct ClaimedStep {
+    /// The workflow's id.
+    pub workflow_id: WorkflowId,
+    /// The step's name.
+    pub name: String,
+    /// Its parents' outputs, as the backend stored them when it released
+    /// the step: `{"parent": {"worker": "…", "output": …}}`.
+    pub inputs: Value,
 }
 
 /// This process, as a backend sees it: the workers it can execute and the

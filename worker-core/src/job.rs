@@ -96,6 +96,21 @@ pub(crate) enum Stored {
 }
 
 impl Stored {
+    /// An error as a backend stored it: its kind (see `Error::kind`) and
+    /// text.
+    pub(crate) fn error(kind: &str, detail: String) -> Self {
+        let kind = match kind {
+            "validation" => "validation",
+            "timeout" => "timeout",
+            "cancelled" => "cancelled",
+            "panic" => "panic",
+            "permanent" => "permanent",
+            "stalled" => "stalled",
+            _ => "error",
+        };
+        Stored::Error { kind, detail }
+    }
+
     pub(crate) fn of(outcome: &Result<Value>) -> Self {
         match outcome {
             Ok(value) => Stored::Output(value.clone()),
@@ -182,18 +197,17 @@ impl Follow {
 
 impl Job {
     pub(crate) fn new(key: Option<String>, waits: Waits) -> Box<Self> {
-        Job::made(key, waits, None)
+        Job::made(key, waits, None, false)
     }
 
     /// A workflow's step, held until its parents have succeeded
     /// ([`release`](Self::release)); `waits.due` is ignored: its delay
     /// counts from the release.
     pub(crate) fn step(waits: Waits, step: StepOf) -> Box<Self> {
-        Job::made(None, waits, Some(step))
+        Job::made(None, waits, Some(step), true)
     }
 
-    fn made(key: Option<String>, waits: Waits, step: Option<StepOf>) -> Box<Self> {
-        let held = step.is_some();
+    fn made(key: Option<String>, waits: Waits, step: Option<StepOf>, held: bool) -> Box<Self> {
         let Waits {
             payload,
             priority,
@@ -216,6 +230,21 @@ impl Job {
             payload: OnceLock::new(),
             step,
         })
+    }
+
+    /// A claimed run of a stored workflow's step: started already (its
+    /// backend released and claimed it); it carries the step for its
+    /// context.
+    pub(crate) fn claimed_step(payload: Option<Value>, priority: i32, step: StepOf) -> Box<Self> {
+        let waits = Waits {
+            payload,
+            priority,
+            limit_key: None,
+            due: None,
+        };
+        let job = Job::made(None, waits, Some(step), false);
+        job.start();
+        job
     }
 
     /// Whether it still waits for a workflow's release.

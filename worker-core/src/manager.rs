@@ -907,14 +907,31 @@ impl WorkerManager {
             id: claimed.run_id,
             attempt: u16::try_from(claimed.attempt).unwrap_or(u16::MAX),
         };
-        let (view, index, run, slot) = self.admit_unchecked(
-            self.target(&claimed.worker),
-            claimed.timeout,
-            claimed.payload,
-            true,
-            Some(durable),
-            Some(claimed.priority),
-        )?;
+        let (view, index, run, slot) = match claimed.step {
+            None => self.admit_unchecked(
+                self.target(&claimed.worker),
+                claimed.timeout,
+                claimed.payload,
+                true,
+                Some(durable),
+                Some(claimed.priority),
+                None,
+            )?,
+            Some(step) => {
+                let step_of =
+                    StepOf::stored(&step.workflow_id.to_string(), &step.name, step.inputs);
+                let job = Job::claimed_step(claimed.payload, claimed.priority, step_of);
+                self.admit_unchecked(
+                    self.target(&claimed.worker),
+                    claimed.timeout,
+                    None,
+                    true,
+                    Some(durable),
+                    Some(claimed.priority),
+                    Some(job),
+                )?
+            }
+        };
         let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
         Ok(WorkerHandle::new(run, task))
     }
@@ -984,12 +1001,18 @@ impl WorkerManager {
         if self.is_shutting_down() {
             return Err(Error::Shutdown);
         }
-        self.admit_unchecked(target, timeout, payload, has_reader, durable, priority)
+        self.admit_unchecked(
+            target, timeout, payload, has_reader, durable, priority, None,
+        )
     }
 
     /// [`admit`](Self::admit) without the shutdown check up front: a
     /// backend's runs are still executed while it shuts down (it stops
     /// claiming first, and releases what doesn't finish).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private fn behind admit and execute_claimed"
+    )]
     fn admit_unchecked(
         &self,
         target: Target<'_>,
@@ -998,6 +1021,7 @@ impl WorkerManager {
         has_reader: bool,
         durable: Option<Durable>,
         priority: Option<i32>,
+        job: Option<Box<Job>>,
     ) -> Result<(Arc<View>, u32, Arc<Run>, Claim)> {
         let Target {
             view,
@@ -1030,7 +1054,7 @@ impl WorkerManager {
             has_reader,
             durable: durable.map(|d| (d.id, d.attempt)),
             priority,
-            job: None,
+            job,
         };
         let run = Run::new(view.scope.clone(), index, spec);
         run.list();

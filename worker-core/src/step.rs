@@ -25,8 +25,14 @@ pub(crate) trait StepSink: Send + Sync + fmt::Debug {
     fn ended(&self, step: usize, outcome: &Result<Value>);
 }
 
-/// A step's identity and its parents' outputs.
-pub(crate) struct StepOf {
+/// A step's identity and its parents' outputs: of a workflow of this
+/// process, or of a stored one whose step a backend claimed.
+pub(crate) enum StepOf {
+    Local(LocalStep),
+    Stored(StoredStep),
+}
+
+pub(crate) struct LocalStep {
     plan: Arc<Plan>,
     /// Its index in `plan.steps`.
     index: usize,
@@ -38,10 +44,18 @@ pub(crate) struct StepOf {
     sink: Weak<dyn StepSink>,
 }
 
+/// A claimed step: what the backend stored with it.
+pub(crate) struct StoredStep {
+    workflow_text: Box<str>,
+    name: Box<str>,
+    /// `{"parent": {"worker": .., "output": ..}}`.
+    inputs: Value,
+}
+
 impl fmt::Debug for StepOf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StepOf")
-            .field("workflow", &self.plan.id)
+            .field("workflow", &self.workflow_text())
             .field("step", &self.name())
             .finish_non_exhaustive()
     }
@@ -50,84 +64,130 @@ impl fmt::Debug for StepOf {
 impl StepOf {
     /// Step `index` of `plan`, reporting to `sink`.
     pub(crate) fn new(plan: Arc<Plan>, index: usize, sink: Weak<dyn StepSink>) -> Self {
-        StepOf {
+        StepOf::Local(LocalStep {
             plan,
             index,
             outputs: OnceLock::new(),
             sink,
-        }
+        })
+    }
+
+    /// A stored workflow's step, with its parents' outputs as the backend
+    /// keeps them: `{"parent": {"worker": .., "output": ..}}`.
+    pub(crate) fn stored(workflow: &str, name: &str, inputs: Value) -> Self {
+        StepOf::Stored(StoredStep {
+            workflow_text: workflow.into(),
+            name: name.into(),
+            inputs,
+        })
     }
 
     pub(crate) fn workflow_text(&self) -> &str {
-        self.plan.id_text()
+        match self {
+            StepOf::Local(step) => step.plan.id_text(),
+            StepOf::Stored(step) => &step.workflow_text,
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.plan.steps[self.index].name
+        match self {
+            StepOf::Local(step) => &step.plan.steps[step.index].name,
+            StepOf::Stored(step) => &step.name,
+        }
+    }
+
+    fn sink(&self) -> Option<(Arc<dyn StepSink>, usize)> {
+        match self {
+            StepOf::Local(step) => Some((step.sink.upgrade()?, step.index)),
+            StepOf::Stored(_) => None,
+        }
     }
 
     /// Its parents have all succeeded, with these outputs (in the order of
     /// its parents).
     pub(crate) fn set_outputs(&self, outputs: Vec<Value>) {
-        let _ = self.outputs.set(outputs.into_boxed_slice());
+        if let StepOf::Local(step) = self {
+            let _ = step.outputs.set(outputs.into_boxed_slice());
+        }
     }
 
     /// A parent's output read as `T`.
     pub(crate) fn parent_output<T: DeserializeOwned>(&self, parent: &str) -> Result<T> {
-        let parents = &self.plan.steps[self.index].parents;
-        let Some(at) = parents
-            .iter()
-            .position(|&p| self.plan.steps[p].name == parent)
-        else {
-            let names: Vec<&str> = parents
-                .iter()
-                .map(|&p| self.plan.steps[p].name.as_str())
-                .collect();
-            return Err(Error::validation(format!(
-                "step '{}' asked for the output of step '{parent}', which is not one of its parents ({}); declare it with .after([\"{parent}\"])",
-                self.name(),
-                if names.is_empty() {
-                    "it has none".to_owned()
-                } else {
-                    format!("its parents: {}", names.join(", "))
-                }
-            )));
+        let (output, worker) = match self {
+            StepOf::Local(step) => {
+                let steps = &step.plan.steps;
+                let parents = &steps[step.index].parents;
+                let Some(at) = parents.iter().position(|&p| steps[p].name == parent) else {
+                    let names = parents.iter().map(|&p| steps[p].name.as_str());
+                    return Err(self.not_a_parent(parent, names.collect()));
+                };
+                let output = step
+                    .outputs
+                    .get()
+                    .and_then(|outputs| outputs.get(at))
+                    .ok_or_else(|| {
+                        Error::msg(format!(
+                            "step '{}' started before the output of its parent '{parent}' was known",
+                            self.name()
+                        ))
+                    })?;
+                (output, steps[parents[at]].worker.as_str())
+            }
+            StepOf::Stored(step) => {
+                let Some(input) = step.inputs.get(parent) else {
+                    let names = step.inputs.as_object().map(|inputs| {
+                        let mut names: Vec<&str> = inputs.keys().map(String::as_str).collect();
+                        names.sort_unstable();
+                        names
+                    });
+                    return Err(self.not_a_parent(parent, names.unwrap_or_default()));
+                };
+                (
+                    input.get("output").unwrap_or(&Value::Null),
+                    input
+                        .get("worker")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                )
+            }
         };
-        let output = self
-            .outputs
-            .get()
-            .and_then(|outputs| outputs.get(at))
-            .ok_or_else(|| {
-                Error::msg(format!(
-                    "step '{}' started before the output of its parent '{parent}' was known",
-                    self.name()
-                ))
-            })?;
         T::deserialize(output).map_err(|error| Error::StepOutputMismatch {
             step: parent.to_owned(),
-            worker: self.plan.steps[parents[at]].worker.clone(),
+            worker: worker.to_owned(),
             reason: error.to_string(),
         })
     }
 
+    fn not_a_parent(&self, parent: &str, parents: Vec<&str>) -> Error {
+        Error::validation(format!(
+            "step '{}' asked for the output of step '{parent}', which is not one of its parents ({}); declare it with .after([\"{parent}\"])",
+            self.name(),
+            if parents.is_empty() {
+                "it has none".to_owned()
+            } else {
+                format!("its parents: {}", parents.join(", "))
+            }
+        ))
+    }
+
     /// The step's run starts executing.
     pub(crate) fn started(&self) {
-        if let Some(sink) = self.sink.upgrade() {
-            sink.started(self.index);
+        if let Some((sink, index)) = self.sink() {
+            sink.started(index);
         }
     }
 
     /// Its worker emitted `message`.
     pub(crate) fn message(&self, message: &Value) {
-        if let Some(sink) = self.sink.upgrade() {
-            sink.message(self.index, message);
+        if let Some((sink, index)) = self.sink() {
+            sink.message(index, message);
         }
     }
 
     /// Its run ended.
     pub(crate) fn ended(&self, outcome: &Result<Value>) {
-        if let Some(sink) = self.sink.upgrade() {
-            sink.ended(self.index, outcome);
+        if let Some((sink, index)) = self.sink() {
+            sink.ended(index, outcome);
         }
     }
 }
@@ -168,6 +228,31 @@ mod tests {
             ),
             "{mismatch}"
         );
+    }
+
+    #[test]
+    fn a_stored_steps_parents_read_the_same() {
+        let step = StepOf::stored(
+            "w-1",
+            "welcome",
+            json!({"page": {"worker": "render-page", "output": 3}, "avatar": {"worker": "resize-image", "output": "a.png"}}),
+        );
+        assert_eq!(step.parent_output::<u32>("page").unwrap(), 3);
+        let not_parent = step.parent_output::<Value>("profile").unwrap_err();
+        assert!(
+            not_parent
+                .to_string()
+                .contains("(its parents: avatar, page)"),
+            "{not_parent}"
+        );
+        let mismatch = step.parent_output::<u32>("avatar").unwrap_err();
+        assert!(
+            mismatch
+                .to_string()
+                .starts_with("the output of step 'avatar' (worker 'resize-image')"),
+            "{mismatch}"
+        );
+        assert_eq!((step.workflow_text(), step.name()), ("w-1", "welcome"));
     }
 
     #[derive(Debug)]

@@ -316,6 +316,20 @@ pub struct PlannedStep {
 }
 
 impl Plan {
+    /// A plan as a backend stored it, to follow the workflow from any
+    /// process: its id, name and steps (their calls as stored; only the
+    /// names, workers and parents matter there).
+    pub fn stored(id: WorkflowId, name: String, steps: Vec<PlannedStep>) -> Plan {
+        let parents: Vec<Vec<usize>> = steps.iter().map(|step| step.parents.clone()).collect();
+        Plan {
+            id,
+            name,
+            steps,
+            children: children_of(&parents),
+            id_text: OnceLock::new(),
+        }
+    }
+
     /// For each step, the steps that wait for it.
     pub fn children(&self) -> &[Vec<usize>] {
         &self.children

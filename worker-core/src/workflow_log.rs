@@ -392,3 +392,130 @@ impl FlowLog {
         .await
     }
 }
+
+/// How a stored workflow ended, as its backend read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkflowEnd {
+    /// Every step succeeded.
+    Succeeded,
+    /// Step `step` (an index into the plan's steps) failed for good.
+    Failed {
+        /// The step.
+        step: usize,
+        /// Its error's kind, as `Error::kind` gives it.
+        error_kind: String,
+        /// Its error's text.
+        error: String,
+    },
+    /// It was cancelled.
+    Cancelled,
+}
+
+/// A workflow's events and outcome as a backend follows them from its
+/// storage: the backend writes what it reads (steps released, started,
+/// their messages, their endings, the end), and a
+/// [`RemoteWorkflow`](crate::backend::RemoteWorkflow) reads it with the
+/// same rules as a workflow of this process (every handle from the first
+/// event, `recv` ending once every step ended).
+#[derive(Debug)]
+pub struct WorkflowLog(FlowLog);
+
+impl WorkflowLog {
+    /// The log of `plan`, whose steps are the runs `run_ids`, in order.
+    pub fn new(plan: Arc<Plan>, run_ids: Vec<RunId>) -> Self {
+        let log = FlowLog::new(plan);
+        log.set_run_ids(run_ids);
+        WorkflowLog(log)
+    }
+
+    /// Step `step`'s parents are done: its run is queued.
+    pub fn released(&self, step: usize) {
+        self.0.released(step);
+    }
+
+    /// Step `step`'s run started.
+    pub fn started(&self, step: usize) {
+        self.0.started(step);
+    }
+
+    /// Step `step`'s worker emitted `message`.
+    pub fn message(&self, step: usize, message: Value) {
+        self.0.message(step, message);
+    }
+
+    /// Step `step` ended: its output if it succeeded, else its error's
+    /// text.
+    pub fn ended(
+        &self,
+        step: usize,
+        outcome: Outcome,
+        output: Option<Value>,
+        error: Option<String>,
+    ) {
+        self.0.ended(step, outcome, output, error);
+    }
+
+    /// Every step has ended: the workflow's outcome.
+    pub fn finish(&self, end: WorkflowEnd) {
+        self.0.finish(match end {
+            WorkflowEnd::Succeeded => FlowEnd::Succeeded,
+            WorkflowEnd::Failed {
+                step,
+                error_kind,
+                error,
+            } => FlowEnd::Failed(step, Stored::error(&error_kind, error)),
+            WorkflowEnd::Cancelled => FlowEnd::Cancelled,
+        });
+    }
+
+    /// The event at `cursor`, which then moves on; `Ready(None)` once the
+    /// workflow has ended and every event was read.
+    pub fn poll_event(
+        &self,
+        cursor: &mut usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<WorkflowEvent>> {
+        self.0.poll_event(cursor, cx)
+    }
+
+    /// The event at `cursor` if there is one yet.
+    pub fn try_event(&self, cursor: &mut usize) -> Option<WorkflowEvent> {
+        self.0.try_event(cursor)
+    }
+
+    /// Whether it has ended.
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    /// Waits for its end: `Ok` once every step succeeded, else the failed
+    /// step's error (an `Error::Step`) or the cancellation.
+    pub async fn outcome(&self) -> Result<()> {
+        self.0.outcome().await
+    }
+
+    /// Waits for `step` to end, then gives its output if it succeeded.
+    pub async fn output(&self, step: &str) -> Result<Value> {
+        self.0.output(step).await
+    }
+
+    /// The worker `step` runs, if it is a step of this workflow.
+    pub fn worker_of(&self, step: &str) -> Option<&str> {
+        self.0.worker_of(step)
+    }
+
+    /// Its id as text.
+    pub fn id_text(&self) -> &str {
+        self.0.id_text()
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    /// Where it stands now, as far as this log knows.
+    pub fn status(&self) -> WorkflowStatus {
+        self.0.status()
+    }
+}

@@ -553,6 +553,7 @@ async fn runs_a_backend_claimed_are_held_to_the_local_concurrency_only() {
                 attempt: 1,
                 timeout: None,
                 priority: 0,
+                step: None,
             })
             .unwrap()
         })

@@ -12,7 +12,10 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use worker_core::backend::{Backend, BoxFuture, History, Node, RemoteRun, Resolved, ScheduledRun};
+use worker_core::backend::{
+    Backend, BoxFuture, History, Node, Plan, RemoteRun, RemoteWorkflow, Resolved, ScheduledRun,
+    WorkflowId,
+};
 use worker_core::{Error, Result, RunId, WorkerStats};
 
 use crate::bus::{self, Bus, Note};
@@ -20,6 +23,7 @@ use crate::calls::{self, Call};
 use crate::config::Config;
 use crate::db::Db;
 use crate::executor::Executor;
+use crate::flow_handle::PgWorkflow;
 use crate::handle::{self, PgRun};
 use crate::jobs;
 use crate::leases;
@@ -27,6 +31,7 @@ use crate::limits;
 use crate::reach::{self, Reach};
 use crate::schema;
 use crate::sql::Sql;
+use crate::workflows;
 
 /// A started backend.
 pub(crate) struct Cluster {
@@ -187,6 +192,38 @@ impl Backend for Cluster {
 
     fn history(&self) -> Option<&dyn History> {
         Some(&*self.db)
+    }
+
+    fn start_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<Box<dyn RemoteWorkflow>>> {
+        Box::pin(async move {
+            let mut plan = plan;
+            for step in &mut plan.steps {
+                if step.call.limit_key.is_none() {
+                    step.call.limit_key = self.limited_as_a_whole(&step.worker);
+                }
+            }
+            let what = format!("store workflow '{}'", plan.name);
+            let mut conn = self.reach.connection(&what).await?;
+            let mut tx = conn
+                .begin()
+                .await
+                .map_err(|err| self.reach.error(&what, err))?;
+            let run_ids = workflows::store(&mut tx, &self.sql, &plan).await?;
+            tx.commit()
+                .await
+                .map_err(|err| self.reach.error(&what, err))?;
+            Ok(
+                Box::new(PgWorkflow::follow(self.db.clone(), Arc::new(plan), run_ids))
+                    as Box<dyn RemoteWorkflow>,
+            )
+        })
+    }
+
+    fn attach_workflow(&self, id: WorkflowId) -> BoxFuture<'_, Result<Box<dyn RemoteWorkflow>>> {
+        Box::pin(async move {
+            let flow = PgWorkflow::attach(self.db.clone(), id).await?;
+            Ok(Box::new(flow) as Box<dyn RemoteWorkflow>)
+        })
     }
 }
 

@@ -28,6 +28,17 @@ impl History for Db {
         Box::pin(self.node_list())
     }
 
+    fn workflows(&self, limit: usize) -> BoxFuture<'_, Result<Vec<worker_core::WorkflowStatus>>> {
+        Box::pin(self.workflow_statuses(limit, None))
+    }
+
+    fn workflow(
+        &self,
+        id: worker_core::WorkflowId,
+    ) -> BoxFuture<'_, Result<Option<worker_core::WorkflowStatus>>> {
+        Box::pin(async move { Ok(self.workflow_statuses(1, Some(id)).await?.pop()) })
+    }
+
     fn stalls(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Stall>>> {
         Box::pin(self.recent_stalls(limit))
     }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
-use worker_core::backend::{ClaimedRun, Node};
+use worker_core::backend::{ClaimedRun, ClaimedStep, Node, WorkflowId};
 use worker_core::{Outcome, Result, RunId};
 
 use crate::ahead::Ahead;
@@ -530,6 +530,7 @@ impl Executor {
             timeout: run
                 .timeout_ms
                 .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            step: run.step.clone(),
         };
         let result = match self.node.execute(claimed) {
             Ok(mut handle) => {
@@ -789,6 +790,9 @@ struct Claimed {
     priority: i32,
     /// Its `run_at`, in epoch microseconds.
     run_at: i64,
+    /// For a workflow's step: the workflow, the step and its parents'
+    /// outputs.
+    step: Option<ClaimedStep>,
 }
 
 /// A row of the claim statement.
@@ -807,6 +811,10 @@ type ClaimRow = (
     // Its priority, and its `run_at` whatever the priority.
     i32,
     i64,
+    // A workflow's step: the workflow, the step, its parents' outputs.
+    Option<Uuid>,
+    Option<String>,
+    Option<Value>,
 );
 
 impl From<ClaimRow> for Claimed {
@@ -823,7 +831,18 @@ impl From<ClaimRow> for Claimed {
             _,
             priority,
             run_at,
+            workflow_id,
+            step,
+            inputs,
         ) = row;
+        let step = match (workflow_id, step) {
+            (Some(workflow_id), Some(name)) => Some(ClaimedStep {
+                workflow_id: WorkflowId::from(workflow_id),
+                name,
+                inputs: inputs.unwrap_or_else(|| Value::Object(Default::default())),
+            }),
+            _ => None,
+        };
         Claimed {
             id,
             worker,
@@ -835,6 +854,7 @@ impl From<ClaimRow> for Claimed {
             cancel_requested,
             priority,
             run_at,
+            step,
         }
     }
 }

@@ -33,7 +33,7 @@ const COPY_FROM: usize = 1_000;
 
 /// What the database needs of a call's start time: a delay in ms, or an
 /// epoch time in ms (the database's clock decides when "now" is).
-fn start_ms(start: Option<Start>) -> (Option<f64>, Option<f64>) {
+pub(crate) fn start_ms(start: Option<Start>) -> (Option<f64>, Option<f64>) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     match start {
         None => (None, None),
@@ -48,7 +48,7 @@ fn start_ms(start: Option<Start>) -> (Option<f64>, Option<f64>) {
     }
 }
 
-fn timeout_ms(timeout: Option<Duration>) -> Option<i64> {
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> Option<i64> {
     timeout.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
 }
 

@@ -51,6 +51,8 @@ mod dashboard;
 mod db;
 mod events;
 mod executor;
+mod flow_handle;
+mod flow_history;
 mod handle;
 mod history;
 mod jobs;
@@ -66,6 +68,7 @@ mod schema;
 mod sql;
 mod stop;
 mod upkeep;
+mod workflows;
 mod writer;
 
 use std::sync::{Arc, OnceLock};

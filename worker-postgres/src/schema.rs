@@ -493,6 +493,157 @@ CREATE TABLE {s}.limit_tokens (
 CREATE INDEX limit_tokens_free ON {s}.limit_tokens (worker, scope, key, until);
 "#,
     ),
+    (
+        11,
+        "workflows: steps that wait for steps",
+        r#"
+-- A workflow and its steps, stored whole in one transaction. Each step is
+-- a run of its worker, made with the workflow: a step whose parents
+-- haven't all succeeded waits in `runs` with `run_at = 'infinity'`, which
+-- no claim reaches, until the ending of its last parent releases it.
+CREATE TABLE {s}.workflows (
+    id          uuid PRIMARY KEY,
+    name        text NOT NULL,
+    steps       integer NOT NULL,
+    steps_ended integer NOT NULL DEFAULT 0,
+    -- running | succeeded | failed | cancelled
+    state       text NOT NULL DEFAULT 'running',
+    cancelled   boolean NOT NULL DEFAULT false,
+    failed_step text,
+    error_kind  text,
+    error       text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    ended_at    timestamptz
+);
+CREATE INDEX workflows_recent ON {s}.workflows (created_at);
+CREATE INDEX workflows_ended ON {s}.workflows (ended_at) WHERE ended_at IS NOT NULL;
+CREATE TABLE {s}.workflow_steps (
+    workflow_id uuid NOT NULL REFERENCES {s}.workflows (id) ON DELETE CASCADE,
+    step        text NOT NULL,
+    position    integer NOT NULL,
+    worker      text NOT NULL,
+    run_id      uuid NOT NULL,
+    parents     text[] NOT NULL,
+    -- How many parents haven't succeeded yet.
+    waiting     integer NOT NULL,
+    -- When it starts once released: a delay, or an epoch time, in ms.
+    delay_ms    float8,
+    at_ms       float8,
+    -- waiting | queued (released) | how its run ended
+    state       text NOT NULL,
+    -- The failed step that kept it from running.
+    doomed_by   text,
+    PRIMARY KEY (workflow_id, step)
+);
+CREATE INDEX workflow_steps_run ON {s}.workflow_steps (run_id);
+ALTER TABLE {s}.runs ADD COLUMN workflow_id uuid;
+ALTER TABLE {s}.runs ADD COLUMN step text;
+-- The parents' outputs, set when the step is released:
+-- {"step": {"worker": .., "output": ..}}.
+ALTER TABLE {s}.runs ADD COLUMN inputs jsonb;
+
+-- A step's run leaves `runs` (every ending deletes it: finished, failed for
+-- good, cancelled, stalled): in the same transaction, its workflow takes
+-- note. One ending of a workflow at a time (the workflow's row lock), so
+-- the last parent's ending, and only it, sees its child's count reach 0
+-- and releases the child: fan-in once, whichever nodes the parents ended
+-- on. A step that failed for good dooms every step after it, which ends
+-- here as cancelled, counted once; the other branches go on.
+CREATE FUNCTION {s}.step_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    flow     record;
+    ended    record;
+    child    record;
+    released boolean := false;
+BEGIN
+    SELECT * INTO flow FROM {s}.workflows WHERE id = OLD.workflow_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.state, e.error_kind, e.error INTO ended
+    FROM {s}.ended_runs e WHERE e.id = OLD.id;
+    IF NOT FOUND THEN
+        SELECT 'cancelled'::text AS state, 'cancelled'::text AS error_kind, NULL::text AS error
+        INTO ended;
+    END IF;
+    UPDATE {s}.workflow_steps SET state = ended.state
+    WHERE workflow_id = OLD.workflow_id AND step = OLD.step;
+
+    IF ended.state = 'succeeded' THEN
+        FOR child IN
+            UPDATE {s}.workflow_steps s SET waiting = s.waiting - 1
+            WHERE s.workflow_id = OLD.workflow_id AND OLD.step = ANY (s.parents)
+            RETURNING s.step, s.run_id, s.waiting, s.delay_ms, s.at_ms, s.parents, s.state
+        LOOP
+            IF child.waiting = 0 AND child.state = 'waiting' AND NOT flow.cancelled THEN
+                UPDATE {s}.runs r SET
+                    run_at = CASE
+                        WHEN child.at_ms IS NOT NULL THEN
+                            greatest(now(), 'epoch'::timestamptz + child.at_ms * interval '1 millisecond')
+                        ELSE now() + coalesce(child.delay_ms, 0) * interval '1 millisecond' END,
+                    inputs = (
+                        SELECT jsonb_object_agg(p.step, jsonb_build_object('worker', p.worker, 'output', e.output))
+                        FROM {s}.workflow_steps p JOIN {s}.ended_runs e ON e.id = p.run_id
+                        WHERE p.workflow_id = OLD.workflow_id AND p.step = ANY (child.parents))
+                WHERE r.id = child.run_id;
+                UPDATE {s}.workflow_steps SET state = 'queued'
+                WHERE workflow_id = OLD.workflow_id AND step = child.step;
+                released := true;
+            END IF;
+        END LOOP;
+        IF released THEN
+            -- As a new run's insert does: nodes look from now on.
+            PERFORM pg_notify('{s}_worker_events',
+                'q ' || floor(extract(epoch FROM now()) * 1000000)::int8);
+        END IF;
+    ELSIF pg_trigger_depth() = 1 AND NOT flow.cancelled AND flow.failed_step IS NULL THEN
+        UPDATE {s}.workflows
+        SET failed_step = OLD.step, error_kind = ended.error_kind, error = ended.error, state = 'failed'
+        WHERE id = OLD.workflow_id;
+        WITH RECURSIVE below (step) AS (
+            SELECT s.step FROM {s}.workflow_steps s
+            WHERE s.workflow_id = OLD.workflow_id AND OLD.step = ANY (s.parents)
+            UNION
+            SELECT s.step FROM {s}.workflow_steps s JOIN below b ON b.step = ANY (s.parents)
+            WHERE s.workflow_id = OLD.workflow_id)
+        UPDATE {s}.workflow_steps s SET doomed_by = OLD.step
+        FROM below WHERE s.workflow_id = OLD.workflow_id AND s.step = below.step AND s.state = 'waiting';
+        -- Each doomed run's delete comes back here, one level down: it
+        -- counts as ended and dooms nothing.
+        WITH gone AS (
+            DELETE FROM {s}.runs r USING {s}.workflow_steps s
+            WHERE s.workflow_id = OLD.workflow_id AND s.doomed_by = OLD.step
+              AND r.id = s.run_id AND r.lease_token IS NULL
+            RETURNING r.*),
+        moved AS (
+            INSERT INTO {s}.ended_runs (id, worker, payload, state, attempt, stalls, run_at, timeout_ms,
+                node, cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error,
+                output, claimed_at, slot, priority, key, released_at)
+            SELECT id, worker, payload, 'cancelled', attempt, stalls, run_at, timeout_ms, node, true,
+                   created_at, started_at, now(), NULL, 'cancelled',
+                   format('not run: step %L failed', OLD.step), NULL, claimed_at,
+                   (SELECT h.slot FROM {s}.history h WHERE h.current), priority, key, released_at
+            FROM gone
+            RETURNING worker, state, NULL::double precision AS duration_ms)
+        INSERT INTO {s}.stat_deltas (worker, cancelled, bucket_at, state, duration_class)
+        SELECT worker, count(*), to_timestamp(floor(extract(epoch FROM now()) / 5) * 5), 'cancelled', -32768
+        FROM moved GROUP BY worker;
+    END IF;
+
+    UPDATE {s}.workflows w SET
+        steps_ended = w.steps_ended + 1,
+        ended_at = CASE WHEN w.steps_ended + 1 >= w.steps THEN now() END,
+        state = CASE
+            WHEN w.steps_ended + 1 < w.steps OR w.state <> 'running' THEN w.state
+            WHEN w.cancelled THEN 'cancelled'
+            ELSE 'succeeded' END
+    WHERE w.id = OLD.workflow_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER runs_step_ended AFTER DELETE ON {s}.runs
+    FOR EACH ROW WHEN (OLD.workflow_id IS NOT NULL) EXECUTE FUNCTION {s}.step_ended();
+"#,
+    ),
 ];
 
 /// How recent a node's heartbeat must be for migration 3 to take it for a

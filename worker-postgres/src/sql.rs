@@ -63,6 +63,15 @@ pub(crate) struct Sql {
     pub(crate) rate_tokens: SqlStr,
     pub(crate) key_tokens_free: SqlStr,
     pub(crate) insert_jobs: SqlStr,
+    pub(crate) insert_workflow: SqlStr,
+    pub(crate) insert_workflow_steps: SqlStr,
+    pub(crate) insert_step_runs: SqlStr,
+    pub(crate) workflow_plan: SqlStr,
+    pub(crate) workflow_steps_now: SqlStr,
+    pub(crate) workflow_now: SqlStr,
+    pub(crate) cancel_workflow: SqlStr,
+    pub(crate) workflows_recent: SqlStr,
+    pub(crate) workflow_steps_of: SqlStr,
     pub(crate) copy_jobs: SqlStr,
     pub(crate) take_keys: SqlStr,
     pub(crate) key_holders: SqlStr,
@@ -136,7 +145,8 @@ const CURRENT_SLOT: &str = "(SELECT h.slot FROM {s}.history h WHERE h.current)";
 /// The columns of a run in `{s}.runs`, but its lane.
 const RUN_ROW: &str = "id, worker, payload, state, attempt, stalls, run_at, timeout_ms, node,
     lease_token, lease_until, cancel_requested, created_at, started_at, ended_at, duration_ms,
-    error_kind, error, output, claimed_at, priority, key, limit_key, released_at";
+    error_kind, error, output, claimed_at, priority, key, limit_key, released_at, workflow_id,
+    step, inputs";
 
 /// The runs of a batch that this node still holds: ids in `$1`, their
 /// lease tokens in `$2`. No join: the ids drive one index lookup each (or
@@ -208,7 +218,8 @@ claimed AS (
     RETURNING r.id, r.worker, r.payload, r.attempt, r.timeout_ms, r.lease_token,
         (SELECT coalesce(max(m.seq) + 1, 0) FROM {s}.messages m WHERE m.run_id = r.id) AS next_seq,
         r.cancel_requested, NULL::int8 AS cursor_at, r.priority,
-        floor(extract(epoch FROM r.run_at) * 1000000)::int8 AS run_at_us, r.limit_key),
+        floor(extract(epoch FROM r.run_at) * 1000000)::int8 AS run_at_us, r.limit_key,
+        r.workflow_id, r.step, r.inputs),
 rate_taken AS (
     UPDATE {s}.limit_tokens k SET until = t.at + $7 * interval '1 millisecond'
     FROM t
@@ -240,7 +251,7 @@ key_tokens_made AS (
     WHERE NOT per_key.has_tokens
     ON CONFLICT DO NOTHING)
 SELECT id, worker, payload, attempt, timeout_ms, lease_token, next_seq, cancel_requested,
-       cursor_at, priority, run_at_us
+       cursor_at, priority, run_at_us, workflow_id, step, inputs
 FROM claimed";
 
 /// Candidates of a worker limited as a whole: its first due runs.
@@ -429,20 +440,24 @@ impl Sql {
                      r.cancel_requested,
                      CASE WHEN r.priority = 0
                           THEN floor(extract(epoch FROM r.run_at) * 1000000)::int8 END,
-                     r.priority, floor(extract(epoch FROM r.run_at) * 1000000)::int8",
+                     r.priority, floor(extract(epoch FROM r.run_at) * 1000000)::int8,
+                     r.workflow_id, r.step, r.inputs",
             ),
             // As the claim reads: ranked runs from the front, the others
-            // from the cursor on.
+            // from the cursor on. A workflow's step waiting for its
+            // parents ('infinity') is never due.
             next_due: text(
                 "WITH workers AS (SELECT unnest($1::text[]) AS worker EXCEPT SELECT worker FROM {s}.paused)
                  SELECT extract(epoch FROM (least(
                      (SELECT min(run_at) FROM {s}.runs
                       WHERE state = 'queued' AND priority <> 0 AND limit_key IS NULL
+                        AND run_at < 'infinity'
                         AND worker = ANY(ARRAY(SELECT worker FROM workers))),
                      (SELECT min(run_at) FROM {s}.runs
                       WHERE state = 'queued' AND priority = 0 AND limit_key IS NULL
                         AND worker = ANY(ARRAY(SELECT worker FROM workers))
-                        AND run_at >= coalesce('epoch'::timestamptz + $2 * interval '1 microsecond', '-infinity'))
+                        AND run_at >= coalesce('epoch'::timestamptz + $2 * interval '1 microsecond', '-infinity')
+                        AND run_at < 'infinity')
                  ) - now())) * 1000",
             ),
             // The slots of runs $1 (lease tokens $2) that stopped executing
@@ -480,7 +495,8 @@ impl Sql {
                                     AND run_at <= now()) THEN 0::float8
                      ELSE (SELECT extract(epoch FROM min(run_at) - now())::float8 * 1000
                            FROM {s}.runs
-                           WHERE worker = $1 AND state = 'queued' AND limit_key IS NOT NULL) END",
+                           WHERE worker = $1 AND state = 'queued' AND limit_key IS NOT NULL
+                             AND run_at < 'infinity') END",
             ),
             // A limited worker's use now: running, and its rate tokens
             // taken (the starts within the last period).
@@ -540,6 +556,71 @@ impl Sql {
                              $7::int4[], $8::text[], $9::text[])
                      AS j(id, payload, timeout_ms, d, a, priority, key, limit_key)",
             ),
+            // A workflow and its steps (migration 11).
+            insert_workflow: text("INSERT INTO {s}.workflows (id, name, steps) VALUES ($1, $2, $3)"),
+            insert_workflow_steps: text(
+                "INSERT INTO {s}.workflow_steps
+                     (workflow_id, step, position, worker, run_id, parents, waiting, delay_ms, at_ms, state)
+                 SELECT $1, step, position - 1, worker, run_id,
+                        ARRAY(SELECT jsonb_array_elements_text(parents)), waiting, d, a,
+                        CASE WHEN waiting = 0 THEN 'queued' ELSE 'waiting' END
+                 FROM unnest($2::text[], $3::text[], $4::uuid[], $5::jsonb[], $6::int4[],
+                             $7::float8[], $8::float8[])
+                     WITH ORDINALITY AS s(step, worker, run_id, parents, waiting, d, a, position)",
+            ),
+            // A step that waits for its parents is due at 'infinity', which
+            // no claim reaches, until its last parent's ending releases it.
+            insert_step_runs: text(
+                "INSERT INTO {s}.runs
+                     (id, worker, payload, timeout_ms, run_at, priority, limit_key, workflow_id, step)
+                 SELECT id, worker, payload, timeout_ms,
+                        CASE WHEN waiting = 0 THEN {DUE} ELSE 'infinity' END,
+                        priority, limit_key, $1, step
+                 FROM unnest($2::uuid[], $3::text[], $4::jsonb[], $5::int8[], $6::float8[],
+                             $7::float8[], $8::int4[], $9::text[], $10::text[], $11::int4[])
+                     AS j(id, worker, payload, timeout_ms, d, a, priority, limit_key, step, waiting)",
+            ),
+            // A stored workflow's steps, for a handle from any process.
+            workflow_plan: text(
+                "SELECT w.name, s.step, s.worker, s.run_id, s.parents
+                 FROM {s}.workflows w JOIN {s}.workflow_steps s ON s.workflow_id = w.id
+                 WHERE w.id = $1 ORDER BY s.position",
+            ),
+            // Each step now: where it stands, whether its run started, and
+            // how it ended. A run is in one of the two tables, and one
+            // statement sees it in exactly one.
+            workflow_steps_now: text(
+                "SELECT s.position, s.state,
+                        coalesce(r.started_at, e.started_at) IS NOT NULL,
+                        e.state, e.error_kind, e.error, e.output
+                 FROM {s}.workflow_steps s
+                 LEFT JOIN {s}.runs r ON r.id = s.run_id
+                 LEFT JOIN {s}.ended_runs e ON e.id = s.run_id
+                 WHERE s.workflow_id = $1 ORDER BY s.position",
+            ),
+            workflow_now: text(
+                "SELECT state, failed_step, error_kind, error FROM {s}.workflows WHERE id = $1",
+            ),
+            // Its steps' endings from now on release nothing and doom
+            // nothing (the trigger reads this under the workflow's lock).
+            cancel_workflow: text(
+                "UPDATE {s}.workflows SET cancelled = true WHERE id = $1 AND state = 'running'",
+            ),
+            // For dashboards: running workflows first, newest first, then
+            // the latest ended; or the one $2.
+            workflows_recent: text(
+                "SELECT id, name, state, extract(epoch FROM created_at)::float8 * 1000,
+                        extract(epoch FROM ended_at)::float8 * 1000, failed_step, error
+                 FROM {s}.workflows
+                 WHERE $2::uuid IS NULL OR id = $2
+                 ORDER BY state <> 'running', created_at DESC LIMIT $1",
+            ),
+            workflow_steps_of: text(
+                "SELECT s.workflow_id, s.step, s.worker, s.run_id, s.parents, s.state,
+                        coalesce(r.state = 'running', false)
+                 FROM {s}.workflow_steps s LEFT JOIN {s}.runs r ON r.id = s.run_id
+                 WHERE s.workflow_id = ANY($1) ORDER BY s.workflow_id, s.position",
+            ),
             // A large batch that starts at once: streamed, which PostgreSQL
             // writes for about a quarter less than the same insert. Text
             // format: see `jobs::Copied`.
@@ -581,7 +662,8 @@ impl Sql {
             scheduled: text(
                 "SELECT id, worker, extract(epoch FROM run_at)::float8 * 1000, key, priority
                  FROM {s}.runs
-                 WHERE state = 'queued' AND run_at > now() AND ($1::text IS NULL OR worker = $1)
+                 WHERE state = 'queued' AND run_at > now() AND run_at < 'infinity'
+                   AND ($1::text IS NULL OR worker = $1)
                  ORDER BY run_at, id LIMIT 10000",
             ),
             pause: text("INSERT INTO {s}.paused (worker) VALUES ($1) ON CONFLICT DO NOTHING"),
@@ -784,7 +866,8 @@ impl Sql {
                         (SELECT count(*) FROM {s}.runs r
                          WHERE r.state = 'queued' AND r.worker = $1 AND r.run_at <= now()),
                         (SELECT count(*) FROM {s}.runs r
-                         WHERE r.state = 'queued' AND r.worker = $1 AND r.run_at > now()),
+                         WHERE r.state = 'queued' AND r.worker = $1 AND r.run_at > now()
+                           AND r.run_at < 'infinity'),
                         EXISTS (SELECT 1 FROM {s}.paused p WHERE p.worker = $1)
                  FROM (SELECT $1::text AS worker) w
                  LEFT JOIN {s}.stats s ON s.worker = w.worker
@@ -894,7 +977,8 @@ impl Sql {
             purge_rest: text(
                 "WITH ticks AS (DELETE FROM {s}.ticks WHERE tick_at < now() - $1 * interval '1 millisecond'),
                  nodes AS (DELETE FROM {s}.nodes WHERE heartbeat_at < now() - interval '1 day'),
-                 timeline AS (DELETE FROM {s}.timeline WHERE bucket_at < now() - $1 * interval '1 millisecond')
+                 timeline AS (DELETE FROM {s}.timeline WHERE bucket_at < now() - $1 * interval '1 millisecond'),
+                 workflows AS (DELETE FROM {s}.workflows WHERE ended_at < now() - $1 * interval '1 millisecond')
                  SELECT 0::int8",
             ),
             // The deltas counted so far, into `stats`, in one statement:

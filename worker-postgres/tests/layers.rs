@@ -28,11 +28,21 @@ const LAYERS: &[(&str, &[&str])] = &[
             "schema", "history", "lanes", "leases", "bus", "writer", "calls", "jobs", "limits",
         ],
     ),
-    // The caller's side (the database as reached, handles) and the
-    // executing side (upkeep, then the claims that start it).
+    // The caller's side (the database as reached, handles, workflows
+    // stored and followed) and the executing side (upkeep, then the
+    // claims that start it).
     (
         "phases",
-        &["db", "handle", "dashboard", "upkeep", "executor"],
+        &[
+            "db",
+            "handle",
+            "dashboard",
+            "workflows",
+            "flow_handle",
+            "flow_history",
+            "upkeep",
+            "executor",
+        ],
     ),
     // The started backend, and the crate's face.
     ("backend", &["cluster", "lib"]),

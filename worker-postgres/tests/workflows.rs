@@ -1,43 +1,212 @@
-//! Workflows on a durable manager, as far as they go today: a workflow of
-//! `local` workers runs in the process; one of durable workers is turned
-//! away before anything is stored, with an error that says why, since this
-//! backend doesn't store workflows yet.
+//! Durable workflows against a real PostgreSQL: stored whole in one
+//! transaction, each step a durable run, a child released in the
+//! transaction that records its last parent's ending, and a failed step's
+//! descendants ended there too; handles from any process.
 
 mod support;
 
+use serde_json::{Value, json};
 use support::{database, manager, pool, schema};
+use worker_core::Outcome;
 use worker_core::prelude::*;
 
-#[tokio::test]
-async fn a_workflow_of_durable_workers_is_refused_and_stores_nothing() {
-    let Some(db) = database() else { return };
-    let schema = schema("flows_refused");
-    let manager = manager(support::backend(db, &schema)).await;
-    let flow = Workflow::new("onboard")
-        .step(
-            "a",
-            "echo",
-            Call::new().payload(serde_json::json!({"n": 1})),
-        )
-        .step("b", "noop", Call::new())
-        .after(["a"]);
-    let error = manager.start_workflow(flow).await.unwrap_err();
-    assert!(error.is_validation(), "{error}");
-    assert!(
-        error
-            .to_string()
-            .contains("workflow 'onboard' has durable steps"),
-        "{error}"
-    );
-    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT (SELECT count(*) FROM {schema}.runs) + (SELECT count(*) FROM {schema}.ended_runs)"
-    )))
-    .fetch_one(&pool(db).await)
-    .await
-    .unwrap();
-    assert_eq!(stored, 0);
+/// profile → (avatar, page) → welcome, every step a `join` that reads its
+/// parents.
+fn diamond(ms: u64) -> Workflow {
+    let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents, "ms": ms}));
+    Workflow::new("onboard")
+        .step("profile", "join", join(&[]))
+        .step("avatar", "join", join(&["profile"]))
+        .after(["profile"])
+        .step("page", "join", join(&["profile"]))
+        .after(["profile"])
+        .step("welcome", "join", join(&["avatar", "page"]))
+        .after(["avatar", "page"])
+}
 
-    // Durable and local steps in one workflow: refused, naming both.
+async fn all_events(handle: &mut WorkflowHandle) -> Vec<WorkflowEvent> {
+    let mut events = Vec::new();
+    while let Some(event) = tokio::time::timeout(std::time::Duration::from_secs(30), handle.recv())
+        .await
+        .expect("the workflow's events stopped coming")
+    {
+        events.push(event);
+    }
+    events
+}
+
+fn endings(events: &[WorkflowEvent]) -> Vec<(String, Outcome, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            WorkflowEvent::Ended {
+                step,
+                outcome,
+                error,
+            } => Some((step.clone(), *outcome, error.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_diamond_runs_through_the_database_with_its_parents_outputs() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_diamond");
+    let manager = manager(support::backend(db, &schema)).await;
+    let mut handle = manager.start_workflow(diamond(0)).await.unwrap();
+    let events = all_events(&mut handle).await;
+    handle.await_result().await.unwrap();
+
+    let ended = endings(&events);
+    assert_eq!(ended.len(), 4, "{events:?}");
+    assert!(
+        ended
+            .iter()
+            .all(|(_, outcome, _)| *outcome == Outcome::Succeeded),
+        "{events:?}"
+    );
+    let started = events
+        .iter()
+        .filter(|event| matches!(event, WorkflowEvent::Started { .. }))
+        .count();
+    assert_eq!(started, 4);
+    let welcome: Value = handle.output("welcome").await.unwrap();
+    assert_eq!(welcome["step"], "welcome");
+    assert_eq!(welcome["workflow"], handle.id());
+    assert_eq!(welcome["got"][0]["step"], "avatar");
+    assert_eq!(welcome["got"][1]["step"], "page");
+    assert_eq!(welcome["got"][0]["got"][0]["step"], "profile");
+
+    // From any handle, from the first event.
+    let mut again = manager.attach_workflow(handle.id()).await.unwrap();
+    assert_eq!(endings(&all_events(&mut again).await).len(), 4);
+    again.await_result().await.unwrap();
+
+    // Stored once: four runs, each started once, and the workflow's row.
+    let pool = pool(db).await;
+    let (runs, most_attempts, state): (i64, i32, String) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT (SELECT count(*) FROM {schema}.ended_runs),
+                (SELECT max(attempt) FROM {schema}.ended_runs),
+                (SELECT state FROM {schema}.workflows)"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((runs, most_attempts, state.as_str()), (4, 1, "succeeded"));
+    assert_eq!(manager.stats("join").await.unwrap().runs, 4);
+
+    // What dashboards read, from the database.
+    let status = manager
+        .workflow(handle.id())
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(status.state, worker_core::WorkflowState::Succeeded);
+    assert_eq!(status.steps_done(), 4);
+    assert_eq!(status.steps[3].parents, ["avatar", "page"]);
+    assert_eq!(manager.workflows(10).await.unwrap().len(), 1);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_step_cancels_what_waits_for_it_in_the_same_transaction() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_failed");
+    let manager = manager(support::backend(db, &schema)).await;
+    let flow = Workflow::new("doomed")
+        .step("first", "noop", Call::new())
+        .step(
+            "broken",
+            "fails",
+            Call::new().payload(json!({"how": "permanent"})),
+        )
+        .after(["first"])
+        .step(
+            "side",
+            "echo",
+            Call::new().payload(json!({"n": 2, "ms": 50})),
+        )
+        .after(["first"])
+        .step("after", "noop", Call::new())
+        .after(["broken", "side"])
+        .step("last", "noop", Call::new())
+        .after(["after"]);
+    let mut handle = manager.start_workflow(flow).await.unwrap();
+    let events = all_events(&mut handle).await;
+    let error = handle.await_result().await.unwrap_err();
+    assert_eq!(error.failed_step(), Some("broken"), "{error}");
+    assert!(error.is_permanent(), "{error}");
+    assert!(error.to_string().contains("account closed"), "{error}");
+
+    let ended = endings(&events);
+    let of = |name: &str| {
+        ended
+            .iter()
+            .find(|(step, ..)| step == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        of("side").1,
+        Outcome::Succeeded,
+        "the other branch finished"
+    );
+    for doomed in ["after", "last"] {
+        let (_, outcome, error) = of(doomed);
+        assert_eq!(outcome, Outcome::Cancelled);
+        assert_eq!(error.as_deref(), Some("not run: step 'broken' failed"));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, WorkflowEvent::Started { step, .. } if step == doomed))
+        );
+    }
+    // Counted once each, as cancelled.
+    let noop = manager.stats("noop").await.unwrap();
+    assert_eq!((noop.runs, noop.cancelled), (1, 2));
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_ends_every_waiting_and_running_step_once() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_cancel");
+    let manager = manager(support::backend(db, &schema)).await;
+    let flow = Workflow::new("long")
+        .step("first", "noop", Call::new())
+        .step("slow", "slow", Call::new().payload(json!({"ms": 30000})))
+        .after(["first"])
+        .step("after", "noop", Call::new())
+        .after(["slow"]);
+    let mut handle = manager.start_workflow(flow).await.unwrap();
+    while !matches!(handle.recv().await, Some(WorkflowEvent::Message { .. })) {}
+    handle.cancel().await.unwrap();
+    let error = handle.await_result().await.unwrap_err();
+    assert!(error.is_cancelled(), "{error}");
+    let ended =
+        endings(&all_events(&mut manager.attach_workflow(handle.id()).await.unwrap()).await);
+    let outcomes: Vec<(&str, Outcome)> = ended.iter().map(|(s, o, _)| (s.as_str(), *o)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("first", Outcome::Succeeded),
+            ("slow", Outcome::Cancelled),
+            ("after", Outcome::Cancelled)
+        ]
+    );
+    let slow = manager.stats("slow").await.unwrap();
+    assert_eq!(slow.cancelled, 1);
+    assert_eq!(manager.stats("noop").await.unwrap().cancelled, 1);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mixed_workflow_is_refused_and_a_local_one_runs_in_the_process() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_mixed");
+    let manager = manager(support::backend(db, &schema)).await;
     let mixed = Workflow::new("mixed")
         .step("here", "in-process", Call::new())
         .step("there", "noop", Call::new())
@@ -50,8 +219,13 @@ async fn a_workflow_of_durable_workers_is_refused_and_stores_nothing() {
             .contains("step 'here' runs a `local` worker and step 'there' a durable one"),
         "{error}"
     );
-
-    // All local: it runs here.
+    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT count(*) FROM {schema}.runs) + (SELECT count(*) FROM {schema}.workflows)"
+    )))
+    .fetch_one(&pool(db).await)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
     let local = Workflow::new("local")
         .step("one", "in-process", Call::new())
         .step("two", "in-process", Call::new())
@@ -64,4 +238,160 @@ async fn a_workflow_of_durable_workers_is_refused_and_stores_nothing() {
         .await
         .unwrap();
     manager.shutdown().await.unwrap();
+}
+
+mod processes {
+    //! With real node processes: fan-in once whichever nodes the parents
+    //! end on, a step's node killed with -9, a caller that exits.
+
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    use serde_json::{Value, json};
+    use worker_core::prelude::*;
+
+    use super::support::{self, Database, NodeProcess, NodeSettings, database, pool, schema};
+    use super::{all_events, diamond, endings};
+
+    async fn caller(db: &Database, schema: &str) -> WorkerManager {
+        support::manager(support::backend(db, schema).execute(false)).await
+    }
+
+    fn starts(file: &std::path::Path) -> Vec<(String, u32, u32)> {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let mut parts = line.split(' ');
+                let run = parts.next().unwrap().to_owned();
+                let attempt = parts.next().unwrap().parse().unwrap();
+                let pid = parts.next().unwrap().parse().unwrap();
+                (run, attempt, pid)
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fan_in_starts_each_child_once_across_three_nodes_many_times() {
+        let Some(db) = database() else { return };
+        let schema = schema("flows_fan_in");
+        let caller = caller(db, &schema).await;
+        let dir = tempfile_dir("flows_fan_in");
+        let file = dir.join("starts");
+        let settings = NodeSettings {
+            lease_ms: 1000,
+            concurrency: 8,
+            starts_file: Some(file.clone()),
+            ..NodeSettings::new(db, &schema)
+        };
+        let _nodes: Vec<NodeProcess> = (0..3).map(|_| NodeProcess::start(&settings)).collect();
+
+        const FLOWS: usize = 150;
+        let mut handles = Vec::new();
+        for _ in 0..FLOWS {
+            handles.push(caller.start_workflow(diamond(0)).await.unwrap());
+        }
+        for handle in &handles {
+            handle.await_result().await.unwrap();
+            let welcome: Value = handle.output("welcome").await.unwrap();
+            assert_eq!(
+                welcome["got"].as_array().map(Vec::len),
+                Some(2),
+                "{welcome}"
+            );
+        }
+        let starts = starts(&file);
+        assert_eq!(starts.len(), FLOWS * 4, "every step started once");
+        let mut per_run: HashMap<&str, usize> = HashMap::new();
+        for (run, attempt, _) in &starts {
+            assert_eq!(*attempt, 1, "no step ran twice");
+            *per_run.entry(run.as_str()).or_default() += 1;
+        }
+        assert!(per_run.values().all(|&n| n == 1));
+        let pids: std::collections::HashSet<u32> = starts.iter().map(|s| s.2).collect();
+        assert!(pids.len() >= 2, "the steps ran on several nodes: {pids:?}");
+        // The database agrees: every workflow succeeded, every step ended once.
+        let (succeeded, ended): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT (SELECT count(*) FROM {schema}.workflows WHERE state = 'succeeded' AND steps_ended = 4),
+                    (SELECT count(*) FROM {schema}.ended_runs)"
+        )))
+        .fetch_one(&pool(db).await)
+        .await
+        .unwrap();
+        assert_eq!((succeeded, ended), (FLOWS as i64, (FLOWS * 4) as i64));
+        caller.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_whose_node_is_killed_runs_again_elsewhere_and_the_workflow_goes_on() {
+        let Some(db) = database() else { return };
+        let schema = schema("flows_kill9");
+        let caller = caller(db, &schema).await;
+        let settings = NodeSettings {
+            lease_ms: 1000,
+            ..NodeSettings::new(db, &schema)
+        };
+        let nodes = [NodeProcess::start(&settings), NodeProcess::start(&settings)];
+        let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents}));
+        let flow = Workflow::new("survives")
+            .step("profile", "join", join(&[]))
+            .step("avatar", "slow", Call::new().payload(json!({"ms": 1500})))
+            .after(["profile"])
+            .step("page", "join", join(&["profile"]))
+            .after(["profile"])
+            .step("welcome", "join", join(&["avatar", "page"]))
+            .after(["avatar", "page"]);
+        let mut handle = caller.start_workflow(flow).await.unwrap();
+        // The slow step's first message: it is executing on some node.
+        while !matches!(handle.recv().await, Some(WorkflowEvent::Message { .. })) {}
+        let pool = pool(db).await;
+        let node: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT node FROM {schema}.runs WHERE step = 'avatar' AND state = 'running'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let pid: u32 = node.split(':').nth(1).unwrap().parse().unwrap();
+        let victim = nodes.iter().position(|n| n.pid() == pid).unwrap();
+        nodes[victim].signal("KILL");
+        let started = Instant::now();
+        handle.await_result().await.unwrap();
+        assert!(started.elapsed() < support::PATIENCE);
+        let welcome: Value = handle.output("welcome").await.unwrap();
+        assert_eq!(welcome["got"][0]["attempt"], 2, "{welcome}");
+        let ended =
+            endings(&all_events(&mut caller.attach_workflow(handle.id()).await.unwrap()).await);
+        assert_eq!(ended.len(), 4);
+        caller.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_workflow_outlives_its_caller_and_is_followed_from_another_process() {
+        let Some(db) = database() else { return };
+        let schema = schema("flows_outlives");
+        let caller = caller(db, &schema).await;
+        let starter = NodeSettings {
+            concurrency: 1,
+            env: vec![("START_WORKFLOW".to_owned(), "1".to_owned())],
+            ..NodeSettings::new(db, &schema)
+        };
+        let mut first = NodeProcess::start(&starter);
+        let line = first.wait_for_line("workflow ");
+        let id = line.trim().trim_start_matches("workflow ").to_owned();
+        assert!(first.wait().success());
+        let _node = NodeProcess::start(&NodeSettings::new(db, &schema));
+        let mut handle = caller.attach_workflow(&id).await.unwrap();
+        let events = all_events(&mut handle).await;
+        handle.await_result().await.unwrap();
+        assert_eq!(endings(&events).len(), 4, "{events:?}");
+        assert_eq!(handle.name(), "outlives");
+        caller.shutdown().await.unwrap();
+    }
+
+    fn tempfile_dir(test: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

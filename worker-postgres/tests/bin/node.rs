@@ -78,6 +78,29 @@ async fn main() {
         }
         println!("calls done");
     }
+    // START_WORKFLOW=1: starts a diamond of `join` steps, prints its id
+    // and exits at once, before any of it ran: the workflow must outlive
+    // its caller.
+    if std::env::var("START_WORKFLOW").is_ok_and(|v| v == "1") {
+        use worker_core::{Call, Workflow};
+        let join = |parents: &[&str]| {
+            Call::new().payload(serde_json::json!({"parents": parents, "ms": 200}))
+        };
+        let flow = Workflow::new("outlives")
+            .step("profile", "join", join(&[]))
+            .step("avatar", "join", join(&["profile"]))
+            .after(["profile"])
+            .step("page", "join", join(&["profile"]))
+            .after(["profile"])
+            .step("welcome", "join", join(&["avatar", "page"]))
+            .after(["avatar", "page"]);
+        let handle = manager
+            .start_workflow(flow)
+            .await
+            .expect("start the workflow");
+        println!("workflow {}", handle.id());
+        std::process::exit(0);
+    }
     worker_core::shutdown_signal().await.expect("signals");
     manager.shutdown().await.expect("shutdown");
     println!("stopped");

@@ -69,6 +69,37 @@ pub async fn register(manager: &WorkerManager) {
         })
         .await
         .unwrap();
+    // A workflow's step that reads its parents: {"parents": ["a", "b"],
+    // "ms": n}; records its start as `counted` does, sleeps ms, and gives
+    // {"step": its name, "got": the parents' outputs in that order}.
+    manager
+        .register_with("join", WorkerOptions::new(), |ctx| async move {
+            if let Some(mut file) = STARTS.get() {
+                use std::io::Write;
+                let line = format!(
+                    "{} {} {}\n",
+                    ctx.run_id(),
+                    ctx.attempt(),
+                    std::process::id()
+                );
+                file.write_all(line.as_bytes()).expect("record the start");
+            }
+            let parents: Vec<String> = ctx
+                .payload()
+                .and_then(|p| serde_json::from_value(p["parents"].clone()).ok())
+                .unwrap_or_default();
+            let mut got = Vec::new();
+            for parent in &parents {
+                got.push(ctx.parent_output::<serde_json::Value>(parent)?);
+            }
+            let ms = ctx.payload().and_then(|p| p["ms"].as_u64()).unwrap_or(0);
+            if ms > 0 {
+                ctx.sleep(Duration::from_millis(ms)).await;
+            }
+            Ok(json!({"step": ctx.step(), "workflow": ctx.workflow_id(), "got": got}))
+        })
+        .await
+        .unwrap();
     // Kills its whole process, every attempt.
     manager
         .register("abort", |ctx| async move {
