@@ -22,8 +22,12 @@ use crate::db::Db;
 use crate::handle;
 use crate::workflows;
 
-/// How often the follower reads the workflow's steps while it runs.
+/// How soon the follower reads the workflow's steps again after a round
+/// that found something new; each round that finds nothing doubles it, up
+/// to [`FOLLOW_AT_MOST`]. Its steps' messages and endings wake it at once
+/// (the bus), so the wait mostly bounds how soon a start is seen.
 const FOLLOW_EVERY: Duration = Duration::from_millis(20);
+const FOLLOW_AT_MOST: Duration = Duration::from_millis(500);
 
 /// A handle on one stored workflow.
 pub(crate) struct PgWorkflow {
@@ -164,7 +168,7 @@ impl RemoteWorkflow for PgWorkflow {
 }
 
 /// What the follower has written of one step.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Followed {
     released: bool,
     started: bool,
@@ -176,7 +180,10 @@ struct Followed {
 /// A database it can't reach is tried again on the next round.
 async fn follow(db: Arc<Db>, plan: Arc<Plan>, log: Arc<WorkflowLog>, run_ids: Vec<Uuid>) {
     let mut followed = vec![Followed::default(); plan.steps.len()];
+    let mut watches = Watches::new(db.clone(), &run_ids);
+    let mut wait = FOLLOW_EVERY;
     loop {
+        let before = followed.clone();
         match follow_once(&db, &plan, &log, &run_ids, &mut followed).await {
             Ok(true) => return,
             Ok(false) => {}
@@ -184,7 +191,53 @@ async fn follow(db: Arc<Db>, plan: Arc<Plan>, log: Arc<WorkflowLog>, run_ids: Ve
                 log::debug!(target: "worker_postgres", "following workflow {}: {error}", plan.id)
             }
         }
-        tokio::time::sleep(FOLLOW_EVERY).await;
+        wait = if followed == before {
+            (wait * 2).min(FOLLOW_AT_MOST)
+        } else {
+            FOLLOW_EVERY
+        };
+        watches.changed_or(wait).await;
+    }
+}
+
+/// The bus's watches on a workflow's steps' runs, let go of when the
+/// follower ends, however it ends (a dropped handle aborts it).
+struct Watches {
+    db: Arc<Db>,
+    watches: Vec<(Uuid, tokio::sync::watch::Receiver<u64>)>,
+}
+
+impl Watches {
+    fn new(db: Arc<Db>, run_ids: &[Uuid]) -> Self {
+        let watches = run_ids
+            .iter()
+            .map(|&run| (run, db.bus.watch(run)))
+            .collect();
+        Watches { db, watches }
+    }
+
+    /// Until a step's run has new messages or ended, or `wait` passed.
+    async fn changed_or(&mut self, wait: Duration) {
+        if self.watches.is_empty() {
+            tokio::time::sleep(wait).await;
+            return;
+        }
+        let changes = self
+            .watches
+            .iter_mut()
+            .map(|(_, watch)| Box::pin(watch.changed()));
+        tokio::select! {
+            _ = futures::future::select_all(changes) => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for (run, watch) in self.watches.drain(..) {
+            self.db.bus.unwatch(run, watch);
+        }
     }
 }
 
