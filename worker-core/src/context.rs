@@ -104,7 +104,8 @@ impl WorkerContext {
     }
 
     /// Logs through the `log` crate (target `worker`), prefixed
-    /// `[Worker:NAME run:XXXXXXXX] ` with the first 8 characters of the run id.
+    /// `[Worker:NAME run:XXXXXXXX] ` with the last 8 characters of the run id
+    /// ([`RunId::short`](crate::RunId::short)).
     pub fn log(&self, level: log::Level, message: &str) {
         self.run.log(level, format_args!("{message}"));
     }

@@ -37,6 +37,21 @@ impl RunId {
         Uuid::from_u128(self.0)
     }
 
+    /// Its last 8 hex digits: how logs and dashboards name a run in
+    /// passing. The end, not the start: a durable backend's ids are
+    /// UUIDv7, whose first digits are their time, so runs of the same
+    /// minute share them; the last are random in both kinds.
+    ///
+    /// ```
+    /// use worker_core::RunId;
+    ///
+    /// let id: RunId = "0190f5a1-7c3e-7b2a-9d4e-1f2a3b4c5d6e".parse().unwrap();
+    /// assert_eq!(id.short(), "3b4c5d6e");
+    /// ```
+    pub fn short(self) -> String {
+        format!("{:08x}", self.0 as u32)
+    }
+
     /// The id's 128 bits: what the running set is keyed by.
     pub(crate) fn as_u128(self) -> u128 {
         self.0

@@ -161,11 +161,14 @@ impl Spans {
         }
         let _ = in_run_task;
         if log::log_enabled!(target: "worker", level) {
+            // Its last 8 digits, as `RunId::short` gives them: the random
+            // end of a time-ordered id.
+            let id = run_id();
             log::log!(
                 target: "worker",
                 level,
                 "[Worker:{worker} run:{}] {message}",
-                &run_id()[..8]
+                &id[id.len().saturating_sub(8)..]
             );
         }
     }

@@ -277,7 +277,10 @@ fn captured() -> &'static Mutex<Vec<(log::Level, String)>> {
 
 async fn log_lines_of(manager: &WorkerManager, worker: &str) -> Vec<(log::Level, String)> {
     let handle = manager.call(worker, None, None).await.unwrap();
-    let prefix = format!("[Worker:{worker} run:{}] ", &handle.id()[..8]);
+    let prefix = format!(
+        "[Worker:{worker} run:{}] ",
+        handle.id().parse::<worker_core::RunId>().unwrap().short()
+    );
     handle.await_result().await.unwrap();
     captured()
         .lock()

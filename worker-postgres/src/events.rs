@@ -32,7 +32,7 @@ macro_rules! warn_event {
 }
 
 fn short(run: Uuid) -> String {
-    run.hyphenated().to_string()[..8].to_owned()
+    worker_core::RunId::from(run).short()
 }
 
 /// A renewal pass started `late` past its time.
