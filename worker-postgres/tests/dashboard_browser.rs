@@ -1,7 +1,9 @@
 //! The dashboard over a durable manager, in headless Chromium: a run's page
 //! lists every attempt the database kept, a retried failure with its error
 //! and a stall with the node that held it; the overview lists recent
-//! stalls, and a limited worker's use of its limits across the cluster.
+//! stalls, and a limited worker's use of its limits across the cluster; a
+//! durable workflow's graph, with each step's state and run, cancelled
+//! from its page, and a failed one's step and error.
 //!
 //! Ignored by `cargo test --workspace` (it needs Chromium); CI runs it with
 //! `cargo test -p worker-postgres --test dashboard_browser -- --ignored`.
@@ -11,6 +13,8 @@ mod chromium;
 #[path = "../../worker-web/tests/common/job_pages.rs"]
 mod job_pages;
 mod support;
+#[path = "../../worker-web/tests/common/workflow_pages.rs"]
+mod workflow_pages;
 
 use std::time::{Duration, Instant};
 
@@ -249,6 +253,132 @@ async fn a_limited_workers_row_shows_the_clusters_use_of_its_limits() {
         web.cancel(run).await.unwrap();
     }
     job_pages::limits_shown(&session, "limited-slots", &["0/16 running"]).await;
+    session.quit().await;
+    drop(browser);
+    web.shutdown().await.unwrap();
+}
+
+/// Waits until every step of the workflow `id` is in its state in
+/// `states` (in the order they were declared); gives their run ids.
+async fn steps_reach(
+    web: &worker_core::WorkerManager,
+    id: &str,
+    states: &[(&str, &str)],
+) -> Vec<String> {
+    support::eventually(&format!("the steps of {id} are {states:?}"), || async {
+        let status = web.workflow(id).await.unwrap().expect("stored");
+        let now: Vec<(&str, &str)> = status
+            .steps
+            .iter()
+            .map(|step| (step.name.as_str(), step.state.as_str()))
+            .collect();
+        now == states
+    })
+    .await;
+    let status = web.workflow(id).await.unwrap().expect("stored");
+    status
+        .steps
+        .iter()
+        .map(|step| step.run_id.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: cargo test -p worker-postgres --test dashboard_browser -- --ignored"]
+async fn a_durable_workflows_graph_shows_each_steps_state_links_its_runs_and_cancels_it() {
+    use worker_core::{Call, Workflow, WorkflowState};
+    let Some(db) = support::database() else {
+        return;
+    };
+    let schema = schema("workflow_page");
+    let web = manager(support::backend(db, &schema)).await;
+    let app = worker_web::mount(axum::Router::new(), "/ops", worker_web::router(web.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/ops/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The diamond of the in-process test, on the durable test workers:
+    // `avatar` sleeps for ten minutes, until it is cancelled.
+    let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents}));
+    let flow = Workflow::new("onboard-user")
+        .step("profile", "join", join(&[]))
+        .step(
+            "avatar",
+            "slow",
+            Call::new().payload(json!({"ms": 600_000})),
+        )
+        .after(["profile"])
+        .step("welcome", "join", join(&["profile"]))
+        .after(["profile"])
+        .step("done", "join", join(&["avatar", "welcome"]))
+        .after(["avatar", "welcome"]);
+    let flow = web.start_workflow(flow).await.unwrap();
+    let id = flow.id().to_owned();
+    let blocked = [
+        ("profile", "succeeded"),
+        ("avatar", "running"),
+        ("welcome", "succeeded"),
+        ("done", "waiting"),
+    ];
+    let runs: [String; 4] = steps_reach(&web, &id, &blocked).await.try_into().unwrap();
+
+    let (browser, session) = chromium::launch().await;
+    session.navigate(&format!("{base}#/workflows")).await;
+    workflow_pages::diamond_listed(&session, &id).await;
+    workflow_pages::open_listed(&session, &id).await;
+    workflow_pages::blocked_diamond_drawn(&session, &runs).await;
+    session.save_screenshot("durable-workflow-running").await;
+    workflow_pages::node_opens_its_run(&session, "profile", &runs[0], "succeeded").await;
+
+    workflow_pages::cancel_blocked_diamond(&session).await;
+    session.save_screenshot("durable-workflow-cancelled").await;
+    // The database agrees; the sleeping step was ended, not left running.
+    let status = web.workflow(&id).await.unwrap().expect("stored");
+    assert_eq!(status.state, WorkflowState::Cancelled);
+    assert!(!web.running().await.unwrap().contains(&runs[1]));
+    assert!(flow.await_result().await.unwrap_err().is_cancelled());
+    assert_eq!(web.stats("slow").await.unwrap().cancelled, 1);
+    session.quit().await;
+    drop(browser);
+    web.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: cargo test -p worker-postgres --test dashboard_browser -- --ignored"]
+async fn a_failed_durable_workflow_shows_its_failed_step_and_error() {
+    use worker_core::{Call, Workflow};
+    let Some(db) = support::database() else {
+        return;
+    };
+    let schema = schema("workflow_failed_page");
+    let web = manager(support::backend(db, &schema)).await;
+    let app = worker_web::mount(axum::Router::new(), "/ops", worker_web::router(web.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/ops/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The in-process test's failing workflow: `fetch` fails for good.
+    let flow = Workflow::new("import-orders")
+        .step(
+            "fetch",
+            "fails",
+            Call::new().payload(json!({"how": "permanent"})),
+        )
+        .step("store", "noop", Call::new())
+        .after(["fetch"])
+        .step("audit", "noop", Call::new());
+    let flow = web.start_workflow(flow).await.unwrap();
+    assert!(flow.await_result().await.is_err());
+    let id = flow.id().to_owned();
+    let status = web.workflow(&id).await.unwrap().expect("stored");
+    let fetch_run = status.steps[0].run_id.to_string();
+    let error = status.error.expect("its error");
+
+    let (browser, session) = chromium::launch().await;
+    session.navigate(&format!("{base}#/workflows/{id}")).await;
+    workflow_pages::failed_drawn(&session, &fetch_run, &error, "account closed").await;
+    session.save_screenshot("durable-workflow-failed").await;
+    workflow_pages::failed_listed(&session, &id, &error).await;
     session.quit().await;
     drop(browser);
     web.shutdown().await.unwrap();

@@ -13,6 +13,8 @@ mod chromium;
 mod common;
 #[path = "common/job_pages.rs"]
 mod job_pages;
+#[path = "common/workflow_pages.rs"]
+mod workflow_pages;
 
 use std::time::Duration;
 
@@ -436,42 +438,6 @@ async fn a_limited_workers_row_shows_the_use_of_its_limits_live() {
     drop(browser);
 }
 
-/// The workflow page's graph: each node's `data-state` by step, its link,
-/// the number of edges, and the view's own `data-state`, once drawn.
-const GRAPH: &str = "const view = document.querySelector('#view-workflow');
-     const svg = document.querySelector('svg#workflow-dag');
-     if (view.hidden || svg.dataset.drawn !== '1') return null;
-     const nodes = {}, links = {};
-     for (const node of svg.querySelectorAll('a.step')) {
-       nodes[node.dataset.step] = node.dataset.state;
-       links[node.dataset.step] = node.getAttribute('href');
-     }
-     return {
-       state: view.dataset.state,
-       nodes, links,
-       edges: svg.querySelectorAll('path.edge').length,
-       progress: document.querySelector('#workflow-progress').textContent,
-       cancel_hidden: document.querySelector('#workflow-cancel').hidden,
-       failure_hidden: document.querySelector('#workflow-failure').hidden,
-       failed_step: document.querySelector('#workflow-failed-step').textContent,
-       failed_link: document.querySelector('#workflow-failed-step').getAttribute('href'),
-       error: document.querySelector('#workflow-error').textContent,
-     };";
-
-/// Waits until the graph's view is in `state`; gives [`GRAPH`].
-async fn graph_in(session: &Session, state: &str) -> serde_json::Value {
-    session
-        .wait_for(
-            &format!("the workflow {state}"),
-            Duration::from_secs(10),
-            &format!(
-                "const graph = (function() {{ {GRAPH} }})();
-                 return graph && graph.state === '{state}' ? graph : null;"
-            ),
-        )
-        .await
-}
-
 #[tokio::test]
 #[ignore = "needs Chromium: cargo test -p worker-web --test browser -- --ignored"]
 async fn a_running_workflows_graph_shows_each_steps_state_links_its_runs_and_cancels_it() {
@@ -484,111 +450,25 @@ async fn a_running_workflows_graph_shows_each_steps_state_links_its_runs_and_can
     let id = flow.id().to_owned();
     let status =
         common::workflows::steps_reach(&server, &id, &common::workflows::DIAMOND_BLOCKED).await;
-    let run_of = |step: usize| status["steps"][step]["run_id"].as_str().unwrap().to_owned();
+    let runs: [String; 4] =
+        std::array::from_fn(|step| status["steps"][step]["run_id"].as_str().unwrap().to_owned());
 
     // Listed as running, with its progress; its name opens its page.
     let (browser, session) = open(&server, "#/workflows").await;
-    let row = format!("#workflows tr.workflow[data-workflow-id=\"{id}\"]");
-    let listed = session
-        .wait_for(
-            "the workflow listed as running",
-            Duration::from_secs(10),
-            &format!(
-                "const tr = document.querySelector('{row}');
-                 return tr && tr.dataset.state === 'running' ? {{
-                   name: tr.querySelector('td.name a').textContent,
-                   steps: tr.querySelector('td.steps .done').textContent,
-                   badge: tr.querySelector('td.state .badge').textContent,
-                 }} : null;"
-            ),
-        )
-        .await;
-    assert_eq!(
-        listed,
-        json!({"name": "onboard-user", "steps": "2/4", "badge": "running"})
-    );
+    workflow_pages::diamond_listed(&session, &id).await;
     session.save_screenshot("workflows").await;
-    let link = session.find(&format!("{row} td.name a")).await;
-    session.click(&link).await;
+    workflow_pages::open_listed(&session, &id).await;
 
     // The diamond: four nodes, four edges, each node its step's state.
-    let graph = graph_in(&session, "running").await;
-    assert_eq!(
-        graph["nodes"],
-        json!({"profile": "succeeded", "avatar": "running", "welcome": "succeeded", "done": "waiting"})
-    );
-    assert_eq!(graph["edges"], 4, "{graph}");
-    assert_eq!(graph["progress"], "2/4");
-    assert_eq!(graph["links"]["avatar"], format!("#/run/{}", run_of(1)));
-    assert_eq!(graph["cancel_hidden"], false);
-    assert_eq!(graph["failure_hidden"], true);
-    let columns = session
-        .execute(
-            "const x = (step) => Number(document.querySelector(`svg#workflow-dag a.step[data-step=\"${step}\"] rect`).getAttribute('x'));
-             return [x('profile'), x('avatar'), x('welcome'), x('done')];",
-        )
-        .await;
-    let columns: Vec<f64> = serde_json::from_value(columns).unwrap();
-    assert!(
-        columns[0] < columns[1] && columns[1] == columns[2] && columns[2] < columns[3],
-        "a column per depth: {columns:?}"
-    );
+    workflow_pages::blocked_diamond_drawn(&session, &runs).await;
     session.save_screenshot("workflow-running").await;
 
-    // On a phone the graph scrolls inside its box; the page doesn't.
-    session.resize(390, 844).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let overflow = session
-        .execute("return document.documentElement.scrollWidth - window.innerWidth;")
-        .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "wider than the phone by {overflow}px"
-    );
-    session.resize(1280, 900).await;
-
     // A node is a link to its step's run.
-    let profile = session
-        .find("svg#workflow-dag a.step[data-step=\"profile\"]")
-        .await;
-    session.click(&profile).await;
-    session
-        .wait_for(
-            "the profile step's run page",
-            Duration::from_secs(10),
-            &format!(
-                "const view = document.querySelector('#view-run');
-                 return !view.hidden && view.dataset.runId === '{}' && view.dataset.outcome === 'succeeded';",
-                run_of(0)
-            ),
-        )
-        .await;
-    session.execute("history.back(); return true;").await;
-    graph_in(&session, "running").await;
+    workflow_pages::node_opens_its_run(&session, "profile", &runs[0], "succeeded").await;
 
     // Cancelled from its page: every node ends, the button goes.
-    session
-        .execute(
-            "window.confirmed = null;
-             window.confirm = (text) => { window.confirmed = text; return true; };
-             return true;",
-        )
-        .await;
-    let cancel = session.find("#workflow-cancel").await;
-    session.click(&cancel).await;
-    let graph = graph_in(&session, "cancelled").await;
-    assert_eq!(
-        graph["nodes"],
-        json!({"profile": "succeeded", "avatar": "cancelled", "welcome": "succeeded", "done": "cancelled"})
-    );
-    assert_eq!(graph["cancel_hidden"], true);
-    assert_eq!(graph["progress"], "4/4");
-    let asked = session.execute("return window.confirmed;").await;
-    assert_eq!(
-        asked,
-        "Cancel workflow onboard-user? Its 2 step(s) not ended yet will end as cancelled."
-    );
-    assert!(!server.manager.running().await.unwrap().contains(&run_of(1)));
+    workflow_pages::cancel_blocked_diamond(&session).await;
+    assert!(!server.manager.running().await.unwrap().contains(&runs[1]));
     session.save_screenshot("workflow-cancelled").await;
     session.quit().await;
     drop(browser);
@@ -607,49 +487,14 @@ async fn a_failed_workflow_shows_its_failed_step_and_error() {
     let id = flow.id().to_owned();
     let status = server.get_json(&format!("/workflows/{id}")).await;
     let fetch_run = status["steps"][0]["run_id"].as_str().unwrap();
+    let error = status["error"].as_str().unwrap();
 
     let (browser, session) = open(&server, &format!("#/workflows/{id}")).await;
-    let graph = graph_in(&session, "failed").await;
-    assert_eq!(
-        graph["nodes"],
-        json!({"fetch": "failed", "store": "cancelled", "audit": "succeeded"})
-    );
-    assert_eq!(graph["edges"], 1);
-    assert_eq!(graph["failure_hidden"], false);
-    assert_eq!(graph["failed_step"], "fetch");
-    assert_eq!(graph["failed_link"], format!("#/run/{fetch_run}"));
-    assert_eq!(graph["error"], status["error"]);
-    assert!(
-        graph["error"]
-            .as_str()
-            .unwrap()
-            .contains("flaky failed, as asked"),
-        "{graph}"
-    );
-    assert_eq!(graph["cancel_hidden"], true, "nothing left to cancel");
+    workflow_pages::failed_drawn(&session, fetch_run, error, "flaky failed, as asked").await;
     session.save_screenshot("workflow-failed").await;
 
     // The list says the same.
-    let nav = session.find("a#nav-workflows").await;
-    session.click(&nav).await;
-    let row = session
-        .wait_for(
-            "the failed workflow in the list",
-            Duration::from_secs(10),
-            &format!(
-                "const tr = document.querySelector('#workflows tr.workflow[data-workflow-id=\"{id}\"]');
-                 return tr ? {{
-                   state: tr.dataset.state,
-                   failed: tr.querySelector('td.failed').textContent,
-                   error: tr.querySelector('td.error').textContent,
-                 }} : null;"
-            ),
-        )
-        .await;
-    assert_eq!(
-        row,
-        json!({"state": "failed", "failed": "fetch", "error": status["error"]})
-    );
+    workflow_pages::failed_listed(&session, &id, error).await;
     session.quit().await;
     drop(browser);
 }

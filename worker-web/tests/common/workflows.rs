@@ -1,5 +1,7 @@
 //! Workflows over the test workers of [`super::manager`], shared by the
-//! API and browser tests, and how to wait for their steps' states.
+//! API and browser tests, and how to wait for their steps' states. The
+//! browser checks of their pages are in `workflow_pages.rs`, which
+//! worker-postgres's dashboard tests run on the same shapes, durable.
 
 use serde_json::{Value, json};
 use worker_core::{Call, Workflow};
