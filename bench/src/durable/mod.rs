@@ -20,7 +20,10 @@
 //! - (d) enqueue: N enqueues from 64 tasks;
 //! - (e) bulk insert: N runs in one bulk call of each library (100k;
 //!   2,000 with `--quick`), until committed, nothing draining (awa's
-//!   slow compat COPY only with `--quick` or `--full`).
+//!   slow compat COPY only with `--quick` or `--full`);
+//! - (f) and (g): the cost of cluster-wide limits, ours alone;
+//! - (h): diamond workflows (1 → 2 → 1) against as many independent runs,
+//!   per step, both stored first and drained by one node; ours alone.
 //!
 //! Nothing here asserts on timings: the output is a report.
 
@@ -32,6 +35,7 @@ mod limits;
 mod ours;
 mod report;
 mod sustained;
+mod workflows;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -46,7 +50,7 @@ use self::common::{
 use self::report::{Cell, Row, Unit};
 
 const USAGE: &str = "\
-usage: durable [--postgres URL] [--quick] [--full] [--case a,b,c,d,e] [--rounds N] [--json FILE]
+usage: durable [--postgres URL] [--quick] [--full] [--case a,b,c,d,e,f,g,h] [--rounds N] [--json FILE]
 
   --postgres URL  the server (default: $DATABASE_URL); the bench creates and
                   drops the databases bench_ours, bench_apalis, bench_graphile,
@@ -141,7 +145,7 @@ fn parse_args() -> std::result::Result<Args, String> {
                     .collect();
                 if let Some(bad) = ids
                     .iter()
-                    .find(|id| !["a", "b", "c", "d", "e", "f", "g"].contains(&id.as_str()))
+                    .find(|id| !["a", "b", "c", "d", "e", "f", "g", "h"].contains(&id.as_str()))
                 {
                     return Err(format!("unknown case {bad:?}; known: a,b,c,d,e,f,g"));
                 }
@@ -369,6 +373,11 @@ async fn run(args: &Args, admin_url: &str) -> Result<()> {
     } else {
         None
     };
+    let flows = if wants("h") {
+        Some(workflows::cost(admin_url, &plan).await?)
+    } else {
+        None
+    };
     for lib in [&OURS as &dyn Queue, &APALIS, &GRAPHILE, &AWA] {
         drop_database(admin_url, lib.database()).await?;
     }
@@ -385,6 +394,9 @@ async fn run(args: &Args, admin_url: &str) -> Result<()> {
     );
     if let Some(table) = limits {
         println!("\n(f) and (g), the cost of cluster-wide limits:\n\n{table}");
+    }
+    if let Some(table) = flows {
+        println!("\n(h), the cost of a workflow per step:\n\n{table}");
     }
     if let Some(path) = &args.json {
         let value = report::to_json(&rows, plan.to_json());

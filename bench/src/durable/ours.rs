@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use worker_core::backend::HistoryQuery;
-use worker_core::{Call, WorkerManager, WorkerOptions};
+use worker_core::{Call, WorkerManager, WorkerOptions, Workflow};
 use worker_postgres::Postgres;
 
 use super::common::{
@@ -89,6 +89,42 @@ async fn drain_queued(
     .await?;
     manager.shutdown().await?;
     Ok(drained)
+}
+
+/// (h) `steps` no-op steps of one worker, stored first by a manager that
+/// executes nothing, then drained by one node as (a) drains: as
+/// independent runs (`call_many`) or as diamonds of 4 (`start_workflow`,
+/// one commit each).
+pub async fn drain_steps(url: &str, shape: &str, steps: usize, cap: Duration) -> Result<Drained> {
+    let queue = WorkerManager::new();
+    queue.register("step", |_ctx| async { Ok(()) }).await?;
+    queue
+        .set_backend(Postgres::new(url).schema(SCHEMA).execute(false))
+        .await?;
+    match shape {
+        "runs" => {
+            queue
+                .call_many("step", (0..steps).map(|_| Call::new()))
+                .await?;
+        }
+        "diamonds" => {
+            for _ in 0..steps / 4 {
+                let flow = Workflow::new("diamond")
+                    .step("a", "step", Call::new())
+                    .step("b", "step", Call::new())
+                    .after(["a"])
+                    .step("c", "step", Call::new())
+                    .after(["a"])
+                    .step("d", "step", Call::new())
+                    .after(["b", "c"]);
+                // Stored once this returns; the handle isn't needed.
+                drop(queue.start_workflow(flow).await?);
+            }
+        }
+        other => return Err(format!("ours: no shape {other:?}").into()),
+    }
+    queue.shutdown().await?;
+    drain_queued(url, "default", "step", WorkerOptions::new(), steps, cap).await
 }
 
 /// The options of the drained worker in (f) and (g), by leg.
