@@ -203,6 +203,114 @@ async fn cancel_ends_every_waiting_and_running_step_once() {
 }
 
 #[tokio::test]
+async fn a_mistake_is_refused_before_anything_is_stored() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_refused");
+    let manager = manager(support::backend(db, &schema)).await;
+    let refused = [
+        (
+            Workflow::new("f")
+                .step("a", "noop", Call::new())
+                .after(["b"])
+                .step("b", "noop", Call::new())
+                .after(["a"]),
+            "has a cycle: a → b → a",
+        ),
+        (
+            Workflow::new("f")
+                .step("a", "noop", Call::new())
+                .after(["ghost"]),
+            "step 'a' waits for 'ghost'",
+        ),
+        (
+            Workflow::new("f")
+                .step("a", "noop", Call::new())
+                .step("a", "noop", Call::new()),
+            "step 'a' is declared twice",
+        ),
+        (
+            Workflow::new("f").step("a", "no-such-worker", Call::new()),
+            "runs worker 'no-such-worker', which is not registered",
+        ),
+        (Workflow::new("f"), "has no steps"),
+    ];
+    for (flow, expected) in refused {
+        let error = manager.start_workflow(flow).await.unwrap_err();
+        assert!(error.is_validation(), "{error}");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT count(*) FROM {schema}.runs) + (SELECT count(*) FROM {schema}.workflows)"
+    )))
+    .fetch_one(&pool(db).await)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn independent_steps_overlap_and_messages_arrive_in_order_tagged_with_their_step() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_parallel");
+    let manager = manager(support::backend(db, &schema)).await;
+    let flow = Workflow::new("parallel")
+        .step(
+            "left",
+            "echo",
+            Call::new().payload(json!({"n": 3, "ms": 150})),
+        )
+        .step(
+            "right",
+            "echo",
+            Call::new().payload(json!({"n": 3, "ms": 150})),
+        )
+        .step(
+            "asks",
+            "join",
+            Call::new().payload(json!({"parents": ["stranger"]})),
+        )
+        .after(["left", "right"]);
+    let mut handle = manager.start_workflow(flow).await.unwrap();
+    let events = all_events(&mut handle).await;
+    for step in ["left", "right"] {
+        let mine: Vec<&WorkflowEvent> = events.iter().filter(|e| e.step() == step).collect();
+        assert!(matches!(mine[0], WorkflowEvent::Started { .. }), "{mine:?}");
+        let said: Vec<Value> = mine
+            .iter()
+            .filter_map(|e| match e {
+                WorkflowEvent::Message { message, .. } => Some(message["i"].clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(said, [json!(0), json!(1), json!(2)], "{step}");
+        assert!(matches!(mine.last(), Some(WorkflowEvent::Ended { .. })));
+    }
+    // The two roots ran at the same time: each started before the other
+    // ended, on the database's clock.
+    let overlap: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT l.started_at < r.ended_at AND r.started_at < l.ended_at
+         FROM {schema}.workflow_steps ls JOIN {schema}.ended_runs l ON l.id = ls.run_id,
+              {schema}.workflow_steps rs JOIN {schema}.ended_runs r ON r.id = rs.run_id
+         WHERE ls.step = 'left' AND rs.step = 'right'"
+    )))
+    .fetch_one(&pool(db).await)
+    .await
+    .unwrap();
+    assert!(overlap);
+    // A step that asks for a step that isn't its parent fails, naming both.
+    let error = handle.await_result().await.unwrap_err();
+    assert_eq!(error.failed_step(), Some("asks"));
+    assert!(
+        error
+            .to_string()
+            .contains("asked for the output of step 'stranger', which is not one of its parents (its parents: left, right)"),
+        "{error}"
+    );
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_mixed_workflow_is_refused_and_a_local_one_runs_in_the_process() {
     let Some(db) = database() else { return };
     let schema = schema("flows_mixed");
