@@ -69,11 +69,11 @@ pub async fn cost(admin_url: &str, plan: &Plan) -> Result<String> {
         let _ = writeln!(
             out,
             "| {case} | {what} | {} | {} |",
-            spread(values, report::rate),
+            report::spread(values, report::rate),
             if case == "-" {
                 "1".to_owned()
             } else {
-                spread(&ratios, |r| format!("{r:.2}"))
+                report::spread(&ratios, |r| format!("{r:.2}"))
             }
         );
         for note in &leg.cell.notes {
@@ -85,20 +85,4 @@ pub async fn cost(admin_url: &str, plan: &Plan) -> Result<String> {
         "\n(g) most runs of one key holding a slot at one instant (claim to release), as the database recorded them, by round: {most_per_key:?} (key_concurrency = 1)"
     );
     Ok(out)
-}
-
-/// `median [min..max]` of `values`, each shown by `show`.
-fn spread(values: &[f64], show: impl Fn(f64) -> String) -> String {
-    if values.is_empty() {
-        return "-".to_owned();
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
-    format!(
-        "{} [{}..{}]",
-        show(median),
-        show(sorted[0]),
-        show(sorted[sorted.len() - 1])
-    )
 }

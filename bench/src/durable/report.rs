@@ -338,3 +338,19 @@ pub fn to_json(rows: &[Row], settings: Value) -> Value {
         "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
     })
 }
+
+/// `median [min..max]` of `values`, each shown by `show`.
+pub fn spread(values: &[f64], show: impl Fn(f64) -> String) -> String {
+    if values.is_empty() {
+        return "-".to_owned();
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    format!(
+        "{} [{}..{}]",
+        show(median),
+        show(sorted[0]),
+        show(sorted[sorted.len() - 1])
+    )
+}

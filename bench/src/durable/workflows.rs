@@ -67,11 +67,11 @@ pub async fn cost(admin_url: &str, plan: &Plan) -> Result<String> {
         let _ = writeln!(
             out,
             "| {setting} | {what}, {steps} steps | {} | {} |",
-            spread(values, report::rate),
+            report::spread(values, report::rate),
             if setting == "runs" {
                 "1".to_owned()
             } else {
-                spread(&ratios, |r| format!("{r:.2}×"))
+                report::spread(&ratios, |r| format!("{r:.2}×"))
             }
         );
         for note in &leg.cell.notes {
@@ -79,20 +79,4 @@ pub async fn cost(admin_url: &str, plan: &Plan) -> Result<String> {
         }
     }
     Ok(out)
-}
-
-/// `median [min..max]` of `values`, each shown by `show`.
-fn spread(values: &[f64], show: impl Fn(f64) -> String) -> String {
-    if values.is_empty() {
-        return "-".to_owned();
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
-    format!(
-        "{} [{}..{}]",
-        show(median),
-        show(sorted[0]),
-        show(sorted[sorted.len() - 1])
-    )
 }

@@ -39,16 +39,7 @@ pub async fn register(manager: &WorkerManager) {
     // never mix), then sleeps {"ms": n} if asked: for counting starts.
     manager
         .register("counted", |ctx| async move {
-            if let Some(mut file) = STARTS.get() {
-                use std::io::Write;
-                let line = format!(
-                    "{} {} {}\n",
-                    ctx.run_id(),
-                    ctx.attempt(),
-                    std::process::id()
-                );
-                file.write_all(line.as_bytes()).expect("record the start");
-            }
+            record_start(&ctx);
             let ms = ctx.payload().and_then(|p| p["ms"].as_u64()).unwrap_or(0);
             if ms > 0 {
                 ctx.sleep(Duration::from_millis(ms)).await;
@@ -74,16 +65,7 @@ pub async fn register(manager: &WorkerManager) {
     // {"step": its name, "got": the parents' outputs in that order}.
     manager
         .register_with("join", WorkerOptions::new(), |ctx| async move {
-            if let Some(mut file) = STARTS.get() {
-                use std::io::Write;
-                let line = format!(
-                    "{} {} {}\n",
-                    ctx.run_id(),
-                    ctx.attempt(),
-                    std::process::id()
-                );
-                file.write_all(line.as_bytes()).expect("record the start");
-            }
+            record_start(&ctx);
             let parents: Vec<String> = ctx
                 .payload()
                 .and_then(|p| serde_json::from_value(p["parents"].clone()).ok())
@@ -218,6 +200,21 @@ pub async fn register(manager: &WorkerManager) {
         })
         .await
         .unwrap();
+}
+
+/// Appends `<run id> <attempt> <pid>` to STARTS, if set: one write to a
+/// file opened for appending, so lines from many processes never mix.
+fn record_start(ctx: &WorkerContext) {
+    if let Some(mut file) = STARTS.get() {
+        use std::io::Write;
+        let line = format!(
+            "{} {} {}\n",
+            ctx.run_id(),
+            ctx.attempt(),
+            std::process::id()
+        );
+        file.write_all(line.as_bytes()).expect("record the start");
+    }
 }
 
 /// Sleeps the payload's `ms`.
