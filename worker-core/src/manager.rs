@@ -757,29 +757,22 @@ impl WorkerManager {
     /// The backend a workflow's steps go through, if any: `None` runs it
     /// in this process. Steps of both kinds in one workflow are refused.
     pub(crate) fn workflow_backend(&self, plan: &Plan) -> Result<Option<&Arc<dyn Backend>>> {
-        let mut durable = None;
+        let (mut local, mut durable) = (None, None);
         for step in &plan.steps {
-            let this = self.backend_for(&step.worker)?.is_some();
-            match durable {
-                None => durable = Some((this, &step.name)),
-                Some((other, other_step)) if other != this => {
-                    let (local, remote) = if this {
-                        (other_step, &step.name)
-                    } else {
-                        (&step.name, other_step)
-                    };
-                    return Err(Error::validation(format!(
-                        "workflow '{}': step '{local}' runs a `local` worker and step '{remote}' a durable one; a workflow runs in one place, so make its workers all `local` or all durable",
-                        plan.name
-                    )));
-                }
-                Some(_) => {}
-            }
+            let kind = match self.backend_for(&step.worker)? {
+                Some(_) => &mut durable,
+                None => &mut local,
+            };
+            kind.get_or_insert(&step.name);
         }
-        Ok(match durable {
-            Some((true, _)) => self.shared.backend.get(),
-            _ => None,
-        })
+        match (local, durable) {
+            (Some(local), Some(durable)) => Err(Error::validation(format!(
+                "workflow '{}': step '{local}' runs a `local` worker and step '{durable}' a durable one; a workflow runs in one place, so make its workers all `local` or all durable",
+                plan.name
+            ))),
+            (None, Some(_)) => Ok(self.shared.backend.get()),
+            _ => Ok(None),
+        }
     }
 
     /// A call whose key `existing` has: joined, replaced or refused.
@@ -907,31 +900,25 @@ impl WorkerManager {
             id: claimed.run_id,
             attempt: u16::try_from(claimed.attempt).unwrap_or(u16::MAX),
         };
-        let (view, index, run, slot) = match claimed.step {
-            None => self.admit_unchecked(
-                self.target(&claimed.worker),
-                claimed.timeout,
-                claimed.payload,
-                true,
-                Some(durable),
-                Some(claimed.priority),
-                None,
-            )?,
+        // A workflow's step carries its step (and its payload) in a job.
+        let (payload, job) = match claimed.step {
+            None => (claimed.payload, None),
             Some(step) => {
                 let step_of =
                     StepOf::stored(&step.workflow_id.to_string(), &step.name, step.inputs);
                 let job = Job::claimed_step(claimed.payload, claimed.priority, step_of);
-                self.admit_unchecked(
-                    self.target(&claimed.worker),
-                    claimed.timeout,
-                    None,
-                    true,
-                    Some(durable),
-                    Some(claimed.priority),
-                    Some(job),
-                )?
+                (None, Some(job))
             }
         };
+        let (view, index, run, slot) = self.admit_unchecked(
+            self.target(&claimed.worker),
+            claimed.timeout,
+            payload,
+            true,
+            Some(durable),
+            Some(claimed.priority),
+            job,
+        )?;
         let task = view.launchers[index as usize].spawn(run.clone(), slot, &runtime);
         Ok(WorkerHandle::new(run, task))
     }

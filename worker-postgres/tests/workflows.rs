@@ -10,18 +10,9 @@ use support::{database, manager, pool, schema};
 use worker_core::Outcome;
 use worker_core::prelude::*;
 
-/// profile → (avatar, page) → welcome, every step a `join` that reads its
-/// parents.
+/// The diamond of `join` steps (see `support::workers::diamond`).
 fn diamond(ms: u64) -> Workflow {
-    let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents, "ms": ms}));
-    Workflow::new("onboard")
-        .step("profile", "join", join(&[]))
-        .step("avatar", "join", join(&["profile"]))
-        .after(["profile"])
-        .step("page", "join", join(&["profile"]))
-        .after(["profile"])
-        .step("welcome", "join", join(&["avatar", "page"]))
-        .after(["avatar", "page"])
+    support::workers::diamond("onboard", ms)
 }
 
 async fn all_events(handle: &mut WorkflowHandle) -> Vec<WorkflowEvent> {

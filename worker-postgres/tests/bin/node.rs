@@ -82,18 +82,7 @@ async fn main() {
     // and exits at once, before any of it ran: the workflow must outlive
     // its caller.
     if std::env::var("START_WORKFLOW").is_ok_and(|v| v == "1") {
-        use worker_core::{Call, Workflow};
-        let join = |parents: &[&str]| {
-            Call::new().payload(serde_json::json!({"parents": parents, "ms": 200}))
-        };
-        let flow = Workflow::new("outlives")
-            .step("profile", "join", join(&[]))
-            .step("avatar", "join", join(&["profile"]))
-            .after(["profile"])
-            .step("page", "join", join(&["profile"]))
-            .after(["profile"])
-            .step("welcome", "join", join(&["avatar", "page"]))
-            .after(["avatar", "page"]);
+        let flow = workers::diamond("outlives", 200);
         let handle = manager
             .start_workflow(flow)
             .await

@@ -202,6 +202,20 @@ pub async fn register(manager: &WorkerManager) {
         .unwrap();
 }
 
+/// A diamond named `name` whose every step is a `join` that reads its
+/// parents and sleeps `ms`: profile → (avatar, page) → welcome.
+pub fn diamond(name: &str, ms: u64) -> Workflow {
+    let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents, "ms": ms}));
+    Workflow::new(name)
+        .step("profile", "join", join(&[]))
+        .step("avatar", "join", join(&["profile"]))
+        .after(["profile"])
+        .step("page", "join", join(&["profile"]))
+        .after(["profile"])
+        .step("welcome", "join", join(&["avatar", "page"]))
+        .after(["avatar", "page"])
+}
+
 /// Appends `<run id> <attempt> <pid>` to STARTS, if set: one write to a
 /// file opened for appending, so lines from many processes never mix.
 fn record_start(ctx: &WorkerContext) {
