@@ -454,6 +454,45 @@ async fn a_step_that_times_out_ends_as_timed_out() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn every_failed_branch_dooms_its_own_steps() -> Result<()> {
+    let manager = WorkerManager::new();
+    manager
+        .register("broken", |_ctx| async {
+            Err::<(), _>(Error::permanent("account closed"))
+        })
+        .await?;
+    manager
+        .register_with_timeout("stuck", Some(Duration::from_millis(20)), |ctx| async move {
+            ctx.sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+        .await?;
+    manager.register("after", |_ctx| async { Ok(()) }).await?;
+    let flow = Workflow::new("two-failures")
+        .step("broken", "broken", Call::new())
+        .step("stuck", "stuck", Call::new())
+        .step("after-broken", "after", Call::new())
+        .after(["broken"])
+        .step("after-stuck", "after", Call::new())
+        .after(["stuck"]);
+    let mut handle = manager.start_workflow(flow).await?;
+    let events = all_events(&mut handle).await;
+    let ended = check_event_grammar(&events);
+    assert_eq!(ended["broken"], Outcome::Failed);
+    assert_eq!(ended["stuck"], Outcome::TimedOut);
+    for (doomed, by) in [("after-broken", "broken"), ("after-stuck", "stuck")] {
+        assert_eq!(ended[doomed], Outcome::Cancelled);
+        assert!(events.iter().any(|event| matches!(event,
+            WorkflowEvent::Ended { step, error: Some(error), .. }
+                if step == doomed && error == &format!("not run: step '{by}' failed"))));
+    }
+    let error = handle.await_result().await.unwrap_err();
+    assert_eq!(error.failed_step(), Some("broken"), "{error}");
+    assert_eq!(manager.stats("after").await.unwrap().cancelled, 2);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_ends_every_waiting_and_running_step_once() -> Result<()> {
     let manager = WorkerManager::new();

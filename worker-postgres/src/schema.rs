@@ -644,6 +644,156 @@ CREATE TRIGGER runs_step_ended AFTER DELETE ON {s}.runs
     FOR EACH ROW WHEN (OLD.workflow_id IS NOT NULL) EXECUTE FUNCTION {s}.step_ended();
 "#,
     ),
+    (
+        12,
+        "workflows take note of their steps' endings once per statement",
+        r#"
+-- Endings are written in batches (one statement ends up to hundreds of
+-- runs). Migration 11's trigger took note of them one run at a time: a
+-- dozen statements and a workflow lock per step. Here the workflows take
+-- note once per statement, and each statement below covers every step that
+-- ended in it. The workflows are locked in id order, so two nodes' batches
+-- that share workflows wait for each other instead of deadlocking.
+--
+-- Also fixed: every step that fails for good dooms its own descendants.
+-- Migration 11 doomed those of a workflow's first failure only, so a second
+-- failed branch left its steps waiting, and its workflow running, for ever.
+DROP TRIGGER runs_step_ended ON {s}.runs;
+DROP FUNCTION {s}.step_ended();
+CREATE FUNCTION {s}.steps_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    released_n integer;
+    failed_n   integer;
+BEGIN
+    IF NOT EXISTS (SELECT FROM gone WHERE workflow_id IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    -- One ending of a workflow at a time: the last parent's ending, and
+    -- only it, sees its child's count reach 0 (fan-in once).
+    PERFORM FROM {s}.workflows w
+    WHERE w.id IN (SELECT g.workflow_id FROM gone g WHERE g.workflow_id IS NOT NULL)
+    ORDER BY w.id FOR UPDATE;
+
+    -- Each ended step's state; the children of those that succeeded count
+    -- them off, and a child whose count reaches 0 is released with its
+    -- parents' outputs. (A run deleted with no ending recorded was
+    -- cancelled.)
+    WITH ended AS (
+        SELECT g.workflow_id, g.step, coalesce(e.state, 'cancelled') AS state
+        FROM gone g LEFT JOIN {s}.ended_runs e ON e.id = g.id
+        WHERE g.workflow_id IS NOT NULL),
+    noted AS (
+        UPDATE {s}.workflow_steps s SET state = ended.state
+        FROM ended WHERE s.workflow_id = ended.workflow_id AND s.step = ended.step),
+    counted AS (
+        SELECT c.workflow_id, c.step, count(*)::int AS n
+        FROM ended JOIN {s}.workflow_steps c
+            ON c.workflow_id = ended.workflow_id AND ended.step = ANY (c.parents)
+        WHERE ended.state = 'succeeded'
+          AND NOT EXISTS (SELECT FROM ended x WHERE x.workflow_id = c.workflow_id AND x.step = c.step)
+        GROUP BY c.workflow_id, c.step),
+    decremented AS (
+        UPDATE {s}.workflow_steps c SET
+            waiting = c.waiting - counted.n,
+            state = CASE WHEN c.waiting = counted.n AND c.state = 'waiting' AND NOT w.cancelled
+                         THEN 'queued' ELSE c.state END
+        FROM counted, {s}.workflows w
+        WHERE c.workflow_id = counted.workflow_id AND c.step = counted.step AND w.id = c.workflow_id
+        -- Released: its count reached 0 here, as it does only once.
+        RETURNING c.workflow_id, c.run_id, c.parents, c.delay_ms, c.at_ms,
+                  c.waiting = 0 AND c.state = 'queued' AS released),
+    released AS (
+        UPDATE {s}.runs r SET
+            run_at = CASE
+                WHEN d.at_ms IS NOT NULL THEN
+                    greatest(now(), 'epoch'::timestamptz + d.at_ms * interval '1 millisecond')
+                ELSE now() + coalesce(d.delay_ms, 0) * interval '1 millisecond' END,
+            inputs = (
+                SELECT jsonb_object_agg(p.step, jsonb_build_object('worker', p.worker, 'output', e.output))
+                FROM {s}.workflow_steps p JOIN {s}.ended_runs e ON e.id = p.run_id
+                WHERE p.workflow_id = d.workflow_id AND p.step = ANY (d.parents))
+        FROM decremented d
+        WHERE d.released AND r.id = d.run_id
+        RETURNING r.id)
+    SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM ended WHERE state <> 'succeeded')
+    INTO released_n, failed_n;
+    IF released_n > 0 THEN
+        -- As a new run's insert does: nodes look from now on.
+        PERFORM pg_notify('{s}_worker_events',
+            'q ' || floor(extract(epoch FROM now()) * 1000000)::int8);
+    END IF;
+
+    -- A step that failed for good (not one of the steps doomed below,
+    -- whose deletes come back here one level down) fails its workflow,
+    -- unless an earlier step did, and dooms each step after it, which ends
+    -- here as cancelled, counted once; the other branches go on.
+    IF failed_n > 0 AND pg_trigger_depth() = 1 THEN
+        WITH RECURSIVE failed AS (
+            SELECT g.workflow_id, g.step, s.position,
+                   coalesce(e.error_kind, 'cancelled') AS kind, e.error
+            FROM gone g
+            JOIN {s}.workflows w ON w.id = g.workflow_id
+            JOIN {s}.workflow_steps s ON s.workflow_id = g.workflow_id AND s.step = g.step
+            LEFT JOIN {s}.ended_runs e ON e.id = g.id
+            WHERE NOT w.cancelled AND coalesce(e.state, 'cancelled') <> 'succeeded'),
+        first AS (
+            SELECT DISTINCT ON (workflow_id) workflow_id, step, kind, error
+            FROM failed ORDER BY workflow_id, position),
+        marked AS (
+            UPDATE {s}.workflows w
+            SET failed_step = first.step, error_kind = first.kind, error = first.error, state = 'failed'
+            FROM first WHERE w.id = first.workflow_id AND w.failed_step IS NULL),
+        below (workflow_id, step, failed_step, failed_position) AS (
+            SELECT c.workflow_id, c.step, f.step, f.position
+            FROM failed f JOIN {s}.workflow_steps c
+                ON c.workflow_id = f.workflow_id AND f.step = ANY (c.parents)
+            UNION
+            SELECT c.workflow_id, c.step, b.failed_step, b.failed_position
+            FROM below b JOIN {s}.workflow_steps c
+                ON c.workflow_id = b.workflow_id AND b.step = ANY (c.parents)),
+        doomed AS (
+            UPDATE {s}.workflow_steps s SET doomed_by = b.failed_step
+            FROM (SELECT DISTINCT ON (workflow_id, step) workflow_id, step, failed_step
+                  FROM below ORDER BY workflow_id, step, failed_position) b
+            WHERE s.workflow_id = b.workflow_id AND s.step = b.step
+              AND s.state = 'waiting' AND s.doomed_by IS NULL
+            RETURNING s.run_id, s.doomed_by),
+        doomed_runs AS (
+            DELETE FROM {s}.runs r USING doomed d
+            WHERE r.id = d.run_id AND r.lease_token IS NULL
+            RETURNING r.*, d.doomed_by),
+        moved AS (
+            INSERT INTO {s}.ended_runs (id, worker, payload, state, attempt, stalls, run_at, timeout_ms,
+                node, cancel_requested, created_at, started_at, ended_at, duration_ms, error_kind, error,
+                output, claimed_at, slot, priority, key, released_at)
+            SELECT id, worker, payload, 'cancelled', attempt, stalls, run_at, timeout_ms, node, true,
+                   created_at, started_at, now(), NULL, 'cancelled',
+                   format('not run: step %L failed', doomed_by), NULL, claimed_at,
+                   (SELECT h.slot FROM {s}.history h WHERE h.current), priority, key, released_at
+            FROM doomed_runs
+            RETURNING worker)
+        INSERT INTO {s}.stat_deltas (worker, cancelled, bucket_at, state, duration_class)
+        SELECT worker, count(*), to_timestamp(floor(extract(epoch FROM now()) / 5) * 5), 'cancelled', -32768
+        FROM moved GROUP BY worker;
+    END IF;
+
+    UPDATE {s}.workflows w SET
+        steps_ended = w.steps_ended + n.n,
+        ended_at = CASE WHEN w.steps_ended + n.n >= w.steps THEN now() END,
+        state = CASE
+            WHEN w.steps_ended + n.n < w.steps OR w.state <> 'running' THEN w.state
+            WHEN w.cancelled THEN 'cancelled'
+            ELSE 'succeeded' END
+    FROM (SELECT g.workflow_id, count(*)::int AS n FROM gone g
+          WHERE g.workflow_id IS NOT NULL GROUP BY g.workflow_id) n
+    WHERE w.id = n.workflow_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER runs_steps_ended AFTER DELETE ON {s}.runs
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.steps_ended();
+"#,
+    ),
 ];
 
 /// How recent a node's heartbeat must be for migration 3 to take it for a

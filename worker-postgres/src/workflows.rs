@@ -1,8 +1,8 @@
 //! Storing a workflow: its row, its steps' rows and every step's run, in
 //! one transaction. A step that waits for nothing is due at its start
-//! time; any other waits with `run_at = 'infinity'` until the trigger of
-//! migration 11 releases it, in the transaction that records the ending
-//! of its last parent.
+//! time; any other waits with `run_at = 'infinity'` until the trigger on
+//! `runs` (migration 12) releases it, in the statement that records the
+//! ending of its last parent.
 
 use serde_json::Value;
 use sqlx::PgConnection;

@@ -659,7 +659,7 @@ async fn nodes_starting_at_once_migrate_once() {
     .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         "each applied once"
     );
     // Migration 8: the history's slots, insert-only and truncated whole,

@@ -161,6 +161,57 @@ async fn a_failed_step_cancels_what_waits_for_it_in_the_same_transaction() {
 }
 
 #[tokio::test]
+async fn every_failed_branch_dooms_its_own_steps_and_a_timeout_ends_as_timed_out() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_two_failures");
+    let manager = manager(support::backend(db, &schema)).await;
+    // Two branches fail, one at once and one on its 300 ms timeout: each
+    // dooms its own step, and the workflow ends, failed by the first.
+    let flow = Workflow::new("two-failures")
+        .step("first", "noop", Call::new())
+        .step(
+            "broken",
+            "fails",
+            Call::new().payload(json!({"how": "permanent"})),
+        )
+        .after(["first"])
+        .step(
+            "stuck",
+            "fails",
+            Call::new().payload(json!({"how": "timeout"})),
+        )
+        .after(["first"])
+        .step("after-broken", "noop", Call::new())
+        .after(["broken"])
+        .step("after-stuck", "noop", Call::new())
+        .after(["stuck"]);
+    let mut handle = manager.start_workflow(flow).await.unwrap();
+    let ended = endings(&all_events(&mut handle).await);
+    let of = |name: &str| {
+        ended
+            .iter()
+            .find(|(step, ..)| step == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no ending for {name}: {ended:?}"))
+    };
+    assert_eq!(of("broken").1, Outcome::Failed);
+    assert_eq!(of("stuck").1, Outcome::TimedOut, "a timeout is its own outcome");
+    for (doomed, by) in [("after-broken", "broken"), ("after-stuck", "stuck")] {
+        let (_, outcome, error) = of(doomed);
+        assert_eq!(outcome, Outcome::Cancelled, "{doomed}");
+        assert_eq!(error, Some(format!("not run: step '{by}' failed")));
+    }
+    let error = handle.await_result().await.unwrap_err();
+    assert_eq!(error.failed_step(), Some("broken"), "{error}");
+    let noop = manager.stats("noop").await.unwrap();
+    assert_eq!((noop.runs, noop.cancelled), (1, 2), "counted once each");
+    let status = manager.workflow(handle.id()).await.unwrap().unwrap();
+    assert_eq!(status.state, worker_core::WorkflowState::Failed);
+    assert_eq!(status.steps_done(), 5);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn cancel_ends_every_waiting_and_running_step_once() {
     let Some(db) = database() else { return };
     let schema = schema("flows_cancel");
@@ -298,6 +349,49 @@ async fn independent_steps_overlap_and_messages_arrive_in_order_tagged_with_thei
             .contains("asked for the output of step 'stranger', which is not one of its parents (its parents: left, right)"),
         "{error}"
     );
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_parent_output_read_as_a_type_that_does_not_fit_fails_the_step_once_naming_the_parent() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_mismatch");
+    let manager = WorkerManager::new();
+    manager.set_grace_period(std::time::Duration::from_millis(300));
+    support::workers::register(&manager).await;
+    manager
+        .register_with(
+            "wants-a-number",
+            WorkerOptions::new().retries(3),
+            |ctx| async move { ctx.parent_output::<u64>("profile").map(|n| n + 1) },
+        )
+        .await
+        .unwrap();
+    manager
+        .set_backend(support::backend(db, &schema))
+        .await
+        .unwrap();
+    let flow = Workflow::new("mismatch")
+        .step("profile", "join", Call::new())
+        .step("count", "wants-a-number", Call::new())
+        .after(["profile"]);
+    let error = manager
+        .start_workflow(flow)
+        .await
+        .unwrap()
+        .await_result()
+        .await
+        .unwrap_err();
+    assert_eq!(error.failed_step(), Some("count"));
+    assert!(
+        error
+            .to_string()
+            .contains("the output of step 'profile' (worker 'join') is not the requested type"),
+        "{error}"
+    );
+    // A mistake in the code: not retried.
+    let stats = manager.stats("wants-a-number").await.unwrap();
+    assert_eq!((stats.retries, stats.errors), (0, 1));
     manager.shutdown().await.unwrap();
 }
 
