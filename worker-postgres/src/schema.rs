@@ -658,6 +658,12 @@ CREATE TRIGGER runs_step_ended AFTER DELETE ON {s}.runs
 -- Also fixed: every step that fails for good dooms its own descendants.
 -- Migration 11 doomed those of a workflow's first failure only, so a second
 -- failed branch left its steps waiting, and its workflow running, for ever.
+-- A step's row is updated as its parents end, when it is released and
+-- when it ends; a workflow's as each step ends. Room on the page lets
+-- those be HOT updates, which touch no index (new pages only: a table
+-- upgraded in place gets there as it turns over).
+ALTER TABLE {s}.workflow_steps SET (fillfactor = 50);
+ALTER TABLE {s}.workflows SET (fillfactor = 50);
 DROP TRIGGER runs_step_ended ON {s}.runs;
 DROP FUNCTION {s}.step_ended();
 CREATE FUNCTION {s}.steps_ended() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -689,8 +695,9 @@ BEGIN
         SELECT c.workflow_id, c.step, count(*)::int AS n
         FROM ended JOIN {s}.workflow_steps c
             ON c.workflow_id = ended.workflow_id AND ended.step = ANY (c.parents)
-        WHERE ended.state = 'succeeded'
-          AND NOT EXISTS (SELECT FROM ended x WHERE x.workflow_id = c.workflow_id AND x.step = c.step)
+        -- (Only a waiting step counts its parents off: it can't have
+        -- ended in this statement too, so no row is updated twice here.)
+        WHERE ended.state = 'succeeded' AND c.state = 'waiting'
         GROUP BY c.workflow_id, c.step),
     decremented AS (
         UPDATE {s}.workflow_steps c SET

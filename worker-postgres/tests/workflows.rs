@@ -195,7 +195,11 @@ async fn every_failed_branch_dooms_its_own_steps_and_a_timeout_ends_as_timed_out
             .unwrap_or_else(|| panic!("no ending for {name}: {ended:?}"))
     };
     assert_eq!(of("broken").1, Outcome::Failed);
-    assert_eq!(of("stuck").1, Outcome::TimedOut, "a timeout is its own outcome");
+    assert_eq!(
+        of("stuck").1,
+        Outcome::TimedOut,
+        "a timeout is its own outcome"
+    );
     for (doomed, by) in [("after-broken", "broken"), ("after-stuck", "stuck")] {
         let (_, outcome, error) = of(doomed);
         assert_eq!(outcome, Outcome::Cancelled, "{doomed}");
