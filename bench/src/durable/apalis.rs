@@ -1,10 +1,15 @@
 //! apalis-postgres 1.0: `PostgresStorage` with apalis's `WorkerBuilder`,
-//! as its README and examples use them.
+//! as its README and examples use them; for case (h), apalis-workflow
+//! 1.0's DAGs (`GraphFlow`) on the same storage, as apalis-postgres's
+//! `examples/dag.rs` runs them.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PgPool, PostgresStorage};
+use apalis_workflow::{GraphFlow, WorkflowSink};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -131,6 +136,178 @@ async fn drain(url: &str, setting: &str, jobs: usize, cap: Duration) -> Result<D
     let _ = stop.send(());
     worker.await??;
     pool.close().await;
+    Ok(drained)
+}
+
+/// (h) `steps` no-op steps stored first, then drained by one worker as
+/// [`drain`] drains (defaults, concurrency 32): as independent jobs, or as
+/// diamonds of 4 steps, see [`drain_diamonds`].
+pub async fn drain_steps(url: &str, shape: &str, steps: usize, cap: Duration) -> Result<Drained> {
+    match shape {
+        "runs" => drain(url, "default", steps, cap).await,
+        "diamonds" => drain_diamonds(url, steps / 4, cap).await,
+        other => Err(format!("apalis: no shape {other:?}").into()),
+    }
+}
+
+/// Which middle step of a diamond an output comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// What a middle step hands on to the join: the join checks that it got
+/// both, in order, of its own diamond.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Middle {
+    side: Side,
+    diamond: u32,
+}
+
+/// What the diamonds' steps tell the bench: every step's end, and which
+/// diamonds' joins ran with the right inputs.
+#[derive(Debug, Clone, Default)]
+struct Diamonds {
+    finished: Finished,
+    joins: Arc<Mutex<Joins>>,
+}
+
+/// The joins that ran, for the fan-in check after the drain.
+#[derive(Debug, Default)]
+struct Joins {
+    /// Diamonds whose join got both middles' outputs.
+    joined: HashSet<u32>,
+    /// Joins run again for a diamond already joined.
+    repeated: usize,
+    /// Joins that got anything else.
+    wrong: Vec<String>,
+}
+
+impl Joins {
+    /// No join got wrong inputs or ran twice, and, once the drain is
+    /// `complete`, every one of `diamonds` joined.
+    fn check(&self, diamonds: usize, complete: bool) -> Result<()> {
+        if let Some(first) = self.wrong.first() {
+            return Err(format!(
+                "apalis-workflow: {} joins got wrong inputs, the first: {first}",
+                self.wrong.len()
+            )
+            .into());
+        }
+        if self.repeated > 0 || (complete && self.joined.len() != diamonds) {
+            return Err(format!(
+                "apalis-workflow: {} of {diamonds} diamonds joined, {} joins ran twice",
+                self.joined.len(),
+                self.repeated
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The root step: hands its diamond's number on to both middles.
+async fn root(diamond: u32, state: Data<Diamonds>) -> Result<u32, BoxDynError> {
+    state.finished.add();
+    Ok(diamond)
+}
+
+/// The first middle step (the join's first input).
+async fn left(diamond: u32, state: Data<Diamonds>) -> Result<Middle, BoxDynError> {
+    state.finished.add();
+    Ok(Middle {
+        side: Side::Left,
+        diamond,
+    })
+}
+
+/// The second middle step (the join's second input).
+async fn right(diamond: u32, state: Data<Diamonds>) -> Result<Middle, BoxDynError> {
+    state.finished.add();
+    Ok(Middle {
+        side: Side::Right,
+        diamond,
+    })
+}
+
+/// The join: records whether it got both middles' outputs of one diamond.
+async fn join((a, b): (Middle, Middle), state: Data<Diamonds>) -> Result<u32, BoxDynError> {
+    {
+        let mut joins = state.joins.lock().expect("joins");
+        if (a.side, b.side) == (Side::Left, Side::Right) && a.diamond == b.diamond {
+            if !joins.joined.insert(a.diamond) {
+                joins.repeated += 1;
+            }
+        } else {
+            joins.wrong.push(format!("{a:?} and {b:?}"));
+        }
+    }
+    state.finished.add();
+    Ok(a.diamond)
+}
+
+/// The diamond: root → left and right → join, the join's input the tuple
+/// of both middles' outputs (in `depends_on`'s order).
+fn diamond() -> Result<GraphFlow<PostgresStorage<Vec<u8>>>> {
+    let flow = GraphFlow::new("diamond");
+    let root = flow.add_node("root", task_fn(root));
+    let left = flow.add_node("left", task_fn(left)).depends_on(&root);
+    let right = flow.add_node("right", task_fn(right)).depends_on(&root);
+    flow.add_node("join", task_fn(join))
+        .depends_on((&left, &right));
+    flow.validate()?;
+    Ok(flow)
+}
+
+/// Steps of the diamonds' queue recorded as done. apalis-workflow enqueues
+/// the join once per middle: the copy that isn't the designated fan-in
+/// handler runs no step and ends as `WaitingForDependencies`, so it is
+/// not counted.
+async fn steps_done(pool: &PgPool, queue: &str) -> Result<usize> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM apalis.jobs
+          WHERE job_type = $1 AND status = 'Done'
+            AND last_result -> 'Ok' -> 'WaitingForDependencies' IS NULL",
+    )
+    .bind(queue)
+    .fetch_one(pool)
+    .await?;
+    Ok(n as usize)
+}
+
+/// `diamonds` diamonds of apalis-workflow (see [`diamond`]) stored first,
+/// one `push_start` (one commit) each, then drained by one worker with the
+/// defaults. Fails if a join got anything but both middles' outputs, or
+/// ran twice, or (in a complete drain) never ran.
+async fn drain_diamonds(url: &str, diamonds: usize, cap: Duration) -> Result<Drained> {
+    let pool = connect(url).await?;
+    // A worker of a `GraphFlow` takes its tasks as they are stored: the
+    // storage's type is the bytes of apalis-postgres's JSON codec.
+    let config = Config::default().queue("diamonds");
+    let mut store = PostgresStorage::<Vec<u8>>::new(&pool).with_config(config);
+    let queue = store.config().queue.to_string();
+    for diamond in 0..diamonds as u32 {
+        store.push_start(diamond).await?;
+    }
+
+    let state = Diamonds::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    let worker = spawn_worker!("bench-diamonds", store, state.clone(), diamond()?, stopped);
+    let steps = diamonds * 4;
+    let drained = await_drain(started, &state.finished, steps, cap, || {
+        steps_done(&pool, &queue)
+    })
+    .await?;
+    let _ = stop.send(());
+    worker.await??;
+    pool.close().await;
+    state
+        .joins
+        .lock()
+        .expect("joins")
+        .check(diamonds, drained.complete)?;
     Ok(drained)
 }
 

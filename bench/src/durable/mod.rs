@@ -23,7 +23,8 @@
 //!   slow compat COPY only with `--quick` or `--full`);
 //! - (f) and (g): the cost of cluster-wide limits, ours alone;
 //! - (h): diamond workflows (1 → 2 → 1) against as many independent runs,
-//!   per step, both stored first and drained by one node; ours alone.
+//!   per step, both stored first and drained by one node; ours, and
+//!   apalis-workflow 1.0 on apalis-postgres.
 //!
 //! Nothing here asserts on timings: the output is a report.
 
