@@ -400,6 +400,59 @@ async fn a_parent_output_read_as_a_type_that_does_not_fit_fails_the_step_once_na
 }
 
 #[tokio::test]
+async fn a_steps_call_options_apply_to_it_its_delay_counted_from_its_release() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_options");
+    let manager = manager(support::backend(db, &schema)).await;
+    let flow = Workflow::new("options")
+        .step("first", "slow", Call::new().payload(json!({"ms": 300})))
+        .step(
+            "later",
+            "noop",
+            Call::new()
+                .delay(std::time::Duration::from_millis(400))
+                .priority(7),
+        )
+        .after(["first"])
+        .step(
+            "stuck",
+            "slow",
+            Call::new()
+                .payload(json!({"ms": 60_000}))
+                .timeout(std::time::Duration::from_millis(200)),
+        )
+        .after(["first"]);
+    let mut handle = manager.start_workflow(flow).await.unwrap();
+    let ended = endings(&all_events(&mut handle).await);
+    let outcome = |name: &str| ended.iter().find(|(step, ..)| step == name).unwrap().1;
+    assert_eq!(outcome("first"), Outcome::Succeeded);
+    assert_eq!(outcome("later"), Outcome::Succeeded);
+    assert_eq!(outcome("stuck"), Outcome::TimedOut, "its own timeout");
+    assert_eq!(
+        handle.await_result().await.unwrap_err().failed_step(),
+        Some("stuck")
+    );
+
+    // On the database's clock: `later` waited its 400 ms after `first`
+    // ended, not after the workflow was stored; it kept its priority.
+    let (waited_ms, priority): (f64, i32) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT extract(epoch FROM l.started_at - f.ended_at)::float8 * 1000, l.priority
+         FROM {schema}.workflow_steps fs JOIN {schema}.ended_runs f ON f.id = fs.run_id,
+              {schema}.workflow_steps ls JOIN {schema}.ended_runs l ON l.id = ls.run_id
+         WHERE fs.step = 'first' AND ls.step = 'later'"
+    )))
+    .fetch_one(&pool(db).await)
+    .await
+    .unwrap();
+    assert!(
+        waited_ms >= 400.0,
+        "started {waited_ms} ms after its parent ended"
+    );
+    assert_eq!(priority, 7);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_mixed_workflow_is_refused_and_a_local_one_runs_in_the_process() {
     let Some(db) = database() else { return };
     let schema = schema("flows_mixed");
