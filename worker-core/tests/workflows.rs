@@ -454,6 +454,62 @@ async fn a_step_that_times_out_ends_as_timed_out() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_keeps_its_workers_limits_and_retries() -> Result<()> {
+    let manager = WorkerManager::new();
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let most = Arc::new(AtomicU32::new(0));
+    let (now, peak) = (in_flight.clone(), most.clone());
+    manager
+        .register_with(
+            "one-at-a-time",
+            WorkerOptions::new().concurrency(1),
+            move |ctx| {
+                let (now, peak) = (now.clone(), peak.clone());
+                async move {
+                    let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(running, Ordering::SeqCst);
+                    ctx.sleep(Duration::from_millis(5)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            },
+        )
+        .await?;
+    manager
+        .register_with(
+            "fails-once",
+            WorkerOptions::new()
+                .retries(1)
+                .backoff(Duration::from_millis(1)),
+            |ctx| async move {
+                if ctx.attempt() == 1 {
+                    return Err(Error::msg("the first attempt fails"));
+                }
+                Ok(ctx.attempt())
+            },
+        )
+        .await?;
+    let mut flow = Workflow::new("limited");
+    for n in 0..6 {
+        flow = flow.step(format!("limited-{n}"), "one-at-a-time", Call::new());
+    }
+    let parents: Vec<String> = (0..6).map(|n| format!("limited-{n}")).collect();
+    let flow = flow
+        .step("retried", "fails-once", Call::new())
+        .after(parents);
+    let handle = manager.start_workflow(flow).await?;
+    handle.await_result().await?;
+    assert_eq!(
+        handle.output::<u32>("retried").await?,
+        2,
+        "its worker's retry"
+    );
+    assert_eq!(most.load(Ordering::SeqCst), 1, "never two at once");
+    assert_eq!(manager.stats("one-at-a-time").await.unwrap().runs, 6);
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_failed_branch_dooms_its_own_steps() -> Result<()> {
     let manager = WorkerManager::new();

@@ -453,6 +453,77 @@ async fn a_steps_call_options_apply_to_it_its_delay_counted_from_its_release() {
 }
 
 #[tokio::test]
+async fn a_step_keeps_its_workers_limits_and_retries() {
+    let Some(db) = database() else { return };
+    let schema = schema("flows_limits");
+    let manager = WorkerManager::new();
+    manager.set_grace_period(std::time::Duration::from_millis(300));
+    support::workers::register(&manager).await;
+    manager
+        .register_with(
+            "one-in-the-cluster",
+            WorkerOptions::new().global_concurrency(1),
+            |ctx| async move {
+                ctx.sleep(std::time::Duration::from_millis(50)).await;
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    manager
+        .set_backend(support::backend(db, &schema))
+        .await
+        .unwrap();
+    // Four independent steps of a worker limited to one at a time, then
+    // one that fails its first attempt.
+    let mut flow = Workflow::new("limited");
+    for n in 0..4 {
+        flow = flow.step(format!("limited-{n}"), "one-in-the-cluster", Call::new());
+    }
+    let flow = flow.step("retried", "fails-once", Call::new()).after([
+        "limited-0",
+        "limited-1",
+        "limited-2",
+        "limited-3",
+    ]);
+    let mut handle = manager.start_workflow(flow).await.unwrap();
+    let events = all_events(&mut handle).await;
+    handle.await_result().await.unwrap();
+    let retried: Value = handle.output("retried").await.unwrap();
+    assert_eq!(retried["attempt"], 2, "its worker's retry");
+    // Started once, as a step; each attempt's messages tagged with it.
+    let started = events
+        .iter()
+        .filter(|e| matches!(e, WorkflowEvent::Started { step, .. } if step == "retried"))
+        .count();
+    assert_eq!(started, 1, "{events:?}");
+    let attempts: Vec<Value> = events
+        .iter()
+        .filter_map(|e| match e {
+            WorkflowEvent::Message { step, message } if step == "retried" => {
+                Some(message["attempt"].clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [json!(1), json!(2)]);
+
+    // On the database's clock, the limited steps never overlapped.
+    let overlaps: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema}.ended_runs a JOIN {schema}.ended_runs b
+             ON a.worker = b.worker AND a.id < b.id
+         WHERE a.worker = 'one-in-the-cluster'
+           AND a.started_at < b.ended_at AND b.started_at < a.ended_at"
+    )))
+    .fetch_one(&pool(db).await)
+    .await
+    .unwrap();
+    assert_eq!(overlaps, 0);
+    assert_eq!(manager.stats("one-in-the-cluster").await.unwrap().runs, 4);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_mixed_workflow_is_refused_and_a_local_one_runs_in_the_process() {
     let Some(db) = database() else { return };
     let schema = schema("flows_mixed");
