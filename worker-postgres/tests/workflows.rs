@@ -563,7 +563,9 @@ async fn a_mixed_workflow_is_refused_and_a_local_one_runs_in_the_process() {
 
 mod processes {
     //! With real node processes: fan-in once whichever nodes the parents
-    //! end on, a step's node killed with -9, a caller that exits.
+    //! end on, a step's node killed with -9 or stopped (SIGSTOP) until its
+    //! step ran elsewhere, a caller that exits, the server restarted under
+    //! running workflows.
 
     use std::collections::HashMap;
     use std::time::Instant;
@@ -706,6 +708,132 @@ mod processes {
         handle.await_result().await.unwrap();
         assert_eq!(endings(&events).len(), 4, "{events:?}");
         assert_eq!(handle.name(), "outlives");
+        caller.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_node_that_wakes_after_its_step_ran_elsewhere_records_nothing_twice() {
+        let Some(db) = database() else { return };
+        let schema = schema("flows_sigstop");
+        let caller = caller(db, &schema).await;
+        let dir = tempfile_dir("flows_sigstop");
+        let file = dir.join("starts");
+        let settings = NodeSettings {
+            lease_ms: 1000,
+            starts_file: Some(file.clone()),
+            ..NodeSettings::new(db, &schema)
+        };
+        let nodes = [NodeProcess::start(&settings), NodeProcess::start(&settings)];
+        let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents}));
+        let flow = Workflow::new("frozen")
+            .step("profile", "join", join(&[]))
+            .step("avatar", "slow", Call::new().payload(json!({"ms": 1500})))
+            .after(["profile"])
+            .step("page", "join", join(&["profile"]))
+            .after(["profile"])
+            .step("welcome", "join", join(&["avatar", "page"]))
+            .after(["avatar", "page"]);
+        let mut handle = caller.start_workflow(flow).await.unwrap();
+        while !matches!(handle.recv().await, Some(WorkflowEvent::Message { .. })) {}
+        let pool = pool(db).await;
+        let node: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT node FROM {schema}.runs WHERE step = 'avatar' AND state = 'running'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let pid: u32 = node.split(':').nth(1).unwrap().parse().unwrap();
+        let frozen = nodes.iter().position(|n| n.pid() == pid).unwrap();
+        nodes[frozen].signal("STOP");
+        // Its lease lapses; the other node runs the step again and the
+        // workflow finishes without the frozen node.
+        handle.await_result().await.unwrap();
+        let welcome: Value = handle.output("welcome").await.unwrap();
+        assert_eq!(welcome["got"][0]["attempt"], 2, "{welcome}");
+        // It wakes, finishes its stale attempt and tries to record it:
+        // fenced, it changes nothing.
+        nodes[frozen].signal("CONT");
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let (ended, steps_ended, state): (i64, i32, String) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT (SELECT count(*) FROM {schema}.ended_runs), steps_ended, state
+                 FROM {schema}.workflows"
+            )))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!((ended, steps_ended, state.as_str()), (4, 4, "succeeded"));
+        // The `join` steps (profile, page, welcome) each started once.
+        let starts = starts(&file);
+        assert_eq!(starts.len(), 3, "{starts:?}");
+        assert!(starts.iter().all(|(_, attempt, _)| *attempt == 1));
+        let ended =
+            endings(&all_events(&mut caller.attach_workflow(handle.id()).await.unwrap()).await);
+        assert_eq!(ended.len(), 4, "one ending per step: {ended:?}");
+        assert_eq!(caller.stats("slow").await.unwrap().runs, 1, "counted once");
+        caller.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_restarting_under_running_workflows_loses_and_doubles_no_step() {
+        let Some(cluster) = support::private_cluster() else {
+            return;
+        };
+        let db = Database {
+            url: cluster.url(),
+            cluster: None,
+        };
+        let schema = schema("flows_pgrestart");
+        let caller = caller(&db, &schema).await;
+        let dir = tempfile_dir("flows_pgrestart");
+        let file = dir.join("starts");
+        let settings = NodeSettings {
+            lease_ms: 2000,
+            concurrency: 8,
+            starts_file: Some(file.clone()),
+            ..NodeSettings::new(&db, &schema)
+        };
+        let _node = NodeProcess::start(&settings);
+
+        const FLOWS: usize = 20;
+        let mut handles = Vec::new();
+        for _ in 0..FLOWS {
+            handles.push(caller.start_workflow(diamond(150)).await.unwrap());
+        }
+        // Steps are running and waiting when the server goes away.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        cluster.stop_server().unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        cluster.start_server().unwrap();
+
+        for handle in &handles {
+            tokio::time::timeout(support::PATIENCE, handle.await_result())
+                .await
+                .expect("every workflow ends once the database is back")
+                .unwrap();
+            let welcome: Value = handle.output("welcome").await.unwrap();
+            assert_eq!(welcome["got"].as_array().map(Vec::len), Some(2));
+        }
+        // Each step ended once, and each child started only after its
+        // parents: one start per step, unless its lease lapsed while the
+        // server was down (then its attempt 2 is the one that counted).
+        let (succeeded, ended, distinct): (i64, i64, i64) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT (SELECT count(*) FROM {schema}.workflows
+                         WHERE state = 'succeeded' AND steps_ended = 4),
+                        (SELECT count(*) FROM {schema}.ended_runs),
+                        (SELECT count(DISTINCT id) FROM {schema}.ended_runs)"
+            )))
+            .fetch_one(&pool(&db).await)
+            .await
+            .unwrap();
+        let steps = (FLOWS * 4) as i64;
+        assert_eq!((succeeded, ended, distinct), (FLOWS as i64, steps, steps));
+        let starts = starts(&file);
+        let runs: std::collections::HashSet<&str> =
+            starts.iter().map(|(run, ..)| run.as_str()).collect();
+        assert_eq!(runs.len(), FLOWS * 4, "every step started");
+        assert_eq!(caller.stats("join").await.unwrap().runs, FLOWS as u64 * 4);
         caller.shutdown().await.unwrap();
     }
 
