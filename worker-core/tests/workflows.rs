@@ -430,16 +430,21 @@ async fn a_failed_step_cancels_what_waits_for_it_and_the_other_branch_finishes()
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_that_times_out_ends_as_timed_out() -> Result<()> {
-    let manager = WorkerManager::new();
+/// `stuck`, which outlives its 20 ms timeout, and `after`, a no-op.
+async fn stuck_and_after(manager: &WorkerManager) -> Result<()> {
     manager
         .register_with_timeout("stuck", Some(Duration::from_millis(20)), |ctx| async move {
             ctx.sleep(Duration::from_secs(30)).await;
             Ok(())
         })
         .await?;
-    manager.register("after", |_ctx| async { Ok(()) }).await?;
+    manager.register("after", |_ctx| async { Ok(()) }).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_times_out_ends_as_timed_out() -> Result<()> {
+    let manager = WorkerManager::new();
+    stuck_and_after(&manager).await?;
     let flow = Workflow::new("late")
         .step("stuck", "stuck", Call::new())
         .step("after", "after", Call::new())
@@ -518,13 +523,7 @@ async fn every_failed_branch_dooms_its_own_steps() -> Result<()> {
             Err::<(), _>(Error::permanent("account closed"))
         })
         .await?;
-    manager
-        .register_with_timeout("stuck", Some(Duration::from_millis(20)), |ctx| async move {
-            ctx.sleep(Duration::from_secs(30)).await;
-            Ok(())
-        })
-        .await?;
-    manager.register("after", |_ctx| async { Ok(()) }).await?;
+    stuck_and_after(&manager).await?;
     let flow = Workflow::new("two-failures")
         .step("broken", "broken", Call::new())
         .step("stuck", "stuck", Call::new())

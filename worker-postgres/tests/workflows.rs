@@ -360,21 +360,17 @@ async fn independent_steps_overlap_and_messages_arrive_in_order_tagged_with_thei
 async fn a_parent_output_read_as_a_type_that_does_not_fit_fails_the_step_once_naming_the_parent() {
     let Some(db) = database() else { return };
     let schema = schema("flows_mismatch");
-    let manager = WorkerManager::new();
-    manager.set_grace_period(std::time::Duration::from_millis(300));
-    support::workers::register(&manager).await;
-    manager
-        .register_with(
-            "wants-a-number",
-            WorkerOptions::new().retries(3),
-            |ctx| async move { ctx.parent_output::<u64>("profile").map(|n| n + 1) },
-        )
-        .await
-        .unwrap();
-    manager
-        .set_backend(support::backend(db, &schema))
-        .await
-        .unwrap();
+    let manager = support::manager_with(support::backend(db, &schema), async |manager| {
+        manager
+            .register_with(
+                "wants-a-number",
+                WorkerOptions::new().retries(3),
+                |ctx| async move { ctx.parent_output::<u64>("profile").map(|n| n + 1) },
+            )
+            .await
+            .unwrap();
+    })
+    .await;
     let flow = Workflow::new("mismatch")
         .step("profile", "join", Call::new())
         .step("count", "wants-a-number", Call::new())
@@ -456,24 +452,20 @@ async fn a_steps_call_options_apply_to_it_its_delay_counted_from_its_release() {
 async fn a_step_keeps_its_workers_limits_and_retries() {
     let Some(db) = database() else { return };
     let schema = schema("flows_limits");
-    let manager = WorkerManager::new();
-    manager.set_grace_period(std::time::Duration::from_millis(300));
-    support::workers::register(&manager).await;
-    manager
-        .register_with(
-            "one-in-the-cluster",
-            WorkerOptions::new().global_concurrency(1),
-            |ctx| async move {
-                ctx.sleep(std::time::Duration::from_millis(50)).await;
-                Ok(())
-            },
-        )
-        .await
-        .unwrap();
-    manager
-        .set_backend(support::backend(db, &schema))
-        .await
-        .unwrap();
+    let manager = support::manager_with(support::backend(db, &schema), async |manager| {
+        manager
+            .register_with(
+                "one-in-the-cluster",
+                WorkerOptions::new().global_concurrency(1),
+                |ctx| async move {
+                    ctx.sleep(std::time::Duration::from_millis(50)).await;
+                    Ok(())
+                },
+            )
+            .await
+            .unwrap();
+    })
+    .await;
     // Four independent steps of a worker limited to one at a time, then
     // one that fails its first attempt.
     let mut flow = Workflow::new("limited");
@@ -580,6 +572,39 @@ mod processes {
         support::manager(support::backend(db, schema).execute(false)).await
     }
 
+    /// The diamond with a slow `avatar` step (1.5 s, the `slow` worker),
+    /// the others `join` steps.
+    fn slow_avatar(name: &str) -> Workflow {
+        let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents}));
+        Workflow::new(name)
+            .step("profile", "join", join(&[]))
+            .step("avatar", "slow", Call::new().payload(json!({"ms": 1500})))
+            .after(["profile"])
+            .step("page", "join", join(&["profile"]))
+            .after(["profile"])
+            .step("welcome", "join", join(&["avatar", "page"]))
+            .after(["avatar", "page"])
+    }
+
+    /// Which of `nodes` executes the `avatar` step, once it has said so
+    /// (its first message).
+    async fn running_avatar(
+        handle: &mut WorkflowHandle,
+        pool: &sqlx::PgPool,
+        schema: &str,
+        nodes: &[NodeProcess],
+    ) -> usize {
+        while !matches!(handle.recv().await, Some(WorkflowEvent::Message { .. })) {}
+        let node: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT node FROM {schema}.runs WHERE step = 'avatar' AND state = 'running'"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let pid: u32 = node.split(':').nth(1).unwrap().parse().unwrap();
+        nodes.iter().position(|n| n.pid() == pid).unwrap()
+    }
+
     fn starts(file: &std::path::Path) -> Vec<(String, u32, u32)> {
         std::fs::read_to_string(file)
             .unwrap_or_default()
@@ -655,27 +680,12 @@ mod processes {
             ..NodeSettings::new(db, &schema)
         };
         let nodes = [NodeProcess::start(&settings), NodeProcess::start(&settings)];
-        let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents}));
-        let flow = Workflow::new("survives")
-            .step("profile", "join", join(&[]))
-            .step("avatar", "slow", Call::new().payload(json!({"ms": 1500})))
-            .after(["profile"])
-            .step("page", "join", join(&["profile"]))
-            .after(["profile"])
-            .step("welcome", "join", join(&["avatar", "page"]))
-            .after(["avatar", "page"]);
-        let mut handle = caller.start_workflow(flow).await.unwrap();
-        // The slow step's first message: it is executing on some node.
-        while !matches!(handle.recv().await, Some(WorkflowEvent::Message { .. })) {}
+        let mut handle = caller
+            .start_workflow(slow_avatar("survives"))
+            .await
+            .unwrap();
         let pool = pool(db).await;
-        let node: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT node FROM {schema}.runs WHERE step = 'avatar' AND state = 'running'"
-        )))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let pid: u32 = node.split(':').nth(1).unwrap().parse().unwrap();
-        let victim = nodes.iter().position(|n| n.pid() == pid).unwrap();
+        let victim = running_avatar(&mut handle, &pool, &schema, &nodes).await;
         nodes[victim].signal("KILL");
         let started = Instant::now();
         handle.await_result().await.unwrap();
@@ -724,26 +734,9 @@ mod processes {
             ..NodeSettings::new(db, &schema)
         };
         let nodes = [NodeProcess::start(&settings), NodeProcess::start(&settings)];
-        let join = |parents: &[&str]| Call::new().payload(json!({"parents": parents}));
-        let flow = Workflow::new("frozen")
-            .step("profile", "join", join(&[]))
-            .step("avatar", "slow", Call::new().payload(json!({"ms": 1500})))
-            .after(["profile"])
-            .step("page", "join", join(&["profile"]))
-            .after(["profile"])
-            .step("welcome", "join", join(&["avatar", "page"]))
-            .after(["avatar", "page"]);
-        let mut handle = caller.start_workflow(flow).await.unwrap();
-        while !matches!(handle.recv().await, Some(WorkflowEvent::Message { .. })) {}
+        let mut handle = caller.start_workflow(slow_avatar("frozen")).await.unwrap();
         let pool = pool(db).await;
-        let node: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT node FROM {schema}.runs WHERE step = 'avatar' AND state = 'running'"
-        )))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let pid: u32 = node.split(':').nth(1).unwrap().parse().unwrap();
-        let frozen = nodes.iter().position(|n| n.pid() == pid).unwrap();
+        let frozen = running_avatar(&mut handle, &pool, &schema, &nodes).await;
         nodes[frozen].signal("STOP");
         // Its lease lapses; the other node runs the step again and the
         // workflow finishes without the frozen node.

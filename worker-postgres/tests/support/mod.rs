@@ -160,9 +160,20 @@ pub fn backend(db: &Database, schema: &str) -> Postgres {
 
 /// A manager with the test workers and `backend` started.
 pub async fn manager(backend: Postgres) -> WorkerManager {
+    manager_with(backend, async |_| {}).await
+}
+
+/// [`manager`], with a test's own workers registered beside the shared
+/// ones before the backend starts (so that their options reach its
+/// claims).
+pub async fn manager_with(
+    backend: Postgres,
+    register: impl AsyncFnOnce(&WorkerManager),
+) -> WorkerManager {
     let manager = WorkerManager::new();
     manager.set_grace_period(Duration::from_millis(300));
     workers::register(&manager).await;
+    register(&manager).await;
     manager
         .set_backend(backend)
         .await
