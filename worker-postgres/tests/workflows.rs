@@ -15,6 +15,15 @@ fn diamond(ms: u64) -> Workflow {
     support::workers::diamond("onboard", ms)
 }
 
+/// How step `name` ended, among `ended` (from [`endings`]).
+fn ending_of(ended: &[(String, Outcome, Option<String>)], name: &str) -> (Outcome, Option<String>) {
+    ended
+        .iter()
+        .find(|(step, ..)| step == name)
+        .map(|(_, outcome, error)| (*outcome, error.clone()))
+        .unwrap_or_else(|| panic!("no ending for {name}: {ended:?}"))
+}
+
 async fn all_events(handle: &mut WorkflowHandle) -> Vec<WorkflowEvent> {
     let mut events = Vec::new();
     while let Some(event) = tokio::time::timeout(std::time::Duration::from_secs(30), handle.recv())
@@ -132,20 +141,14 @@ async fn a_failed_step_cancels_what_waits_for_it_in_the_same_transaction() {
     assert!(error.to_string().contains("account closed"), "{error}");
 
     let ended = endings(&events);
-    let of = |name: &str| {
-        ended
-            .iter()
-            .find(|(step, ..)| step == name)
-            .cloned()
-            .unwrap()
-    };
+    let of = |name: &str| ending_of(&ended, name);
     assert_eq!(
-        of("side").1,
+        of("side").0,
         Outcome::Succeeded,
         "the other branch finished"
     );
     for doomed in ["after", "last"] {
-        let (_, outcome, error) = of(doomed);
+        let (outcome, error) = of(doomed);
         assert_eq!(outcome, Outcome::Cancelled);
         assert_eq!(error.as_deref(), Some("not run: step 'broken' failed"));
         assert!(
@@ -187,21 +190,15 @@ async fn every_failed_branch_dooms_its_own_steps_and_a_timeout_ends_as_timed_out
         .after(["stuck"]);
     let mut handle = manager.start_workflow(flow).await.unwrap();
     let ended = endings(&all_events(&mut handle).await);
-    let of = |name: &str| {
-        ended
-            .iter()
-            .find(|(step, ..)| step == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no ending for {name}: {ended:?}"))
-    };
-    assert_eq!(of("broken").1, Outcome::Failed);
+    let of = |name: &str| ending_of(&ended, name);
+    assert_eq!(of("broken").0, Outcome::Failed);
     assert_eq!(
-        of("stuck").1,
+        of("stuck").0,
         Outcome::TimedOut,
         "a timeout is its own outcome"
     );
     for (doomed, by) in [("after-broken", "broken"), ("after-stuck", "stuck")] {
-        let (_, outcome, error) = of(doomed);
+        let (outcome, error) = of(doomed);
         assert_eq!(outcome, Outcome::Cancelled, "{doomed}");
         assert_eq!(error, Some(format!("not run: step '{by}' failed")));
     }
@@ -420,7 +417,7 @@ async fn a_steps_call_options_apply_to_it_its_delay_counted_from_its_release() {
         .after(["first"]);
     let mut handle = manager.start_workflow(flow).await.unwrap();
     let ended = endings(&all_events(&mut handle).await);
-    let outcome = |name: &str| ended.iter().find(|(step, ..)| step == name).unwrap().1;
+    let outcome = |name: &str| ending_of(&ended, name).0;
     assert_eq!(outcome("first"), Outcome::Succeeded);
     assert_eq!(outcome("later"), Outcome::Succeeded);
     assert_eq!(outcome("stuck"), Outcome::TimedOut, "its own timeout");
