@@ -666,7 +666,12 @@ ALTER TABLE {s}.workflow_steps SET (fillfactor = 50);
 ALTER TABLE {s}.workflows SET (fillfactor = 50);
 DROP TRIGGER runs_step_ended ON {s}.runs;
 DROP FUNCTION {s}.step_ended();
-CREATE FUNCTION {s}.steps_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Its statements join a batch of at most a few hundred endings to tables
+-- that grow with every workflow: each row is looked up by its key. The
+-- planner, guessing the batch's size, would hash whole tables instead (a
+-- full pass over `workflow_steps` per batch was seen), so it may not.
+CREATE FUNCTION {s}.steps_ended() RETURNS trigger LANGUAGE plpgsql
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     released_n integer;
     failed_n   integer;
