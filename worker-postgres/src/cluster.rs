@@ -517,8 +517,12 @@ pub(crate) async fn connect(config: &Config, size: u32) -> Result<PgPool> {
     }
     let options: sqlx::postgres::PgConnectOptions = config
         .url
-        .parse()
-        .map_err(|err| not_postgres(format!("{err}")))?;
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .map_err(|err| not_postgres(format!("{err}")))?
+        .options([(
+            "idle_in_transaction_session_timeout",
+            format!("{}ms", config.idle_in_transaction_timeout().as_millis()),
+        )]);
     let connected = PgPoolOptions::new()
         .max_connections(size)
         .min_connections(1)

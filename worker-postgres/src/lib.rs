@@ -277,11 +277,21 @@ impl Postgres {
     /// still opens one connection of its own, with the pool's connect
     /// options.
     ///
+    /// Give its connections an `idle_in_transaction_session_timeout`, as
+    /// the backend's own pool has (twice the lease, at least 1 s): without
+    /// it, a node stopped in the middle of a transaction (SIGSTOP, a
+    /// frozen VM) holds that transaction's locks, such as a workflow's row
+    /// or a limited worker's claim lock, until it wakes, and the other
+    /// nodes wait for them.
+    ///
     /// ```no_run
     /// # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
-    /// use worker_postgres::{Postgres, sqlx::postgres::PgPoolOptions};
+    /// use worker_postgres::Postgres;
+    /// use worker_postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
     ///
-    /// let pool = PgPoolOptions::new().max_connections(20).connect("postgres://app@db/app").await?;
+    /// let options: PgConnectOptions = "postgres://app@db/app".parse()?;
+    /// let options = options.options([("idle_in_transaction_session_timeout", "60s")]);
+    /// let pool = PgPoolOptions::new().max_connections(20).connect_with(options).await?;
     /// let backend = Postgres::new("postgres://app@db/app").pool(pool.clone());
     /// # Ok(()) }
     /// ```
