@@ -497,12 +497,15 @@ async fn a_step_keeps_its_workers_limits_and_retries() {
         .collect();
     assert_eq!(attempts, [json!(1), json!(2)]);
 
-    // On the database's clock, the limited steps never overlapped.
+    // On the database's clock, the limited steps' slots never overlapped:
+    // a slot is held from the claim to its release (see tests/limits.rs;
+    // the recorded ending may come after the next claim).
     let overlaps: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM {schema}.ended_runs a JOIN {schema}.ended_runs b
              ON a.worker = b.worker AND a.id < b.id
          WHERE a.worker = 'one-in-the-cluster'
-           AND a.started_at < b.ended_at AND b.started_at < a.ended_at"
+           AND a.claimed_at < coalesce(b.released_at, b.ended_at)
+           AND b.claimed_at < coalesce(a.released_at, a.ended_at)"
     )))
     .fetch_one(&pool(db).await)
     .await
@@ -557,7 +560,6 @@ mod processes {
     //! running workflows.
 
     use std::collections::HashMap;
-    use std::time::Instant;
 
     use serde_json::{Value, json};
     use worker_core::prelude::*;
@@ -567,6 +569,15 @@ mod processes {
 
     async fn caller(db: &Database, schema: &str) -> WorkerManager {
         support::manager(support::backend(db, schema).execute(false)).await
+    }
+
+    /// Waits for `handle`'s workflow to succeed: a hang fails the test
+    /// instead of holding up the whole run.
+    async fn ends(handle: &WorkflowHandle) {
+        tokio::time::timeout(support::PATIENCE, handle.await_result())
+            .await
+            .expect("the workflow ends")
+            .unwrap();
     }
 
     /// The diamond with a slow `avatar` step (1.5 s, the `slow` worker),
@@ -637,7 +648,7 @@ mod processes {
             handles.push(caller.start_workflow(diamond(0)).await.unwrap());
         }
         for handle in &handles {
-            handle.await_result().await.unwrap();
+            ends(handle).await;
             let welcome: Value = handle.output("welcome").await.unwrap();
             assert_eq!(
                 welcome["got"].as_array().map(Vec::len),
@@ -684,9 +695,7 @@ mod processes {
         let pool = pool(db).await;
         let victim = running_avatar(&mut handle, &pool, &schema, &nodes).await;
         nodes[victim].signal("KILL");
-        let started = Instant::now();
-        handle.await_result().await.unwrap();
-        assert!(started.elapsed() < support::PATIENCE);
+        ends(&handle).await;
         let welcome: Value = handle.output("welcome").await.unwrap();
         assert_eq!(welcome["got"][0]["attempt"], 2, "{welcome}");
         let ended =
@@ -737,7 +746,7 @@ mod processes {
         nodes[frozen].signal("STOP");
         // Its lease lapses; the other node runs the step again and the
         // workflow finishes without the frozen node.
-        handle.await_result().await.unwrap();
+        ends(&handle).await;
         let welcome: Value = handle.output("welcome").await.unwrap();
         assert_eq!(welcome["got"][0]["attempt"], 2, "{welcome}");
         // It wakes, finishes its stale attempt and tries to record it:
