@@ -246,15 +246,7 @@ async fn the_overview_draws_its_charts_and_fits_a_phone() {
     session.save_screenshot("overview").await;
 
     // On a phone-sized window nothing runs off the side of the page.
-    session.resize(390, 844).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let overflow = session
-        .execute("return document.documentElement.scrollWidth - window.innerWidth;")
-        .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "wider than the phone by {overflow}px"
-    );
+    session.assert_fits_a_phone().await;
     session.save_screenshot("overview-phone").await;
     server.manager.cancel(&slow).await.unwrap();
     session.quit().await;

@@ -217,6 +217,31 @@ impl Session {
             .await;
     }
 
+    /// Resizes to a phone's window and checks that nothing runs off the
+    /// side of the page; the window stays phone-sized.
+    pub async fn assert_fits_a_phone(&self) {
+        self.resize(390, 844).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let overflow = self
+            .execute("return document.documentElement.scrollWidth - window.innerWidth;")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "wider than the phone by {overflow}px"
+        );
+    }
+
+    /// Answers the page's next `confirm()` with yes, keeping its text in
+    /// `window.confirmed` for the test to read.
+    pub async fn accept_confirms(&self) {
+        self.execute(
+            "window.confirmed = null;
+             window.confirm = (text) => { window.confirmed = text; return true; };
+             return true;",
+        )
+        .await;
+    }
+
     /// Polls `script` (a function body) until it returns something other
     /// than `null`/`false`; fails after `patience` saying `what`.
     pub async fn wait_for(&self, what: &str, patience: Duration, script: &str) -> Value {

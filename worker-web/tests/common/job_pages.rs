@@ -123,13 +123,7 @@ pub async fn retry_all_failed(session: &Session, base: &str, worker: &str, n: us
             ),
         )
         .await;
-    session
-        .execute(
-            "window.confirmed = null;
-             window.confirm = (text) => { window.confirmed = text; return true; };
-             return true;",
-        )
-        .await;
+    session.accept_confirms().await;
     let retry = session.find("#retry-failed").await;
     session.click(&retry).await;
     let asked = session

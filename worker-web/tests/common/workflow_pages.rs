@@ -130,15 +130,7 @@ pub async fn blocked_diamond_drawn(session: &Session, runs: &[String; 4]) {
         "a column per depth: {columns:?}"
     );
 
-    session.resize(390, 844).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let overflow = session
-        .execute("return document.documentElement.scrollWidth - window.innerWidth;")
-        .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "wider than the phone by {overflow}px"
-    );
+    session.assert_fits_a_phone().await;
     session.resize(1280, 900).await;
 }
 
@@ -168,13 +160,7 @@ pub async fn node_opens_its_run(session: &Session, step: &str, run: &str, outcom
 /// and waits until the view says cancelled: every node ended, the button
 /// gone.
 pub async fn cancel_blocked_diamond(session: &Session) {
-    session
-        .execute(
-            "window.confirmed = null;
-             window.confirm = (text) => { window.confirmed = text; return true; };
-             return true;",
-        )
-        .await;
+    session.accept_confirms().await;
     let cancel = session.find("#workflow-cancel").await;
     session.click(&cancel).await;
     let graph = graph_in(session, "cancelled").await;
