@@ -478,6 +478,22 @@ enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    /// A drain's rate, marked partial when `cap` ended the wait first;
+    /// `shown` is its progress line.
+    fn of_drain(drained: &common::Drained, cap: Duration, shown: String) -> Outcome {
+        if drained.complete {
+            Outcome::Value(drained.rate(), shown)
+        } else {
+            Outcome::Partial(
+                drained.rate(),
+                format!("capped at {} s", cap.as_secs()),
+                shown,
+            )
+        }
+    }
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -518,28 +534,17 @@ async fn throughput(admin_url: &str, plan: &Plan) -> Result<Vec<Row>> {
         &mut legs,
         async |leg: &Leg, url: &str| {
             let drained = leg.queue.drain(url, leg.setting(), jobs, cap).await?;
-            let rate = drained.rate();
-            Ok(if drained.complete {
-                Outcome::Value(
-                    rate,
-                    format!(
-                        "{} in {:.2} s",
-                        report::rate(rate),
-                        drained.elapsed.as_secs_f64()
-                    ),
-                )
+            let rate = report::rate(drained.rate());
+            let shown = if drained.complete {
+                format!("{rate} in {:.2} s", drained.elapsed.as_secs_f64())
             } else {
-                Outcome::Partial(
-                    rate,
-                    format!("capped at {} s", cap.as_secs()),
-                    format!(
-                        "{} ({} of {jobs} done in {:.1} s)",
-                        report::rate(rate),
-                        drained.done,
-                        drained.elapsed.as_secs_f64()
-                    ),
+                format!(
+                    "{rate} ({} of {jobs} done in {:.1} s)",
+                    drained.done,
+                    drained.elapsed.as_secs_f64()
                 )
-            })
+            };
+            Ok(Outcome::of_drain(&drained, cap, shown))
         },
     )
     .await?;

@@ -68,15 +68,7 @@ pub async fn cost(admin_url: &str, plan: &Plan) -> Result<String> {
                 drained.done,
                 drained.elapsed.as_secs_f64()
             );
-            Ok(if drained.complete {
-                Outcome::Value(drained.rate(), shown)
-            } else {
-                Outcome::Partial(
-                    drained.rate(),
-                    format!("capped at {} s", cap.as_secs()),
-                    shown,
-                )
-            })
+            Ok(Outcome::of_drain(&drained, cap, shown))
         },
     )
     .await?;
